@@ -1,0 +1,75 @@
+"""The contract every model family implements so the Segmenter, evaluation and training never care which one runs.
+
+Flow: ``preprocess`` (RGB uint8 images → pixel values) → ``encode_image`` (prompt-independent features,
+computed once per image) ; ``encode_prompts`` (text → conditioning vectors, frozen, cacheable) ;
+``decode`` (features + vectors → logits at the model's native resolution).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import PreTrainedModel
+
+Features = tuple[torch.Tensor, ...]
+
+
+class Backend(ABC):
+    """A model family behind one contract. ``model`` is a transformers ``PreTrainedModel``."""
+
+    model: PreTrainedModel
+    #: short name shown in the UI and written to metrics files
+    family: str = "backend"
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    @abstractmethod
+    def input_size(self) -> int:
+        """Side of the square model input, in pixels."""
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """Per-prompt thresholds stored with the checkpoint (empty: use the caller's threshold)."""
+        return dict(getattr(self.model.config, "prompt_thresholds", None) or {})
+
+    @abstractmethod
+    def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """RGB uint8 ``H×W×3`` arrays → pixel values ``[B, 3, S, S]`` on the model's device."""
+
+    @abstractmethod
+    def encode_image(self, pixel_values: torch.Tensor) -> Features:
+        """Prompt-independent features of a batch of images (frozen parts only for CLIPSeg)."""
+
+    @abstractmethod
+    def encode_prompts(self, prompts: Sequence[str]) -> torch.Tensor:
+        """Conditioning vectors ``[P, D]`` for text prompts; frozen, so callers may cache them per prompt."""
+
+    @abstractmethod
+    def decode(self, features: Features, embeddings: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B, h, w]``; ``features`` and ``embeddings`` share the batch dimension ``B``."""
+
+    def trainable_parameters(self) -> Iterator[torch.nn.Parameter]:
+        """Parameters fine-tuning updates (default: all that require grad)."""
+        return (p for p in self.model.parameters() if p.requires_grad)
+
+    def cache_key(self) -> str:
+        """Identifies the frozen image encoder, so cached features are invalidated when it changes."""
+        return f"{self.family}:{self.model.config.name_or_path}"
+
+    @abstractmethod
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write model (safetensors) and whatever preprocessing/tokenizer files loading needs."""
+
+
+def repeat_features(features: Features, repeats: int) -> Features:
+    """Repeat each image's features ``repeats`` times along the batch (image-major order)."""
+    if repeats == 1:
+        return features
+    return tuple(f.repeat_interleave(repeats, dim=0) for f in features)
