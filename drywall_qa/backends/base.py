@@ -26,6 +26,9 @@ class Backend(ABC):
     family: str = "backend"
     #: True when ``encode_image`` has no trainable parameters, so training may cache its output per image
     frozen_image_encoder: bool = False
+    #: per-channel normalisation of [0, 1] images
+    image_mean: tuple[float, ...] = (0.5, 0.5, 0.5)
+    image_std: tuple[float, ...] = (0.5, 0.5, 0.5)
 
     @property
     def device(self) -> torch.device:
@@ -44,6 +47,12 @@ class Backend(ABC):
     @abstractmethod
     def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """RGB uint8 ``H×W×3`` arrays → pixel values ``[B, 3, S, S]`` on the model's device."""
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """Float images in [0, 1], ``[B, 3, S, S]`` at ``input_size`` → pixel values (training feeds augmented images)."""
+        mean = torch.tensor(self.image_mean, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.image_std, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
+        return (images - mean) / std
 
     @abstractmethod
     def encode_image(self, pixel_values: torch.Tensor) -> Features:

@@ -179,8 +179,7 @@ class LiteBackend(Backend):
     """drywall-qa-lite behind the backend contract."""
 
     family = "drywall-qa-lite"
-    mean = 0.5
-    std = 0.25
+    image_std = (0.25, 0.25, 0.25)
 
     def __init__(self, model: LiteModel, text_encoder: SentenceEncoder | None = None) -> None:
         self.model = model
@@ -205,8 +204,7 @@ class LiteBackend(Backend):
                           size=size, mode="bilinear", antialias=True, align_corners=False)
             for im in images
         ]
-        pixels = torch.cat(batch).div_(255.0).sub_(self.mean).div_(self.std)
-        return pixels.to(self.device)
+        return self.normalize(torch.cat(batch).div_(255.0).to(self.device))
 
     def encode_image(self, pixel_values: torch.Tensor) -> Features:
         return self.model.encode_image(pixel_values)

@@ -1,0 +1,57 @@
+"""Crash-safe training state: model, optimizer, scheduler, RNG and progress in one file, replaced atomically."""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+STATE_FILE = "training_state.pt"
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """Write to a temp file in the same folder, fsync, then rename: a kill leaves the old file or the new one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def rng_state() -> dict:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def restore_rng(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+def save_training_state(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                        scheduler: Any, epoch: int, best: float) -> None:
+    """Everything needed to continue after ``epoch`` (the number of completed epochs)."""
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+             "epoch": epoch, "best": best, "rng": rng_state()}
+    atomic_torch_save(state, directory / STATE_FILE)
+
+
+def load_training_state(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                        scheduler: Any) -> tuple[int, float]:
+    """Restore in place; returns (completed epochs, best score)."""
+    state = torch.load(directory / STATE_FILE, map_location="cpu", weights_only=False)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    restore_rng(state["rng"])
+    return state["epoch"], state["best"]

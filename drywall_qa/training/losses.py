@@ -1,0 +1,35 @@
+"""Segmentation losses on logits and soft targets of the same shape ``[B, H, W]``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """1 − Dice per image, averaged; ``eps`` keeps an empty target with an empty prediction at ~0 loss."""
+    prob = logits.sigmoid().flatten(1)
+    target = target.flatten(1)
+    inter = (prob * target).sum(1)
+    return (1 - (2 * inter + eps) / (prob.sum(1) + target.sum(1) + eps)).mean()
+
+
+def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0, alpha: float = 0.25) -> torch.Tensor:
+    """Sigmoid focal loss (Lin et al. 2017), mean over pixels."""
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    prob = logits.sigmoid()
+    p_t = prob * target + (1 - prob) * (1 - target)
+    weight = alpha * target + (1 - alpha) * (1 - target)
+    return (weight * (1 - p_t) ** gamma * bce).mean()
+
+
+LOSSES: dict[str, LossFn] = {
+    "bce": F.binary_cross_entropy_with_logits,
+    "bce+dice": lambda logits, target: F.binary_cross_entropy_with_logits(logits, target)
+    + soft_dice_loss(logits, target),
+    "focal+dice": lambda logits, target: 10 * focal_loss(logits, target) + soft_dice_loss(logits, target),
+}

@@ -1,0 +1,128 @@
+"""Training samples: (image, prompt, target) triples over one or more datasets, with negative prompts.
+
+Randomness (prompt choice, negatives, augmentation) is drawn from a generator seeded by (seed, epoch, index), so a
+run is reproducible, a resumed run sees the same samples as an uninterrupted one, and workers need no shared state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from drywall_qa.data import CocoSplit, DatasetSpec
+from drywall_qa.training.augment import AugmentConfig, augment
+
+#: prompts for things absent from every training image; a negative pair teaches the model to answer "nothing".
+#: The cross-prompt evaluation uses other unrelated prompts (window, person, sky), so it stays a held-out check.
+DISTRACTOR_PROMPTS = (
+    "segment door", "segment floor", "segment ceiling lamp", "segment electrical outlet", "segment ladder",
+    "segment paint bucket", "segment cable", "segment tree", "segment car", "segment text", "segment dog",
+    "segment table",
+)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One training split and the dataset it belongs to."""
+
+    spec: DatasetSpec
+    split: CocoSplit
+
+
+class PromptedSegmentationSet(Dataset):
+    """Yields dicts with ``image`` ([3,S,S] float in [0,1], or ``index`` when features are cached), ``target``
+    (soft mask [S,S]), ``prompt`` and ``negative``.
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        size: int,
+        prompts: str = "all",
+        negatives: float = 0.0,
+        seed: int = 0,
+        augmentation: AugmentConfig = AugmentConfig(),
+        limit: int | None = None,
+        images: bool = True,
+    ) -> None:
+        if prompts not in ("canonical", "all"):
+            raise ValueError(f"prompts must be 'canonical' or 'all', not {prompts!r}")
+        self.sources, self.size, self.prompts, self.negatives = list(sources), size, prompts, negatives
+        self.seed, self.augmentation, self.images, self.epoch = seed, augmentation, images, 0
+        self.index = [(s, i) for s, src in enumerate(self.sources) for i in range(min(len(src.split), limit or 10**9))]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _prompts_of(self, spec: DatasetSpec) -> tuple[str, ...]:
+        return spec.prompts if self.prompts == "all" else (spec.canonical,)
+
+    def _negative_prompt(self, own: DatasetSpec, rng: np.random.Generator) -> str:
+        others = [p for src in self.sources if src.spec.name != own.name for p in self._prompts_of(src.spec)]
+        pool = others if others and rng.random() < 0.5 else list(DISTRACTOR_PROMPTS)
+        return pool[rng.integers(len(pool))]
+
+    def __getitem__(self, item: int) -> dict:
+        source_id, image_id = self.index[item]
+        source = self.sources[source_id]
+        rng = np.random.default_rng((self.seed, self.epoch, item))
+        negative = rng.random() < self.negatives
+        own = self._prompts_of(source.spec)
+        prompt = self._negative_prompt(source.spec, rng) if negative else own[rng.integers(len(own))]
+        mask = source.split.mask(image_id)
+        if negative:
+            mask = np.zeros_like(mask)
+        sample = {"prompt": prompt, "negative": negative, "index": item}
+        if self.images:
+            sample["image"], sample["target"] = augment(source.split.load_image(image_id), mask, self.size, rng,
+                                                        self.augmentation)
+        else:
+            sample["target"] = torch.nn.functional.interpolate(
+                torch.from_numpy(mask).float()[None, None], size=(self.size, self.size), mode="area")[0, 0]
+        return sample
+
+    def image_file(self, item: int) -> str:
+        source_id, image_id = self.index[item]
+        return str(self.sources[source_id].split.image_path(image_id))
+
+
+def collate(samples: list[dict]) -> dict:
+    """Stack tensors, keep prompts as a list."""
+    batch = {"prompt": [s["prompt"] for s in samples], "index": torch.tensor([s["index"] for s in samples]),
+             "negative": torch.tensor([s["negative"] for s in samples]),
+             "target": torch.stack([s["target"] for s in samples])}
+    if "image" in samples[0]:
+        batch["image"] = torch.stack([s["image"] for s in samples])
+    return batch
+
+
+class EpochSampler(Sampler[int]):
+    """A seeded draw without replacement per epoch: all items shuffled, or ``per_epoch`` of them, optionally
+    weighted so each dataset contributes equally."""
+
+    def __init__(self, length: int, seed: int, per_epoch: int | None = None, weights: Sequence[float] | None = None):
+        self.length, self.seed, self.per_epoch, self.epoch = length, seed, per_epoch, 0
+        self.weights = torch.as_tensor(weights if weights is not None else [1.0] * length, dtype=torch.float64)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return min(self.per_epoch or self.length, self.length)
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.multinomial(self.weights, len(self), replacement=False, generator=generator).tolist())
+
+
+def balanced_weights(dataset: PromptedSegmentationSet) -> list[float]:
+    """Sampling weights that give every source the same share of an epoch."""
+    counts = np.bincount([s for s, _ in dataset.index], minlength=len(dataset.sources))
+    return [1.0 / counts[s] for s, _ in dataset.index]

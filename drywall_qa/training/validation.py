@@ -1,0 +1,57 @@
+"""Per-epoch validation: every prompt of every dataset (the evaluation code), cross-prompt false positives, and
+per-prompt threshold selection for the final checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from drywall_qa.data import CocoSplit, DatasetSpec
+from drywall_qa.evaluate import evaluate_split
+from drywall_qa.metrics import sweep_thresholds
+from drywall_qa.segmenter import Segmenter
+
+#: prompts for nothing in either dataset, never used in training (see samples.DISTRACTOR_PROMPTS)
+UNRELATED_PROMPTS = ("segment window", "segment person", "segment sky")
+#: a mask covering more than this fraction of the image counts as a false positive on a negative pair
+FALSE_POSITIVE_AREA = 0.005
+
+
+def cross_prompt_scores(segmenter: Segmenter, split: CocoSplit, prompts: Sequence[str], limit: int | None) -> dict:
+    """Prompts whose target is absent from ``split``: mean predicted area fraction and false-positive rate."""
+    areas: dict[str, list[float]] = {p: [] for p in prompts}
+    for i in range(min(len(split), limit or len(split))):
+        for prediction in segmenter.predict(split.load_image(i), list(prompts), threshold=None):
+            areas[prediction.prompt].append(prediction.coverage)
+    return {p: {"mean_area": float(np.mean(a)), "false_positive_rate": float(np.mean(np.array(a) > FALSE_POSITIVE_AREA))}
+            for p, a in areas.items()}
+
+
+def validate(segmenter: Segmenter, valid: dict[str, tuple[DatasetSpec, CocoSplit]], limit: int | None) -> dict:
+    """Scores per dataset: own prompts against the truth, and other datasets' / unrelated prompts as negatives."""
+    report = {}
+    for name, (spec, split) in valid.items():
+        metrics = evaluate_split(segmenter, split, spec.prompts, threshold=None, out_dir=None, limit=limit, panels=0)
+        negatives = [p for other, (s, _) in valid.items() if other != name for p in s.prompts] + list(UNRELATED_PROMPTS)
+        report[name] = {"prompts": metrics["prompts"], "cross": cross_prompt_scores(segmenter, split, negatives, limit)}
+    return report
+
+
+def mean_dice(report: dict) -> float:
+    """Model-selection score: mean validation Dice over every prompt of every dataset."""
+    return float(np.mean([m["dice"] for block in report.values() for m in block["prompts"].values()]))
+
+
+def choose_thresholds(segmenter: Segmenter, valid: dict[str, tuple[DatasetSpec, CocoSplit]],
+                      limit: int | None) -> dict[str, float]:
+    """Per prompt, the threshold that maximises validation mIoU."""
+    chosen = {}
+    for spec, split in valid.values():
+        n = min(len(split), limit or len(split))
+        for prompt in spec.prompts:
+            pairs = ((segmenter.predict(split.load_image(i), [prompt])[0].probabilities, split.mask(i))
+                     for i in range(n))
+            chosen[prompt] = float(sweep_thresholds(pairs)["best_threshold"])
+    return chosen

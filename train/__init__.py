@@ -1,0 +1,1 @@
+"""Fine-tuning entry point: ``python -m train --help``."""
