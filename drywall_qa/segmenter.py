@@ -1,0 +1,142 @@
+"""Image + text prompts → masks, with the work shared across prompts: the image is encoded once per call, prompt
+embeddings are cached, and all prompts are decoded in one batch."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from drywall_qa.backends import Backend, load_backend, repeat_features
+from drywall_qa.errors import InputError
+from drywall_qa.imaging import ImageSource, load_image, resize_probabilities
+
+DEFAULT_THRESHOLD = 0.5
+
+
+@dataclass
+class Prediction:
+    """One prompt's result on one image; ``probabilities`` and ``mask`` have the input image's size."""
+
+    prompt: str
+    probabilities: np.ndarray
+    mask: np.ndarray
+    #: raw model output at the model's native resolution (CPU, float32)
+    logits: torch.Tensor
+    threshold: float
+
+    @property
+    def coverage(self) -> float:
+        """Fraction of the image's pixels in the mask."""
+        return float(self.mask.mean())
+
+
+def select_device(preferred: str | torch.device | None = None) -> torch.device:
+    """``preferred`` when it is available, else the best present: CUDA, then Apple MPS, then CPU."""
+    if preferred is None or str(preferred) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
+    try:
+        device = torch.device(preferred)
+    except RuntimeError as err:
+        raise InputError("device", f"unknown device '{preferred}'", "use cuda, mps, cpu or leave it out") from err
+    available = {"cuda": torch.cuda.is_available, "mps": torch.backends.mps.is_available}
+    if not available.get(device.type, lambda: True)():
+        raise InputError("device", f"{device.type} is not available on this machine", "use cpu or leave it out")
+    return device
+
+
+class Segmenter:
+    """Promptable segmentation with any :class:`Backend`."""
+
+    def __init__(self, backend: Backend, cache_size: int = 256) -> None:
+        self.backend = backend
+        self.cache_size = cache_size
+        self._embeddings: OrderedDict[str, torch.Tensor] = OrderedDict()
+
+    @classmethod
+    def load(cls, model: str | Path | None = None, device: str | None = None) -> Segmenter:
+        """Load a checkpoint directory, alias or hub id (``None``: the bundled model) on the best device."""
+        return cls(load_backend(model, select_device(device)))
+
+    @property
+    def name(self) -> str:
+        """The model id or directory shown to users."""
+        return str(self.backend.model.config.name_or_path or self.backend.family)
+
+    def model_size(self) -> dict[str, float]:
+        """Parameter counts and the size of parameters + buffers in MiB."""
+        model = self.backend.model
+        tensors = [*model.parameters(), *model.buffers()]
+        return {"parameters": sum(p.numel() for p in model.parameters()),
+                "trainable_parameters": sum(p.numel() for p in self.backend.trainable_parameters()),
+                "megabytes": sum(t.numel() * t.element_size() for t in tensors) / 2**20}
+
+    def predict(self, image: ImageSource, prompts: Sequence[str] | str,
+                threshold: float | None = None) -> list[Prediction]:
+        """One prediction per prompt; ``threshold`` None uses the checkpoint's per-prompt threshold or 0.5."""
+        return self.predict_batch([image], prompts, threshold)[0]
+
+    def predict_batch(self, images: Sequence[ImageSource], prompts: Sequence[str] | str,
+                      threshold: float | None = None) -> list[list[Prediction]]:
+        """``predict`` for several images in one forward pass (pass chunks of a large set).
+
+        Returned logits are ordinary tensors (cloned outside inference mode), safe to use in later computations.
+        """
+        prompts = _check_prompts(prompts)
+        _check_threshold(threshold)
+        arrays = [load_image(image) for image in images]
+        if not arrays:
+            return []
+        with torch.inference_mode():
+            features = self.backend.encode_image(self.backend.preprocess(arrays))
+            embeddings = self._prompt_embeddings(prompts).repeat(len(arrays), 1)
+            logits = self.backend.decode(repeat_features(features, len(prompts)), embeddings)
+        logits = logits.float().cpu().view(len(arrays), len(prompts), *logits.shape[-2:])
+        return [[self._prediction(prompt, prompt_logits, array.shape[:2], threshold)
+                 for prompt, prompt_logits in zip(prompts, image_logits)]
+                for array, image_logits in zip(arrays, logits)]
+
+    def clear_prompt_cache(self) -> None:
+        """Forget cached prompt embeddings (e.g. after the text encoder's weights changed)."""
+        self._embeddings.clear()
+
+    def _prompt_embeddings(self, prompts: Sequence[str]) -> torch.Tensor:
+        """``[P, D]`` embeddings; prompts not in the LRU cache are encoded together in one call."""
+        missing = list(dict.fromkeys(p for p in prompts if p not in self._embeddings))
+        if missing:
+            self._embeddings.update(zip(missing, self.backend.encode_prompts(missing)))
+        for prompt in prompts:
+            self._embeddings.move_to_end(prompt)
+        while len(self._embeddings) > max(self.cache_size, len(prompts)):
+            self._embeddings.popitem(last=False)
+        return torch.stack([self._embeddings[p] for p in prompts])
+
+    def _prediction(self, prompt: str, logits: torch.Tensor, size: tuple[int, int],
+                    threshold: float | None) -> Prediction:
+        if threshold is None:
+            threshold = self.backend.thresholds.get(prompt, DEFAULT_THRESHOLD)
+        probabilities = resize_probabilities(torch.sigmoid(logits), size)
+        return Prediction(prompt, probabilities, probabilities > threshold, logits.clone(), float(threshold))
+
+
+def _check_prompts(prompts: Sequence[str] | str) -> list[str]:
+    """A bare string is one prompt; every prompt must contain text."""
+    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+    if not prompts:
+        raise InputError("prompts", "no prompt given", "give at least one, e.g. 'segment crack'")
+    for index, prompt in enumerate(prompts):
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise InputError(f"prompts[{index}]", f"empty prompt {prompt!r}",
+                             "type what to segment, e.g. 'segment crack'")
+    return prompts
+
+
+def _check_threshold(threshold: float | None) -> None:
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise InputError("threshold", f"{threshold} is outside [0, 1]", "use a probability such as 0.5")
