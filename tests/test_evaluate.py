@@ -1,0 +1,234 @@
+"""Evaluation: scores against a scripted segmenter, end to end with the tiny CLIPSeg, and CLI errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import drywall_qa.backends
+from drywall_qa.data import DATASETS, CocoSplit
+from drywall_qa.evaluate import evaluate_split, main, write_atomic
+from drywall_qa.segmenter import Prediction
+
+SIZES = [(48, 64), (64, 48), (40, 40)]        # (h, w) of the three generated images
+METRIC_KEYS = {"loss", "miou", "dice", "pooled_iou", "precision", "recall", "threshold"}
+
+
+def make_split(directory: Path) -> Path:
+    """Three images: one polygon, one box-only annotation (empty segmentation), one unannotated."""
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    images = []
+    for index, (h, w) in enumerate(SIZES):
+        name = f"img {index}.png"                 # a space, to check panel names are sanitised
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(directory / name)
+        images.append({"id": index + 1, "file_name": name, "height": h, "width": w})
+    annotations = [
+        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [4, 4, 30, 20], "area": 300, "iscrowd": 0,
+         "segmentation": [[4, 4, 34, 4, 34, 24, 4, 24, 10, 14]]},
+        {"id": 2, "image_id": 2, "category_id": 1, "bbox": [5, 10, 20, 30], "area": 600, "iscrowd": 0,
+         "segmentation": []},
+    ]
+    categories = [{"id": 0, "name": "defects", "supercategory": "none"},
+                  {"id": 1, "name": "crack", "supercategory": "defects"}]
+    (directory / "_annotations.coco.json").write_text(
+        json.dumps({"images": images, "annotations": annotations, "categories": categories}))
+    return directory
+
+
+@pytest.fixture
+def split_dir(tmp_path: Path) -> Path:
+    return make_split(tmp_path / "split")
+
+
+class ScriptedSegmenter:
+    """Answers with masks chosen per image index and prompt; zero logits (loss = ln 2)."""
+
+    name = "scripted"
+
+    def __init__(self, split: CocoSplit, script: dict[str, list[str]]) -> None:
+        self.split, self.script, self.calls = split, script, []
+
+    def model_size(self) -> dict[str, float]:
+        return {"parameters": 10, "trainable_parameters": 4, "megabytes": 0.1}
+
+    def predict(self, image: np.ndarray, prompts: list[str], threshold: float | None = None) -> list[Prediction]:
+        index = len(self.calls)
+        self.calls.append(list(prompts))
+        truth = self.split.mask(index)
+        masks = {"truth": truth, "empty": np.zeros_like(truth), "full": np.ones_like(truth)}
+        threshold = 0.5 if threshold is None else threshold
+        return [Prediction(p, masks[self.script[p][index]].astype(np.float32), masks[self.script[p][index]],
+                           torch.zeros(4, 4), threshold) for p in prompts]
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_scores_match_hand_computation(split_dir: Path, tmp_path: Path) -> None:
+    split = CocoSplit(split_dir)
+    areas = [int(split.mask(i).sum()) for i in range(3)]
+    assert areas[0] > 0 and areas[1] > 0 and areas[2] == 0
+    script = {"first": ["truth", "empty", "full"], "second": ["truth", "truth", "truth"]}
+    segmenter = ScriptedSegmenter(split, script)
+    progress: list[tuple[int, int]] = []
+    out = tmp_path / "out"
+    metrics = evaluate_split(segmenter, split, ["first", "second"], None, out, panels=2,
+                             progress=lambda done, total: progress.append((done, total)), dataset="cracks")
+
+    assert segmenter.calls == [["first", "second"]] * 3            # one call per image, all prompts at once
+    assert progress == [(1, 3), (2, 3), (3, 3)]
+    first, second = metrics["prompts"]["first"], metrics["prompts"]["second"]
+    # ious: [1, 0 (missed everything), 0 (full mask on an empty truth)]
+    assert first["miou"] == pytest.approx(1 / 3) and first["dice"] == pytest.approx(1 / 3)
+    h2, w2 = SIZES[2]
+    assert first["pooled_iou"] == pytest.approx(areas[0] / (areas[0] + areas[1] + h2 * w2))
+    assert first["precision"] == pytest.approx((1 + 1 + 0) / 3)    # empty prediction counts as precise
+    assert first["recall"] == pytest.approx((1 + 0 + 1) / 3)       # empty truth counts as fully recalled
+    assert first["loss"] == pytest.approx(math.log(2))
+    assert second["miou"] == second["pooled_iou"] == 1.0
+    assert first["threshold"] == 0.5
+    sweep = metrics["threshold_sweep"]["first"]
+    assert sweep["miou"] == pytest.approx([1 / 3] * len(sweep["thresholds"]))
+    assert (metrics["dataset"], metrics["model"], metrics["num_images"]) == ("cracks", "scripted", 3)
+    assert metrics["model_size"]["parameters"] == 10
+
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+    rows = _read_csv(out / "per_image.csv")
+    assert [(r["image"], r["prompt"]) for r in rows] == [(f"img {i}.png", p) for i in range(3)
+                                                          for p in ("first", "second")]
+    assert [float(r["iou"]) for r in rows if r["prompt"] == "first"] == [1.0, 0.0, 0.0]
+    assert [int(r["true_area"]) for r in rows if r["prompt"] == "second"] == areas
+    # first two images, then the two worst by the first prompt's IoU (ties: earlier image first)
+    assert sorted(p.name for p in (out / "panels").iterdir()) == [
+        "first_000_img_0.png", "first_001_img_1.png", "worst_000_img_1.png", "worst_001_img_2.png"]
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_worst_panels_are_ranked(split_dir: Path, tmp_path: Path) -> None:
+    split = CocoSplit(split_dir)
+    script = {"p": ["empty", "truth", "full"]}                     # ious 0, 1, 0
+    out = tmp_path / "out"
+    evaluate_split(ScriptedSegmenter(split, script), split, ["p"], 0.3, out, panels=1)
+    names = sorted(p.name for p in (out / "panels").iterdir())
+    assert names == ["first_000_img_0.png", "worst_000_img_0.png"]
+    # a second run with fewer panels replaces the old ones instead of mixing runs
+    evaluate_split(ScriptedSegmenter(split, script), split, ["p"], 0.3, out, panels=0)
+    assert list((out / "panels").iterdir()) == []
+    assert json.loads((out / "metrics.json").read_text())["prompts"]["p"]["threshold"] == 0.3
+
+
+def test_limit_and_no_output(split_dir: Path) -> None:
+    split = CocoSplit(split_dir)
+    segmenter = ScriptedSegmenter(split, {"p": ["truth"] * 3})
+    metrics = evaluate_split(segmenter, split, ["p"], None, None, limit=2)
+    assert metrics["num_images"] == 2 and len(segmenter.calls) == 2
+
+
+def test_write_atomic_keeps_old_file_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "metrics.json"
+    write_atomic(target, "old")
+
+    def fail(*args: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("drywall_qa.evaluate.os.replace", fail)
+    with pytest.raises(OSError):
+        write_atomic(target, "new")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def _check_outputs(out: Path, prompts: list[str], num_images: int, panels: int) -> dict:
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["num_images"] == num_images
+    assert list(metrics["prompts"]) == prompts
+    for scores in metrics["prompts"].values():
+        assert set(scores) == METRIC_KEYS
+        assert all(0.0 <= scores[k] <= 1.0 for k in METRIC_KEYS - {"loss"})
+        assert scores["loss"] >= 0.0
+    assert metrics["model_size"]["parameters"] >= metrics["model_size"]["trainable_parameters"] > 0
+    assert metrics["timing"]["total_s"] >= 0.0
+    rows = _read_csv(out / "per_image.csv")
+    assert len(rows) == num_images * len(prompts)
+    files = sorted((out / "panels").glob("*.png"))
+    assert len(files) == 2 * panels
+    width, height = Image.open(files[0]).size
+    assert height > 320 and width > (2 + len(prompts)) * 320 * 0.75    # titled tiles side by side
+    return metrics
+
+
+def test_cli_tiny_clipseg(split_dir: Path, tiny_clipseg_dir: Path, tmp_path: Path,
+                          capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    prompts = ["segment crack", "segment wall crack"]
+    rc = main(["--split", str(split_dir), "--prompts", *prompts, "--model", str(tiny_clipseg_dir),
+               "--panels", "2", "--out", str(out)])
+    assert rc == 0
+    metrics = _check_outputs(out, prompts, num_images=3, panels=2)
+    assert metrics["dataset"] is None and metrics["threshold"] is None
+    assert "segment crack" in capsys.readouterr().out
+
+
+def test_cli_real_data(data_root: Path, tiny_clipseg_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    rc = main(["--split", str(data_root / "cracks" / "valid"), "--dataset", "cracks", "--model",
+               str(tiny_clipseg_dir), "--limit", "3", "--threshold", "0.4", "--out", str(out)])
+    assert rc == 0
+    metrics = _check_outputs(out, list(DATASETS["cracks"].prompts), num_images=3, panels=3)
+    assert metrics["dataset"] == "cracks" and metrics["threshold"] == 0.4
+
+
+def _run_failing(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1
+    return err
+
+
+def test_cli_missing_split(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nowhere" / "valid"
+    err = _run_failing(["--split", str(missing), "--dataset", "cracks", "--out", str(tmp_path / "o")], capsys)
+    assert str(missing) in err
+
+
+def test_cli_malformed_json(split_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (split_dir / "_annotations.coco.json").write_text("{not json")
+    err = _run_failing(["--split", str(split_dir), "--prompts", "x", "--out", str(tmp_path / "o")], capsys)
+    assert str(split_dir / "_annotations.coco.json") in err
+
+
+def test_cli_missing_model(split_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "no-model"
+    err = _run_failing(["--split", str(split_dir), "--prompts", "x", "--model", str(missing),
+                        "--out", str(tmp_path / "o")], capsys)
+    assert str(missing) in err
+
+
+def test_cli_default_model_absent(split_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(drywall_qa.backends, "BUNDLED_DIR", tmp_path / "bundled")
+    err = _run_failing(["--split", str(split_dir), "--prompts", "x", "--out", str(tmp_path / "o")], capsys)
+    assert str(tmp_path / "bundled") in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["--split", "s", "--out", "o"],                                   # neither --dataset nor --prompts
+    ["--split", "s", "--dataset", "walls", "--out", "o"],             # unknown dataset
+    ["--split", "s", "--prompts", "x", "--threshold", "1.5", "--out", "o"],
+    ["--split", "s", "--prompts", "x", "--limit", "0", "--out", "o"],
+])
+def test_cli_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert "error:" in capsys.readouterr().err
