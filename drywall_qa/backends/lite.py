@@ -200,7 +200,7 @@ class LiteBackend(Backend):
     def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         size = (self.input_size, self.input_size)
         batch = [
-            F.interpolate(torch.from_numpy(np.ascontiguousarray(im)).permute(2, 0, 1)[None].float(),
+            F.interpolate(torch.from_numpy(np.array(im, dtype=np.uint8)).permute(2, 0, 1)[None].float(),
                           size=size, mode="bilinear", antialias=True, align_corners=False)
             for im in images
         ]

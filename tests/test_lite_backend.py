@@ -1,0 +1,64 @@
+"""drywall-qa-lite behind the backend contract: shapes, one image pass per call, save/load round trip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from drywall_qa.backends import load_backend
+from drywall_qa.backends.lite import LiteBackend, LiteConfig, LiteModel
+from drywall_qa.segmenter import Segmenter
+from tests.tiny_lite import TINY_LITE
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_lite_dir) -> LiteBackend:
+    loaded = load_backend(tiny_lite_dir)
+    assert isinstance(loaded, LiteBackend)
+    return loaded
+
+
+def test_logits_at_input_size_for_every_prompt(backend: LiteBackend) -> None:
+    pixels = backend.preprocess([np.zeros((50, 80, 3), np.uint8), np.full((64, 64, 3), 200, np.uint8)])
+    assert pixels.shape == (2, 3, backend.input_size, backend.input_size)
+    features = backend.encode_image(pixels)
+    logits = backend.decode(features, backend.encode_prompts(["segment crack", "segment taping area"]))
+    assert logits.shape == (2, backend.input_size, backend.input_size)
+
+
+def test_prompt_changes_the_output(backend: LiteBackend) -> None:
+    pixels = backend.preprocess([np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)])
+    features = backend.encode_image(pixels)
+    crack, taping = backend.decode(tuple(f.repeat(2, 1, 1, 1) for f in features),
+                                   backend.encode_prompts(["segment crack", "segment taping area"]))
+    assert not torch.allclose(crack, taping)
+
+
+def test_image_encoded_once_per_call_whatever_the_prompt_count(backend: LiteBackend) -> None:
+    calls = []
+    handle = backend.model.backbone.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        predictions = Segmenter(backend).predict(np.zeros((40, 60, 3), np.uint8),
+                                                 ["segment crack", "segment wall crack", "segment drywall seam"])
+    finally:
+        handle.remove()
+    assert len(calls) == 1
+    assert [p.mask.shape for p in predictions] == [(40, 60)] * 3
+
+
+def test_paraphrases_embed_closer_than_unrelated_prompts(backend: LiteBackend) -> None:
+    crack, hairline, sky = backend.encode_prompts(["segment crack", "segment hairline crack", "segment sky"])
+    assert torch.dot(crack, hairline) > torch.dot(crack, sky)
+
+
+def test_save_and_load_round_trip_keeps_predictions_and_thresholds(backend: LiteBackend, tmp_path) -> None:
+    model = LiteModel(LiteConfig(**TINY_LITE, prompt_thresholds={"segment crack": 0.3}))
+    LiteBackend(model, backend.text_encoder).save_pretrained(tmp_path)
+    reloaded = load_backend(tmp_path)
+    assert reloaded.thresholds == {"segment crack": 0.3}
+    image = np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    before = Segmenter(LiteBackend(model.eval(), backend.text_encoder)).predict(image, ["segment crack"])[0]
+    after = Segmenter(reloaded).predict(image, ["segment crack"])[0]
+    torch.testing.assert_close(before.logits, after.logits)
+    assert after.threshold == 0.3
