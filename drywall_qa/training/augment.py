@@ -1,7 +1,7 @@
 """Joint image/mask augmentation for training from scratch: flips, rotation, scale/crop, colour.
 
-Geometry is one affine warp (``grid_sample``) applied to image and mask together at twice the output size, then the
-mask is area-averaged down to the output size, so 1–2 px cracks become soft targets instead of vanishing.
+Geometry is one affine warp (PIL, fast on a CPU) applied to image and mask together at twice the output size, then
+both are box-averaged down to the output size, so 1–2 px cracks become soft targets instead of vanishing.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from PIL import Image
 
 
 @dataclass(frozen=True)
@@ -30,20 +30,22 @@ class AugmentConfig:
     noise_std: float = 0.02
 
 
-def _affine(rng: np.random.Generator, cfg: AugmentConfig) -> torch.Tensor:
-    """A 2×3 matrix in normalised coordinates: output grid → input sampling positions."""
-    if not cfg.enabled:
-        return torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-    scale = rng.uniform(cfg.min_scale, cfg.max_scale)
-    angle = math.radians(rng.uniform(-cfg.max_rotation_deg, cfg.max_rotation_deg))
-    if cfg.rot90:
+def _affine(rng: np.random.Generator, cfg: AugmentConfig, side: int, out: int) -> tuple[float, ...]:
+    """PIL affine coefficients mapping output pixels (``out``×``out``) to input pixels of a ``side``-wide image:
+    a random crop (scale), rotation (free angle plus optional multiples of 90°) and horizontal flip."""
+    scale = rng.uniform(cfg.min_scale, cfg.max_scale) if cfg.enabled else 1.0
+    angle = math.radians(rng.uniform(-cfg.max_rotation_deg, cfg.max_rotation_deg)) if cfg.enabled else 0.0
+    if cfg.enabled and cfg.rot90:
         angle += rng.integers(4) * math.pi / 2
-    flip = -1.0 if rng.random() < 0.5 else 1.0
-    cos, sin = math.cos(angle) * scale, math.sin(angle) * scale
+    flip = -1.0 if cfg.enabled and rng.random() < 0.5 else 1.0
+    step = scale * side / out  # input pixels per output pixel
+    cos, sin = math.cos(angle) * step, math.sin(angle) * step
     # keep the crop inside the image as far as the rotation allows
-    reach = max(0.0, 1.0 - scale * (abs(math.cos(angle)) + abs(math.sin(angle))))
-    tx, ty = rng.uniform(-reach, reach, size=2) if reach > 0 else (0.0, 0.0)
-    return torch.tensor([[cos * flip, -sin, tx], [sin * flip, cos, ty]], dtype=torch.float32)
+    reach = max(0.0, side / 2 * (1.0 - scale * (abs(math.cos(angle)) + abs(math.sin(angle)))))
+    cx, cy = side / 2 + (rng.uniform(-reach, reach, size=2) if reach > 0 else np.zeros(2))
+    a, b, d, e = cos * flip, -sin, sin * flip, cos
+    half = out / 2
+    return (a, b, cx - a * half - b * half, d, e, cy - d * half - e * half)
 
 
 def _colour(image: torch.Tensor, rng: np.random.Generator, cfg: AugmentConfig) -> torch.Tensor:
@@ -65,14 +67,12 @@ def augment(
     image: np.ndarray, mask: np.ndarray, size: int, rng: np.random.Generator, cfg: AugmentConfig = AugmentConfig()
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """RGB uint8 ``H×W×3`` + bool mask → float image ``[3, size, size]`` in [0, 1] and soft mask ``[size, size]``."""
-    img = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
-    msk = torch.from_numpy(np.ascontiguousarray(mask)).float()[None]
-    theta = _affine(rng, cfg)[None]
-    grid = F.affine_grid(theta, [1, 1, 2 * size, 2 * size], align_corners=False)
-    if img.shape[-1] > 2 * size:  # pre-shrink a large image so bilinear sampling does not alias
-        img = F.interpolate(img[None], scale_factor=2 * size / img.shape[-1], mode="bilinear", antialias=True)[0]
-    warped = F.grid_sample(img[None], grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-    warped_mask = F.grid_sample(msk[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    out_image = F.interpolate(warped, size=(size, size), mode="area")[0]
-    out_mask = F.interpolate(warped_mask, size=(size, size), mode="area")[0, 0]
+    side = min(image.shape[:2])
+    coefficients = _affine(rng, cfg, side, 2 * size)
+    warp = {"size": (2 * size, 2 * size), "method": Image.Transform.AFFINE, "data": coefficients,
+            "resample": Image.Resampling.BILINEAR}
+    warped = Image.fromarray(image).transform(**warp).reduce(2)
+    warped_mask = Image.fromarray(mask.astype(np.uint8) * 255).transform(**warp).reduce(2)
+    out_image = torch.from_numpy(np.asarray(warped, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    out_mask = torch.from_numpy(np.asarray(warped_mask, dtype=np.float32) / 255.0)
     return _colour(out_image, rng, cfg), out_mask
