@@ -1,0 +1,121 @@
+"""The app: model box on top, then the Inspect, Review and Evaluate tabs; queue and launch settings for Spaces."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gradio as gr
+
+from drywall_qa.data import data_roots
+from drywall_qa.ui.evaluate_tab import EvaluateTab
+from drywall_qa.ui.inspect_tab import InspectTab
+from drywall_qa.ui.messages import error_message, escape_md
+from drywall_qa.ui.models import FOLDER, ModelCache, model_choices, model_key
+from drywall_qa.ui.review_tab import ReviewTab
+from drywall_qa.ui.splits import ConfinedSplit, discover_splits
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES_DIR = REPO / "examples"
+#: requests served at once per event group (a CPU box gains nothing from more; model calls are serialised anyway)
+CONCURRENCY = 2
+#: requests waiting in the queue before new ones are turned away with "queue full"
+QUEUE_SIZE = 64
+MAX_FILE_SIZE = "25mb"
+#: demo images taken from each split of the data roots
+EXAMPLES_PER_SPLIT = 2
+CSS = """
+.dq-legend {list-style: none; padding: 0; margin: 0; display: flex; flex-wrap: wrap; gap: 6px 18px}
+.dq-item {display: flex; align-items: center; gap: 6px}
+.dq-swatch {display: inline-block; width: 14px; height: 14px; border-radius: 3px; border: 1px solid #0003}
+.dq-missing .dq-coverage {color: #b45309; font-weight: 600}
+"""
+HEADER = """# drywall-qa
+Promptable segmentation for drywall QA: upload a wall photo, pick or type what to find (*segment crack*,
+*segment taping area*, …) and get one mask per prompt. **Review** compares predictions with a labelled split,
+**Evaluate** scores a whole split."""
+
+
+@dataclass
+class AppConfig:
+    """What ``python app.py`` is started with."""
+
+    model: str | None = "lite"
+    roots: list[Path] = field(default_factory=data_roots)
+    out_dir: Path = Path("outputs")
+    device: str | None = None
+
+
+def example_images(roots: Sequence[Path], per_split: int = EXAMPLES_PER_SPLIT) -> list[str]:
+    """The generated demo images, then the first images of each split found in the data roots."""
+    found = sorted(str(p) for p in EXAMPLES_DIR.glob("*.png"))
+    for _, value in discover_splits(roots):
+        try:
+            split = ConfinedSplit(Path(value), roots)
+            found += [str(split.image_path(i)) for i in range(min(per_split, len(split)))
+                      if split.image_path(i).is_file()]
+        except Exception:  # noqa: BLE001 — a broken split must not stop the app; Review reports it
+            continue
+    return found
+
+
+class ModelBox:
+    """The model picker shared by all tabs; the loaded model's cache key lives in a ``gr.State``."""
+
+    def __init__(self, models: ModelCache, startup: str | None) -> None:
+        self.models, self.startup = models, startup
+
+    def load(self, choice: str | None, folder: str | None, current: str | None) -> tuple[str, str | None]:
+        """``(status, key)``: the new model, or the message and the previous model when it cannot be loaded."""
+        try:
+            key = model_key(choice, folder)
+            return self.models.get(key).describe(), key
+        except Exception as err:  # noqa: BLE001 — shown in the model box
+            still = f"\n\nStill using {escape_md(current)}." if current else ""
+            return error_message(err) + still, current
+
+    def choose(self, choice: str | None, current: str | None) -> tuple:
+        """Dropdown changed: show the folder box, or load the chosen model."""
+        if choice == FOLDER:
+            return gr.update(visible=True), "Type a checkpoint folder and press **Load**.", current
+        return gr.update(visible=False), *self.load(choice, None, current)
+
+    def build(self) -> gr.State:
+        status, key = self.load(self.startup, None, None) if self.startup else ("Choose a model.", None)
+        with gr.Row(equal_height=True):
+            choice = gr.Dropdown(model_choices(self.startup), value=self.startup, label="Model", scale=3)
+            folder = gr.Textbox(label="Checkpoint folder", visible=False, scale=3,
+                                placeholder="e.g. runs/lite/best (written by python -m train)")
+            load = gr.Button("Load", scale=0, min_width=90)
+            info = gr.Markdown(status, elem_id="model-status", container=True)
+        current = gr.State(key)
+        choice.input(self.choose, [choice, current], [folder, info, current], concurrency_id="load")
+        gr.on([load.click, folder.submit], self.load, [choice, folder, current], [info, current],
+              concurrency_id="load")
+        return current
+
+
+def build_app(config: AppConfig) -> gr.Blocks:
+    """The whole UI; the startup model is loaded here so the first request is not slow."""
+    models = ModelCache(config.device)
+    startup = config.model if config.model in {"lite", "clipseg", None} else str(Path(config.model).resolve())
+    with gr.Blocks(title="drywall-qa", delete_cache=(1800, 3600)) as demo:
+        gr.Markdown(HEADER)
+        key = ModelBox(models, startup).build()
+        with gr.Tabs():
+            for title, tab in [("Inspect", InspectTab(models, example_images(config.roots))),
+                               ("Review", ReviewTab(models, config.roots, config.out_dir)),
+                               ("Evaluate", EvaluateTab(models, config.roots, config.out_dir))]:
+                with gr.Tab(title, id=title.lower(), elem_id=f"tab-{title.lower()}"):
+                    tab.build(key)
+    return demo
+
+
+def launch(demo: gr.Blocks, config: AppConfig, host: str | None = None, port: int | None = None, **kwargs):
+    """Queue (bounded, ``CONCURRENCY`` per event group) and serve; ``host``/``port`` None use gradio's defaults
+    (``GRADIO_SERVER_NAME``/``GRADIO_SERVER_PORT``, else 127.0.0.1:7860), which is what Spaces sets."""
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
+    return demo.launch(server_name=host, server_port=port, max_file_size=MAX_FILE_SIZE, show_error=True,
+                       allowed_paths=[str(Path(config.out_dir).resolve())], theme=gr.themes.Soft(), css=CSS,
+                       footer_links=["gradio", "settings"], **kwargs)

@@ -1,0 +1,174 @@
+"""Inspect tab: one photo, several prompts → coloured overlay with legend, a mask per prompt, coverage, downloads.
+
+The run keeps each prompt's probability map in ``gr.State``; moving the threshold or opacity re-renders from it
+without running the model again.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from drywall_qa.imaging import load_image
+from drywall_qa.ui.exports import scratch_dir, write_downloads
+from drywall_qa.ui.messages import escape_md, guarded
+from drywall_qa.ui.models import ModelCache
+from drywall_qa.ui.prompts import parse_prompts
+from drywall_qa.ui.widgets import for_display, prompt_inputs, threshold_inputs, threshold_value
+from drywall_qa.visualisation import RGB, overlay, palette
+
+DEFAULT_PROMPTS = ("segment crack", "segment taping area")
+#: background of the per-prompt mask tiles
+MASK_BACKGROUND: RGB = (24, 24, 24)
+#: state lifetime: a tab left open longer than this re-runs the model on the next threshold change
+STATE_TTL_S = 3600
+
+from gradio.events import Dependency
+
+class ImageInput(gr.Image):
+    """``gr.Image`` that hands the uploaded file's path to the callback without decoding it, so a broken upload
+    reaches :func:`drywall_qa.imaging.load_image` and gets its message instead of gradio's bare error."""
+
+    is_template = True  # rendered by the frontend's Image component
+
+    def preprocess(self, payload) -> str | None:
+        return None if payload is None else payload.path
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+@dataclass
+class InspectResult:
+    """What one run keeps for re-rendering: the image, its prompts and their probability maps (input size)."""
+
+    image: np.ndarray
+    name: str
+    model: str
+    prompts: list[str]
+    probabilities: list[np.ndarray]
+    tuned_thresholds: list[float]
+    latency_ms: float
+
+    def thresholds(self, threshold: float | None) -> list[float]:
+        return list(self.tuned_thresholds) if threshold is None else [threshold] * len(self.prompts)
+
+
+def coverage_text(coverage: float) -> str:
+    """``'2.31 %'``, ``'<0.01 %'`` for a few pixels, ``'not found'`` for an empty mask."""
+    if coverage <= 0:
+        return "not found"
+    return "<0.01 %" if coverage < 1e-4 else f"{100 * coverage:.2f} %"
+
+
+def legend_html(prompts: Sequence[str], colors: Sequence[RGB], coverages: Sequence[float],
+                thresholds: Sequence[float]) -> str:
+    """Colour swatch, prompt, coverage and threshold per prompt (prompt text escaped)."""
+    items = []
+    for prompt, color, coverage, threshold in zip(prompts, colors, coverages, thresholds):
+        found = "dq-found" if coverage > 0 else "dq-missing"
+        items.append(
+            f'<li class="dq-item {found}"><span class="dq-swatch" style="background:rgb{tuple(color)}"></span>'
+            f'<b>{html.escape(prompt)}</b> <span class="dq-coverage">{coverage_text(coverage)}</span> '
+            f'<small>threshold {threshold:.2f}</small></li>')
+    return f'<ul class="dq-legend">{"".join(items)}</ul>'
+
+
+def mask_tile(mask: np.ndarray, color: RGB) -> np.ndarray:
+    """The mask alone: its colour on a dark background."""
+    tile = np.empty((*mask.shape, 3), np.uint8)
+    tile[:] = MASK_BACKGROUND
+    tile[mask] = color
+    return tile
+
+
+class InspectTab:
+    """Callbacks (plain functions of plain values, so tests call them directly) and the tab's layout."""
+
+    def __init__(self, models: ModelCache, examples: Sequence[str]) -> None:
+        self.models, self.examples = models, list(examples)
+
+    @guarded(outputs=5)
+    def run(self, key: str | None, image: str | bytes | None, selected: Sequence[str] | None, typed: str | None,
+            tuned: bool, threshold: float, opacity: float) -> tuple:
+        """``(status, overlay, legend, masks, downloads, result)``."""
+        if image is None:
+            return "Upload a photo or click an example first.", None, None, None, None, None
+        name = Path(image).name if isinstance(image, str) else "image"
+        array = load_image(image, name=name)
+        prompts, notes = parse_prompts(selected, typed)
+        model = self.models.get(key)
+        start = time.perf_counter()
+        predictions = model.predict(array, prompts)
+        latency_ms = 1000 * (time.perf_counter() - start)
+        result = InspectResult(array, Path(name).stem, model.name, prompts,
+                               [p.probabilities for p in predictions], [model.threshold(p) for p in prompts],
+                               latency_ms)
+        status = (f"{len(prompts)} prompt{'s' * (len(prompts) > 1)} on {escape_md(name)} "
+                  f"({array.shape[1]}×{array.shape[0]}) in **{latency_ms:.0f} ms** · {escape_md(model.name)}")
+        if notes:
+            status += " · " + escape_md("; ".join(notes))
+        return (status, *self._render(result, threshold_value(tuned, threshold), opacity), result)
+
+    def set_threshold(self, result: InspectResult | None, threshold: float, opacity: float) -> tuple:
+        """The slider was moved: untick "tuned thresholds" and re-render with the slider's value."""
+        return (False, *self.rerender(result, False, threshold, opacity))
+
+    def rerender(self, result: InspectResult | None, tuned: bool, threshold: float, opacity: float) -> tuple:
+        """``(overlay, legend, masks, downloads)`` for new threshold/opacity, from the kept probabilities."""
+        if result is None:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return self._render(result, threshold_value(tuned, threshold), opacity)
+
+    @staticmethod
+    def _render(result: InspectResult, threshold: float | None, opacity: float) -> tuple:
+        thresholds = result.thresholds(threshold)
+        masks = [p > t for p, t in zip(result.probabilities, thresholds)]
+        colors = palette(len(masks))
+        coverages = [float(m.mean()) for m in masks]
+        small, small_masks = for_display(result.image, masks)
+        tiles = [(mask_tile(m, c), f"{p} · {coverage_text(v)}")
+                 for m, c, p, v in zip(small_masks, colors, result.prompts, coverages)]
+        files = write_downloads(scratch_dir(), result.name, result.model, result.prompts, thresholds, masks)
+        return (overlay(small, small_masks, colors, alpha=float(opacity)),
+                legend_html(result.prompts, colors, coverages, thresholds), tiles, [str(f) for f in files])
+
+    def build(self, model_key: gr.State) -> None:
+        """Lay out the tab and wire its events (inside a ``gr.Blocks`` context)."""
+        with gr.Row():
+            with gr.Column(scale=2):
+                image = ImageInput(label="Photo", type="filepath", sources=["upload", "clipboard"], height=340,
+                                   elem_id="inspect-image")
+                selected, typed = prompt_inputs(DEFAULT_PROMPTS)
+                tuned, threshold = threshold_inputs()
+                opacity = gr.Slider(0, 1, 0.5, step=0.05, label="Overlay opacity")
+                button = gr.Button("Segment", variant="primary", elem_id="inspect-run")
+                if self.examples:
+                    gr.Examples([[e] for e in self.examples], inputs=[image], label="Examples",
+                                examples_per_page=8)
+            with gr.Column(scale=3):
+                status = gr.Markdown(elem_id="inspect-status")
+                shown = gr.Image(label="Overlay", format="png", interactive=False, elem_id="inspect-overlay",
+                                 height=420)
+                legend = gr.HTML(elem_id="inspect-legend")
+                masks = gr.Gallery(label="Mask per prompt", format="png", columns=4, height=220,
+                                   elem_id="inspect-masks")
+                files = gr.File(label="Downloads: masks (PNG, 0/255) and JSON (coverage, COCO RLE)",
+                                file_count="multiple", interactive=False, elem_id="inspect-files")
+        result = gr.State(None, time_to_live=STATE_TTL_S)
+        inputs = [model_key, image, selected, typed, tuned, threshold, opacity]
+        outputs = [status, shown, legend, masks, files, result]
+        gr.on([button.click, typed.submit], self.run, inputs, outputs, concurrency_id="model")
+        view = [result, tuned, threshold, opacity]
+        gr.on([tuned.input, opacity.release], self.rerender, view, [shown, legend, masks, files],
+              show_progress="hidden", trigger_mode="always_last")
+        threshold.release(self.set_threshold, [result, threshold, opacity], [tuned, shown, legend, masks, files],
+                          show_progress="hidden", trigger_mode="always_last")

@@ -1,0 +1,119 @@
+"""Model selection: the bundled model, CLIPSeg from the hub or a local checkpoint folder, loaded once and shared.
+
+Sessions share loaded models through :class:`ModelCache`. A :class:`SharedModel` runs one prediction at a time,
+because a :class:`~drywall_qa.segmenter.Segmenter`'s prompt-embedding cache is not made for concurrent use.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from drywall_qa.backends import BUNDLED_DIR, DEFAULT_CLIPSEG
+from drywall_qa.errors import InputError, ModelLoadError
+from drywall_qa.segmenter import DEFAULT_THRESHOLD, Prediction, Segmenter
+from drywall_qa.ui.messages import escape_md
+
+#: dropdown value meaning "use the folder typed in the text box"
+FOLDER = "folder"
+CHOICES: list[tuple[str, str]] = [
+    ("drywall-qa-lite (bundled)", "lite"),
+    (f"CLIPSeg · {DEFAULT_CLIPSEG} (Hugging Face hub)", "clipseg"),
+    ("Local checkpoint folder…", FOLDER),
+]
+
+
+def model_choices(startup: str | None) -> list[tuple[str, str]]:
+    """The dropdown's choices, with the ``--model`` folder given at startup added when it is not an alias."""
+    if startup is None or startup in {value for _, value in CHOICES}:
+        return list(CHOICES)
+    return [(f"Local · {startup}", startup), *CHOICES]
+
+
+def model_key(choice: str | None, folder: str | None) -> str:
+    """The cache key of a dropdown choice: an alias, or an absolute checkpoint folder."""
+    if choice == FOLDER:
+        if not folder or not folder.strip():
+            raise InputError("checkpoint folder", "no folder given",
+                             "type the folder written by `python -m train` or save_pretrained")
+        return str(Path(folder.strip()).expanduser().resolve())
+    if not choice:
+        raise InputError("model", "no model chosen", "pick one in the model box")
+    return choice
+
+
+class SharedModel:
+    """A loaded :class:`Segmenter` shared by every session; predictions are serialised by a lock."""
+
+    def __init__(self, key: str, segmenter: Segmenter) -> None:
+        self.key, self.segmenter = key, segmenter
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self.segmenter.name
+
+    def model_size(self) -> dict[str, float]:
+        return self.segmenter.model_size()
+
+    def threshold(self, prompt: str) -> float:
+        """The checkpoint's tuned threshold for ``prompt`` (0.5 when it has none)."""
+        return self.segmenter.backend.thresholds.get(prompt, DEFAULT_THRESHOLD)
+
+    def predict(self, image: np.ndarray, prompts: Sequence[str], threshold: float | None = None) -> list[Prediction]:
+        with self._lock:
+            return self.segmenter.predict(image, prompts, threshold)
+
+    def describe(self) -> str:
+        """One Markdown line: name, family, size and device."""
+        size = self.model_size()
+        backend = self.segmenter.backend
+        return (f"**{escape_md(backend.family)}** · {escape_md(self.name)} · "
+                f"{size['parameters'] / 1e6:.2f} M parameters · {size['megabytes']:.1f} MB · {backend.device}")
+
+
+class ModelCache:
+    """Loads models on first use and keeps the ``capacity`` most recently used. Failed loads are not cached, so a
+    fixed folder can be retried; two sessions asking for the same model wait for one load."""
+
+    def __init__(self, device: str | None = None, capacity: int = 2,
+                 loader: Callable[[str, str | None], Segmenter] = Segmenter.load) -> None:
+        self.device, self.capacity, self._loader = device, capacity, loader
+        self._models: OrderedDict[str, SharedModel] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
+
+    def get(self, key: str | None) -> SharedModel:
+        """The model for ``key`` (see :func:`model_key`), loading it if needed; :class:`ModelLoadError` when it cannot
+        be loaded."""
+        if not key:
+            raise ModelLoadError("no model is loaded — choose a model in the model box at the top and press Load")
+        with self._lock:
+            key_lock = self._loading.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                if key in self._models:
+                    self._models.move_to_end(key)
+                    return self._models[key]
+            model = SharedModel(key, self._load(key))
+            with self._lock:
+                self._models[key] = model
+                while len(self._models) > self.capacity:
+                    self._models.popitem(last=False)
+            return model
+
+    def _load(self, key: str) -> Segmenter:
+        try:
+            return self._loader(key, self.device)
+        except ModelLoadError as err:
+            if key in {"lite", "default"} and not BUNDLED_DIR.is_dir():
+                raise ModelLoadError(f"the bundled model is not installed ({BUNDLED_DIR} is missing) — start the app "
+                                     "with --model DIR (a checkpoint folder from `python -m train`) or choose "
+                                     "another model") from err
+            raise
+        except (OSError, ValueError) as err:  # transformers' own errors for unreadable checkpoints
+            raise ModelLoadError(f"{key}: could not load the model ({err})") from err

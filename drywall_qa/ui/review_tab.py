@@ -1,0 +1,164 @@
+"""Review tab: score a split's images against ground truth, worst first; inspect one and accept / reject it.
+
+Decisions go to ``<out>/reviews/<dataset>__<split>.json`` (see :mod:`drywall_qa.ui.reviews`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+
+from drywall_qa.errors import InputError
+from drywall_qa.metrics import score_masks
+from drywall_qa.ui.messages import escape_md, guarded
+from drywall_qa.ui.models import ModelCache
+from drywall_qa.ui.prompts import parse_prompts
+from drywall_qa.ui.reviews import ReviewStore
+from drywall_qa.ui.splits import discover_splits, open_split, split_name, split_prompts, split_slug
+from drywall_qa.ui.widgets import for_display, prompt_inputs, split_input, threshold_inputs, threshold_value
+from drywall_qa.visualisation import GT_COLOR, error_map, overlay, palette
+
+HEADERS = ["Image", "Prompt", "IoU", "Dice", "Precision", "Recall", "Decision", "Comment"]
+DEFAULT_LIMIT = 20
+
+
+@dataclass
+class ReviewSession:
+    """One scoring run: where, with what, and its per-image, per-prompt scores."""
+
+    split: str
+    name: str
+    slug: str
+    model_key: str
+    model: str
+    prompts: list[str]
+    threshold: float | None
+    rows: list[dict]
+    index: dict[str, int]
+
+    def row(self, image: str, prompt: str) -> dict:
+        for row in self.rows:
+            if row["image"] == image and row["prompt"] == prompt:
+                return row
+        raise InputError("table row", f"{image} / {prompt} is not in the scored table", "score the split again")
+
+
+class ReviewTab:
+    """Callbacks (tests call them directly) and the tab's layout."""
+
+    def __init__(self, models: ModelCache, roots: Sequence[Path], out_dir: Path, max_images: int = 200) -> None:
+        self.models, self.roots, self.out_dir, self.max_images = models, list(roots), Path(out_dir), max_images
+
+    def store(self, session: ReviewSession) -> ReviewStore:
+        return ReviewStore(self.out_dir / "reviews" / f"{session.slug}.json", session.name)
+
+    @guarded(outputs=3)
+    def score(self, key: str | None, split_value: str | None, selected: Sequence[str] | None, typed: str | None,
+              tuned: bool, threshold: float, limit: float, progress: gr.Progress = gr.Progress()) -> tuple:
+        """``(status, table, session, review file)`` for the first ``limit`` images of the split."""
+        split = open_split(split_value, self.roots)
+        prompts, notes = parse_prompts(selected, typed)
+        model = self.models.get(key)
+        total = min(len(split), max(1, min(int(limit or DEFAULT_LIMIT), self.max_images)))
+        value = threshold_value(tuned, threshold)
+        rows = []
+        for i in range(total):
+            progress((i, total), desc="Scoring images")
+            sample = split[i]
+            for prediction in model.predict(sample.image, prompts, value):
+                iou, dice, precision, recall = score_masks(prediction.mask, sample.mask)
+                rows.append({"image": sample.file_name, "prompt": prediction.prompt, "iou": iou, "dice": dice,
+                             "precision": precision, "recall": recall})
+        session = ReviewSession(split_value, split_name(split), split_slug(split), model.key, model.name, prompts,
+                                value, rows, {split.file_name(i): i for i in range(total)})
+        status = (f"Scored {total} of {len(split)} images of {escape_md(session.name)} × {len(prompts)} prompts "
+                  f"with {escape_md(model.name)}, worst first. Click a row to see it.")
+        if notes:
+            status += " " + escape_md("; ".join(notes))
+        return status, self.table(session), session, self._file(session)
+
+    def table(self, session: ReviewSession) -> pd.DataFrame:
+        """Scores with saved decisions, lowest IoU first."""
+        reviews = self.store(session).load()
+        records = []
+        for row in sorted(session.rows, key=lambda r: (r["iou"], r["dice"], r["image"], r["prompt"])):
+            entry = reviews.get(row["image"], {}).get(row["prompt"]) or {}
+            records.append([row["image"], row["prompt"], *(round(row[k], 3) for k in ("iou", "dice", "precision",
+                                                                                       "recall")),
+                            entry.get("decision") or "", entry.get("comment", "")])
+        return pd.DataFrame(records, columns=HEADERS)
+
+    def select(self, session: ReviewSession | None, evt: gr.SelectData) -> tuple:
+        """A table row was clicked: show its image and prompt (whatever column was clicked)."""
+        row = evt.row_value or []
+        return self.show(session, *(row[:2] if len(row) >= 2 else (None, None)))
+
+    @guarded(outputs=7)
+    def show(self, session: ReviewSession | None, image: str | None, prompt: str | None) -> tuple:
+        """``(status, input, ground truth, prediction, error map, selection, decision, comment)``."""
+        if session is None or image not in session.index:
+            raise InputError("review", "no scored row selected", "press Score, then click a row of the table")
+        row = session.row(image, prompt)
+        sample = open_split(session.split, self.roots)[session.index[image]]
+        [prediction] = self.models.get(session.model_key).predict(sample.image, [prompt], session.threshold)
+        small, (truth, pred) = for_display(sample.image, [sample.mask, prediction.mask])
+        entry = self.store(session).get(image, prompt) or {}
+        status = (f"**{escape_md(image)}** · {escape_md(prompt)} · IoU {row['iou']:.3f} · Dice {row['dice']:.3f} · "
+                  f"precision {row['precision']:.3f} · recall {row['recall']:.3f}")
+        return (status, small, overlay(small, [truth], [GT_COLOR]), overlay(small, [pred], palette(1)),
+                error_map(pred, truth, small), {"image": image, "prompt": prompt}, entry.get("decision"),
+                entry.get("comment", ""))
+
+    @guarded(outputs=2)
+    def save(self, session: ReviewSession | None, selection: dict | None, decision: str | None,
+             comment: str | None) -> tuple:
+        """``(status, table, review file)`` after recording the decision for the selected row."""
+        if session is None or not selection:
+            raise InputError("review", "no row selected", "click a row of the table first")
+        if not decision and not (comment or "").strip():
+            raise InputError("review", "nothing to save", "pick accept or reject, or write a comment")
+        row = session.row(selection["image"], selection["prompt"])
+        self.store(session).save(row["image"], row["prompt"], decision or None, comment or "",
+                                 model=session.model, threshold=session.threshold, iou=row["iou"],
+                                 dice=row["dice"])
+        return (f"Saved {decision or 'comment'} for {escape_md(row['image'])} · {escape_md(row['prompt'])}.",
+                self.table(session), self._file(session))
+
+    def _file(self, session: ReviewSession) -> str | None:
+        path = self.store(session).path
+        return str(path) if path.is_file() else None
+
+    def build(self, model_key: gr.State) -> None:
+        """Lay out the tab and wire its events (inside a ``gr.Blocks`` context)."""
+        choices = discover_splits(self.roots)
+        with gr.Row():
+            split = split_input(choices, "review-split")
+            limit = gr.Slider(1, self.max_images, min(DEFAULT_LIMIT, self.max_images), step=1,
+                              label="Images to score", info="the first N images of the split")
+        with gr.Accordion("Prompts and threshold", open=False):
+            selected, typed = prompt_inputs(split_prompts(choices[0][1], self.roots) if choices else [])
+            tuned, threshold = threshold_inputs()
+        button = gr.Button("Score", variant="primary", elem_id="review-run")
+        status = gr.Markdown(elem_id="review-status")
+        table = gr.Dataframe(headers=HEADERS, interactive=False, max_height=320, elem_id="review-table",
+                             datatype=["str", "str", "number", "number", "number", "number", "str", "str"])
+        with gr.Row(equal_height=True):
+            shown = [gr.Image(label=label, interactive=False, format="png", height=260, elem_id=f"review-{key}")
+                     for label, key in [("Input", "input"), ("Ground truth", "truth"), ("Prediction", "prediction"),
+                                        ("Errors: TP green · FP red · FN blue", "errors")]]
+        with gr.Row(equal_height=True):
+            decision = gr.Radio([("Accept", "accept"), ("Reject", "reject")], label="Decision", scale=1)
+            comment = gr.Textbox(label="Comment", scale=3, max_lines=3)
+            save = gr.Button("Save review", scale=1)
+        review_file = gr.File(label="Review file (JSON)", interactive=False)
+        session, selection = gr.State(None), gr.State(None)
+        split.change(lambda value: split_prompts(value, self.roots) or gr.skip(), split, selected)
+        button.click(self.score, [model_key, split, selected, typed, tuned, threshold, limit],
+                     [status, table, session, review_file], concurrency_id="batch", concurrency_limit=1)
+        table.select(self.select, session, [status, *shown, selection, decision, comment], concurrency_id="model")
+        save.click(self.save, [session, selection, decision, comment], [status, table, review_file])

@@ -1,0 +1,54 @@
+"""Controls the tabs share: prompt picker, threshold picker, split picker, and the display-size helper."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from drywall_qa.imaging import resize_mask
+from drywall_qa.ui.prompts import KNOWN_PROMPTS, MAX_PROMPTS
+
+#: longest side of images sent to the browser (downloads keep the input size)
+DISPLAY_SIDE = 1024
+
+
+def prompt_inputs(default: Sequence[str]) -> tuple[gr.CheckboxGroup, gr.Textbox]:
+    """Tick registered prompts and/or type more."""
+    selected = gr.CheckboxGroup(KNOWN_PROMPTS, value=list(default), label="Prompts")
+    typed = gr.Textbox(label="More prompts", lines=1, max_lines=3,
+                       placeholder=f"free text, comma-separated (at most {MAX_PROMPTS} prompts in all)")
+    return selected, typed
+
+
+def threshold_inputs() -> tuple[gr.Checkbox, gr.Slider]:
+    """A checkbox for the model's tuned per-prompt thresholds, and one threshold for every prompt otherwise."""
+    with gr.Row():
+        tuned = gr.Checkbox(True, label="Model's tuned thresholds", info="else the slider's, for every prompt")
+        value = gr.Slider(0.05, 0.95, 0.5, step=0.01, label="Threshold")
+    return tuned, value
+
+
+def threshold_value(tuned: bool, value: float | None) -> float | None:
+    """``None`` (the model's per-prompt thresholds) when ``tuned``, else the slider value."""
+    return None if tuned or value is None else float(value)
+
+
+def split_input(choices: list[tuple[str, str]], elem_id: str) -> gr.Dropdown:
+    """A dropdown of the splits found in the data roots (empty with a hint when there are none)."""
+    info = None if choices else "no data folder found: start with --data-root DIR or set DRYWALL_QA_DATA"
+    return gr.Dropdown(choices, value=choices[0][1] if choices else None, label="Split", info=info,
+                       elem_id=elem_id)
+
+
+def for_display(image: np.ndarray, masks: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Image and masks scaled so the longest side is at most ``DISPLAY_SIDE`` (thin masks survive)."""
+    height, width = image.shape[:2]
+    scale = DISPLAY_SIDE / max(height, width)
+    if scale >= 1:
+        return image, list(masks)
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    small = np.asarray(Image.fromarray(image).resize(size[::-1], Image.Resampling.BILINEAR))
+    return small, [resize_mask(m, size) for m in masks]

@@ -1,0 +1,78 @@
+"""Evaluate tab callbacks: a complete run, a stopped run that writes nothing, refused splits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from matplotlib.figure import Figure
+
+from drywall_qa.ui.evaluate_tab import EvaluateTab
+from drywall_qa.ui.models import ModelCache
+from tests.test_ui_splits import make_split
+
+PROMPTS = ["segment crack", "segment wall crack"]
+
+
+@pytest.fixture(scope="module")
+def models() -> ModelCache:
+    return ModelCache(device="cpu")
+
+
+@pytest.fixture
+def tab(models: ModelCache, tmp_path: Path) -> EvaluateTab:
+    make_split(tmp_path / "data" / "cracks" / "valid", n=5)
+    return EvaluateTab(models, [tmp_path / "data"], tmp_path / "out")
+
+
+def run(tab: EvaluateTab, key: Path, limit: int = 3, progress=lambda *a, **k: None, value: str | None = None,
+        session: str = "s1") -> tuple:
+    value = value or str(tab.roots[0] / "cracks" / "valid")
+    return tab.run(str(key), value, PROMPTS, "", True, 0.5, limit, 2, SimpleNamespace(session_hash=session),
+                   progress)
+
+
+def test_run_scores_the_first_images_and_offers_downloads(tab: EvaluateTab, tiny_lite_dir: Path) -> None:
+    calls = []
+    status, table, figure, gallery, files = run(tab, tiny_lite_dir, progress=lambda *a, **k: calls.append(a))
+    assert "Evaluated 3 of 5 images" in status
+    assert list(table["Prompt"]) == PROMPTS
+    assert all(0 <= v <= 1 for v in table["mIoU"])
+    assert isinstance(figure, Figure) and len(figure.axes) == 2
+    assert [call[0] for call in calls] == [(1, 3), (2, 3), (3, 3)]
+    [folder] = (tab.out_dir / "evaluations").iterdir()
+    assert folder.name.startswith("cracks__valid-")
+    assert [Path(f).name for f in files] == ["metrics.json", "per_image.csv"]
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["num_images"] == 3 and list(metrics["prompts"]) == PROMPTS
+    assert table["mIoU"][0] == pytest.approx(metrics["prompts"][PROMPTS[0]]["miou"], abs=1e-4)
+    assert len(gallery) == 4 and all(Path(path).is_file() for path, _ in gallery)   # 2 worst + 2 first
+    assert gallery[0][1].startswith("worst")
+
+
+def test_stop_ends_the_run_and_leaves_no_output(tab: EvaluateTab, tiny_lite_dir: Path) -> None:
+    def press_stop(*args, **kwargs) -> None:
+        tab.stop(SimpleNamespace(session_hash="s1"))
+
+    status, *outputs = run(tab, tiny_lite_dir, limit=5, progress=press_stop)
+    assert "stopped after 2 of 5 images; nothing was written" in status
+    assert outputs == [None] * 4
+    assert list((tab.out_dir / "evaluations").iterdir()) == []
+    status, *_ = run(tab, tiny_lite_dir)          # the next run of the session is not stopped
+    assert "Evaluated 3" in status
+
+
+def test_another_sessions_stop_does_not_stop_this_run(tab: EvaluateTab, tiny_lite_dir: Path) -> None:
+    status, *_ = run(tab, tiny_lite_dir, progress=lambda *a, **k: tab.stop(SimpleNamespace(session_hash="other")))
+    assert "Evaluated 3" in status
+
+
+def test_refused_split_and_missing_model_give_messages(tab: EvaluateTab, tiny_lite_dir: Path,
+                                                        tmp_path: Path) -> None:
+    status, *outputs = run(tab, tiny_lite_dir, value=str(make_split(tmp_path / "elsewhere")))
+    assert "outside the configured data folders" in status and outputs == [None] * 4
+    status, *_ = run(tab, tmp_path / "no-such-model")
+    assert "no-such-model" in status and "not found" in status
+    assert not (tab.out_dir / "evaluations").exists() or not any((tab.out_dir / "evaluations").iterdir())

@@ -1,0 +1,132 @@
+"""Inspect tab callbacks: bad uploads and prompts give messages, re-rendering never re-runs the model, downloads
+are named ``{image}__{prompt}.png`` (0/255, input size) plus a JSON with coverage and COCO RLE."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from pycocotools import mask as mask_utils
+
+from drywall_qa.ui.exports import mask_file_names
+from drywall_qa.ui.inspect_tab import InspectResult, InspectTab, legend_html
+from drywall_qa.ui.models import ModelCache
+from drywall_qa.ui.prompts import MAX_PROMPT_CHARS, MAX_PROMPTS, parse_prompts
+from drywall_qa.visualisation import palette
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "seam_and_crack.png"
+PROMPTS = ["segment crack", "segment taping area"]
+
+
+@pytest.fixture(scope="module")
+def tab() -> InspectTab:
+    return InspectTab(ModelCache(device="cpu"), [])
+
+
+@pytest.fixture
+def photo(tmp_path: Path) -> Path:
+    path = tmp_path / "wall photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 80, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def segment(tab: InspectTab, key: Path, image, prompts=PROMPTS, typed: str = "", tuned: bool = False,
+            threshold: float = 0.5) -> tuple:
+    return tab.run(str(key), None if image is None else str(image), prompts, typed, tuned, threshold, 0.5)
+
+
+def read_downloads(files: list[str]) -> tuple[dict[str, np.ndarray], dict]:
+    pngs = {Path(f).name: np.asarray(Image.open(f)) for f in files if f.endswith(".png")}
+    [summary] = [json.loads(Path(f).read_text()) for f in files if f.endswith(".json")]
+    return pngs, summary
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"", "empty"),
+    (b"this is a text file, renamed", "not a readable image"),
+    (EXAMPLE.read_bytes()[:2000], "truncated or corrupt"),
+])
+def test_bad_uploads_give_a_message_naming_the_file(tab: InspectTab, tiny_lite_dir: Path, tmp_path: Path,
+                                                    content: bytes, problem: str) -> None:
+    upload = tmp_path / "upload.jpg"
+    upload.write_bytes(content)
+    status, *outputs = segment(tab, tiny_lite_dir, upload)
+    assert "upload.jpg" in status and problem in status
+    assert outputs == [None] * 5
+
+
+def test_missing_image_prompts_or_model_give_messages(tab: InspectTab, tiny_lite_dir: Path, photo: Path,
+                                                       tmp_path: Path) -> None:
+    assert "Upload a photo" in segment(tab, tiny_lite_dir, None)[0]
+    assert "no prompt given" in segment(tab, tiny_lite_dir, photo, prompts=[], typed=" , \n")[0]
+    many = ", ".join(f"segment thing {i}" for i in range(MAX_PROMPTS + 1))
+    assert f"at most {MAX_PROMPTS}" in segment(tab, tiny_lite_dir, photo, prompts=[], typed=many)[0]
+    assert "not found" in segment(tab, tmp_path / "missing-model", photo)[0]
+
+
+def test_run_renders_overlay_legend_masks_and_downloads(tab: InspectTab, tiny_lite_dir: Path, photo: Path) -> None:
+    status, shown, legend, tiles, files, result = segment(tab, tiny_lite_dir, photo, prompts=PROMPTS[:1],
+                                                          typed="segment taping area, segment hole")
+    assert "3 prompts" in status and "80×48" in status and " ms" in status
+    assert result.prompts == [*PROMPTS, "segment hole"]
+    assert shown.shape == (48, 80, 3) and len(tiles) == 3
+    for prompt in result.prompts:
+        assert prompt in legend
+    pngs, summary = read_downloads(files)
+    assert list(pngs) == ["wall_photo__segment_crack.png", "wall_photo__segment_taping_area.png",
+                          "wall_photo__segment_hole.png"]
+    assert [p["prompt"] for p in summary["prompts"]] == result.prompts
+    for (name, png), entry, probabilities in zip(pngs.items(), summary["prompts"], result.probabilities):
+        expected = probabilities > 0.5
+        assert png.shape == (48, 80) and set(np.unique(png)) <= {0, 255}
+        np.testing.assert_array_equal(png == 255, expected)
+        np.testing.assert_array_equal(mask_utils.decode(entry["rle"]).astype(bool), expected)
+        assert entry["threshold"] == 0.5 and entry["coverage"] == pytest.approx(expected.mean())
+        assert entry["found"] == bool(expected.any())
+
+
+def test_threshold_and_opacity_rerender_without_the_model(tab: InspectTab, tiny_lite_dir: Path, photo: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    *_, result = segment(tab, tiny_lite_dir, photo)
+    model = tab.models.get(str(tiny_lite_dir))
+    monkeypatch.setattr(model.segmenter, "predict", lambda *a, **k: pytest.fail("the model was run again"))
+    threshold = float(np.median(result.probabilities[0]))
+    tuned, shown, legend, tiles, files = tab.set_threshold(result, threshold, 0.8)
+    assert tuned is False
+    pngs, summary = read_downloads(files)
+    np.testing.assert_array_equal(pngs["wall_photo__segment_crack.png"] == 255,
+                                  result.probabilities[0] > threshold)
+    assert summary["prompts"][0]["threshold"] == pytest.approx(threshold, abs=1e-4)
+    faint, strong = tab.rerender(result, False, threshold, 0.1)[0], shown
+    assert not np.array_equal(faint, strong)
+    assert tab.rerender(None, True, 0.5, 0.5) == tuple({"__type__": "update"} for _ in range(4))
+
+
+def test_empty_masks_say_not_found() -> None:
+    result = InspectResult(np.zeros((10, 12, 3), np.uint8), "x", "m", ["segment crack", "segment seam"],
+                           [np.zeros((10, 12), np.float32), np.full((10, 12), 0.9, np.float32)], [0.5, 0.5], 1.0)
+    shown, legend, tiles, files = InspectTab._render(result, None, 0.5)
+    assert [caption for _, caption in tiles] == ["segment crack · not found", "segment seam · 100.00 %"]
+    assert legend.count("not found") == 1
+    assert np.all(tiles[1][0] == palette(2)[1])
+
+
+def test_prompt_text_is_escaped_in_the_legend() -> None:
+    legend = legend_html(['<img src=x onerror="alert(1)">'], palette(1), [0.5], [0.5])
+    assert "<img" not in legend and "&lt;img" in legend
+
+
+def test_prompts_are_cleaned_deduplicated_and_capped() -> None:
+    prompts, notes = parse_prompts(["segment crack"], "segment\tcrack ;\x00segment  seam\n,segment crack")
+    assert prompts == ["segment crack", "segment seam"] and notes == []
+    prompts, notes = parse_prompts([], "x" * (MAX_PROMPT_CHARS + 5))
+    assert prompts == ["x" * MAX_PROMPT_CHARS] and "cut" in notes[0]
+
+
+def test_mask_file_names_stay_unique_and_safe() -> None:
+    names = mask_file_names("../my wall", ["segment joint/tape", "segment joint tape", "ünïcode?"])
+    assert names == ["my_wall__segment_joint_tape.png", "my_wall__segment_joint_tape-2.png", "my_wall__unicode.png"]

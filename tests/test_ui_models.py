@@ -1,0 +1,88 @@
+"""Model selection: cached loads, readable load failures, the model box keeping a working model."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from drywall_qa.errors import InputError, ModelLoadError
+from drywall_qa.segmenter import Segmenter
+from drywall_qa.ui import models as models_module
+from drywall_qa.ui.app import ModelBox
+from drywall_qa.ui.models import FOLDER, ModelCache, model_choices, model_key
+
+
+@pytest.fixture
+def counted() -> tuple[list[str], callable]:
+    loads: list[str] = []
+
+    def loader(key: str, device: str | None) -> Segmenter:
+        loads.append(key)
+        return Segmenter.load(key, device)
+
+    return loads, loader
+
+
+def test_loaded_models_are_cached_and_evicted(tiny_lite_dir: Path, tiny_clipseg_dir: Path, counted) -> None:
+    loads, loader = counted
+    cache = ModelCache(device="cpu", capacity=1, loader=loader)
+    first = cache.get(str(tiny_lite_dir))
+    assert cache.get(str(tiny_lite_dir)) is first and loads == [str(tiny_lite_dir)]
+    cache.get(str(tiny_clipseg_dir))                     # capacity 1: the lite model is dropped
+    assert cache.get(str(tiny_lite_dir)) is not first and len(loads) == 3
+
+
+def test_concurrent_first_requests_load_once(tiny_lite_dir: Path, counted) -> None:
+    loads, loader = counted
+    cache = ModelCache(device="cpu", loader=loader)
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(cache.get(str(tiny_lite_dir)))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(loads) == 1 and len({id(model) for model in got}) == 1
+
+
+def test_failed_loads_are_not_cached(tmp_path: Path, counted) -> None:
+    loads, loader = counted
+    cache = ModelCache(device="cpu", loader=loader)
+    for _ in range(2):
+        with pytest.raises(ModelLoadError, match="not found"):
+            cache.get(str(tmp_path / "missing"))
+    assert len(loads) == 2
+
+
+def test_missing_bundled_model_says_how_to_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(models_module, "BUNDLED_DIR", tmp_path / "weights" / "drywall-qa-lite")
+
+    def loader(key: str, device: str | None) -> Segmenter:
+        raise ModelLoadError(f"{key}: checkpoint directory not found")
+
+    with pytest.raises(ModelLoadError, match="bundled model is not installed.*--model DIR"):
+        ModelCache(loader=loader).get("lite")
+
+
+def test_model_box_reports_failures_and_keeps_the_working_model(tiny_lite_dir: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    box = ModelBox(ModelCache(device="cpu"), str(tiny_lite_dir))
+    status, key = box.load(str(tiny_lite_dir), None, None)
+    assert key == str(tiny_lite_dir) and "drywall-qa-lite" in status and "parameters" in status
+    status, kept = box.load("clipseg", None, key)             # no network here: a message, not a crash
+    assert kept == key and "Error" in status and "CLIPSeg" in status and "Still using" in status
+    status, kept = box.load(FOLDER, str(tmp_path / "nothing"), key)
+    assert kept == key and "not found" in status
+    status, kept = box.load(FOLDER, "  ", None)
+    assert kept is None and "no folder given" in status
+
+
+def test_model_key_and_choices(tmp_path: Path) -> None:
+    assert model_key("lite", None) == "lite"
+    assert model_key(FOLDER, f"{tmp_path}/a/../b ") == str(tmp_path / "b")
+    with pytest.raises(InputError):
+        model_key(None, None)
+    assert model_choices("lite")[0][1] == "lite"
+    assert model_choices(str(tmp_path))[0] == (f"Local · {tmp_path}", str(tmp_path))

@@ -1,0 +1,151 @@
+"""Review tab callbacks and the review store: scores worst first, row selection, decisions saved atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+
+from drywall_qa.errors import InputError
+from drywall_qa.ui.models import ModelCache
+from drywall_qa.ui.review_tab import ReviewTab
+from drywall_qa.ui.reviews import ReviewStore
+from tests.test_ui_splits import make_split
+
+PROMPTS = ["segment crack", "segment wall crack"]
+
+
+@pytest.fixture(scope="module")
+def models() -> ModelCache:
+    return ModelCache(device="cpu")
+
+
+@pytest.fixture
+def tab(models: ModelCache, tmp_path: Path) -> ReviewTab:
+    make_split(tmp_path / "data" / "cracks" / "valid", n=3)
+    return ReviewTab(models, [tmp_path / "data"], tmp_path / "out")
+
+
+def score(tab: ReviewTab, key: Path, limit: int = 3, value: str | None = None) -> tuple:
+    value = value or str(tab.roots[0] / "cracks" / "valid")
+    return tab.score(str(key), value, PROMPTS, "", True, 0.5, limit)
+
+
+def test_scores_every_image_and_prompt_worst_first(tab: ReviewTab, tiny_lite_dir: Path) -> None:
+    status, table, session, review_file = score(tab, tiny_lite_dir)
+    assert "Scored 3 of 3 images" in status and review_file is None
+    assert len(table) == 3 * len(PROMPTS)
+    assert sorted(set(table["Prompt"])) == sorted(PROMPTS)
+    assert list(table["IoU"]) == sorted(table["IoU"])
+    assert all(0 <= v <= 1 for v in table["Dice"])
+
+
+def test_limit_caps_the_images_scored(tab: ReviewTab, tiny_lite_dir: Path) -> None:
+    _, table, session, _ = score(tab, tiny_lite_dir, limit=2)
+    assert set(table["Image"]) == {"img0.png", "img1.png"} and set(session.index) == {"img0.png", "img1.png"}
+
+
+def test_selecting_a_row_shows_input_truth_prediction_and_errors(tab: ReviewTab, tiny_lite_dir: Path) -> None:
+    _, table, session, _ = score(tab, tiny_lite_dir)
+    worst = list(table.iloc[0])
+    event = gr.SelectData(None, {"index": [0, 3], "value": worst[3], "row_value": worst})
+    status, image, truth, prediction, errors, selection, decision, comment = tab.select(session, event)
+    assert worst[0] in status and f"IoU {worst[2]:.3f}" in status
+    assert image.shape == truth.shape == prediction.shape == errors.shape == (64, 64, 3)
+    assert not np.array_equal(image, truth)          # the ground-truth polygon is drawn
+    assert selection == {"image": worst[0], "prompt": worst[1]} and decision is None and comment == ""
+
+
+def test_decisions_are_saved_shown_and_survive_a_restart(tab: ReviewTab, tiny_lite_dir: Path,
+                                                         models: ModelCache) -> None:
+    _, table, session, _ = score(tab, tiny_lite_dir)
+    image, prompt = table.iloc[0]["Image"], table.iloc[0]["Prompt"]
+    status, table, review_file = tab.save(session, {"image": image, "prompt": prompt}, "reject", " wrong seam ")
+    assert "Saved reject" in status
+    row = table[(table["Image"] == image) & (table["Prompt"] == prompt)].iloc[0]
+    assert (row["Decision"], row["Comment"]) == ("reject", "wrong seam")
+    stored = json.loads(Path(review_file).read_text())
+    assert stored["split"] == "cracks/valid"
+    assert stored["reviews"][image][prompt]["decision"] == "reject"
+    restarted = ReviewTab(models, tab.roots, tab.out_dir)
+    *_, decision, comment = restarted.show(session, image, prompt)
+    assert (decision, comment) == ("reject", "wrong seam")
+
+
+def test_bad_review_requests_give_messages(tab: ReviewTab, tiny_lite_dir: Path, tmp_path: Path) -> None:
+    status, *rest = tab.save(None, None, "accept", "")
+    assert "click a row" in status and rest == [None, None]
+    _, _, session, _ = score(tab, tiny_lite_dir)
+    status, *_ = tab.save(session, {"image": "img0.png", "prompt": PROMPTS[0]}, None, "  ")
+    assert "nothing to save" in status
+    status, *_ = tab.show(session, "not-scored.png", PROMPTS[0])
+    assert "no scored row" in status
+    outside = make_split(tmp_path / "outside")
+    status, table, session, _ = score(tab, tiny_lite_dir, value=str(outside))
+    assert "outside the configured data folders" in status and table is None and session is None
+    status, *_ = score(tab, tiny_lite_dir, value=str(tab.roots[0] / "cracks" / "valid" / ".." / ".." / ".."))
+    assert "outside the configured data folders" in status
+
+
+def test_store_concurrent_saves_keep_every_entry(tmp_path: Path) -> None:
+    path = tmp_path / "reviews" / "cracks__valid.json"
+    errors: list[BaseException] = []
+
+    def worker(t: int) -> None:
+        store = ReviewStore(path, "cracks/valid")  # one store per thread, same file: the lock is per file
+        try:
+            for i in range(15):
+                store.save(f"img{t}_{i}.png", "segment crack", "accept" if i % 2 else "reject", f"t{t} i{i}")
+        except BaseException as err:  # noqa: BLE001
+            errors.append(err)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    reviews = json.loads(path.read_text())["reviews"]
+    assert len(reviews) == 6 * 15
+    assert reviews["img3_4.png"]["segment crack"]["comment"] == "t3 i4"
+    assert [p.name for p in path.parent.iterdir()] == [path.name]          # no temp files left
+
+
+def test_store_failed_write_keeps_the_previous_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = ReviewStore(tmp_path / "r.json", "cracks/valid")
+    store.save("a.png", "segment crack", "accept")
+    before = store.path.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", crash)
+    with pytest.raises(OSError, match="disk full"):
+        store.save("b.png", "segment crack", "reject")
+    assert store.path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_store_refuses_to_overwrite_a_foreign_or_corrupt_file(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    path.write_text("{not json")
+    with pytest.raises(InputError, match="not a valid review file"):
+        ReviewStore(path, "x").save("a.png", "p", "accept")
+    path.write_text('{"something": "else"}')
+    with pytest.raises(InputError, match="not a review file"):
+        ReviewStore(path, "x").save("a.png", "p", "accept")
+    assert path.read_text() == '{"something": "else"}'
+
+
+def test_store_validates_decision_and_comment(tmp_path: Path) -> None:
+    store = ReviewStore(tmp_path / "r.json", "x")
+    with pytest.raises(InputError, match="not a decision"):
+        store.save("a.png", "p", "maybe")
+    with pytest.raises(InputError, match="limit"):
+        store.save("a.png", "p", "accept", "x" * 5000)
+    assert not store.path.exists()

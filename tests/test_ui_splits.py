@@ -1,0 +1,108 @@
+"""Data-split access for the app: discovery, and refusal of every path outside the data roots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from drywall_qa.data import DATASETS
+from drywall_qa.errors import InputError
+from drywall_qa.ui.splits import ConfinedSplit, discover_splits, open_split, resolve_split, split_prompts, within
+
+
+def make_split(directory: Path, n: int = 4, size: int = 64, seed: int = 0) -> Path:
+    """A COCO split of ``n`` noisy images, each with one dark polygon labelled as its mask."""
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    images, annotations = [], []
+    for i in range(n):
+        image = Image.fromarray(rng.integers(150, 230, (size, size, 3), dtype=np.uint8))
+        x, y = rng.integers(4, size // 2, 2)
+        polygon = [float(v) for v in (x, y, x + size // 3 + 2 * i, y, x + size // 4, y + size // 3 + i)]
+        ImageDraw.Draw(image).polygon(polygon, fill=(40, 40, 40))
+        image.save(directory / f"img{i}.png")
+        images.append({"id": i, "file_name": f"img{i}.png", "width": size, "height": size})
+        annotations.append({"id": i, "image_id": i, "category_id": 1, "segmentation": [polygon], "iscrowd": 0,
+                            "bbox": [0, 0, 1, 1], "area": 1})
+    document = {"images": images, "annotations": annotations,
+                "categories": [{"id": 0, "name": "cracks"}, {"id": 1, "name": "crack"}]}
+    (directory / "_annotations.coco.json").write_text(json.dumps(document))
+    return directory
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    make_split(tmp_path / "data" / "cracks" / "train", n=2)
+    make_split(tmp_path / "data" / "cracks" / "valid", n=2)
+    return tmp_path / "data"
+
+
+def test_discovers_splits_held_out_first(root: Path) -> None:
+    values = [Path(value) for _, value in discover_splits([root])]
+    assert values == [root / "cracks" / "valid", root / "cracks" / "train"]
+
+
+def test_a_root_that_is_itself_a_split_is_found(root: Path) -> None:
+    [(label, value)] = discover_splits([root / "cracks" / "valid"])
+    assert Path(value) == root / "cracks" / "valid" and "valid" in label
+
+
+@pytest.mark.parametrize("crafted", ["{root}/cracks/valid/../../..", "{outside}", "/etc", "{root}/../outside_split"])
+def test_paths_outside_the_roots_are_refused(root: Path, tmp_path: Path, crafted: str) -> None:
+    outside = make_split(tmp_path / "outside_split")
+    with pytest.raises(InputError, match="outside the configured data folders"):
+        resolve_split(crafted.format(root=root, outside=outside), [root])
+
+
+def test_symlink_out_of_a_root_is_refused(root: Path, tmp_path: Path) -> None:
+    outside = make_split(tmp_path / "elsewhere")
+    (root / "cracks" / "linked").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(InputError, match="outside"):
+        resolve_split(str(root / "cracks" / "linked"), [root])
+
+
+def test_inside_a_root_but_not_a_split(root: Path) -> None:
+    with pytest.raises(InputError, match="_annotations.coco.json"):
+        resolve_split(str(root / "cracks"), [root])
+
+
+def test_no_roots_or_no_choice_say_what_to_do(root: Path) -> None:
+    with pytest.raises(InputError, match="--data-root"):
+        resolve_split(str(root / "cracks" / "valid"), [])
+    with pytest.raises(InputError, match="no split chosen"):
+        resolve_split(None, [root])
+
+
+def test_image_file_name_escaping_the_root_is_refused(root: Path, tmp_path: Path) -> None:
+    split = root / "cracks" / "valid"
+    Image.new("RGB", (64, 64)).save(tmp_path / "secret.png")
+    document = json.loads((split / "_annotations.coco.json").read_text())
+    document["images"][0]["file_name"] = "../../../secret.png"
+    (split / "_annotations.coco.json").write_text(json.dumps(document))
+    confined = ConfinedSplit(split, [root])
+    with pytest.raises(InputError, match="outside the configured data folders"):
+        confined[0]
+    assert confined[1].image.shape == (64, 64, 3)
+
+
+def test_open_split_rereads_a_changed_annotation_file(root: Path) -> None:
+    value = str(root / "cracks" / "valid")
+    assert len(open_split(value, [root])) == 2
+    make_split(root / "cracks" / "valid", n=3)
+    assert len(open_split(value, [root])) == 3
+
+
+def test_split_prompts_follow_the_dataset_folder(root: Path, tmp_path: Path) -> None:
+    assert split_prompts(str(root / "cracks" / "valid"), [root]) == list(DATASETS["cracks"].prompts)
+    other = make_split(tmp_path / "other" / "unknown" / "valid")
+    assert split_prompts(str(other), [tmp_path / "other"]) == []
+    assert split_prompts(str(other), [root]) == []          # outside: no prompts, no exception
+
+
+def test_within_resolves_dot_dot(root: Path) -> None:
+    assert within(root / "cracks" / "valid", [root])
+    assert not within(root / "cracks" / ".." / "..", [root])
