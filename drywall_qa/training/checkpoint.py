@@ -1,10 +1,13 @@
-"""Crash-safe training state: model, optimizer, scheduler, RNG and progress in one file, replaced atomically."""
+"""Crash-safe training state: model, optimizer, scheduler, RNG and progress in one file, replaced atomically; and
+folders (the best checkpoint) swapped in whole."""
 
 from __future__ import annotations
 
 import os
 import random
+import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,22 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def replace_directory(directory: Path, write: Callable[[Path], None]) -> None:
+    """Let ``write`` fill a fresh sibling folder, then swap it in for ``directory``: a kill leaves the old folder or
+    the new one (a kill between the two renames leaves the old one as ``NAME.old``, restored by the next call)."""
+    staging, old = directory.with_name(directory.name + ".partial"), directory.with_name(directory.name + ".old")
+    if old.is_dir() and not directory.exists():
+        os.replace(old, directory)
+    for leftover in (staging, old):
+        shutil.rmtree(leftover, ignore_errors=True)
+    staging.mkdir(parents=True)
+    write(staging)
+    if directory.exists():
+        os.replace(directory, old)
+    os.replace(staging, directory)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def rng_state() -> dict:

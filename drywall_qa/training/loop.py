@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
-import math
+import shutil
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import InitProcessGroupKwargs, set_seed
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -25,16 +26,23 @@ from drywall_qa.data import DATASETS, CocoSplit, split_dir
 from drywall_qa.errors import InputError
 from drywall_qa.segmenter import Segmenter
 from drywall_qa.training.augment import AugmentConfig
-from drywall_qa.training.checkpoint import STATE_FILE, load_training_state, save_training_state
+from drywall_qa.training.checkpoint import STATE_FILE, load_training_state, replace_directory, save_training_state
 from drywall_qa.training.feature_cache import FeatureCache
-from drywall_qa.training.history import append_history, plot_curves, truncate_history
+from drywall_qa.training.history import (CURVES_FILE, HISTORY_FILE, append_history, plot_curves, read_history,
+                                         truncate_history)
 from drywall_qa.training.losses import LOSSES
 from drywall_qa.training.samples import EpochSampler, PromptedSegmentationSet, Source, balanced_weights, collate
-from drywall_qa.training.validation import choose_thresholds, mean_dice, validate
+from drywall_qa.training.validation import best_thresholds, mean_dice, validate
 
 logger = logging.getLogger(__name__)
 BEST_DIR = "best"
 ARGS_FILE = "training_args.json"
+#: files of a run that ``--overwrite`` removes (the feature cache stays: its entries are keyed by content)
+RUN_FILES = (BEST_DIR, STATE_FILE, HISTORY_FILE, CURVES_FILE, ARGS_FILE)
+#: settings a resumed run may change without changing its result
+RESUME_MAY_CHANGE = {"data_root", "output_dir", "resume", "overwrite", "workers", "cache_dir", "mixed_precision"}
+#: how long the other processes wait while the main one validates
+BARRIER_TIMEOUT = timedelta(hours=3)
 
 
 @dataclass
@@ -96,9 +104,40 @@ def _check_paths(config: TrainConfig) -> None:
                 raise InputError(str(folder), f"no _annotations.coco.json for dataset '{name}' ({split} split)",
                                  "check --data-root: it must hold the Roboflow COCO export folders")
     out = config.output_dir
+    if out.exists() and not out.is_dir():
+        raise InputError(str(out), "--output-dir is a file", "pass a folder")
     if out.exists() and any(out.iterdir()) and not (config.resume or config.overwrite):
         raise InputError(str(out), "output directory already holds files (another run?)",
                          "pass --resume to continue that run, --overwrite to start afresh, or another --output-dir")
+    if config.resume:
+        _check_resumable(config)
+
+
+def _check_resumable(config: TrainConfig) -> None:
+    """Refuse to resume a run with settings that would change its result."""
+    path = config.output_dir / ARGS_FILE
+    if not path.is_file():
+        return
+    try:
+        stored = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise InputError(str(path), f"unreadable run settings ({err})", "start afresh with --overwrite") from err
+    current = json.loads(json.dumps(asdict(config), default=str))
+    changed = sorted(k for k in (stored.keys() & current.keys()) - RESUME_MAY_CHANGE if stored[k] != current[k])
+    if changed:
+        differences = ", ".join(f"{k}: {stored[k]!r} → {current[k]!r}" for k in changed)
+        raise InputError(str(path), f"--resume with settings that differ from the run's ({differences})",
+                         "resume with the original settings, or start afresh with --overwrite or another --output-dir")
+
+
+def _clear_run(out: Path) -> None:
+    """Remove the files of an earlier run in ``out`` (``--overwrite``)."""
+    for name in RUN_FILES:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _splits(config: TrainConfig, split: str) -> dict[str, tuple]:
@@ -112,39 +151,53 @@ def _splits(config: TrainConfig, split: str) -> dict[str, tuple]:
 
 
 def build_backend(config: TrainConfig) -> Backend:
-    """A fresh drywall-qa-lite model for ``lite``, else a checkpoint, with its frozen parts frozen."""
+    """A fresh drywall-qa-lite model for ``lite``, else a checkpoint, with its frozen parts frozen.
+
+    Thresholds stored with a checkpoint belong to its old weights: they are dropped, so validation uses 0.5 until
+    the best checkpoint stores new ones.
+    """
     if config.model == "lite":
         from drywall_qa.backends.lite import LiteBackend, LiteConfig, LiteModel
 
-        return LiteBackend(LiteModel(LiteConfig(image_size=config.image_size, **config.lite_options)))
-    backend = load_backend(config.model)
+        backend = LiteBackend(LiteModel(LiteConfig(image_size=config.image_size, **config.lite_options)))
+    else:
+        backend = load_backend(config.model)
     if config.unfreeze_last:
+        if not backend.frozen_image_encoder:
+            raise InputError("--unfreeze-last", f"the {backend.family} image encoder trains in full already",
+                             "leave --unfreeze-last out")
         backend.unfreeze_last(config.unfreeze_last)
+    backend.model.config.prompt_thresholds = {}
     return backend
 
 
 class PromptCache:
-    """Frozen prompt embeddings, computed once per distinct prompt."""
+    """Frozen prompt embeddings, computed once per distinct prompt and one prompt at a time: batching with other
+    prompts pads the tokens, which changes the result in the last bits, so a resumed run would drift."""
 
     def __init__(self, backend: Backend) -> None:
         self.backend, self.vectors = backend, {}
 
     def __call__(self, prompts: list[str]) -> torch.Tensor:
-        missing = sorted({p for p in prompts if p not in self.vectors})
-        if missing:
-            self.vectors.update(zip(missing, self.backend.encode_prompts(missing)))
+        for prompt in prompts:
+            if prompt not in self.vectors:
+                self.vectors[prompt] = self.backend.encode_prompts([prompt])[0]
         return torch.stack([self.vectors[p] for p in prompts])
 
 
 def train(config: TrainConfig) -> dict:
     """Run (or resume) training; returns the last validation report. Best checkpoint: ``OUT/best``."""
+    accelerator = Accelerator(mixed_precision=config.mixed_precision,
+                              kwargs_handlers=[InitProcessGroupKwargs(timeout=BARRIER_TIMEOUT)])
     _check_paths(config)
+    accelerator.wait_for_everyone()  # every process has checked the folder before the main one writes to it
     out = config.output_dir
     out.mkdir(parents=True, exist_ok=True)
-    accelerator = Accelerator(mixed_precision=config.mixed_precision)
+    if accelerator.is_main_process and config.overwrite:
+        _clear_run(out)
     set_seed(config.seed)
     backend = build_backend(config)
-    cached = backend.frozen_image_encoder and not config.unfreeze_last
+    cached = backend.frozen_image_encoder
     size = backend.input_size if cached else config.train_size or backend.input_size
     train_sources = [Source(spec, split) for spec, split in _splits(config, "train").values()]
     valid = _splits(config, "valid")
@@ -153,29 +206,29 @@ def train(config: TrainConfig) -> dict:
                                       images=not cached)
     sampler = EpochSampler(len(dataset), config.seed, config.samples_per_epoch,
                            balanced_weights(dataset) if config.balance else None)
-    loader = DataLoader(dataset, config.batch_size, sampler=sampler, collate_fn=collate,
-                        num_workers=config.workers, drop_last=len(sampler) > config.batch_size)
-    step_module = TrainStep(backend)
+    loader = accelerator.prepare(DataLoader(dataset, config.batch_size, sampler=sampler, collate_fn=collate,
+                                            num_workers=config.workers, drop_last=len(sampler) > config.batch_size))
     optimizer = torch.optim.AdamW(list(backend.trainable_parameters()), lr=config.lr,
                                   weight_decay=config.weight_decay)
-    steps = config.epochs * math.ceil(len(loader) / accelerator.num_processes)
+    # the prepared scheduler advances once per process at every optimizer step (one step per process batch)
+    steps = config.epochs * len(loader) * accelerator.num_processes
     scheduler = get_cosine_schedule_with_warmup(optimizer, int(config.warmup_fraction * steps), steps)
     start, best = 0, -1.0
     if config.resume and (out / STATE_FILE).exists():
         start, best = load_training_state(out, backend.model, optimizer, scheduler)
-        truncate_history(out, start) if accelerator.is_main_process else None
         logger.info("resumed after epoch %d (best mean Dice %.4f)", start, best)
-    step_module, optimizer, loader, scheduler = accelerator.prepare(step_module, optimizer, loader, scheduler)
+    if accelerator.is_main_process:
+        truncate_history(out, start)  # records of an epoch after the last checkpoint are redone
+        (out / ARGS_FILE).write_text(json.dumps(asdict(config), indent=2, default=str))
+    accelerator.wait_for_everyone()
+    step_module, optimizer, scheduler = accelerator.prepare(TrainStep(backend), optimizer, scheduler)
     cache = FeatureCache(backend, config.cache_dir or out / "feature_cache") if cached else None
     prompt_cache, loss_fn = PromptCache(backend), LOSSES[config.loss]
-    if accelerator.is_main_process:
-        (out / ARGS_FILE).write_text(json.dumps(asdict(config), indent=2, default=str))
-    report: dict = {}
+    report = (read_history(out) or [{}])[-1]  # what a run that is complete already returns
     for epoch in range(start, config.epochs):
-        dataset.set_epoch(epoch)
-        sampler.set_epoch(epoch)
+        loader.set_epoch(epoch)  # the prepared loader passes it on to sampler and dataset (else it counts from 0)
         step_module.train()
-        total, count = 0.0, 0
+        totals = torch.zeros(2, dtype=torch.float64, device=accelerator.device)  # loss sum, batches
         for batch in tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not accelerator.is_main_process):
             inputs = cache.batch([dataset.image_file(i) for i in batch["index"].tolist()]) if cached else batch["image"]
             with accelerator.autocast():
@@ -185,20 +238,22 @@ def train(config: TrainConfig) -> dict:
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()
-            total, count = total + loss.item(), count + 1
-        report = _end_of_epoch(accelerator, config, backend, valid, epoch, total / max(count, 1), optimizer,
-                               scheduler, best)
+            totals += torch.tensor([loss.item(), 1.0], dtype=torch.float64, device=accelerator.device)
+        loss_sum, batches = accelerator.reduce(totals, "sum").tolist()
+        report = _end_of_epoch(accelerator, config, backend, valid, epoch, loss_sum / max(batches, 1), scheduler,
+                               optimizer, best)
         best = max(best, report.get("score", best))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        _store_thresholds(config, valid)
     accelerator.end_training()
     return report
 
 
 def _end_of_epoch(accelerator: Accelerator, config: TrainConfig, backend: Backend, valid: dict, epoch: int,
-                  train_loss: float, optimizer, scheduler, best: float) -> dict:
-    """Validate, log, keep the best checkpoint and write the resumable state (main process only)."""
+                  train_loss: float, scheduler, optimizer, best: float) -> dict:
+    """Validate, log, keep the best checkpoint and write the resumable state (main process only).
+
+    Order matters for crash safety: the history record and the best checkpoint come before the training state, so
+    a kill in between only makes the resumed run redo (and rewrite) this epoch.
+    """
     accelerator.wait_for_everyone()
     report: dict = {}
     if accelerator.is_main_process:
@@ -210,19 +265,21 @@ def _end_of_epoch(accelerator: Accelerator, config: TrainConfig, backend: Backen
         append_history(out, report)
         plot_curves(out)
         if report["score"] > best:
-            backend.save_pretrained(out / BEST_DIR)
-            (out / BEST_DIR / ARGS_FILE).write_text(json.dumps(asdict(config), indent=2, default=str))
+            _save_best(backend, config, best_thresholds(report["valid"]))
         save_training_state(out, backend.model, optimizer, scheduler, epoch + 1, max(best, report["score"]))
         logger.info("epoch %d: train loss %.4f, mean valid Dice %.4f", epoch + 1, train_loss, report["score"])
     accelerator.wait_for_everyone()
     return report
 
 
-def _store_thresholds(config: TrainConfig, valid: dict) -> None:
-    """Pick per-prompt thresholds for the best checkpoint on the validation split and save them in its config."""
-    best_dir = config.output_dir / BEST_DIR
-    backend = load_backend(best_dir)
-    thresholds = choose_thresholds(Segmenter(backend), valid, config.limit)
-    backend.model.config.prompt_thresholds = thresholds
-    backend.save_pretrained(best_dir)
-    logger.info("per-prompt thresholds: %s", thresholds)
+def _save_best(backend: Backend, config: TrainConfig, thresholds: dict[str, float]) -> None:
+    """Checkpoint (safetensors + processor), its per-prompt thresholds and ``training_args.json``, swapped in whole."""
+    def write(folder: Path) -> None:
+        backend.model.config.prompt_thresholds = thresholds
+        try:
+            backend.save_pretrained(folder)
+        finally:
+            backend.model.config.prompt_thresholds = {}
+        (folder / ARGS_FILE).write_text(json.dumps(asdict(config), indent=2, default=str))
+
+    replace_directory(config.output_dir / BEST_DIR, write)

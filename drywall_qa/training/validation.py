@@ -1,5 +1,5 @@
 """Per-epoch validation: every prompt of every dataset (the evaluation code), cross-prompt false positives, and
-per-prompt threshold selection for the final checkpoint.
+the per-prompt thresholds stored with the best checkpoint.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import numpy as np
 
 from drywall_qa.data import CocoSplit, DatasetSpec
 from drywall_qa.evaluate import evaluate_split
-from drywall_qa.metrics import sweep_thresholds
 from drywall_qa.segmenter import Segmenter
 
 #: prompts for nothing in either dataset, never used in training (see samples.DISTRACTOR_PROMPTS)
@@ -30,12 +29,15 @@ def cross_prompt_scores(segmenter: Segmenter, split: CocoSplit, prompts: Sequenc
 
 
 def validate(segmenter: Segmenter, valid: dict[str, tuple[DatasetSpec, CocoSplit]], limit: int | None) -> dict:
-    """Scores per dataset: own prompts against the truth, and other datasets' / unrelated prompts as negatives."""
+    """Scores per dataset: own prompts against the truth, the threshold of each that maximises mIoU, and other
+    datasets' / unrelated prompts as negatives."""
     report = {}
     for name, (spec, split) in valid.items():
         metrics = evaluate_split(segmenter, split, spec.prompts, threshold=None, out_dir=None, limit=limit, panels=0)
         negatives = [p for other, (s, _) in valid.items() if other != name for p in s.prompts] + list(UNRELATED_PROMPTS)
-        report[name] = {"prompts": metrics["prompts"], "cross": cross_prompt_scores(segmenter, split, negatives, limit)}
+        report[name] = {"prompts": metrics["prompts"],
+                        "thresholds": {p: sweep["best_threshold"] for p, sweep in metrics["threshold_sweep"].items()},
+                        "cross": cross_prompt_scores(segmenter, split, negatives, limit)}
     return report
 
 
@@ -44,14 +46,6 @@ def mean_dice(report: dict) -> float:
     return float(np.mean([m["dice"] for block in report.values() for m in block["prompts"].values()]))
 
 
-def choose_thresholds(segmenter: Segmenter, valid: dict[str, tuple[DatasetSpec, CocoSplit]],
-                      limit: int | None) -> dict[str, float]:
-    """Per prompt, the threshold that maximises validation mIoU."""
-    chosen = {}
-    for spec, split in valid.values():
-        n = min(len(split), limit or len(split))
-        for prompt in spec.prompts:
-            pairs = ((segmenter.predict(split.load_image(i), [prompt])[0].probabilities, split.mask(i))
-                     for i in range(n))
-            chosen[prompt] = float(sweep_thresholds(pairs)["best_threshold"])
-    return chosen
+def best_thresholds(report: dict) -> dict[str, float]:
+    """Per prompt, the validation threshold that maximises mIoU (stored with the checkpoint)."""
+    return {p: t for block in report.values() for p, t in block["thresholds"].items()}
