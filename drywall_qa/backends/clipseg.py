@@ -3,6 +3,7 @@ the decoder reads; text prompts become frozen CLIP text embeddings; the light de
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import torch
 from transformers import CLIPSegForImageSegmentation, CLIPSegProcessor
 
 from drywall_qa.backends.base import Backend, Features
-from drywall_qa.errors import ModelLoadError
+from drywall_qa.errors import InputError, ModelLoadError
 
 
 class ClipSegBackend(Backend):
@@ -23,6 +24,8 @@ class ClipSegBackend(Backend):
     def __init__(self, model: CLIPSegForImageSegmentation, processor: CLIPSegProcessor) -> None:
         self.model = model.eval()
         self.processor = processor
+        self.image_mean = tuple(processor.image_processor.image_mean)
+        self.image_std = tuple(processor.image_processor.image_std)
         model.clip.requires_grad_(False)
         model.decoder.requires_grad_(True)
 
@@ -44,22 +47,48 @@ class ClipSegBackend(Backend):
         pixel_values = self.processor.image_processor(images=list(images), return_tensors="pt").pixel_values
         return pixel_values.to(self.device)
 
-    @torch.no_grad()
     def encode_image(self, pixel_values: torch.Tensor) -> Features:
         """Activations of the extract layers, exactly as the stock forward feeds them to the decoder.
 
         Runs embeddings → pre-layernorm → encoder layers up to the last extract layer; later layers, the
-        post-layernorm and the pooled output only serve CLIP's own head, so they are skipped.
+        post-layernorm and the pooled output only serve CLIP's own head, so they are skipped. Frozen weights build
+        no autograd graph; layers opened by :meth:`unfreeze_last` do.
         """
         vision = self.model.clip.vision_model
         extract = tuple(self.model.extract_layers)
         hidden = vision.pre_layrnorm(vision.embeddings(pixel_values, interpolate_pos_encoding=True))
         outputs: dict[int, torch.Tensor] = {}
-        for index, layer in enumerate(vision.encoder.layers[: max(extract) + 1]):
+        for index, layer in enumerate(self._used_layers()):
             hidden = layer(hidden, None)
             if index in extract:
                 outputs[index] = hidden
         return tuple(outputs[index] for index in extract)
+
+    def _used_layers(self) -> torch.nn.ModuleList:
+        """Vision encoder layers up to the last one the decoder reads."""
+        return self.model.clip.vision_model.encoder.layers[: max(self.model.extract_layers) + 1]
+
+    def unfreeze_last(self, n: int) -> None:
+        """Also train the last ``n`` vision layers the decoder reads; image features then change during training,
+        so they may no longer be cached (``frozen_image_encoder`` becomes False)."""
+        layers = self._used_layers()
+        if not 1 <= n <= len(layers):
+            raise InputError("--unfreeze-last", f"{n} is outside 1…{len(layers)} (the vision layers up to the last "
+                             "extract layer)", f"pass a number of layers between 1 and {len(layers)}")
+        layers[len(layers) - n:].requires_grad_(True)
+        self.frozen_image_encoder = False
+
+    def cache_key(self) -> str:
+        """Digest of everything ``encode_image`` depends on: the weights of the vision layers it runs, the extract
+        layers and the image preprocessing. Fine-tuning the decoder leaves it unchanged."""
+        vision = self.model.clip.vision_model
+        digest = hashlib.sha256(f"{self.family}|{list(self.model.extract_layers)}|".encode())
+        digest.update(self.processor.image_processor.to_json_string().encode())
+        for module in (vision.embeddings, vision.pre_layrnorm, self._used_layers()):
+            for name, tensor in module.state_dict().items():
+                digest.update(name.encode())
+                digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        return f"{self.family}:{digest.hexdigest()}"
 
     @torch.no_grad()
     def encode_prompts(self, prompts: Sequence[str]) -> torch.Tensor:
