@@ -1,8 +1,11 @@
 """Score a model on a COCO split: every prompt on every image, one forward pass of the image encoder per image.
 
-Writes ``metrics.json`` (per-prompt scores, threshold sweep, timing, model size), ``per_image.csv`` and titled
-panels ``panels/first_NNN_<stem>.png`` / ``panels/worst_NNN_<stem>.png`` (worst by IoU of the first prompt).
-Every file is written to a temporary name and renamed, so an interrupted run never leaves half a file.
+Writes ``metrics.json`` (per-prompt scores, threshold sweep, presence AUROC, timing, model size), ``per_image.csv``
+and titled panels ``panels/first_NNN_<stem>.png`` / ``panels/worst_NNN_<stem>.png`` (worst by IoU of the first
+prompt). With ``--negatives-split`` the prompts also run on images without their target (presence AUROC, false
+detections); with ``--perturb`` the split is re-scored under each perturbation (``robustness.csv``,
+``robustness.png``). Every file is written to a temporary name and renamed, so an interrupted run never leaves half
+a file.
 
     python -m drywall_qa.evaluate --split ../shared/data/cracks/valid --dataset cracks --out runs/eval-cracks
 """
@@ -19,9 +22,9 @@ import re
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image
@@ -29,12 +32,29 @@ from tqdm import tqdm
 
 from drywall_qa.data import DATASETS, CocoSplit, Sample, get_dataset
 from drywall_qa.errors import InputError, ModelLoadError
+from drywall_qa import visual_prompts
 from drywall_qa.metrics import ImageScores, ThresholdSweep, aggregate, score_image
-from drywall_qa.segmenter import Prediction, Segmenter
+from drywall_qa.presence import PresenceRecords
+from drywall_qa.robustness import LEVELS, PERTURBATIONS, REPORTED, PerturbedSplit, drop_rows, parse_perturbations, \
+    plot_drops
+from drywall_qa.segmenter import Condition, Prediction, Segmenter
 from drywall_qa.visualisation import panel
 
 Progress = Callable[[int, int], None]
-CSV_FIELDS = ("image", "prompt", "iou", "dice", "loss", "pred_area", "true_area")
+CSV_FIELDS = ("image", "prompt", "iou", "dice", "loss", "pred_area", "true_area", "presence")
+ROBUSTNESS_FIELDS = ("perturbation", "level", "strength", "label", "prompt",
+                     *(name for metric in REPORTED for name in (metric, f"{metric}_drop")))
+
+
+class Split(Protocol):
+    """What evaluation reads from a split: indexed samples and where they came from (``CocoSplit`` and views)."""
+
+    root: Path
+    annotation_file: Path
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, i: int) -> Sample: ...
 PANEL_GLOB = ("first_*.png", "worst_*.png")
 
 
@@ -52,7 +72,8 @@ def write_atomic(path: Path, data: bytes | str) -> None:
         raise
 
 
-def _write_png(path: Path, rgb: np.ndarray) -> None:
+def write_png(path: Path, rgb: np.ndarray) -> None:
+    """Save an RGB uint8 array as a PNG with :func:`write_atomic`."""
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="PNG")
     write_atomic(path, buffer.getvalue())
@@ -84,7 +105,7 @@ class _PanelWriter:
         titled = [(f"{p.prompt} · IoU {s.iou:.2f}", p.mask) for p, s in zip(predictions, scores)]
         rendered, stem = panel(sample.image, sample.mask, titled), _safe_stem(sample.file_name)
         if first:
-            _write_png(self.directory / f"first_{index:03d}_{stem}.png", rendered)
+            write_png(self.directory / f"first_{index:03d}_{stem}.png", rendered)
         if worst and len(self._worst) < self.n:
             heapq.heappush(self._worst, (*key, stem, rendered))
         elif worst:
@@ -93,7 +114,7 @@ class _PanelWriter:
     def finish(self) -> None:
         """Write the worst panels, worst first."""
         for rank, (_, _, stem, rendered) in enumerate(sorted(self._worst, key=lambda e: e[:2], reverse=True)):
-            _write_png(self.directory / f"worst_{rank:03d}_{stem}.png", rendered)
+            write_png(self.directory / f"worst_{rank:03d}_{stem}.png", rendered)
 
 
 class _Totals:
@@ -105,6 +126,8 @@ class _Totals:
         self.sweeps = {p: ThresholdSweep() for p in prompts}
         self.thresholds: dict[str, float] = {}
         self.rows: list[dict[str, Any]] = []
+        self.presence = PresenceRecords()
+        self.detections: dict[str, list[float]] = {p: [] for p in prompts}   # coverage on negative images
 
     def add(self, sample: Sample, predictions: Sequence[Prediction]) -> list[ImageScores]:
         image_scores = [score_image(p.mask, sample.mask, p.logits) for p in predictions]
@@ -112,9 +135,24 @@ class _Totals:
             self.scores[prompt].append(score)
             self.sweeps[prompt].add(prediction.probabilities, sample.mask)
             self.thresholds[prompt] = prediction.threshold
+            if prediction.presence is not None:
+                self.presence.add(prompt, prediction.presence, bool(sample.mask.any()))
             self.rows.append({"image": sample.file_name, "prompt": prompt, "iou": score.iou, "dice": score.dice,
-                              "loss": score.loss, "pred_area": score.pred_area, "true_area": score.true_area})
+                              "loss": score.loss, "pred_area": score.pred_area, "true_area": score.true_area,
+                              "presence": prediction.presence})
         return image_scores
+
+    def add_negative(self, predictions: Sequence[Prediction]) -> None:
+        """An image known not to contain any prompt's target: presence labelled negative, detections counted."""
+        for prompt, prediction in zip(self.prompts, predictions):
+            if prediction.presence is not None:
+                self.presence.add(prompt, prediction.presence, False)
+            self.detections[prompt].append(prediction.coverage)
+
+    def negatives(self) -> dict[str, dict[str, float]]:
+        """Per prompt: fraction of negative images with any predicted pixel, and their mean predicted coverage."""
+        return {p: {"images_with_detections": float(np.mean(np.asarray(c) > 0)), "mean_coverage": float(np.mean(c))}
+                for p, c in self.detections.items()}
 
     def per_prompt(self) -> dict[str, dict[str, float]]:
         return {p: {**aggregate(self.scores[p]), "threshold": self.thresholds[p]} for p in self.prompts}
@@ -123,69 +161,134 @@ class _Totals:
         return {p: self.sweeps[p].result() for p in self.prompts}
 
 
-def _check_prompts(prompts: Sequence[str]) -> list[str]:
-    prompts = [p.strip() for p in prompts]
-    if not prompts or not all(prompts):
+def prompt_label(prompt: Condition) -> str:
+    """The name a prompt's scores are filed under: the text, or a visual prompt's label."""
+    return prompt.strip() if isinstance(prompt, str) else prompt.label
+
+
+def _check_prompts(prompts: Sequence[Condition]) -> list[Condition]:
+    prompts = [p.strip() if isinstance(p, str) else p for p in prompts]
+    labels = [prompt_label(p) for p in prompts]
+    if not prompts or not all(labels):
         raise InputError("prompts", "empty prompt list or blank prompt", "give at least one non-empty prompt")
-    if len(set(prompts)) != len(prompts):
-        raise InputError("prompts", f"duplicate prompts in {prompts}", "list each prompt once")
+    if len(set(labels)) != len(labels):
+        raise InputError("prompts", f"duplicate prompts in {labels}", "list each prompt once")
     return prompts
 
 
-def evaluate_split(segmenter: Segmenter, split: CocoSplit, prompts: Sequence[str], threshold: float | None = None,
-                   out_dir: Path | None = None, limit: int | None = None, panels: int = 8,
-                   progress: Progress | None = None, dataset: str | None = None) -> dict[str, Any]:
-    """Score ``prompts`` on the first ``limit`` images of ``split`` (all when None) and return the metrics dict.
-
-    ``threshold`` None uses each prompt's stored threshold (else 0.5). With ``out_dir``, writes metrics.json,
-    per_image.csv and up to ``panels`` first and ``panels`` worst panels. ``progress(done, total)`` is called after
-    each image. Timing counts only ``segmenter.predict`` (one call per image, all prompts).
-    """
-    prompts = _check_prompts(prompts)
+def _image_count(split: Split, limit: int | None) -> int:
     total = len(split) if limit is None else min(limit, len(split))
     if total <= 0:
         raise InputError(str(split.annotation_file), "no images to evaluate", "check the split or --limit")
-    writer = _PanelWriter(Path(out_dir) / "panels", panels) if out_dir is not None else None
-    totals, model_seconds = _Totals(prompts), 0.0
-    for index in tqdm(range(total), desc="evaluate", unit="image", disable=None):
+    return total
+
+
+def predictions_over(segmenter: Segmenter, split: Split, prompts: Sequence[Condition], threshold: float | None = None,
+                     limit: int | None = None, desc: str = "evaluate",
+                     ) -> Iterator[tuple[int, Sample, list[Prediction], float]]:
+    """``(index, sample, predictions, seconds)`` for the first ``limit`` images of ``split`` (all when None): one
+    ``segmenter.predict`` call per image with every prompt; ``seconds`` is the time that call took."""
+    for index in tqdm(range(_image_count(split, limit)), desc=desc, unit="image", disable=None):
         sample = split[index]
         start = time.perf_counter()
         predictions = segmenter.predict(sample.image, prompts, threshold)
-        model_seconds += time.perf_counter() - start
+        yield index, sample, predictions, time.perf_counter() - start
+
+
+def evaluate_split(segmenter: Segmenter, split: Split, prompts: Sequence[Condition], threshold: float | None = None,
+                   out_dir: Path | None = None, limit: int | None = None, panels: int = 8,
+                   progress: Progress | None = None, dataset: str | None = None,
+                   negatives: Split | None = None) -> dict[str, Any]:
+    """Score ``prompts`` (text or visual) on the first ``limit`` images of ``split`` (all when None) and return the
+    metrics dict.
+
+    ``threshold`` None uses each prompt's stored threshold (else 0.5). ``negatives``: a split whose images do not
+    contain the prompts' targets (e.g. the other dataset's); its first ``limit`` images add negative examples to
+    the presence AUROC (``metrics["presence"]``; images of ``split`` count as positive when their mask is not
+    empty) and report false detections (``metrics["negatives"]``). With ``out_dir``, writes metrics.json,
+    per_image.csv and up to ``panels`` first and ``panels`` worst panels. ``progress(done, total)`` is called after
+    each image. Timing counts only ``segmenter.predict`` on ``split`` (one call per image, all prompts).
+    """
+    prompts = _check_prompts(prompts)
+    total = _image_count(split, limit)
+    overall = total + (_image_count(negatives, limit) if negatives is not None else 0)
+    writer = _PanelWriter(Path(out_dir) / "panels", panels) if out_dir is not None else None
+    totals, model_seconds = _Totals([prompt_label(p) for p in prompts]), 0.0
+    for index, sample, predictions, seconds in predictions_over(segmenter, split, prompts, threshold, limit):
+        model_seconds += seconds
         image_scores = totals.add(sample, predictions)
         if writer is not None:
             writer.offer(index, sample, predictions, image_scores)
         if progress is not None:
-            progress(index + 1, total)
+            progress(index + 1, overall)
+    if negatives is not None:
+        for index, _, predictions, _ in predictions_over(segmenter, negatives, prompts, threshold, limit,
+                                                         desc="negatives"):
+            totals.add_negative(predictions)
+            if progress is not None:
+                progress(total + index + 1, overall)
     metrics = {
         "dataset": dataset, "split": str(split.root), "model": segmenter.name, "threshold": threshold,
-        "num_images": total, "prompts": totals.per_prompt(),
+        "num_images": total, "prompts": totals.per_prompt(), "presence": totals.presence.summary(),
         "timing": {"total_s": model_seconds, "per_image_per_prompt_s": model_seconds / (total * len(prompts))},
         "model_size": segmenter.model_size(), "threshold_sweep": totals.sweep(),
     }
+    if negatives is not None:
+        metrics["negatives"] = {"split": str(negatives.root), "num_images": overall - total,
+                                "prompts": totals.negatives()}
     if writer is not None:
         writer.finish()
-        _write_csv(Path(out_dir) / "per_image.csv", totals.rows)
+        _write_csv(Path(out_dir) / "per_image.csv", totals.rows, CSV_FIELDS)
         write_atomic(Path(out_dir) / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics
 
 
-def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+def evaluate_robustness(segmenter: Segmenter, split: Split, prompts: Sequence[Condition],
+                        perturbations: Sequence[str], threshold: float | None = None, limit: int | None = None,
+                        clean: dict[str, dict[str, float]] | None = None, out_dir: Path | None = None,
+                        progress: Progress | None = None) -> list[dict[str, Any]]:
+    """Re-score ``split`` under each perturbation (names of :data:`~drywall_qa.robustness.PERTURBATIONS`) at both
+    strengths; one row per perturbation, strength and prompt with the scores and their drop from ``clean``.
+
+    ``clean``: the unperturbed ``metrics["prompts"]`` of the same split, prompts and limit (computed when None).
+    With ``out_dir``, writes robustness.csv and robustness.png (mIoU drop per prompt). ``progress(done, total)``
+    is called after each perturbed pass.
+    """
+    if clean is None:
+        clean = evaluate_split(segmenter, split, prompts, threshold, limit=limit)["prompts"]
+    runs = [(PERTURBATIONS[name], level, strength) for name in perturbations
+            for level, strength in zip(LEVELS, PERTURBATIONS[name].strengths)]
+    rows: list[dict[str, Any]] = []
+    for done, (perturbation, level, strength) in enumerate(runs, start=1):
+        perturbed = evaluate_split(segmenter, PerturbedSplit(split, perturbation, strength), prompts, threshold,
+                                   limit=limit)
+        rows += drop_rows(clean, perturbation, level, strength, perturbed["prompts"])
+        if progress is not None:
+            progress(done, len(runs))
+    if out_dir is not None:
+        _write_csv(Path(out_dir) / "robustness.csv", rows, ROBUSTNESS_FIELDS)
+        write_atomic(Path(out_dir) / "robustness.png", plot_drops(rows))
+    return rows
+
+
+def _write_csv(path: Path, rows: Sequence[dict[str, Any]], fields: Sequence[str]) -> None:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     write_atomic(path, buffer.getvalue())
 
 
-def _threshold(text: str) -> float:
+def probability_arg(text: str) -> float:
+    """argparse type: a probability strictly between 0 and 1."""
     value = float(text)
     if not 0.0 < value < 1.0:
         raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1 (exclusive)")
     return value
 
 
-def _count(minimum: int) -> Callable[[str], int]:
+def count_arg(minimum: int) -> Callable[[str], int]:
+    """argparse type: an integer of at least ``minimum``."""
     def parse(text: str) -> int:
         value = int(text)
         if value < minimum:
@@ -203,13 +306,27 @@ def build_parser() -> argparse.ArgumentParser:
                         "ranks the worst-image panels")
     parser.add_argument("--model", help="checkpoint folder, alias (lite, clipseg) or hub id; default: bundled model")
     parser.add_argument("--device", help="cuda, mps or cpu (default: best available)")
-    parser.add_argument("--threshold", type=_threshold,
+    parser.add_argument("--threshold", type=probability_arg,
                         help="probability threshold for every prompt (default: the model's per-prompt thresholds, "
                         "else 0.5)")
-    parser.add_argument("--limit", type=_count(1), help="score only the first N images")
-    parser.add_argument("--panels", type=_count(0), default=8, help="first N and worst N images drawn (default 8)")
+    parser.add_argument("--limit", type=count_arg(1), help="score only the first N images")
+    parser.add_argument("--panels", type=count_arg(0), default=8, help="first N and worst N images drawn (default 8)")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument("--negatives-split", type=Path,
+                        help="split whose images lack the prompts' targets (e.g. the other dataset's valid split): "
+                        "presence AUROC against them and false detections on them")
+    parser.add_argument("--perturb", type=_perturbations, metavar="LIST",
+                        help=f"re-score under each of these perturbations at two strengths ({','.join(PERTURBATIONS)} "
+                        "or all): robustness.csv, robustness.png")
+    visual_prompts.add_arguments(parser)
     return parser
+
+
+def _perturbations(text: str) -> list[str]:
+    try:
+        return parse_perturbations(text)
+    except InputError as err:
+        raise argparse.ArgumentTypeError(f"{err.problem}; {err.hint}") from None
 
 
 def _print_summary(metrics: dict[str, Any], out_dir: Path) -> None:
@@ -217,17 +334,26 @@ def _print_summary(metrics: dict[str, Any], out_dir: Path) -> None:
     print(f"{'prompt':<32} {'mIoU':>6} {'Dice':>6} {'pooled':>6} {'thr':>5}")
     for prompt, m in metrics["prompts"].items():
         print(f"{prompt[:32]:<32} {m['miou']:6.3f} {m['dice']:6.3f} {m['pooled_iou']:6.3f} {m['threshold']:5.2f}")
+    for prompt, presence in metrics["presence"].items():
+        if presence["auroc"] is not None:
+            print(f"presence AUROC {presence['auroc']:.3f} ({presence['positives']} with / {presence['negatives']} "
+                  f"without the target): {prompt}")
+    for row in metrics.get("robustness", []):
+        print(f"{row['label']:<24} {row['prompt'][:32]:<32} mIoU {row['miou']:.3f} (drop {row['miou_drop']:+.3f})")
     print(f"{metrics['timing']['per_image_per_prompt_s'] * 1000:.1f} ms per image per prompt; results in {out_dir}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.dataset is None and args.prompts is None:
-        parser.error("give --dataset (registered prompts) or --prompts")
+    if args.dataset is None and args.prompts is None and args.support is None and args.support_split is None:
+        parser.error("give --dataset (registered prompts), --prompts or a visual prompt (--support/--support-split)")
     try:
-        prompts = args.prompts or list(get_dataset(args.dataset).prompts)
+        prompts: list[Condition] = args.prompts or list(get_dataset(args.dataset).prompts if args.dataset else [])
+        example = visual_prompts.from_arguments(args, prompts[0] if prompts else None)
+        prompts += [example] if example is not None else []
         split = CocoSplit(args.split)
+        negatives = CocoSplit(args.negatives_split) if args.negatives_split is not None else None
         try:
             args.out.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -235,7 +361,11 @@ def main(argv: list[str] | None = None) -> int:
                              "pass a writable --out folder") from err
         segmenter = Segmenter.load(args.model, device=args.device)
         metrics = evaluate_split(segmenter, split, prompts, args.threshold, args.out, limit=args.limit,
-                                 panels=args.panels, dataset=args.dataset)
+                                 panels=args.panels, dataset=args.dataset, negatives=negatives)
+        if args.perturb:
+            metrics["robustness"] = evaluate_robustness(segmenter, split, prompts, args.perturb, args.threshold,
+                                                        args.limit, metrics["prompts"], args.out)
+            write_atomic(args.out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     except (InputError, ModelLoadError) as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2

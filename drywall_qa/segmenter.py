@@ -1,5 +1,6 @@
-"""Image + text prompts → masks, with the work shared across prompts: the image is encoded once per call, prompt
-embeddings are cached, and all prompts are decoded in one batch."""
+"""Image + prompts → masks, with the work shared across prompts: the image is encoded once per call, prompt
+embeddings are cached, and all prompts are decoded in one batch. A prompt is text or a
+:class:`~drywall_qa.visual_prompts.VisualPrompt` (an example image, optionally mixed with text)."""
 
 from __future__ import annotations
 
@@ -14,20 +15,28 @@ import torch
 from drywall_qa.backends import Backend, load_backend, repeat_features
 from drywall_qa.errors import InputError
 from drywall_qa.imaging import ImageSource, load_image, resize_probabilities
+from drywall_qa.presence import calibrated, presence_score
+from drywall_qa.visual_prompts import VisualPrompt
 
 DEFAULT_THRESHOLD = 0.5
+#: what a prompt may be: text, or an example image with its mask
+Condition = str | VisualPrompt
 
 
 @dataclass
 class Prediction:
     """One prompt's result on one image; ``probabilities`` and ``mask`` have the input image's size."""
 
+    #: the text prompt, or a visual prompt's label
     prompt: str
     probabilities: np.ndarray
     mask: np.ndarray
     #: raw model output at the model's native resolution (CPU, float32)
     logits: torch.Tensor
     threshold: float
+    #: image-level presence in [0, 1] (see :mod:`drywall_qa.presence`); calibrated when the checkpoint holds a
+    #: ``presence_calibration`` for the prompt, else the raw score
+    presence: float | None = None
 
     @property
     def coverage(self) -> float:
@@ -57,7 +66,8 @@ class Segmenter:
     def __init__(self, backend: Backend, cache_size: int = 256) -> None:
         self.backend = backend
         self.cache_size = cache_size
-        self._embeddings: OrderedDict[str, torch.Tensor] = OrderedDict()
+        #: text prompt or visual-prompt key → conditioning vector
+        self._embeddings: OrderedDict[str | tuple, torch.Tensor] = OrderedDict()
 
     @classmethod
     def load(cls, model: str | Path | None = None, device: str | None = None) -> Segmenter:
@@ -69,6 +79,11 @@ class Segmenter:
         """The model id or directory shown to users."""
         return str(self.backend.model.config.name_or_path or self.backend.family)
 
+    @property
+    def supports_visual_prompts(self) -> bool:
+        """Whether example images (``VisualPrompt`` with alpha > 0) can be used as prompts."""
+        return self.backend.supports_visual_prompts
+
     def model_size(self) -> dict[str, float]:
         """Parameter counts and the size of parameters + buffers in MiB."""
         model = self.backend.model
@@ -77,18 +92,18 @@ class Segmenter:
                 "trainable_parameters": sum(p.numel() for p in self.backend.trainable_parameters()),
                 "megabytes": sum(t.numel() * t.element_size() for t in tensors) / 2**20}
 
-    def predict(self, image: ImageSource, prompts: Sequence[str] | str,
+    def predict(self, image: ImageSource, prompts: Sequence[Condition] | Condition,
                 threshold: float | None = None) -> list[Prediction]:
         """One prediction per prompt; ``threshold`` None uses the checkpoint's per-prompt threshold or 0.5."""
         return self.predict_batch([image], prompts, threshold)[0]
 
-    def predict_batch(self, images: Sequence[ImageSource], prompts: Sequence[str] | str,
+    def predict_batch(self, images: Sequence[ImageSource], prompts: Sequence[Condition] | Condition,
                       threshold: float | None = None) -> list[list[Prediction]]:
         """``predict`` for several images in one forward pass (pass chunks of a large set).
 
         Returned logits are ordinary tensors (cloned outside inference mode), safe to use in later computations.
         """
-        prompts = _check_prompts(prompts)
+        prompts = self._check_prompts(prompts)
         _check_threshold(threshold)
         arrays = [load_image(image) for image in images]
         if not arrays:
@@ -98,43 +113,72 @@ class Segmenter:
             embeddings = self._prompt_embeddings(prompts).repeat(len(arrays), 1)
             logits = self.backend.decode(repeat_features(features, len(prompts)), embeddings)
         logits = logits.float().cpu().view(len(arrays), len(prompts), *logits.shape[-2:])
-        return [[self._prediction(prompt, prompt_logits, array.shape[:2], threshold)
-                 for prompt, prompt_logits in zip(prompts, image_logits)]
+        labels = [p if isinstance(p, str) else p.label for p in prompts]
+        calibration = self.backend.presence_calibration
+        return [[self._prediction(label, prompt_logits, array.shape[:2], threshold, calibration.get(label))
+                 for label, prompt_logits in zip(labels, image_logits)]
                 for array, image_logits in zip(arrays, logits)]
 
     def clear_prompt_cache(self) -> None:
         """Forget cached prompt embeddings (e.g. after the text encoder's weights changed)."""
         self._embeddings.clear()
 
-    def _prompt_embeddings(self, prompts: Sequence[str]) -> torch.Tensor:
-        """``[P, D]`` embeddings; prompts not in the LRU cache are encoded together in one call."""
-        missing = list(dict.fromkeys(p for p in prompts if p not in self._embeddings))
-        if missing:
-            self._embeddings.update(zip(missing, self.backend.encode_prompts(missing)))
-        for prompt in prompts:
-            self._embeddings.move_to_end(prompt)
-        while len(self._embeddings) > max(self.cache_size, len(prompts)):
+    def _prompt_embeddings(self, prompts: Sequence[Condition]) -> torch.Tensor:
+        """``[P, D]`` embeddings, a visual prompt's mixed with its text by ``alpha``; texts and example images not
+        in the LRU cache are encoded together, one call per kind."""
+        parts = [_weighted_keys(p) for p in prompts]
+        examples = {p.key: p for p in prompts if isinstance(p, VisualPrompt)}
+        needed = list(dict.fromkeys(key for weighted in parts for key, _ in weighted))
+        missing = [key for key in needed if key not in self._embeddings]
+        texts = [key for key in missing if isinstance(key, str)]
+        images = [examples[key] for key in missing if not isinstance(key, str)]
+        if texts:
+            self._embeddings.update(zip(texts, self.backend.encode_prompts(texts)))
+        if images:
+            vectors = self.backend.encode_visual_prompts([example.support() for example in images])
+            self._embeddings.update(zip([example.key for example in images], vectors))
+        for key in needed:
+            self._embeddings.move_to_end(key)
+        while len(self._embeddings) > max(self.cache_size, len(needed)):
             self._embeddings.popitem(last=False)
-        return torch.stack([self._embeddings[p] for p in prompts])
+        return torch.stack([sum(weight * self._embeddings[key] for key, weight in weighted) for weighted in parts])
 
-    def _prediction(self, prompt: str, logits: torch.Tensor, size: tuple[int, int],
-                    threshold: float | None) -> Prediction:
+    def _prediction(self, prompt: str, logits: torch.Tensor, size: tuple[int, int], threshold: float | None,
+                    calibration: tuple[float, float] | None) -> Prediction:
         if threshold is None:
             threshold = self.backend.thresholds.get(prompt, DEFAULT_THRESHOLD)
         probabilities = resize_probabilities(torch.sigmoid(logits), size)
-        return Prediction(prompt, probabilities, probabilities > threshold, logits.clone(), float(threshold))
+        return Prediction(prompt, probabilities, probabilities > threshold, logits.clone(), float(threshold),
+                          calibrated(presence_score(logits), calibration))
+
+    def _check_prompts(self, prompts: Sequence[Condition] | Condition) -> list[Condition]:
+        """A bare string or visual prompt is one prompt; text must not be blank; example images need a backend
+        that can encode them."""
+        prompts = [prompts] if isinstance(prompts, (str, VisualPrompt)) else list(prompts)
+        if not prompts:
+            raise InputError("prompts", "no prompt given", "give at least one, e.g. 'segment crack'")
+        for index, prompt in enumerate(prompts):
+            if isinstance(prompt, VisualPrompt):
+                if not (prompt.text_only or self.supports_visual_prompts):
+                    raise InputError(f"prompts[{index}]", f"visual prompts need the CLIPSeg backend; the "
+                                     f"{self.backend.family} model has no image-prompt encoder",
+                                     "load a CLIPSeg model (alias 'clipseg' or a fine-tuned CLIPSeg checkpoint) "
+                                     "or use alpha 0 (text only)")
+            elif not isinstance(prompt, str) or not prompt.strip():
+                raise InputError(f"prompts[{index}]", f"empty prompt {prompt!r}",
+                                 "type what to segment, e.g. 'segment crack'")
+        return prompts
 
 
-def _check_prompts(prompts: Sequence[str] | str) -> list[str]:
-    """A bare string is one prompt; every prompt must contain text."""
-    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-    if not prompts:
-        raise InputError("prompts", "no prompt given", "give at least one, e.g. 'segment crack'")
-    for index, prompt in enumerate(prompts):
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise InputError(f"prompts[{index}]", f"empty prompt {prompt!r}",
-                             "type what to segment, e.g. 'segment crack'")
-    return prompts
+def _weighted_keys(prompt: Condition) -> list[tuple[str | tuple, float]]:
+    """Cache keys whose vectors, weighted, make the prompt's conditioning vector."""
+    if isinstance(prompt, str):
+        return [(prompt, 1.0)]
+    if prompt.text_only:
+        return [(prompt.text, 1.0)]
+    if prompt.alpha == 1.0:
+        return [(prompt.key, 1.0)]
+    return [(prompt.key, prompt.alpha), (prompt.text, 1.0 - prompt.alpha)]
 
 
 def _check_threshold(threshold: float | None) -> None:

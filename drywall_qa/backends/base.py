@@ -1,7 +1,8 @@
 """The contract every model family implements so the Segmenter, evaluation and training never care which one runs.
 
 Flow: ``preprocess`` (RGB uint8 images → pixel values) → ``encode_image`` (prompt-independent features,
-computed once per image) ; ``encode_prompts`` (text → conditioning vectors, frozen, cacheable) ;
+computed once per image) ; ``encode_prompts`` (text → conditioning vectors, frozen, cacheable) — or, where
+``supports_visual_prompts``, ``encode_visual_prompts`` (example images → vectors in the same space) ;
 ``decode`` (features + vectors → logits at the model's native resolution).
 """
 
@@ -26,6 +27,8 @@ class Backend(ABC):
     family: str = "backend"
     #: True when ``encode_image`` has no trainable parameters, so training may cache its output per image
     frozen_image_encoder: bool = False
+    #: True when :meth:`encode_visual_prompts` maps example images into the prompt space (one-shot prompts)
+    supports_visual_prompts: bool = False
     #: per-channel normalisation of [0, 1] images
     image_mean: tuple[float, ...] = (0.5, 0.5, 0.5)
     image_std: tuple[float, ...] = (0.5, 0.5, 0.5)
@@ -44,6 +47,13 @@ class Backend(ABC):
         """Per-prompt thresholds stored with the checkpoint (empty: use the caller's threshold)."""
         return dict(getattr(self.model.config, "prompt_thresholds", None) or {})
 
+    @property
+    def presence_calibration(self) -> dict[str, tuple[float, float]]:
+        """Per-prompt Platt parameters ``(a, b)`` of the image-level presence score (``python -m
+        drywall_qa.calibrate`` writes them to the checkpoint's config; empty: uncalibrated)."""
+        stored = getattr(self.model.config, "presence_calibration", None) or {}
+        return {prompt: (float(a), float(b)) for prompt, (a, b) in stored.items()}
+
     @abstractmethod
     def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """RGB uint8 ``H×W×3`` arrays → pixel values ``[B, 3, S, S]`` on the model's device."""
@@ -61,6 +71,13 @@ class Backend(ABC):
     @abstractmethod
     def encode_prompts(self, prompts: Sequence[str]) -> torch.Tensor:
         """Conditioning vectors ``[P, D]`` for text prompts; frozen, so callers may cache them per prompt."""
+
+    def encode_visual_prompts(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """Conditioning vectors ``[N, D]`` for example images (RGB uint8), in the space of :meth:`encode_prompts`.
+
+        Only backends with ``supports_visual_prompts`` implement it.
+        """
+        raise NotImplementedError(f"the {self.family} backend has no image-prompt encoder")
 
     @abstractmethod
     def decode(self, features: Features, embeddings: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,7 @@ class ClipSegBackend(Backend):
 
     family = "clipseg"
     frozen_image_encoder = True
+    supports_visual_prompts = True
 
     def __init__(self, model: CLIPSegForImageSegmentation, processor: CLIPSegProcessor) -> None:
         self.model = model.eval()
@@ -95,6 +96,11 @@ class ClipSegBackend(Backend):
         tokens = self.processor.tokenizer(list(prompts), padding=True, truncation=True, return_tensors="pt")
         tokens = tokens.to(self.device)
         return self.model.clip.get_text_features(tokens.input_ids, attention_mask=tokens.attention_mask).pooler_output
+
+    @torch.no_grad()
+    def encode_visual_prompts(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """CLIP image embeddings of example images: the stock model's ``conditional_pixel_values`` path."""
+        return self.model.clip.get_image_features(self.preprocess(images)).pooler_output
 
     def decode(self, features: Features, embeddings: torch.Tensor) -> torch.Tensor:
         logits = self.model.decoder(list(features), embeddings).logits

@@ -1,0 +1,110 @@
+"""Calibrate the image-level presence score of a checkpoint on validation splits and store it in its config.
+
+For every prompt of every registered dataset: positives are that dataset's images with an annotated target;
+negatives are the other datasets' images (and its own images without annotations). A Platt fit per prompt
+(:mod:`drywall_qa.presence`) is written to the checkpoint's ``config.json`` as
+``presence_calibration: {prompt: [a, b]}``; predictions of that checkpoint then carry calibrated presence.
+
+    python -m drywall_qa.calibrate --model runs/lite/best --data-root ../shared/data
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from drywall_qa.data import DATASETS, CocoSplit, data_roots, split_dir
+from drywall_qa.errors import InputError, ModelLoadError
+from drywall_qa.evaluate import Progress, Split, count_arg, predictions_over, write_atomic
+from drywall_qa.presence import PresenceRecords, fit_platt, presence_score
+from drywall_qa.segmenter import Segmenter
+
+CONFIG_KEY = "presence_calibration"
+
+
+def raw_presence(segmenter: Segmenter, splits: Mapping[str, Split], limit: int | None = None,
+                 progress: Progress | None = None) -> PresenceRecords:
+    """Raw presence of every registered prompt of ``splits``' datasets (name → split) on the first ``limit`` images
+    of each split, labelled positive on the prompt's own dataset's images that hold a target."""
+    prompts = [p for name in splits for p in DATASETS[name].prompts]
+    records, done = PresenceRecords(), 0
+    total = sum(len(split) if limit is None else min(limit, len(split)) for split in splits.values())
+    for name, split in splits.items():
+        own = set(DATASETS[name].prompts)
+        for _, sample, predictions, _ in predictions_over(segmenter, split, prompts, None, limit, desc=name):
+            for prediction in predictions:
+                records.add(prediction.prompt, presence_score(prediction.logits),
+                            prediction.prompt in own and bool(sample.mask.any()))
+            done += 1
+            if progress is not None:
+                progress(done, total)
+    return records
+
+
+def fit_calibration(records: PresenceRecords) -> dict[str, dict[str, Any]]:
+    """Per prompt: Platt ``a``, ``b``, and the AUROC and class counts of the raw score it was fitted on."""
+    summary = records.summary()
+    fits = {}
+    for prompt, scores in records.scores.items():
+        if not (summary[prompt]["positives"] and summary[prompt]["negatives"]):
+            raise InputError(f"prompt {prompt!r}", "calibration needs images with and without its target",
+                             "use splits with annotated images and at least two datasets (or a larger --limit)")
+        a, b = fit_platt(scores, records.labels[prompt])
+        fits[prompt] = {"a": a, "b": b, **{k: summary[prompt][k] for k in ("auroc", "positives", "negatives")}}
+    return fits
+
+
+def store_calibration(segmenter: Segmenter, model_dir: Path, fits: Mapping[str, Mapping[str, Any]]) -> None:
+    """Write ``{prompt: [a, b]}`` into ``model_dir/config.json`` (atomically) and into the loaded model."""
+    config_file = Path(model_dir) / "config.json"
+    config = json.loads(config_file.read_text())
+    config[CONFIG_KEY] = {prompt: [fit["a"], fit["b"]] for prompt, fit in fits.items()}
+    write_atomic(config_file, json.dumps(config, indent=2) + "\n")
+    segmenter.backend.model.config.presence_calibration = config[CONFIG_KEY]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m drywall_qa.calibrate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, type=Path, help="checkpoint folder (the calibration is stored in "
+                        "its config.json)")
+    parser.add_argument("--data-root", type=Path, help="folder holding the datasets (default: $DRYWALL_QA_DATA, "
+                        "./data or ../shared/data)")
+    parser.add_argument("--split", default="valid", help="split name in every dataset (default valid)")
+    parser.add_argument("--datasets", nargs="+", choices=sorted(DATASETS), default=sorted(DATASETS),
+                        help="datasets to calibrate on (default: all)")
+    parser.add_argument("--limit", type=count_arg(1), help="first N images of each dataset")
+    parser.add_argument("--device", help="cuda, mps or cpu (default: best available)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if not (args.model / "config.json").is_file():
+            raise InputError(str(args.model), "not a checkpoint folder (no config.json)",
+                             "pass a folder written by save_pretrained, e.g. runs/x/best")
+        roots = [args.data_root] if args.data_root is not None else data_roots()
+        if not roots:
+            raise InputError("--data-root", "no data folder found", "pass --data-root or set DRYWALL_QA_DATA")
+        splits = {name: CocoSplit(split_dir(roots[0], name, args.split)) for name in dict.fromkeys(args.datasets)}
+        segmenter = Segmenter.load(args.model, device=args.device)
+        fits = fit_calibration(raw_presence(segmenter, splits, args.limit))
+        store_calibration(segmenter, args.model, fits)
+    except (InputError, ModelLoadError) as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 2
+    print(f"{'prompt':<32} {'a':>7} {'b':>7} {'AUROC':>6} {'with':>5} {'without':>7}")
+    for prompt, fit in fits.items():
+        print(f"{prompt[:32]:<32} {fit['a']:7.3f} {fit['b']:7.3f} {fit['auroc']:6.3f} {fit['positives']:5d} "
+              f"{fit['negatives']:7d}")
+    print(f"presence calibration written to {args.model / 'config.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Image-level presence: how likely the image contains what the prompt describes at all.
+
+The raw score is the mean probability of the :data:`TOP_FRACTION` most confident pixels of the model's native
+output — high when some region clearly matches, whatever its size, so a thin crack counts as much as a wide seam.
+Platt scaling turns it into a calibrated probability, ``sigmoid(a · logit(score) + b)``, with ``(a, b)`` fitted per
+prompt on a validation split (``python -m drywall_qa.calibrate``); ``(1, 0)`` is the identity, so an uncalibrated
+prompt reports the raw score. AUROC measures how well a score separates images with and without the target.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+#: fraction of native-resolution pixels whose probabilities make the raw score (at least one pixel)
+TOP_FRACTION = 0.005
+_EPS = 1e-6
+
+
+def presence_score(logits: torch.Tensor) -> float:
+    """Raw presence in [0, 1] from native logits ``(h, w)``: mean probability of the top :data:`TOP_FRACTION`."""
+    flat = logits.detach().float().flatten()
+    k = max(1, round(TOP_FRACTION * flat.numel()))
+    return float(torch.sigmoid(flat.topk(k).values).mean())
+
+
+def _logit(scores: np.ndarray | float) -> np.ndarray:
+    p = np.clip(np.asarray(scores, dtype=np.float64), _EPS, 1 - _EPS)
+    return np.log(p) - np.log1p(-p)
+
+
+def calibrated(score: float, params: tuple[float, float] | None) -> float:
+    """``sigmoid(a · logit(score) + b)``; the raw score when ``params`` is None."""
+    if params is None:
+        return float(score)
+    a, b = params
+    return float(1.0 / (1.0 + np.exp(-(a * _logit(score) + b))))
+
+
+def fit_platt(scores: Sequence[float], labels: Sequence[bool], iterations: int = 100) -> tuple[float, float]:
+    """Platt's ``(a, b)`` for raw ``scores`` and boolean ``labels``, by Newton's method on the log-loss.
+
+    Targets are Platt's smoothed ones, ``(N+ + 1) / (N+ + 2)`` and ``1 / (N- + 2)``, which keep the fit finite when
+    the classes are perfectly separated. Needs at least one positive and one negative.
+    """
+    x, y = _logit(scores), np.asarray(labels, dtype=bool)
+    positives, negatives = int(y.sum()), int((~y).sum())
+    if not positives or not negatives:
+        raise ValueError(f"Platt scaling needs positives and negatives, got {positives} and {negatives}")
+    target = np.where(y, (positives + 1) / (positives + 2), 1 / (negatives + 2))
+    design = np.stack([x, np.ones_like(x)], axis=1)
+    params = np.zeros(2)
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-design @ params))
+        gradient = design.T @ (p - target)
+        hessian = design.T @ (design * (p * (1 - p))[:, None]) + 1e-9 * np.eye(2)
+        step = np.linalg.solve(hessian, gradient)
+        params -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    return float(params[0]), float(params[1])
+
+
+def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
+    """Area under the ROC curve (ties count half); None without both positives and negatives."""
+    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=bool)
+    positives, negatives = int(labels.sum()), int((~labels).sum())
+    if not positives or not negatives:
+        return None
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    average_rank = np.cumsum(counts) - (counts - 1) / 2          # 1-based mean rank of each distinct score
+    rank_sum = average_rank[inverse][labels].sum()
+    return float((rank_sum - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+class PresenceRecords:
+    """Per-prompt presence scores with labels (target in the image or not), gathered one image at a time."""
+
+    def __init__(self) -> None:
+        self.scores: dict[str, list[float]] = defaultdict(list)
+        self.labels: dict[str, list[bool]] = defaultdict(list)
+
+    def add(self, prompt: str, score: float, label: bool) -> None:
+        self.scores[prompt].append(float(score))
+        self.labels[prompt].append(bool(label))
+
+    def summary(self) -> dict[str, dict[str, float | int | None]]:
+        """Per prompt: ``auroc`` (None without both classes), counts and mean score of each class."""
+        out = {}
+        for prompt, scores in self.scores.items():
+            scores, labels = np.asarray(scores), np.asarray(self.labels[prompt])
+            out[prompt] = {"auroc": auroc(scores, labels), "positives": int(labels.sum()),
+                           "negatives": int((~labels).sum()),
+                           "mean_positive": float(scores[labels].mean()) if labels.any() else None,
+                           "mean_negative": float(scores[~labels].mean()) if (~labels).any() else None}
+        return out

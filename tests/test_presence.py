@@ -1,0 +1,171 @@
+"""Presence: raw score, Platt fit, AUROC, predictions carrying it, evaluation against negatives, calibrate CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from itertools import product
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from drywall_qa.backends.clipseg import ClipSegBackend
+from drywall_qa.calibrate import main as calibrate_main
+from drywall_qa.data import DATASETS, CocoSplit
+from drywall_qa.evaluate import evaluate_split
+from drywall_qa.evaluate import main as evaluate_main
+from drywall_qa.presence import TOP_FRACTION, auroc, calibrated, fit_platt, presence_score
+from drywall_qa.segmenter import Prediction, Segmenter
+from tests.test_evaluate import make_split
+
+
+def test_presence_score_averages_the_most_confident_pixels() -> None:
+    logits = torch.full((100, 100), -5.0)
+    k = round(TOP_FRACTION * logits.numel())
+    logits.view(-1)[:k] = 3.0
+    assert presence_score(logits) == pytest.approx(float(torch.sigmoid(torch.tensor(3.0))))
+    logits.view(-1)[k // 2: k] = -5.0                       # half of the top cells now low
+    expected = (torch.sigmoid(torch.tensor(3.0)) + torch.sigmoid(torch.tensor(-5.0))) / 2
+    assert presence_score(logits) == pytest.approx(float(expected))
+    assert presence_score(torch.tensor([[0.0]])) == pytest.approx(0.5)   # at least one pixel
+
+
+def test_calibration_identity_and_monotonic() -> None:
+    for score in (0.01, 0.3, 0.9):
+        assert calibrated(score, None) == score
+        assert calibrated(score, (1.0, 0.0)) == pytest.approx(score)
+    values = [calibrated(s, (2.0, -1.0)) for s in (0.1, 0.4, 0.8)]
+    assert values == sorted(values) and all(0 < v < 1 for v in values)
+
+
+def test_auroc_matches_pairwise_definition() -> None:
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 6, 60) / 5.0                     # many ties
+    labels = rng.random(60) < 0.4
+    pairs = [(1.0 if p > n else 0.5 if p == n else 0.0)
+             for p, n in product(scores[labels], scores[~labels])]
+    assert auroc(scores, labels) == pytest.approx(np.mean(pairs))
+    assert auroc([0.1, 0.2, 0.9], [False, False, True]) == 1.0
+    assert auroc([0.9, 0.2], [False, True]) == 0.0
+    assert auroc([0.1, 0.2], [True, True]) is None
+
+
+def test_platt_recovers_known_parameters() -> None:
+    rng = np.random.default_rng(1)
+    a, b = 1.7, -0.6
+    x = rng.normal(0.0, 2.0, 20000)
+    labels = rng.random(x.size) < 1 / (1 + np.exp(-(a * x + b)))
+    fitted = fit_platt(1 / (1 + np.exp(-x)), labels)          # scores whose logit is x
+    assert fitted == pytest.approx((a, b), abs=0.08)
+
+
+def test_platt_stays_finite_on_separable_data() -> None:
+    a, b = fit_platt([0.1, 0.2, 0.8, 0.9], [False, False, True, True])
+    assert np.isfinite([a, b]).all() and a > 0
+    assert calibrated(0.9, (a, b)) > 0.5 > calibrated(0.1, (a, b))
+    with pytest.raises(ValueError):
+        fit_platt([0.1, 0.2], [True, True])
+
+
+@pytest.fixture
+def model_copy(tiny_clipseg_dir: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(tiny_clipseg_dir, tmp_path / "model"))
+
+
+def test_predictions_carry_raw_or_calibrated_presence(model_copy: Path) -> None:
+    segmenter = Segmenter(ClipSegBackend.from_pretrained(str(model_copy)))
+    image = np.random.default_rng(2).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    raw = segmenter.predict(image, ["segment crack", "segment taping area"])
+    for prediction in raw:
+        assert prediction.presence == pytest.approx(presence_score(prediction.logits))
+    segmenter.backend.model.config.presence_calibration = {"segment crack": [2.0, -1.0]}
+    crack, taping = segmenter.predict(image, ["segment crack", "segment taping area"])
+    assert crack.presence == pytest.approx(calibrated(raw[0].presence, (2.0, -1.0)))
+    assert taping.presence == pytest.approx(raw[1].presence)
+
+
+class PresenceSegmenter:
+    """Empty masks; presence taken from a list, one value per call."""
+
+    name = "scripted"
+
+    def __init__(self, presence: list[float]) -> None:
+        self.presence = iter(presence)
+
+    def model_size(self) -> dict[str, float]:
+        return {"parameters": 1, "trainable_parameters": 1, "megabytes": 0.0}
+
+    def predict(self, image: np.ndarray, prompts: list[str], threshold: float | None = None) -> list[Prediction]:
+        value = next(self.presence)
+        mask = np.zeros(image.shape[:2], bool)
+        mask[0, 0] = value > 0.5                                    # a detection when presence is high
+        return [Prediction(p, mask.astype(np.float32), mask, torch.zeros(2, 2), 0.5, value) for p in prompts]
+
+
+def test_evaluation_reports_presence_auroc_with_negatives(tmp_path: Path) -> None:
+    split = CocoSplit(make_split(tmp_path / "split"))          # images 0, 1 annotated; image 2 empty
+    negatives = CocoSplit(make_split(tmp_path / "negatives"))
+    # split: 0.9, 0.6 (targets), 0.7 (empty) ; negatives: 0.2, 0.8, 0.1
+    segmenter = PresenceSegmenter([0.9, 0.6, 0.7, 0.2, 0.8, 0.1])
+    progress: list[tuple[int, int]] = []
+    out = tmp_path / "out"
+    metrics = evaluate_split(segmenter, split, ["p"], out_dir=out, panels=0, negatives=negatives,
+                             progress=lambda done, total: progress.append((done, total)))
+    presence = metrics["presence"]["p"]
+    pairs = [(1.0 if p > n else 0.0) for p in (0.9, 0.6) for n in (0.7, 0.2, 0.8, 0.1)]
+    assert presence["auroc"] == pytest.approx(np.mean(pairs))
+    assert (presence["positives"], presence["negatives"]) == (2, 4)
+    assert presence["mean_positive"] == pytest.approx(0.75)
+    assert metrics["negatives"]["num_images"] == 3
+    assert metrics["negatives"]["prompts"]["p"]["images_with_detections"] == pytest.approx(1 / 3)
+    assert progress[-1] == (6, 6)
+    with (out / "per_image.csv").open() as handle:
+        assert [float(r["presence"]) for r in csv.DictReader(handle)] == [0.9, 0.6, 0.7]
+
+
+def _data_root(directory: Path) -> Path:
+    for name in DATASETS.values():
+        make_split(directory / name.folder / "valid")
+    return directory
+
+
+def test_calibrate_cli_writes_config(model_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = _data_root(tmp_path / "data")
+    assert calibrate_main(["--model", str(model_copy), "--data-root", str(root)]) == 0
+    stored = json.loads((model_copy / "config.json").read_text())["presence_calibration"]
+    assert set(stored) == {p for spec in DATASETS.values() for p in spec.prompts}
+    assert all(len(v) == 2 and np.isfinite(v).all() for v in stored.values())
+    assert "presence calibration written" in capsys.readouterr().out
+    segmenter = Segmenter.load(model_copy, device="cpu")
+    assert segmenter.backend.presence_calibration["segment crack"] == tuple(stored["segment crack"])
+    prediction, = segmenter.predict(CocoSplit(root / "cracks" / "valid").load_image(0), "segment crack")
+    assert prediction.presence == pytest.approx(calibrated(presence_score(prediction.logits),
+                                                           tuple(stored["segment crack"])))
+
+
+def test_calibrate_cli_errors(tiny_clipseg_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert calibrate_main(["--model", str(tmp_path / "nothing"), "--data-root", str(tmp_path)]) == 2
+    assert "config.json" in capsys.readouterr().err
+    root = tmp_path / "data"
+    make_split(root / "cracks" / "valid")
+    copy = shutil.copytree(tiny_clipseg_dir, tmp_path / "model")
+    assert calibrate_main(["--model", str(copy), "--data-root", str(root), "--datasets", "cracks", "taping"]) == 2
+    assert "drywall-join-detect" in capsys.readouterr().err          # the missing split is named
+
+
+def test_calibrate_and_evaluate_real_data(model_copy: Path, data_root: Path, tmp_path: Path) -> None:
+    assert calibrate_main(["--model", str(model_copy), "--data-root", str(data_root), "--limit", "3"]) == 0
+    assert "presence_calibration" in json.loads((model_copy / "config.json").read_text())
+    out = tmp_path / "eval"
+    rc = evaluate_main(["--split", str(data_root / "cracks" / "valid"), "--dataset", "cracks", "--model",
+                        str(model_copy), "--limit", "3", "--panels", "0", "--out", str(out),
+                        "--negatives-split", str(data_root / "drywall-join-detect" / "valid")])
+    assert rc == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    for prompt in DATASETS["cracks"].prompts:
+        presence = metrics["presence"][prompt]
+        assert presence["negatives"] >= 3 and presence["positives"] >= 1
+        assert 0.0 <= presence["auroc"] <= 1.0
