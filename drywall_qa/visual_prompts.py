@@ -174,7 +174,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--engineering", default=DEFAULT_ENGINEERING,
                        help=f"'+'-joined subset of {', '.join(STEPS)} (default {DEFAULT_ENGINEERING})")
     group.add_argument("--alpha", type=float, default=1.0,
-                       help="weight of the example vs the first text prompt: c = α·image + (1−α)·text (default 1)")
+                       help="example weight vs the first text prompt: c = α·image + (1−α)·text (default 1)")
 
 
 def from_arguments(args: argparse.Namespace, text: str | None) -> VisualPrompt | None:

@@ -1,0 +1,94 @@
+"""Segment one image from the command line: text prompts and/or a visual prompt → masks, coverage and presence,
+optionally one semantic label map with a legend.
+
+Writes ``masks/NN_<prompt>.png`` (white = mask), ``predictions.json`` (per prompt: threshold, coverage, presence,
+mask file), ``support.png`` (the engineered example image, with a visual prompt) and, with ``--semantic``,
+``semantic.png`` (overlay + legend) and ``labels.png`` (0 = background, k = k-th prompt).
+
+    python -m drywall_qa.predict wall.jpg --prompts "segment crack" "segment taping area" --semantic --out out/wall
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from drywall_qa import visual_prompts
+from drywall_qa.errors import InputError, ModelLoadError
+from drywall_qa.evaluate import probability_arg, write_atomic, write_png
+from drywall_qa.imaging import load_image
+from drywall_qa.segmenter import Condition, Prediction, Segmenter
+from drywall_qa.semantic import render_semantic, semantic_map
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:60] or "prompt"
+
+
+def write_outputs(image: np.ndarray, predictions: Sequence[Prediction], out_dir: Path, semantic: bool) -> dict:
+    """Write the masks, ``predictions.json`` and (``semantic``) the label map and its picture; return the JSON."""
+    (out_dir / "masks").mkdir(parents=True, exist_ok=True)
+    report: dict = {"predictions": []}
+    for index, prediction in enumerate(predictions):
+        name = f"masks/{index:02d}_{_slug(prediction.prompt)}.png"
+        write_png(out_dir / name, np.repeat(prediction.mask[..., None].astype(np.uint8) * 255, 3, axis=2))
+        report["predictions"].append({"prompt": prediction.prompt, "threshold": prediction.threshold,
+                                      "coverage": prediction.coverage, "presence": prediction.presence,
+                                      "mask": name})
+    if semantic:
+        labels = semantic_map(predictions)
+        names = [p.prompt for p in predictions]
+        write_png(out_dir / "semantic.png", render_semantic(image, labels, names))
+        write_png(out_dir / "labels.png", np.repeat(labels[..., None], 3, axis=2))
+        report["semantic"] = {"labels": ["background", *names], "file": "labels.png", "picture": "semantic.png"}
+    write_atomic(out_dir / "predictions.json", json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m drywall_qa.predict", description=__doc__.split("\n\n")[0])
+    parser.add_argument("image", type=Path, help="image to segment")
+    parser.add_argument("--prompts", nargs="+", help="text prompts (the first is mixed with a visual prompt "
+                        "when --alpha < 1)")
+    parser.add_argument("--model", help="checkpoint folder, alias (lite, clipseg) or hub id; default: bundled model")
+    parser.add_argument("--device", help="cuda, mps or cpu (default: best available)")
+    parser.add_argument("--threshold", type=probability_arg,
+                        help="threshold for every prompt (default: the model's per-prompt thresholds, else 0.5)")
+    parser.add_argument("--semantic", action="store_true", help="also write one label map of all prompts")
+    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    visual_prompts.add_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.prompts is None and args.support is None and args.support_split is None:
+        parser.error("give --prompts and/or a visual prompt (--support/--support-split)")
+    try:
+        prompts: list[Condition] = list(args.prompts or [])
+        example = visual_prompts.from_arguments(args, prompts[0] if prompts else None)
+        image = load_image(args.image)
+        segmenter = Segmenter.load(args.model, device=args.device)
+        predictions = segmenter.predict(image, prompts + ([example] if example else []), args.threshold)
+        args.out.mkdir(parents=True, exist_ok=True)
+        if example is not None and not example.text_only:
+            write_png(args.out / "support.png", example.support())
+        write_outputs(image, predictions, args.out, args.semantic)
+    except (InputError, ModelLoadError) as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 2
+    for prediction in predictions:
+        print(f"{prediction.prompt[:48]:<48} coverage {prediction.coverage:7.2%}  presence {prediction.presence:.2f}")
+    print(f"results in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
