@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
@@ -185,10 +186,17 @@ class PromptCache:
         return torch.stack([self.vectors[p] for p in prompts])
 
 
+def _accelerator(config: TrainConfig) -> Accelerator:
+    """One device or many. Without CUDA, Accelerate runs each process of a ``torchrun`` launch as a separate
+    single-process run unless told to use the CPU, so a multi-process launch then gets ``cpu=True`` (gloo)."""
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return Accelerator(cpu=launched and not torch.cuda.is_available(), mixed_precision=config.mixed_precision,
+                       kwargs_handlers=[InitProcessGroupKwargs(timeout=BARRIER_TIMEOUT)])
+
+
 def train(config: TrainConfig) -> dict:
     """Run (or resume) training; returns the last validation report. Best checkpoint: ``OUT/best``."""
-    accelerator = Accelerator(mixed_precision=config.mixed_precision,
-                              kwargs_handlers=[InitProcessGroupKwargs(timeout=BARRIER_TIMEOUT)])
+    accelerator = _accelerator(config)
     _check_paths(config)
     accelerator.wait_for_everyone()  # every process has checked the folder before the main one writes to it
     out = config.output_dir
