@@ -20,15 +20,15 @@ from typing import Any
 from drywall_qa.data import DATASETS, CocoSplit, data_roots, split_dir
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.evaluate import Progress, Split, count_arg, predictions_over, write_atomic
-from drywall_qa.presence import PresenceRecords, fit_platt, presence_score
+from drywall_qa.presence import PresenceRecords, fit_platt, presence_logit
 from drywall_qa.segmenter import Segmenter
 
 CONFIG_KEY = "presence_calibration"
 
 
-def raw_presence(segmenter: Segmenter, splits: Mapping[str, Split], limit: int | None = None,
+def presence_logits(segmenter: Segmenter, splits: Mapping[str, Split], limit: int | None = None,
                  progress: Progress | None = None) -> PresenceRecords:
-    """Raw presence of every registered prompt of ``splits``' datasets (name → split) on the first ``limit`` images
+    """Presence logits of every registered prompt of ``splits``' datasets (name → split) on the first ``limit`` images
     of each split, labelled positive on the prompt's own dataset's images that hold a target."""
     prompts = [p for name in splits for p in DATASETS[name].prompts]
     records, done = PresenceRecords(), 0
@@ -37,7 +37,7 @@ def raw_presence(segmenter: Segmenter, splits: Mapping[str, Split], limit: int |
         own = set(DATASETS[name].prompts)
         for _, sample, predictions, _ in predictions_over(segmenter, split, prompts, None, limit, desc=name):
             for prediction in predictions:
-                records.add(prediction.prompt, presence_score(prediction.logits),
+                records.add(prediction.prompt, presence_logit(prediction.logits),
                             prediction.prompt in own and bool(sample.mask.any()))
             done += 1
             if progress is not None:
@@ -46,7 +46,7 @@ def raw_presence(segmenter: Segmenter, splits: Mapping[str, Split], limit: int |
 
 
 def fit_calibration(records: PresenceRecords) -> dict[str, dict[str, Any]]:
-    """Per prompt: Platt ``a``, ``b``, and the AUROC and class counts of the raw score it was fitted on."""
+    """Per prompt: Platt ``a``, ``b``, and the AUROC and class counts of the presence logits it was fitted on."""
     summary = records.summary()
     fits = {}
     for prompt, scores in records.scores.items():
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError("--data-root", "no data folder found", "pass --data-root or set DRYWALL_QA_DATA")
         splits = {name: CocoSplit(split_dir(roots[0], name, args.split)) for name in dict.fromkeys(args.datasets)}
         segmenter = Segmenter.load(args.model, device=args.device)
-        fits = fit_calibration(raw_presence(segmenter, splits, args.limit))
+        fits = fit_calibration(presence_logits(segmenter, splits, args.limit))
         store_calibration(segmenter, args.model, fits)
     except (InputError, ModelLoadError) as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)

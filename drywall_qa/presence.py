@@ -1,10 +1,11 @@
 """Image-level presence: how likely the image contains what the prompt describes at all.
 
-The raw score is the mean probability of the :data:`TOP_FRACTION` most confident pixels of the model's native
-output — high when some region clearly matches, whatever its size, so a thin crack counts as much as a wide seam.
-Platt scaling turns it into a calibrated probability, ``sigmoid(a · logit(score) + b)``, with ``(a, b)`` fitted per
-prompt on a validation split (``python -m drywall_qa.calibrate``); ``(1, 0)`` is the identity, so an uncalibrated
-prompt reports the raw score. AUROC measures how well a score separates images with and without the target.
+The raw score is the *presence logit*: the mean logit of the :data:`TOP_FRACTION` most confident pixels of the
+model's native output — high when some region clearly matches, whatever its size, so a thin crack counts as much
+as a wide seam (averaged in logit space, so it still ranks images where probabilities saturate at 1). Platt
+scaling turns it into a probability, ``sigmoid(a · z + b)``, with ``(a, b)`` fitted per prompt on a validation
+split (``python -m drywall_qa.calibrate``); an uncalibrated prompt uses ``(1, 0)``, i.e. ``sigmoid(z)``. AUROC
+measures how well a score separates images with and without the target.
 """
 
 from __future__ import annotations
@@ -15,38 +16,34 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-#: fraction of native-resolution pixels whose probabilities make the raw score (at least one pixel)
+#: fraction of native-resolution pixels whose logits make the presence logit (at least one pixel)
 TOP_FRACTION = 0.005
-_EPS = 1e-6
 
 
-def presence_score(logits: torch.Tensor) -> float:
-    """Raw presence in [0, 1] from native logits ``(h, w)``: mean probability of the top :data:`TOP_FRACTION`."""
+def presence_logit(logits: torch.Tensor) -> float:
+    """Raw presence from native logits ``(h, w)``: the mean of the top :data:`TOP_FRACTION` of them."""
     flat = logits.detach().float().flatten()
     k = max(1, round(TOP_FRACTION * flat.numel()))
-    return float(torch.sigmoid(flat.topk(k).values).mean())
+    return float(flat.topk(k).values.mean())
 
 
-def _logit(scores: np.ndarray | float) -> np.ndarray:
-    p = np.clip(np.asarray(scores, dtype=np.float64), _EPS, 1 - _EPS)
-    return np.log(p) - np.log1p(-p)
+def _sigmoid(x: np.ndarray | float) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float64)))     # no overflow for large |x|
 
 
-def calibrated(score: float, params: tuple[float, float] | None) -> float:
-    """``sigmoid(a · logit(score) + b)``; the raw score when ``params`` is None."""
-    if params is None:
-        return float(score)
-    a, b = params
-    return float(1.0 / (1.0 + np.exp(-(a * _logit(score) + b))))
+def presence_probability(z: float, params: tuple[float, float] | None = None) -> float:
+    """``sigmoid(a · z + b)`` of a presence logit ``z``; ``params`` None means uncalibrated, ``(1, 0)``."""
+    a, b = (1.0, 0.0) if params is None else params
+    return float(_sigmoid(a * z + b))
 
 
 def fit_platt(scores: Sequence[float], labels: Sequence[bool], iterations: int = 100) -> tuple[float, float]:
-    """Platt's ``(a, b)`` for raw ``scores`` and boolean ``labels``, by Newton's method on the log-loss.
+    """Platt's ``(a, b)`` for presence logits ``scores`` and boolean ``labels``, by Newton's method on the log-loss.
 
     Targets are Platt's smoothed ones, ``(N+ + 1) / (N+ + 2)`` and ``1 / (N- + 2)``, which keep the fit finite when
     the classes are perfectly separated. Needs at least one positive and one negative.
     """
-    x, y = _logit(scores), np.asarray(labels, dtype=bool)
+    x, y = np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=bool)
     positives, negatives = int(y.sum()), int((~y).sum())
     if not positives or not negatives:
         raise ValueError(f"Platt scaling needs positives and negatives, got {positives} and {negatives}")
@@ -54,7 +51,7 @@ def fit_platt(scores: Sequence[float], labels: Sequence[bool], iterations: int =
     design = np.stack([x, np.ones_like(x)], axis=1)
     params = np.zeros(2)
     for _ in range(iterations):
-        p = 1.0 / (1.0 + np.exp(-design @ params))
+        p = _sigmoid(design @ params)
         gradient = design.T @ (p - target)
         hessian = design.T @ (design * (p * (1 - p))[:, None]) + 1e-9 * np.eye(2)
         step = np.linalg.solve(hessian, gradient)

@@ -15,7 +15,7 @@ import torch
 from drywall_qa.backends import Backend, load_backend, repeat_features
 from drywall_qa.errors import InputError
 from drywall_qa.imaging import ImageSource, load_image, resize_probabilities
-from drywall_qa.presence import calibrated, presence_score
+from drywall_qa.presence import presence_logit, presence_probability
 from drywall_qa.visual_prompts import VisualPrompt
 
 DEFAULT_THRESHOLD = 0.5
@@ -34,8 +34,8 @@ class Prediction:
     #: raw model output at the model's native resolution (CPU, float32)
     logits: torch.Tensor
     threshold: float
-    #: image-level presence in [0, 1] (see :mod:`drywall_qa.presence`); calibrated when the checkpoint holds a
-    #: ``presence_calibration`` for the prompt, else the raw score
+    #: image-level presence probability (see :mod:`drywall_qa.presence`): calibrated when the checkpoint holds a
+    #: ``presence_calibration`` for the prompt, else the sigmoid of the presence logit
     presence: float | None = None
 
     @property
@@ -149,7 +149,7 @@ class Segmenter:
             threshold = self.backend.thresholds.get(prompt, DEFAULT_THRESHOLD)
         probabilities = resize_probabilities(torch.sigmoid(logits), size)
         return Prediction(prompt, probabilities, probabilities > threshold, logits.clone(), float(threshold),
-                          calibrated(presence_score(logits), calibration))
+                          presence_probability(presence_logit(logits), calibration))
 
     def _check_prompts(self, prompts: Sequence[Condition] | Condition) -> list[Condition]:
         """A bare string or visual prompt is one prompt; text must not be blank; example images need a backend

@@ -28,6 +28,8 @@ from drywall_qa.segmenter import Prediction, Segmenter
 from drywall_qa.visualisation import BAND_COLOR, GAP, RGB, TEXT_COLOR, overlay, palette, titled
 
 BACKGROUND = "background"
+#: legend entries longer than this many characters are cut and end with …
+LEGEND_CHARS = 48
 
 
 def semantic_map(predictions: Sequence[Prediction]) -> np.ndarray:
@@ -40,8 +42,9 @@ def semantic_map(predictions: Sequence[Prediction]) -> np.ndarray:
 
 
 def legend(names: Sequence[str], colors: Sequence[RGB] | None = None, font_size: int = 16) -> np.ndarray:
-    """RGB picture of a colour swatch and a name per class, one class per row."""
+    """RGB picture of a colour swatch and a name per class, one class per row (names cut at :data:`LEGEND_CHARS`)."""
     colors = palette(len(names)) if colors is None else colors
+    names = [n if len(n) <= LEGEND_CHARS else n[: LEGEND_CHARS - 1].rstrip() + "…" for n in names]
     font = ImageFont.load_default(size=font_size)
     row, pad = round(font_size * 1.6), font_size // 2
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))

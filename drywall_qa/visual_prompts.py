@@ -157,7 +157,7 @@ class VisualPrompt:
         if self.text_only:
             return self.text
         example = f"{self.name or 'example image'} [{self.engineering}]"
-        return example if self.alpha == 1.0 else f"{self.text} + {example} α={self.alpha:g}"
+        return example if self.alpha == 1.0 else f"{self.text} + {example} alpha={self.alpha:g}"
 
     def support(self) -> np.ndarray:
         """The engineered prompt image the backend encodes."""

@@ -35,7 +35,7 @@ def test_text_and_visual_prompts_with_semantic_map(files: dict[str, Path], tiny_
     report = json.loads((out / "predictions.json").read_text())
     prompts = [p["prompt"] for p in report["predictions"]]
     assert prompts[:2] == ["segment crack", "segment taping area"]
-    assert prompts[2] == f"segment crack + example.png [{DEFAULT_ENGINEERING}] α=0.5"
+    assert prompts[2] == f"segment crack + example.png [{DEFAULT_ENGINEERING}] alpha=0.5"
     assert report["semantic"]["labels"] == ["background", *prompts]
     for entry in report["predictions"]:
         mask = np.asarray(Image.open(out / entry["mask"]))[..., 0] > 0

@@ -17,28 +17,32 @@ from drywall_qa.calibrate import main as calibrate_main
 from drywall_qa.data import DATASETS, CocoSplit
 from drywall_qa.evaluate import evaluate_split
 from drywall_qa.evaluate import main as evaluate_main
-from drywall_qa.presence import TOP_FRACTION, auroc, calibrated, fit_platt, presence_score
+from drywall_qa.presence import TOP_FRACTION, auroc, fit_platt, presence_logit, presence_probability
 from drywall_qa.segmenter import Prediction, Segmenter
 from tests.test_evaluate import make_split
 
 
-def test_presence_score_averages_the_most_confident_pixels() -> None:
+def test_presence_logit_averages_the_most_confident_logits() -> None:
     logits = torch.full((100, 100), -5.0)
     k = round(TOP_FRACTION * logits.numel())
     logits.view(-1)[:k] = 3.0
-    assert presence_score(logits) == pytest.approx(float(torch.sigmoid(torch.tensor(3.0))))
+    assert presence_logit(logits) == pytest.approx(3.0)
     logits.view(-1)[k // 2: k] = -5.0                       # half of the top cells now low
-    expected = (torch.sigmoid(torch.tensor(3.0)) + torch.sigmoid(torch.tensor(-5.0))) / 2
-    assert presence_score(logits) == pytest.approx(float(expected))
-    assert presence_score(torch.tensor([[0.0]])) == pytest.approx(0.5)   # at least one pixel
+    assert presence_logit(logits) == pytest.approx(-1.0)
+    assert presence_logit(torch.tensor([[0.7]])) == pytest.approx(0.7)     # at least one pixel
+    saturated = torch.full((100, 100), 30.0)
+    saturated.view(-1)[:k] = 40.0                             # probabilities are 1.0 either way, logits still rank
+    assert presence_logit(saturated) > presence_logit(torch.full((100, 100), 30.0))
 
 
-def test_calibration_identity_and_monotonic() -> None:
-    for score in (0.01, 0.3, 0.9):
-        assert calibrated(score, None) == score
-        assert calibrated(score, (1.0, 0.0)) == pytest.approx(score)
-    values = [calibrated(s, (2.0, -1.0)) for s in (0.1, 0.4, 0.8)]
+def test_presence_probability_identity_and_monotonic() -> None:
+    for z in (-3.0, 0.0, 2.5):
+        assert presence_probability(z) == pytest.approx(1 / (1 + np.exp(-z)))
+        assert presence_probability(z, (1.0, 0.0)) == presence_probability(z)
+    assert presence_probability(0.5, (2.0, -1.0)) == pytest.approx(0.5)
+    values = [presence_probability(z, (2.0, -1.0)) for z in (-1.0, 0.2, 3.0)]
     assert values == sorted(values) and all(0 < v < 1 for v in values)
+    assert presence_probability(-1e4) == 0.0 and presence_probability(1e4) == 1.0   # no overflow
 
 
 def test_auroc_matches_pairwise_definition() -> None:
@@ -58,14 +62,14 @@ def test_platt_recovers_known_parameters() -> None:
     a, b = 1.7, -0.6
     x = rng.normal(0.0, 2.0, 20000)
     labels = rng.random(x.size) < 1 / (1 + np.exp(-(a * x + b)))
-    fitted = fit_platt(1 / (1 + np.exp(-x)), labels)          # scores whose logit is x
+    fitted = fit_platt(x, labels)
     assert fitted == pytest.approx((a, b), abs=0.08)
 
 
 def test_platt_stays_finite_on_separable_data() -> None:
-    a, b = fit_platt([0.1, 0.2, 0.8, 0.9], [False, False, True, True])
+    a, b = fit_platt([-3.0, -2.0, 2.0, 4.0], [False, False, True, True])
     assert np.isfinite([a, b]).all() and a > 0
-    assert calibrated(0.9, (a, b)) > 0.5 > calibrated(0.1, (a, b))
+    assert presence_probability(4.0, (a, b)) > 0.5 > presence_probability(-3.0, (a, b))
     with pytest.raises(ValueError):
         fit_platt([0.1, 0.2], [True, True])
 
@@ -80,10 +84,10 @@ def test_predictions_carry_raw_or_calibrated_presence(model_copy: Path) -> None:
     image = np.random.default_rng(2).integers(0, 256, (40, 50, 3), dtype=np.uint8)
     raw = segmenter.predict(image, ["segment crack", "segment taping area"])
     for prediction in raw:
-        assert prediction.presence == pytest.approx(presence_score(prediction.logits))
+        assert prediction.presence == pytest.approx(presence_probability(presence_logit(prediction.logits)))
     segmenter.backend.model.config.presence_calibration = {"segment crack": [2.0, -1.0]}
     crack, taping = segmenter.predict(image, ["segment crack", "segment taping area"])
-    assert crack.presence == pytest.approx(calibrated(raw[0].presence, (2.0, -1.0)))
+    assert crack.presence == pytest.approx(presence_probability(presence_logit(raw[0].logits), (2.0, -1.0)))
     assert taping.presence == pytest.approx(raw[1].presence)
 
 
@@ -142,8 +146,8 @@ def test_calibrate_cli_writes_config(model_copy: Path, tmp_path: Path, capsys: p
     segmenter = Segmenter.load(model_copy, device="cpu")
     assert segmenter.backend.presence_calibration["segment crack"] == tuple(stored["segment crack"])
     prediction, = segmenter.predict(CocoSplit(root / "cracks" / "valid").load_image(0), "segment crack")
-    assert prediction.presence == pytest.approx(calibrated(presence_score(prediction.logits),
-                                                           tuple(stored["segment crack"])))
+    assert prediction.presence == pytest.approx(presence_probability(presence_logit(prediction.logits),
+                                                                     tuple(stored["segment crack"])))
 
 
 def test_calibrate_cli_errors(tiny_clipseg_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,6 +12,7 @@ from PIL import Image
 
 from drywall_qa.data import DATASETS, CocoSplit
 from drywall_qa.semantic import (
+    LEGEND_CHARS,
     Confusion,
     SemanticClass,
     evaluate_semantic,
@@ -63,6 +64,7 @@ def test_legend_and_render() -> None:
     names = ["segment crack", "segment taping area", "segment drywall seam"]
     key = legend(names)
     assert key.shape[0] > legend(names[:1]).shape[0]
+    assert legend(["x" * 200]).shape == legend(["x" * (LEGEND_CHARS - 1) + "…"]).shape   # long names are cut
     for color in palette(3):                                        # every swatch is drawn
         assert (key == np.asarray(color, np.uint8)).all(axis=2).any()
     image = np.full((40, 60, 3), 100, np.uint8)

@@ -122,7 +122,7 @@ def test_labels_and_keys() -> None:
     example = VisualPrompt(IMAGE, MASK, "darken+blur", name="wall.jpg")
     assert example.engineering == "blur+darken" and example.label == "wall.jpg [blur+darken]"
     mixed = VisualPrompt(IMAGE, MASK, text="segment crack", alpha=0.25)
-    assert mixed.label.startswith("segment crack + example image") and "α=0.25" in mixed.label
+    assert mixed.label.startswith("segment crack + example image") and "alpha=0.25" in mixed.label
     assert VisualPrompt(IMAGE, MASK, text="segment crack", alpha=0.0).label == "segment crack"
     assert VisualPrompt(IMAGE.copy(), MASK.copy()).key == VisualPrompt(IMAGE, MASK).key
     assert VisualPrompt(IMAGE, MASK, "crop").key != VisualPrompt(IMAGE, MASK).key
@@ -225,4 +225,4 @@ def test_evaluate_cli_scores_a_visual_prompt(tiny_clipseg_dir: Path, tmp_path: P
     assert rc == 0
     metrics = json.loads((out / "metrics.json").read_text())
     name = CocoSplit(split).file_name(1)
-    assert list(metrics["prompts"]) == ["segment crack", f"segment crack + {name} [crop+blur+darken] α=0.5"]
+    assert list(metrics["prompts"]) == ["segment crack", f"segment crack + {name} [crop+blur+darken] alpha=0.5"]
