@@ -23,6 +23,7 @@ from drywall_qa import visual_prompts
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.evaluate import probability_arg, write_atomic, write_png
 from drywall_qa.imaging import load_image
+from drywall_qa.presence import describe_presence
 from drywall_qa.segmenter import Condition, Prediction, Segmenter
 from drywall_qa.semantic import render_semantic, semantic_map
 
@@ -31,8 +32,10 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:60] or "prompt"
 
 
-def write_outputs(image: np.ndarray, predictions: Sequence[Prediction], out_dir: Path, semantic: bool) -> dict:
-    """Write the masks, ``predictions.json`` and (``semantic``) the label map and its picture; return the JSON."""
+def write_outputs(image: np.ndarray, predictions: Sequence[Prediction], out_dir: Path, semantic: bool,
+                  calibrated: Sequence[str] = ()) -> dict:
+    """Write the masks, ``predictions.json`` and (``semantic``) the label map and its picture; return the JSON.
+    ``calibrated``: the prompts whose presence is calibrated."""
     (out_dir / "masks").mkdir(parents=True, exist_ok=True)
     report: dict = {"predictions": []}
     for index, prediction in enumerate(predictions):
@@ -40,7 +43,7 @@ def write_outputs(image: np.ndarray, predictions: Sequence[Prediction], out_dir:
         write_png(out_dir / name, np.repeat(prediction.mask[..., None].astype(np.uint8) * 255, 3, axis=2))
         report["predictions"].append({"prompt": prediction.prompt, "threshold": prediction.threshold,
                                       "coverage": prediction.coverage, "presence": prediction.presence,
-                                      "mask": name})
+                                      "presence_calibrated": prediction.prompt in calibrated, "mask": name})
     if semantic:
         labels = semantic_map(predictions)
         names = [p.prompt for p in predictions]
@@ -80,12 +83,14 @@ def main(argv: list[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         if example is not None and not example.text_only:
             write_png(args.out / "support.png", example.support())
-        write_outputs(image, predictions, args.out, args.semantic)
+        calibrated = list(segmenter.backend.presence_calibration)
+        write_outputs(image, predictions, args.out, args.semantic, calibrated)
     except (InputError, ModelLoadError) as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2
     for prediction in predictions:
-        print(f"{prediction.prompt[:48]:<48} coverage {prediction.coverage:7.2%}  presence {prediction.presence:.2f}")
+        print(f"{prediction.prompt[:48]:<48} coverage {prediction.coverage:7.2%}  "
+              f"{describe_presence(prediction.presence, prediction.prompt in calibrated)}")
     print(f"results in {args.out}")
     return 0
 

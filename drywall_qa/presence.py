@@ -37,6 +37,13 @@ def presence_probability(z: float, params: tuple[float, float] | None = None) ->
     return float(_sigmoid(a * z + b))
 
 
+def describe_presence(presence: float, calibrated: bool) -> str:
+    """Words for a presence probability: ``'likely present (87%)'`` / ``'likely absent (96%)'`` — the percentage
+    is the confidence in the verdict — with ``', uncalibrated'`` when no calibration backs the number."""
+    verdict, confidence = ("likely present", presence) if presence >= 0.5 else ("likely absent", 1.0 - presence)
+    return f"{verdict} ({confidence:.0%}{'' if calibrated else ', uncalibrated'})"
+
+
 def fit_platt(scores: Sequence[float], labels: Sequence[bool], iterations: int = 100) -> tuple[float, float]:
     """Platt's ``(a, b)`` for presence logits ``scores`` and boolean ``labels``, by Newton's method on the log-loss.
 

@@ -122,8 +122,9 @@ def drop_rows(clean: dict[str, dict[str, float]], perturbation: Perturbation, le
     return rows
 
 
-def plot_drops(rows: Sequence[dict[str, object]], metric: str = "miou") -> bytes:
-    """PNG bytes of a grouped bar chart: one group per perturbation and strength, one bar per prompt."""
+def drops_figure(rows: Sequence[dict[str, object]], metric: str = "miou") -> Figure:
+    """Grouped bar chart of the ``metric`` drop: one group per perturbation and strength, one bar per prompt
+    (a pyplot-free figure, safe in a server thread)."""
     labels = list(dict.fromkeys(str(r["label"]) for r in rows))
     prompts = list(dict.fromkeys(str(r["prompt"]) for r in rows))
     drops = {(r["label"], r["prompt"]): float(r[f"{metric}_drop"]) for r in rows}
@@ -138,6 +139,11 @@ def plot_drops(rows: Sequence[dict[str, object]], metric: str = "miou") -> bytes
     axes.set_ylabel(f"{metric} drop (clean − perturbed)")
     axes.set_title("Robustness: score lost under each perturbation")
     axes.legend(fontsize=8)
+    return figure
+
+
+def plot_drops(rows: Sequence[dict[str, object]], metric: str = "miou") -> bytes:
+    """:func:`drops_figure` as PNG bytes."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
+    drops_figure(rows, metric).savefig(buffer, format="png", dpi=110)
     return buffer.getvalue()

@@ -114,7 +114,7 @@ class VisualPrompt:
     key: tuple = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        image = load_image(self.image, "support image")
+        image = load_image(self.image, None if isinstance(self.image, (str, Path)) else "support image")
         mask = mask_from_array(self.mask)
         if mask.shape != image.shape[:2]:
             raise InputError("support mask", f"mask is {mask.shape[1]}×{mask.shape[0]} but the support image is "

@@ -47,7 +47,8 @@ def test_text_and_visual_prompts_with_semantic_map(files: dict[str, Path], tiny_
         assert not (labels == index)[~(np.asarray(Image.open(out / entry["mask"]))[..., 0] > 0)].any()
     support = np.asarray(Image.open(out / "support.png"))
     assert support.shape[0] == support.shape[1]
-    assert "presence" in capsys.readouterr().out
+    assert "uncalibrated" in capsys.readouterr().out             # the tiny checkpoint has no calibration
+    assert not any(entry["presence_calibrated"] for entry in report["predictions"])
 
 
 def test_visual_prompt_on_lite_is_refused(files: dict[str, Path], tiny_lite_dir: Path, tmp_path: Path,

@@ -17,7 +17,14 @@ from drywall_qa.calibrate import main as calibrate_main
 from drywall_qa.data import DATASETS, CocoSplit
 from drywall_qa.evaluate import evaluate_split
 from drywall_qa.evaluate import main as evaluate_main
-from drywall_qa.presence import TOP_FRACTION, auroc, fit_platt, presence_logit, presence_probability
+from drywall_qa.presence import (
+    TOP_FRACTION,
+    auroc,
+    describe_presence,
+    fit_platt,
+    presence_logit,
+    presence_probability,
+)
 from drywall_qa.segmenter import Prediction, Segmenter
 from tests.test_evaluate import make_split
 
@@ -43,6 +50,12 @@ def test_presence_probability_identity_and_monotonic() -> None:
     values = [presence_probability(z, (2.0, -1.0)) for z in (-1.0, 0.2, 3.0)]
     assert values == sorted(values) and all(0 < v < 1 for v in values)
     assert presence_probability(-1e4) == 0.0 and presence_probability(1e4) == 1.0   # no overflow
+
+
+def test_describe_presence() -> None:
+    assert describe_presence(0.87, True) == "likely present (87%)"
+    assert describe_presence(0.04, True) == "likely absent (96%)"
+    assert describe_presence(0.5, False) == "likely present (50%, uncalibrated)"
 
 
 def test_auroc_matches_pairwise_definition() -> None:
