@@ -101,11 +101,13 @@ def _crop_square(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 class VisualPrompt:
     """An example image and the mask of the object to look for, usable wherever a text prompt is.
 
+    ``image`` is anything :func:`~drywall_qa.imaging.load_image` reads and ``mask`` any array
+    :func:`mask_from_array` reads (same size); after construction they are an RGB uint8 array and a bool mask.
     ``alpha`` weighs the example against ``text`` (1: the example alone, 0: the text alone; below 1 ``text`` is
     required). ``name`` describes the example in labels (default: "example image").
     """
 
-    image: np.ndarray
+    image: ImageSource
     mask: np.ndarray
     engineering: str = DEFAULT_ENGINEERING
     text: str | None = None
