@@ -31,10 +31,9 @@ CSS = """
 .dq-swatch {display: inline-block; width: 14px; height: 14px; border-radius: 3px; border: 1px solid #0003}
 .dq-missing .dq-coverage {color: #b45309; font-weight: 600}
 """
-HEADER = """# drywall-qa
-Promptable segmentation for drywall QA: upload a wall photo, pick or type what to find (*segment crack*,
-*segment taping area*, …) and get one mask per prompt. **Review** compares predictions with a labelled split,
-**Evaluate** scores a whole split."""
+HEADER = """## drywall-qa · promptable segmentation for drywall QA
+**Inspect** a photo with prompts such as *segment crack* or *segment taping area*, **Review** predictions against a
+labelled split, **Evaluate** a whole split."""
 
 
 @dataclass
@@ -83,12 +82,13 @@ class ModelBox:
 
     def build(self) -> gr.State:
         status, key = self.load(self.startup, None, None) if self.startup else ("Choose a model.", None)
-        with gr.Row(equal_height=True):
-            choice = gr.Dropdown(model_choices(self.startup), value=self.startup, label="Model", scale=3)
-            folder = gr.Textbox(label="Checkpoint folder", visible=False, scale=3,
+        with gr.Row():
+            choice = gr.Dropdown(model_choices(self.startup), value=self.startup, label="Model", scale=2)
+            folder = gr.Textbox(label="Checkpoint folder", visible=False, scale=2,
                                 placeholder="e.g. runs/lite/best (written by python -m train)")
-            load = gr.Button("Load", scale=0, min_width=90)
-            info = gr.Markdown(status, elem_id="model-status", container=True)
+            with gr.Column(scale=3):
+                info = gr.Markdown(status, elem_id="model-status")
+                load = gr.Button("Load", size="sm", min_width=90)
         current = gr.State(key)
         choice.input(self.choose, [choice, current], [folder, info, current], concurrency_id="load")
         gr.on([load.click, folder.submit], self.load, [choice, folder, current], [info, current],

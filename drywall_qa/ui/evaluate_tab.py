@@ -145,7 +145,7 @@ class EvaluateTab:
         status = gr.Markdown(elem_id="evaluate-status")
         table = gr.Dataframe(headers=HEADERS, interactive=False, elem_id="evaluate-table")
         plot = gr.Plot(label="Threshold sweep", elem_id="evaluate-plot")
-        gallery = gr.Gallery(label="Panels: worst first, then the first images", columns=1, height=420,
+        gallery = gr.Gallery(label="Panels: worst first, then the first images", columns=2, height="auto",
                              object_fit="contain", elem_id="evaluate-panels")
         files = gr.File(label="metrics.json and per_image.csv", file_count="multiple", interactive=False)
         split.change(lambda value: split_prompts(value, self.roots) or gr.skip(), split, selected)

@@ -150,9 +150,9 @@ class InspectTab:
                                 examples_per_page=8)
             with gr.Column(scale=3):
                 status = gr.Markdown(elem_id="inspect-status")
+                legend = gr.HTML(elem_id="inspect-legend")
                 shown = gr.Image(label="Overlay", format="png", interactive=False, elem_id="inspect-overlay",
                                  height=420)
-                legend = gr.HTML(elem_id="inspect-legend")
                 masks = gr.Gallery(label="Mask per prompt", format="png", columns=4, height=220,
                                    elem_id="inspect-masks")
                 files = gr.File(label="Downloads: masks (PNG, 0/255) and JSON (coverage, COCO RLE)",

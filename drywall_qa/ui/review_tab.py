@@ -21,7 +21,7 @@ from drywall_qa.ui.prompts import parse_prompts
 from drywall_qa.ui.reviews import ReviewStore
 from drywall_qa.ui.splits import discover_splits, open_split, split_name, split_prompts, split_slug
 from drywall_qa.ui.widgets import for_display, prompt_inputs, split_input, threshold_inputs, threshold_value
-from drywall_qa.visualisation import GT_COLOR, error_map, overlay, palette
+from drywall_qa.visualisation import FN_COLOR, FP_COLOR, GT_COLOR, TP_COLOR, error_map, overlay, palette
 
 HEADERS = ["Image", "Prompt", "IoU", "Dice", "Precision", "Recall", "Decision", "Comment"]
 DEFAULT_LIMIT = 20
@@ -46,6 +46,13 @@ class ReviewSession:
             if row["image"] == image and row["prompt"] == prompt:
                 return row
         raise InputError("table row", f"{image} / {prompt} is not in the scored table", "score the split again")
+
+
+def error_legend() -> str:
+    """The error map's colours, as drawn by :func:`drywall_qa.visualisation.error_map`."""
+    items = [(TP_COLOR, "true positive"), (FP_COLOR, "false positive"), (FN_COLOR, "missed (false negative)")]
+    swatches = " · ".join(f'<span style="color:rgb{color}">■</span> {name}' for color, name in items)
+    return f"<small>Errors: {swatches}</small>"
 
 
 class ReviewTab:
@@ -139,7 +146,7 @@ class ReviewTab:
         with gr.Row():
             split = split_input(choices, "review-split")
             limit = gr.Slider(1, self.max_images, min(DEFAULT_LIMIT, self.max_images), step=1,
-                              label="Images to score", info="the first N images of the split")
+                              label="Images to score", info="the first N images of the split", elem_id="review-limit")
         with gr.Accordion("Prompts and threshold", open=False):
             selected, typed = prompt_inputs(split_prompts(choices[0][1], self.roots) if choices else [])
             tuned, threshold = threshold_inputs()
@@ -150,7 +157,8 @@ class ReviewTab:
         with gr.Row(equal_height=True):
             shown = [gr.Image(label=label, interactive=False, format="png", height=260, elem_id=f"review-{key}")
                      for label, key in [("Input", "input"), ("Ground truth", "truth"), ("Prediction", "prediction"),
-                                        ("Errors: TP green · FP red · FN blue", "errors")]]
+                                        ("Errors", "errors")]]
+        gr.HTML(error_legend())
         with gr.Row(equal_height=True):
             decision = gr.Radio([("Accept", "accept"), ("Reject", "reject")], label="Decision", scale=1)
             comment = gr.Textbox(label="Comment", scale=3, max_lines=3)

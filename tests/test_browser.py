@@ -1,0 +1,185 @@
+"""The app in a real browser: started as ``python app.py`` on a free local port, driven by headless Chromium.
+
+Covers the issue's flows — two prompts on an uploaded photo, Review's worst row, an evaluation of 3 images, a
+broken upload — and writes 1280×800 screenshots of each tab to ``docs/``. The app runs the bundled model when it is
+installed (so the screenshots show real predictions), else the tiny random checkpoint; Review and Evaluate use the
+real cracks/valid split when the data is present, else a tiny generated split.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from drywall_qa.backends import BUNDLED_DIR
+from tests.test_ui_splits import make_split
+
+CHROMIUM = Path("/usr/bin/chromium")
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed: pip install playwright")
+pytestmark = pytest.mark.skipif(not CHROMIUM.is_file(),
+                                reason="Chromium not found at /usr/bin/chromium: apt-get install -y chromium")
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS = REPO / "docs"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+VIEWPORT = {"width": 1280, "height": 800}
+START_TIMEOUT_S = 120
+STEP_TIMEOUT_MS = 60_000
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def roots(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> list[Path]:
+    """Data roots: the real cracks folder first when present (its valid split is then the default), and a tiny
+    generated cracks/valid split."""
+    tiny = tmp_path_factory.mktemp("browser_data")
+    make_split(tiny / "cracks" / "valid", n=4, size=96)
+    try:
+        return [request.getfixturevalue("data_root") / "cracks", tiny]
+    except pytest.skip.Exception:
+        return [tiny]
+
+
+@pytest.fixture(scope="module")
+def server(roots: list[Path], tiny_lite_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    model = BUNDLED_DIR if (BUNDLED_DIR / "config.json").is_file() else tiny_lite_dir
+    port, out = free_port(), tmp_path_factory.mktemp("browser_out")
+    command = [sys.executable, "app.py", "--model", str(model), "--out", str(out), "--host", "127.0.0.1",
+               "--port", str(port), "--device", "cpu", *(arg for root in roots for arg in ("--data-root", str(root)))]
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+    log = out / "app.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _wait_until_serving(url, process, log)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _wait_until_serving(url: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the app exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"the app did not serve {url} within {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, server: str) -> Iterator:
+    page = browser.new_page(viewport=VIEWPORT)
+    page.set_default_timeout(STEP_TIMEOUT_MS)
+    sync_api.expect.set_options(timeout=STEP_TIMEOUT_MS)
+    page.goto(server)
+    page.wait_for_selector("#inspect-run")
+    yield page
+    page.close()
+
+
+def screenshot(page, name: str, top: str) -> None:
+    """A 1280×800 screenshot of the viewport with ``top`` scrolled to the top, written to docs/."""
+    page.evaluate("selector => document.querySelector(selector).scrollIntoView({block: 'start'})", top)
+    page.wait_for_timeout(400)
+    DOCS.mkdir(exist_ok=True)
+    page.screenshot(path=str(DOCS / name))
+
+
+def open_tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+
+
+def set_slider(page, elem_id: str, value: int) -> None:
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def test_inspect_two_prompts_shows_overlay_and_coverage(page) -> None:
+    page.set_input_files("#inspect-image input[type=file]", str(REPO / "examples" / "seam_and_crack.png"))
+    page.wait_for_selector("#inspect-image img")
+    page.click("#inspect-run")
+    items = page.locator("#inspect-legend li")
+    items.nth(1).wait_for()
+    texts = items.all_inner_texts()
+    assert [t.splitlines()[0].strip() for t in texts] == ["segment crack", "segment taping area"]
+    assert all("%" in t or "not found" in t for t in texts)
+    sync_api.expect(page.locator("#inspect-overlay img")).to_be_visible()
+    assert " ms" in page.inner_text("#inspect-status")
+    files = page.inner_text("#inspect-files").replace("\n.", ".")      # the list shows stem and extension apart
+    assert "seam_and_crack__segment_crack.png" in files and "seam_and_crack__masks.json" in files
+    screenshot(page, "inspect.png", "body")
+
+
+def test_inspect_broken_upload_shows_a_message(page) -> None:
+    page.set_input_files("#inspect-image input[type=file]",
+                         files=[{"name": "broken.jpg", "mimeType": "image/jpeg", "buffer": b"not an image at all"}])
+    page.wait_for_timeout(1000)
+    page.click("#inspect-run")
+    page.locator("#inspect-status").get_by_text("not a readable image").wait_for()
+    assert "broken.jpg" in page.inner_text("#inspect-status")
+
+
+def test_review_selects_the_worst_row(page) -> None:
+    open_tab(page, "Review")
+    set_slider(page, "review-limit", 3)
+    page.click("#review-run")
+    page.locator("#review-status").get_by_text("Scored 3").wait_for()
+    rows = page.locator("#review-table [role=row][data-index]")
+    sync_api.expect(rows).to_have_count(6)          # 3 images × the 2 crack prompts
+
+    def cell(row: int, column: int):
+        return page.locator(f'#review-table [data-testid="cell-{row}-{column}"]')
+
+    ious = [float(cell(row, 2).inner_text()) for row in range(6)]
+    assert ious == sorted(ious)
+    worst_image = cell(0, 0).inner_text().strip()
+    cell(0, 2).click()
+    page.locator("#review-status").get_by_text("Dice").wait_for()
+    assert worst_image in page.inner_text("#review-status")
+    for part in ("input", "truth", "prediction", "errors"):
+        sync_api.expect(page.locator(f"#review-{part} img")).to_be_visible()
+    screenshot(page, "review.png", "#review-status")
+
+
+def test_evaluate_three_images_shows_the_table(page) -> None:
+    open_tab(page, "Evaluate")
+    set_slider(page, "evaluate-limit", 3)
+    page.click("#evaluate-run")
+    page.locator("#evaluate-status").get_by_text("Evaluated 3").wait_for()
+    table = page.inner_text("#evaluate-table")
+    assert "segment crack" in table and "mIoU" in table
+    sync_api.expect(page.locator("#evaluate-plot img")).to_be_visible()
+    sync_api.expect(page.locator("#evaluate-panels img").first).to_be_visible()
+    screenshot(page, "evaluate.png", "#evaluate-split")
