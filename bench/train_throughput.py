@@ -14,7 +14,12 @@ the batch's images from the cache (computed once per image in a warm-up pass, re
 embeddings from the training loop's prompt cache, decoder forward, loss, backward, optimizer step. Both loops run
 the same batches, interleaved (so load from other processes hits both alike), after one untimed step each; the
 median step time is reported. Before any step, both compute the loss of the same batch with the same weights: the
-cache stores float16, so they agree to about 1e-3 relative, and the benchmark fails if they differ by more than 1e-2.
+cache stores float16, so they agree closely but not bit for bit (about 6e-6 relative here); the benchmark fails if
+they differ by more than 1e-2.
+
+On a machine shared with other jobs, pass ``--threads 1``: with more threads than free cores, the cached loop's small
+kernels spend most of their time waiting for each other (measured on 2 busy cores: 2 threads gave 0.20 images/s
+naive and 1.43 cached, 1 thread gave 0.79 and 16.2).
 """
 
 from __future__ import annotations
