@@ -151,6 +151,18 @@ def test_inspect_broken_upload_shows_a_message(page) -> None:
     assert "broken.jpg" in page.inner_text("#inspect-status")
 
 
+def test_segment_endpoint_serves_api_clients(server: str) -> None:
+    from gradio_client import Client, handle_file
+
+    client = Client(server, verbose=False)
+    status, overlay, legend, masks, files = client.predict(
+        handle_file(str(REPO / "examples" / "hairline_crack.png")), ["segment crack"], "segment wall crack", True,
+        0.5, 0.5, api_name="/segment")
+    assert "2 prompts" in status and "segment wall crack" in legend and len(masks) == 2
+    assert sorted(Path(f).name for f in files) == [
+        "hairline_crack__masks.json", "hairline_crack__segment_crack.png", "hairline_crack__segment_wall_crack.png"]
+
+
 def test_review_selects_the_worst_row(page) -> None:
     open_tab(page, "Review")
     set_slider(page, "review-limit", 3)

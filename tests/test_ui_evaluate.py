@@ -46,7 +46,7 @@ def test_run_scores_the_first_images_and_offers_downloads(tab: EvaluateTab, tiny
     assert folder.name.startswith("cracks__valid-")
     assert [Path(f).name for f in files] == ["metrics.json", "per_image.csv"]
     metrics = json.loads((folder / "metrics.json").read_text())
-    assert metrics["num_images"] == 3 and list(metrics["prompts"]) == PROMPTS
+    assert metrics["num_images"] == 3 and list(metrics["prompts"]) == PROMPTS and metrics["dataset"] == "cracks"
     assert table["mIoU"][0] == pytest.approx(metrics["prompts"][PROMPTS[0]]["miou"], abs=1e-4)
     assert len(gallery) == 4 and all(Path(path).is_file() for path, _ in gallery)   # 2 worst + 2 first
     assert gallery[0][1].startswith("worst")

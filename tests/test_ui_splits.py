@@ -11,7 +11,8 @@ from PIL import Image, ImageDraw
 
 from drywall_qa.data import DATASETS
 from drywall_qa.errors import InputError
-from drywall_qa.ui.splits import ConfinedSplit, discover_splits, open_split, resolve_split, split_prompts, within
+from drywall_qa.ui.splits import (ConfinedSplit, dataset_name, discover_splits, open_split, resolve_split, split_prompts,
+                                  within)
 
 
 def make_split(directory: Path, n: int = 4, size: int = 64, seed: int = 0) -> Path:
@@ -101,6 +102,12 @@ def test_split_prompts_follow_the_dataset_folder(root: Path, tmp_path: Path) -> 
     other = make_split(tmp_path / "other" / "unknown" / "valid")
     assert split_prompts(str(other), [tmp_path / "other"]) == []
     assert split_prompts(str(other), [root]) == []          # outside: no prompts, no exception
+
+
+def test_dataset_name_maps_the_folder_to_the_registry(tmp_path: Path) -> None:
+    taping = make_split(tmp_path / "drywall-join-detect" / "valid", n=1)
+    assert dataset_name(ConfinedSplit(taping, [tmp_path])) == "taping"
+    assert split_prompts(str(taping), [tmp_path]) == list(DATASETS["taping"].prompts)
 
 
 def test_within_resolves_dot_dot(root: Path) -> None:

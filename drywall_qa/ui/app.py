@@ -90,9 +90,10 @@ class ModelBox:
                 info = gr.Markdown(status, elem_id="model-status")
                 load = gr.Button("Load", size="sm", min_width=90)
         current = gr.State(key)
-        choice.input(self.choose, [choice, current], [folder, info, current], concurrency_id="load")
+        choice.input(self.choose, [choice, current], [folder, info, current], concurrency_id="load",
+                     api_visibility="private")
         gr.on([load.click, folder.submit], self.load, [choice, folder, current], [info, current],
-              concurrency_id="load")
+              concurrency_id="load", api_name="load_model")
         return current
 
 

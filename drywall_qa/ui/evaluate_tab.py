@@ -25,7 +25,7 @@ from drywall_qa.evaluate import evaluate_split
 from drywall_qa.ui.messages import escape_md, guarded
 from drywall_qa.ui.models import ModelCache
 from drywall_qa.ui.prompts import parse_prompts
-from drywall_qa.ui.splits import discover_splits, open_split, split_prompts, split_slug
+from drywall_qa.ui.splits import dataset_name, discover_splits, open_split, split_prompts, split_slug
 from drywall_qa.ui.widgets import prompt_inputs, split_input, threshold_inputs, threshold_value
 from drywall_qa.visualisation import palette
 
@@ -113,7 +113,7 @@ class EvaluateTab:
         partial.mkdir(parents=True)
         try:
             metrics = evaluate_split(model, split, prompts, threshold_value(tuned, threshold), partial, limit=total,
-                                     panels=int(panels), progress=report, dataset=split.root.parent.name)
+                                     panels=int(panels), progress=report, dataset=dataset_name(split))
             final = _unique(final)
             os.replace(partial, final)
         finally:
@@ -148,10 +148,12 @@ class EvaluateTab:
         gallery = gr.Gallery(label="Panels: worst first, then the first images", columns=2, height="auto",
                              object_fit="contain", elem_id="evaluate-panels")
         files = gr.File(label="metrics.json and per_image.csv", file_count="multiple", interactive=False)
-        split.change(lambda value: split_prompts(value, self.roots) or gr.skip(), split, selected)
+        split.change(lambda value: split_prompts(value, self.roots) or gr.skip(), split, selected,
+                     api_visibility="private")
         run.click(self.run, [model_key, split, selected, typed, tuned, threshold, limit, panels],
-                  [status, table, plot, gallery, files], concurrency_id="batch", concurrency_limit=1)
-        stop.click(self.stop, None, status, queue=False)
+                  [status, table, plot, gallery, files], concurrency_id="batch", concurrency_limit=1,
+                  api_name="evaluate")
+        stop.click(self.stop, None, status, queue=False, api_name="stop_evaluation")
 
 
 def _unique(path: Path) -> Path:

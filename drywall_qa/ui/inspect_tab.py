@@ -26,7 +26,7 @@ from drywall_qa.visualisation import RGB, overlay, palette
 DEFAULT_PROMPTS = ("segment crack", "segment taping area")
 #: background of the per-prompt mask tiles
 MASK_BACKGROUND: RGB = (24, 24, 24)
-#: state lifetime: a tab left open longer than this re-runs the model on the next threshold change
+#: how long a run is kept for re-rendering; after that, sliders do nothing until Segment is pressed again
 STATE_TTL_S = 3600
 
 
@@ -160,9 +160,9 @@ class InspectTab:
         result = gr.State(None, time_to_live=STATE_TTL_S)
         inputs = [model_key, image, selected, typed, tuned, threshold, opacity]
         outputs = [status, shown, legend, masks, files, result]
-        gr.on([button.click, typed.submit], self.run, inputs, outputs, concurrency_id="model")
+        gr.on([button.click, typed.submit], self.run, inputs, outputs, concurrency_id="model", api_name="segment")
         view = [result, tuned, threshold, opacity]
         gr.on([tuned.input, opacity.release], self.rerender, view, [shown, legend, masks, files],
-              show_progress="hidden", trigger_mode="always_last")
+              show_progress="hidden", trigger_mode="always_last", api_visibility="private")
         threshold.release(self.set_threshold, [result, threshold, opacity], [tuned, shown, legend, masks, files],
-                          show_progress="hidden", trigger_mode="always_last")
+                          show_progress="hidden", trigger_mode="always_last", api_visibility="private")

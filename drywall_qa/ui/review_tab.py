@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
-import numpy as np
 import pandas as pd
 
 from drywall_qa.errors import InputError
@@ -70,6 +69,8 @@ class ReviewTab:
         """``(status, table, session, review file)`` for the first ``limit`` images of the split."""
         split = open_split(split_value, self.roots)
         prompts, notes = parse_prompts(selected, typed)
+        if not len(split):
+            raise InputError(str(split.annotation_file), "lists no images", "choose another split")
         model = self.models.get(key)
         total = min(len(split), max(1, min(int(limit or DEFAULT_LIMIT), self.max_images)))
         value = threshold_value(tuned, threshold)
@@ -165,8 +166,11 @@ class ReviewTab:
             save = gr.Button("Save review", scale=1)
         review_file = gr.File(label="Review file (JSON)", interactive=False)
         session, selection = gr.State(None), gr.State(None)
-        split.change(lambda value: split_prompts(value, self.roots) or gr.skip(), split, selected)
+        split.change(lambda value: split_prompts(value, self.roots) or gr.skip(), split, selected,
+                     api_visibility="private")
         button.click(self.score, [model_key, split, selected, typed, tuned, threshold, limit],
-                     [status, table, session, review_file], concurrency_id="batch", concurrency_limit=1)
-        table.select(self.select, session, [status, *shown, selection, decision, comment], concurrency_id="model")
-        save.click(self.save, [session, selection, decision, comment], [status, table, review_file])
+                     [status, table, session, review_file], concurrency_id="batch", concurrency_limit=1,
+                     api_name="score_split")
+        table.select(self.select, session, [status, *shown, selection, decision, comment], concurrency_id="model",
+                     api_visibility="private")
+        save.click(self.save, [session, selection, decision, comment], [status, table, review_file], api_name="save_review")

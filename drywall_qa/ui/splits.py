@@ -92,10 +92,15 @@ def split_slug(split: CocoSplit) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", split_name(split).replace("/", "__"))
 
 
+def dataset_name(split: CocoSplit) -> str | None:
+    """The registered dataset the split belongs to, by its folder (``drywall-join-detect/valid`` → ``taping``)."""
+    return next((spec.name for spec in DATASETS.values() if spec.folder == split.root.parent.name), None)
+
+
 def dataset_prompts(split: CocoSplit) -> list[str]:
-    """The registered prompts of the dataset the split belongs to (by folder name), else an empty list."""
-    folder = split.root.parent.name
-    return next((list(spec.prompts) for spec in DATASETS.values() if spec.folder == folder), [])
+    """The registered prompts of the split's dataset, else an empty list."""
+    name = dataset_name(split)
+    return list(DATASETS[name].prompts) if name else []
 
 
 def split_prompts(value: str | None, roots: Sequence[Path]) -> list[str]:
