@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import gradio as gr
 import numpy as np
 import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
 from drywall_qa.ui.exports import mask_file_names
-from drywall_qa.ui.inspect_tab import InspectResult, InspectTab, legend_html
+from drywall_qa.ui.inspect_tab import InspectResult, InspectTab, legend_html, raw_upload
 from drywall_qa.ui.models import ModelCache
 from drywall_qa.ui.prompts import MAX_PROMPT_CHARS, MAX_PROMPTS, parse_prompts
 from drywall_qa.visualisation import palette
@@ -57,6 +58,16 @@ def test_bad_uploads_give_a_message_naming_the_file(tab: InspectTab, tiny_lite_d
     status, *outputs = segment(tab, tiny_lite_dir, upload)
     assert "upload.jpg" in status and problem in status
     assert outputs == [None] * 5
+
+
+def test_upload_component_passes_a_broken_file_through_undecoded(tmp_path: Path) -> None:
+    from gradio.data_classes import ImageData
+
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    component = raw_upload(gr.Image(type="filepath", render=False))
+    assert component.preprocess(ImageData(path=str(broken), orig_name="broken.jpg")) == str(broken)
+    assert component.preprocess(None) is None
 
 
 def test_missing_image_prompts_or_model_give_messages(tab: InspectTab, tiny_lite_dir: Path, photo: Path,

@@ -30,14 +30,12 @@ MASK_BACKGROUND: RGB = (24, 24, 24)
 STATE_TTL_S = 3600
 
 
-class ImageInput(gr.Image):
-    """``gr.Image`` that hands the uploaded file's path to the callback without decoding it, so a broken upload
-    reaches :func:`drywall_qa.imaging.load_image` and gets its message instead of gradio's bare error."""
-
-    is_template = True  # rendered by the frontend's Image component
-
-    def preprocess(self, payload) -> str | None:
-        return None if payload is None else payload.path
+def raw_upload(component: gr.Image) -> gr.Image:
+    """Make ``component`` hand the uploaded file's path to callbacks without decoding it, so a broken upload reaches
+    :func:`drywall_qa.imaging.load_image` and gets its message instead of gradio's bare error. (An instance attribute,
+    not a subclass: gradio writes a ``.pyi`` next to the module of every component subclass it sees.)"""
+    component.preprocess = lambda payload: None if payload is None else payload.path
+    return component
 
 
 @dataclass
@@ -139,8 +137,8 @@ class InspectTab:
         """Lay out the tab and wire its events (inside a ``gr.Blocks`` context)."""
         with gr.Row():
             with gr.Column(scale=2):
-                image = ImageInput(label="Photo", type="filepath", sources=["upload", "clipboard"], height=340,
-                                   elem_id="inspect-image")
+                image = raw_upload(gr.Image(label="Photo", type="filepath", sources=["upload", "clipboard"],
+                                            height=340, elem_id="inspect-image"))
                 selected, typed = prompt_inputs(DEFAULT_PROMPTS)
                 tuned, threshold = threshold_inputs()
                 opacity = gr.Slider(0, 1, 0.5, step=0.05, label="Overlay opacity")
