@@ -119,15 +119,16 @@ def test_threshold_and_opacity_rerender_without_the_model(tab: InspectTab, tiny_
 
 def test_empty_masks_say_not_found() -> None:
     result = InspectResult(np.zeros((10, 12, 3), np.uint8), "x", "m", ["segment crack", "segment seam"],
-                           [np.zeros((10, 12), np.float32), np.full((10, 12), 0.9, np.float32)], [0.5, 0.5], 1.0)
+                           [np.zeros((10, 12), np.float32), np.full((10, 12), 0.9, np.float32)], [0.5, 0.5], 1.0,
+                           ["likely absent (90%)", "likely present (99%)"])
     shown, legend, tiles, files = InspectTab._render(result, None, 0.5)
     assert [caption for _, caption in tiles] == ["segment crack · not found", "segment seam · 100.00 %"]
-    assert legend.count("not found") == 1
+    assert legend.count("not found") == 1 and "likely absent (90%)" in legend
     assert np.all(tiles[1][0] == palette(2)[1])
 
 
 def test_prompt_text_is_escaped_in_the_legend() -> None:
-    legend = legend_html(['<img src=x onerror="alert(1)">'], palette(1), [0.5], [0.5])
+    legend = legend_html(['<img src=x onerror="alert(1)">'], palette(1), [0.5], [0.5], ["likely present (60%)"])
     assert "<img" not in legend and "&lt;img" in legend
 
 

@@ -105,7 +105,7 @@ def build_app(config: AppConfig) -> gr.Blocks:
         gr.Markdown(HEADER)
         key = ModelBox(models, startup).build()
         with gr.Tabs():
-            for title, tab in [("Inspect", InspectTab(models, example_images(config.roots))),
+            for title, tab in [("Inspect", InspectTab(models, example_images(config.roots), config.roots)),
                                ("Review", ReviewTab(models, config.roots, config.out_dir)),
                                ("Evaluate", EvaluateTab(models, config.roots, config.out_dir))]:
                 with gr.Tab(title, id=title.lower(), elem_id=f"tab-{title.lower()}"):

@@ -1,7 +1,9 @@
-"""Inspect tab: one photo, several prompts → coloured overlay with legend, a mask per prompt, coverage, downloads.
+"""Inspect tab: one photo, several prompts → coloured overlay with legend (coverage and presence per prompt), a
+mask per prompt, downloads, and optionally a semantic map (one label per pixel). An example image with the object
+marked can prompt too (the "Visual prompt" box, :mod:`drywall_qa.ui.visual_box`).
 
-The run keeps each prompt's probability map in ``gr.State``; moving the threshold or opacity re-renders from it
-without running the model again.
+The run keeps each prompt's probability map in ``gr.State``; moving the threshold or opacity, or ticking the
+semantic map, re-renders from it without running the model again.
 """
 
 from __future__ import annotations
@@ -14,13 +16,19 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
+import torch
 
 from drywall_qa.imaging import load_image
+from drywall_qa.presence import describe_presence
+from drywall_qa.segmenter import Prediction
+from drywall_qa.semantic import render_semantic, semantic_map
 from drywall_qa.ui.exports import scratch_dir, write_downloads
 from drywall_qa.ui.messages import escape_md, guarded
 from drywall_qa.ui.models import ModelCache
 from drywall_qa.ui.prompts import parse_prompts
+from drywall_qa.ui.visual_box import OFF, VisualBox, is_on, with_example
 from drywall_qa.ui.widgets import for_display, prompt_inputs, threshold_inputs, threshold_value
+from drywall_qa.visual_prompts import STEPS
 from drywall_qa.visualisation import RGB, overlay, palette
 
 DEFAULT_PROMPTS = ("segment crack", "segment taping area")
@@ -49,6 +57,8 @@ class InspectResult:
     probabilities: list[np.ndarray]
     tuned_thresholds: list[float]
     latency_ms: float
+    #: presence verdict per prompt (threshold-independent), e.g. "likely absent (96%, uncalibrated)"
+    presence: list[str]
 
     def thresholds(self, threshold: float | None) -> list[float]:
         return list(self.tuned_thresholds) if threshold is None else [threshold] * len(self.prompts)
@@ -62,15 +72,16 @@ def coverage_text(coverage: float) -> str:
 
 
 def legend_html(prompts: Sequence[str], colors: Sequence[RGB], coverages: Sequence[float],
-                thresholds: Sequence[float]) -> str:
-    """Colour swatch, prompt, coverage and threshold per prompt (prompt text escaped)."""
+                thresholds: Sequence[float], presence: Sequence[str]) -> str:
+    """Colour swatch, prompt, coverage, threshold and presence verdict per prompt (prompt text escaped)."""
     items = []
-    for prompt, color, coverage, threshold in zip(prompts, colors, coverages, thresholds):
+    for prompt, color, coverage, threshold, verdict in zip(prompts, colors, coverages, thresholds, presence):
         found = "dq-found" if coverage > 0 else "dq-missing"
         items.append(
             f'<li class="dq-item {found}"><span class="dq-swatch" style="background:rgb{tuple(color)}"></span>'
             f'<b>{html.escape(prompt)}</b> <span class="dq-coverage">{coverage_text(coverage)}</span> '
-            f'<small>threshold {threshold:.2f}</small></li>')
+            f'<small>threshold {threshold:.2f}</small> <small class="dq-presence">{html.escape(verdict)}</small>'
+            '</li>')
     return f'<ul class="dq-legend">{"".join(items)}</ul>'
 
 
@@ -82,28 +93,51 @@ def mask_tile(mask: np.ndarray, color: RGB) -> np.ndarray:
     return tile
 
 
+def semantic_picture(result: InspectResult, thresholds: Sequence[float], opacity: float) -> np.ndarray:
+    """The run's semantic map (each pixel: the most probable prompt above its threshold) at display size, with a
+    legend."""
+    predictions = [Prediction(prompt, p, p > t, torch.empty(0), t)
+                   for prompt, p, t in zip(result.prompts, result.probabilities, thresholds)]
+    labels = semantic_map(predictions)
+    small, masks = for_display(result.image, [labels == k for k in range(1, len(predictions) + 1)])
+    small_labels = np.zeros(small.shape[:2], np.uint8)
+    for k, mask in enumerate(masks, start=1):
+        small_labels[mask] = k
+    return render_semantic(small, small_labels, result.prompts, alpha=float(opacity))
+
+
 class InspectTab:
     """Callbacks (plain functions of plain values, so tests call them directly) and the tab's layout."""
 
-    def __init__(self, models: ModelCache, examples: Sequence[str]) -> None:
+    def __init__(self, models: ModelCache, examples: Sequence[str], roots: Sequence[Path] = ()) -> None:
         self.models, self.examples = models, list(examples)
+        self.visual = VisualBox(models, roots)
 
     @guarded(outputs=5)
     def run(self, key: str | None, image: str | bytes | None, selected: Sequence[str] | None, typed: str | None,
-            tuned: bool, threshold: float, opacity: float) -> tuple:
-        """``(status, overlay, legend, masks, downloads, result)``."""
+            tuned: bool, threshold: float, opacity: float, example: str = OFF, example_image: dict | None = None,
+            example_split: str | None = None, example_index: float = 0, engineering: Sequence[str] = STEPS,
+            alpha: float = 1.0, mix_text: str | None = None) -> tuple:
+        """``(status, overlay, legend, masks, downloads, result)``; ``example`` … ``mix_text``: the visual prompt
+        (see :meth:`VisualBox.prompt`; ``example`` "off" by default)."""
         if image is None:
             return "Upload a photo or click an example first.", None, None, None, None, None
         name = Path(image).name if isinstance(image, str) else "image"
         array = load_image(image, name=name)
-        prompts, notes = parse_prompts(selected, typed)
+        texts, notes = parse_prompts(selected, typed, required=not is_on(example))
+        visual = self.visual.prompt(example, example_image, example_split, example_index, engineering, alpha,
+                                    mix_text, fallback_text=texts[0] if texts else None)
         model = self.models.get(key)
+        conditions, skipped = with_example(model, texts, visual)
+        notes += skipped
         start = time.perf_counter()
-        predictions = model.predict(array, prompts)
+        predictions = model.predict(array, conditions)
         latency_ms = 1000 * (time.perf_counter() - start)
+        prompts = [p.prompt for p in predictions]
         result = InspectResult(array, Path(name).stem, model.name, prompts,
                                [p.probabilities for p in predictions], [model.threshold(p) for p in prompts],
-                               latency_ms)
+                               latency_ms, [describe_presence(p.presence, model.presence_calibrated(p.prompt))
+                                            for p in predictions])
         status = (f"{len(prompts)} prompt{'s' * (len(prompts) > 1)} on {escape_md(name)} "
                   f"({array.shape[1]}×{array.shape[0]}) in **{latency_ms:.0f} ms** · {escape_md(model.name)}")
         if notes:
@@ -121,6 +155,14 @@ class InspectTab:
         return self._render(result, threshold_value(tuned, threshold), opacity)
 
     @staticmethod
+    def semantic(result: InspectResult | None, show: bool, tuned: bool, threshold: float, opacity: float) -> dict:
+        """The semantic-map image, shown while ``show`` is ticked (from the kept probabilities)."""
+        if not show or result is None:
+            return gr.update(visible=bool(show), value=None)
+        thresholds = result.thresholds(threshold_value(tuned, threshold))
+        return gr.update(visible=True, value=semantic_picture(result, thresholds, opacity))
+
+    @staticmethod
     def _render(result: InspectResult, threshold: float | None, opacity: float) -> tuple:
         thresholds = result.thresholds(threshold)
         masks = [p > t for p, t in zip(result.probabilities, thresholds)]
@@ -131,7 +173,8 @@ class InspectTab:
                  for m, c, p, v in zip(small_masks, colors, result.prompts, coverages)]
         files = write_downloads(scratch_dir(), result.name, result.model, result.prompts, thresholds, masks)
         return (overlay(small, small_masks, colors, alpha=float(opacity)),
-                legend_html(result.prompts, colors, coverages, thresholds), tiles, [str(f) for f in files])
+                legend_html(result.prompts, colors, coverages, thresholds, result.presence), tiles,
+                [str(f) for f in files])
 
     def build(self, model_key: gr.State) -> None:
         """Lay out the tab and wire its events (inside a ``gr.Blocks`` context)."""
@@ -141,7 +184,11 @@ class InspectTab:
                                             height=340, elem_id="inspect-image"))
                 selected, typed = prompt_inputs(DEFAULT_PROMPTS)
                 tuned, threshold = threshold_inputs()
-                opacity = gr.Slider(0, 1, 0.5, step=0.05, label="Overlay opacity")
+                with gr.Row():
+                    opacity = gr.Slider(0, 1, 0.5, step=0.05, label="Overlay opacity", scale=2)
+                    semantic = gr.Checkbox(False, label="Semantic map", elem_id="inspect-semantic-toggle",
+                                           info="one label per pixel: the most probable prompt", scale=1)
+                visual = self.visual.build(model_key)
                 button = gr.Button("Segment", variant="primary", elem_id="inspect-run")
                 if self.examples:
                     gr.Examples([[e] for e in self.examples], inputs=[image], label="Examples",
@@ -151,16 +198,21 @@ class InspectTab:
                 legend = gr.HTML(elem_id="inspect-legend")
                 shown = gr.Image(label="Overlay", format="png", interactive=False, elem_id="inspect-overlay",
                                  height=420)
+                semantic_shown = gr.Image(label="Semantic map", format="png", interactive=False, visible=False,
+                                          elem_id="inspect-semantic", height=420)
                 masks = gr.Gallery(label="Mask per prompt", format="png", columns=4, height=220,
                                    elem_id="inspect-masks")
                 files = gr.File(label="Downloads: masks (PNG, 0/255) and JSON (coverage, COCO RLE)",
                                 file_count="multiple", interactive=False, elem_id="inspect-files")
         result = gr.State(None, time_to_live=STATE_TTL_S)
-        inputs = [model_key, image, selected, typed, tuned, threshold, opacity]
+        inputs = [model_key, image, selected, typed, tuned, threshold, opacity, *visual]
         outputs = [status, shown, legend, masks, files, result]
-        gr.on([button.click, typed.submit], self.run, inputs, outputs, concurrency_id="model", api_name="segment")
+        quiet = {"show_progress": "hidden", "trigger_mode": "always_last", "api_visibility": "private"}
+        show_semantic = (self.semantic, [result, semantic, tuned, threshold, opacity], semantic_shown)
+        gr.on([button.click, typed.submit], self.run, inputs, outputs, concurrency_id="model",
+              api_name="segment").then(*show_semantic, **quiet)
         view = [result, tuned, threshold, opacity]
-        gr.on([tuned.input, opacity.release], self.rerender, view, [shown, legend, masks, files],
-              show_progress="hidden", trigger_mode="always_last", api_visibility="private")
+        gr.on([tuned.input, opacity.release], self.rerender, view, [shown, legend, masks, files], **quiet)
+        gr.on([semantic.input, tuned.input, opacity.release], *show_semantic, **quiet)
         threshold.release(self.set_threshold, [result, threshold, opacity], [tuned, shown, legend, masks, files],
-                          show_progress="hidden", trigger_mode="always_last", api_visibility="private")
+                          **quiet).then(*show_semantic, **quiet)

@@ -15,7 +15,7 @@ import numpy as np
 
 from drywall_qa.backends import BUNDLED_DIR, DEFAULT_CLIPSEG
 from drywall_qa.errors import InputError, ModelLoadError
-from drywall_qa.segmenter import DEFAULT_THRESHOLD, Prediction, Segmenter
+from drywall_qa.segmenter import DEFAULT_THRESHOLD, Condition, Prediction, Segmenter
 from drywall_qa.ui.messages import escape_md
 
 #: dropdown value meaning "use the folder typed in the text box"
@@ -60,11 +60,25 @@ class SharedModel:
     def model_size(self) -> dict[str, float]:
         return self.segmenter.model_size()
 
+    @property
+    def supports_visual_prompts(self) -> bool:
+        """Whether example images can condition this model (the CLIPSeg backend)."""
+        return self.segmenter.supports_visual_prompts
+
+    @property
+    def family(self) -> str:
+        return self.segmenter.backend.family
+
     def threshold(self, prompt: str) -> float:
         """The checkpoint's tuned threshold for ``prompt`` (0.5 when it has none)."""
         return self.segmenter.backend.thresholds.get(prompt, DEFAULT_THRESHOLD)
 
-    def predict(self, image: np.ndarray, prompts: Sequence[str], threshold: float | None = None) -> list[Prediction]:
+    def presence_calibrated(self, prompt: str) -> bool:
+        """Whether the checkpoint holds a presence calibration for ``prompt``."""
+        return prompt in self.segmenter.backend.presence_calibration
+
+    def predict(self, image: np.ndarray, prompts: Sequence[Condition],
+                threshold: float | None = None) -> list[Prediction]:
         with self._lock:
             return self.segmenter.predict(image, prompts, threshold)
 

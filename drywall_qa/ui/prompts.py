@@ -25,11 +25,13 @@ def clean_prompt(text: str) -> str:
     return " ".join(visible.split())
 
 
-def parse_prompts(selected: Sequence[str] | None, typed: str | None) -> tuple[list[str], list[str]]:
+def parse_prompts(selected: Sequence[str] | None, typed: str | None,
+                  required: bool = True) -> tuple[list[str], list[str]]:
     """``(prompts, notes)`` from ticked prompts and free text (separated by commas, semicolons or new lines).
 
     Duplicates are dropped; a prompt over ``MAX_PROMPT_CHARS`` is cut and a note says so. Raises
-    :class:`InputError` when no prompt is left or more than ``MAX_PROMPTS`` remain.
+    :class:`InputError` when more than ``MAX_PROMPTS`` remain, or none when ``required`` (a visual prompt may
+    stand alone).
     """
     candidates = [*(selected or []), *_SEPARATORS.split(typed or "")]
     prompts, notes = [], []
@@ -39,7 +41,7 @@ def parse_prompts(selected: Sequence[str] | None, typed: str | None) -> tuple[li
             prompt = prompt[:MAX_PROMPT_CHARS].rstrip()
         if prompt not in prompts:
             prompts.append(prompt)
-    if not prompts:
+    if not prompts and required:
         raise InputError("prompts", "no prompt given", "tick a prompt or type one, e.g. 'segment crack'")
     if len(prompts) > MAX_PROMPTS:
         raise InputError("prompts", f"{len(prompts)} prompts given, at most {MAX_PROMPTS} run at once",

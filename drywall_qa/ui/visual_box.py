@@ -1,0 +1,144 @@
+"""Inspect's "Visual prompt" box: segment things like an example. The example is an image with the object marked —
+painted in an image editor or taken from a dataset annotation — turned into a
+:class:`~drywall_qa.visual_prompts.VisualPrompt` with the paper's prompt engineering (crop / blur / darken) and
+an optional mix with a text prompt (α). Only the CLIPSeg backend reads example images; with another model the box
+and the run's status say so instead of failing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+from drywall_qa.errors import InputError
+from drywall_qa.ui.messages import error_message, escape_md, guarded
+from drywall_qa.ui.models import ModelCache, SharedModel
+from drywall_qa.ui.splits import discover_splits, open_split, split_name
+from drywall_qa.ui.widgets import split_input
+from drywall_qa.visual_prompts import STEPS, VisualPrompt, mask_from_array
+
+OFF, DRAWN, DATASET = "off", "drawn", "dataset"
+SOURCES = [("Off", OFF), ("Paint over an example image", DRAWN), ("Annotated image of a split", DATASET)]
+BRUSH = "#ff0066"
+NEEDS_CLIPSEG = "need the CLIPSeg backend"
+READY = ("Mark one example of what to look for: paint over it on an image, or take an annotated image of a split. "
+         "It runs next to the ticked prompts and shows in the legend under its own name.")
+
+
+def is_on(source: str | None) -> bool:
+    """Whether the box's source control asks for an example."""
+    return source not in (None, OFF)
+
+
+def engineering(steps: Sequence[str] | None) -> str:
+    """Ticked engineering steps → ``"crop+blur+darken"`` form; :class:`InputError` when none is ticked."""
+    chosen = [step for step in STEPS if step in (steps or [])]
+    if not chosen:
+        raise InputError("prompt engineering", "no step ticked", "tick crop, blur and/or darken (all three work best)")
+    return "+".join(chosen)
+
+
+def editor_example(editor: dict[str, Any] | None) -> tuple[np.ndarray, np.ndarray]:
+    """``(image, mask)`` from an image editor's value: its background and the union of its painted layers."""
+    background = (editor or {}).get("background")
+    if background is None:
+        raise InputError("visual prompt", "no example image", "upload an example image and paint over the object")
+    layers = [mask_from_array(layer) for layer in editor.get("layers") or []]
+    mask = np.logical_or.reduce(layers) if layers else np.zeros(background.shape[:2], bool)
+    return background, mask
+
+
+def with_example(model: SharedModel, prompts: list[str],
+                 example: VisualPrompt | None) -> tuple[list[str | VisualPrompt], list[str]]:
+    """``(conditions, notes)``: the text prompts plus the example when ``model`` can read it. A model without an
+    image-prompt encoder skips it with a note; with no text prompt left that is an :class:`InputError`."""
+    if example is None or example.label in prompts:
+        return list(prompts), []
+    if example.text_only or model.supports_visual_prompts:
+        return [*prompts, example], []
+    problem = f"visual prompts {NEEDS_CLIPSEG}; the {model.family} model cannot read example images"
+    if not prompts:
+        raise InputError("example image", problem, "choose CLIPSeg in the model box, or tick a text prompt")
+    return list(prompts), [f"{problem}: the example was skipped"]
+
+
+class VisualBox:
+    """Callbacks (tests call them directly) and the accordion's layout."""
+
+    def __init__(self, models: ModelCache, roots: Sequence[Path]) -> None:
+        self.models, self.roots = models, list(roots)
+
+    def prompt(self, source: str | None = OFF, editor: dict[str, Any] | None = None, split_value: str | None = None,
+               index: float | None = 0, steps: Sequence[str] | None = STEPS, alpha: float = 1.0,
+               text: str | None = None, fallback_text: str | None = None) -> VisualPrompt | None:
+        """The example the controls describe (None when the source is off); ``text`` mixed in by ``alpha``,
+        ``fallback_text`` when it is blank."""
+        if not is_on(source):
+            return None
+        options = {"engineering": engineering(steps), "alpha": float(alpha),
+                   "text": (text or "").strip() or fallback_text}
+        if source == DRAWN:
+            return VisualPrompt(*editor_example(editor), **options)
+        split = open_split(split_value, self.roots)
+        number = int(index or 0)
+        if not 0 <= number < len(split):
+            raise InputError(f"example image number {number}", f"is outside 0…{len(split) - 1} of "
+                             f"{split_name(split)}", "pick an image number of the split")
+        return VisualPrompt.from_split(split, number, **options)
+
+    @guarded(outputs=1)
+    def preview(self, source: str | None, editor: dict[str, Any] | None, split_value: str | None,
+                index: float | None, steps: Sequence[str] | None) -> tuple[str, np.ndarray | None]:
+        """``(status, prompt image)``: the engineered example the model will see."""
+        example = self.prompt(source, editor, split_value, index, steps)
+        if example is None:
+            return "", None
+        marked = example.mask.mean()
+        return (f"{escape_md(example.name or 'Example image')}: {100 * marked:.1f} % marked · "
+                f"{example.engineering}"), example.support()
+
+    def note(self, key: str | None) -> str:
+        """What the loaded model makes of visual prompts."""
+        try:
+            model = self.models.get(key)
+        except Exception as err:  # noqa: BLE001 — shown in the box
+            return error_message(err)
+        if model.supports_visual_prompts:
+            return READY
+        return (f"**Visual prompts {NEEDS_CLIPSEG}.** The loaded {escape_md(model.family)} model has no image-prompt encoder: "
+                "choose *CLIPSeg* in the model box (or a CLIPSeg checkpoint folder). With α = 0 the text alone runs.")
+
+    def build(self, model_key: gr.State) -> list[gr.components.Component]:
+        """Lay out the accordion; returns the inputs of :meth:`prompt` in order (before ``fallback_text``)."""
+        with gr.Accordion("Visual prompt: segment things like an example", open=False,
+                          elem_id="visual-prompt") as box:
+            note = gr.Markdown(READY, elem_id="visual-note")
+            source = gr.Radio(SOURCES, value=OFF, label="Example", elem_id="visual-source")
+            editor = gr.ImageEditor(label="Example image: paint over the object", type="numpy",
+                                    sources=["upload", "clipboard"], transforms=(), layers=False, height=300,
+                                    brush=gr.Brush(colors=[BRUSH], color_mode="fixed"), visible=False,
+                                    elem_id="visual-editor")
+            with gr.Row(visible=False) as from_split:
+                choices = discover_splits(self.roots)
+                split = split_input(choices, "visual-split")
+                index = gr.Number(0, precision=0, minimum=0, label="Image number", info="0 = the split's first")
+            steps = gr.CheckboxGroup(list(STEPS), value=list(STEPS), label="Prompt engineering",
+                                     info="crop to the object, blur and darken the rest (all three: the paper's best)")
+            with gr.Row():
+                alpha = gr.Slider(0, 1, 1, step=0.05, label="α: weight of the example",
+                                  info="c = α·example + (1−α)·text; 1 = example alone")
+                text = gr.Textbox(label="Text mixed in when α < 1", placeholder="default: the first prompt")
+            status = gr.Markdown(elem_id="visual-status")
+            shown = gr.Image(label="Prompt image the model sees", interactive=False, format="png", height=180,
+                             elem_id="visual-preview")
+        source.change(lambda value: (gr.update(visible=value == DRAWN), gr.update(visible=value == DATASET)),
+                      source, [editor, from_split], api_visibility="private")
+        gr.on([box.expand, model_key.change], self.note, model_key, note, api_visibility="private")
+        example = [source, editor, split, index, steps]
+        gr.on([source.change, editor.change, split.change, index.change, steps.change], self.preview, example,
+              [status, shown], trigger_mode="always_last", show_progress="hidden", api_visibility="private")
+        return [*example, alpha, text]
