@@ -278,9 +278,10 @@ def test_cache_writes_atomically_and_recomputes_damaged_entries(clipseg, data: P
     assert FeatureCache(clipseg, directory).get(image) is not None and len(list(directory.iterdir())) == 1
 
 
-@pytest.mark.parametrize("dtype, tolerance", [(torch.float32, 1e-5), (torch.float16, 1e-2)])
+@pytest.mark.parametrize("dtype, tolerance, grad_tolerance", [(torch.float32, 1e-5, 1e-4), (torch.float16, 1e-3, 5e-2)])
 def test_cached_step_loss_equals_full_forward_loss(clipseg, data: Path, tmp_path: Path, dtype: torch.dtype,
-                                                   tolerance: float) -> None:
+                                                   tolerance: float, grad_tolerance: float) -> None:
+    """Same loss and decoder gradients as the stock forward (float16 features: close, not exact)."""
     files = [image_files(data, "cracks")[0], image_files(data, "taping")[0]]
     prompts = ["segment crack", "segment taping area"]
     target = torch.zeros(2, clipseg.input_size, clipseg.input_size)
@@ -300,7 +301,7 @@ def test_cached_step_loss_equals_full_forward_loss(clipseg, data: Path, tmp_path
     cached.backward()
     assert abs(cached.item() - naive.item()) <= tolerance * naive.item()
     cached_grads = torch.cat([p.grad.flatten() for p in clipseg.trainable_parameters()])
-    assert (cached_grads - naive_grads).norm() <= 10 * tolerance * naive_grads.norm()
+    assert (cached_grads - naive_grads).norm() <= grad_tolerance * naive_grads.norm()
 
 
 # --- negative prompts -----------------------------------------------------------------------------------------------
