@@ -1,7 +1,9 @@
-"""Evaluate tab callbacks: a complete run, a stopped run that writes nothing, refused splits."""
+"""Evaluate tab callbacks: a complete run, a stopped run that writes nothing, refused splits, the robustness report
+and the presence AUROC against a negatives split."""
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,15 +30,16 @@ def tab(models: ModelCache, tmp_path: Path) -> EvaluateTab:
 
 
 def run(tab: EvaluateTab, key: Path, limit: int = 3, progress=lambda *a, **k: None, value: str | None = None,
-        session: str = "s1") -> tuple:
+        session: str = "s1", **extra) -> tuple:
     value = value or str(tab.roots[0] / "cracks" / "valid")
     return tab.run(str(key), value, PROMPTS, "", True, 0.5, limit, 2, SimpleNamespace(session_hash=session),
-                   progress)
+                   progress, **extra)
 
 
 def test_run_scores_the_first_images_and_offers_downloads(tab: EvaluateTab, tiny_lite_dir: Path) -> None:
     calls = []
-    status, table, figure, gallery, files = run(tab, tiny_lite_dir, progress=lambda *a, **k: calls.append(a))
+    status, table, figure, gallery, files, drops, drops_plot = run(tab, tiny_lite_dir,
+                                                                   progress=lambda *a, **k: calls.append(a))
     assert "Evaluated 3 of 5 images" in status
     assert list(table["Prompt"]) == PROMPTS
     assert all(0 <= v <= 1 for v in table["mIoU"])
@@ -50,6 +53,7 @@ def test_run_scores_the_first_images_and_offers_downloads(tab: EvaluateTab, tiny
     assert table["mIoU"][0] == pytest.approx(metrics["prompts"][PROMPTS[0]]["miou"], abs=1e-4)
     assert len(gallery) == 4 and all(Path(path).is_file() for path, _ in gallery)   # 2 worst + 2 first
     assert gallery[0][1].startswith("worst")
+    assert drops["visible"] is False and drops_plot["visible"] is False      # no robustness report asked for
 
 
 def test_stop_ends_the_run_and_leaves_no_output(tab: EvaluateTab, tiny_lite_dir: Path) -> None:
@@ -58,7 +62,7 @@ def test_stop_ends_the_run_and_leaves_no_output(tab: EvaluateTab, tiny_lite_dir:
 
     status, *outputs = run(tab, tiny_lite_dir, limit=5, progress=press_stop)
     assert "stopped after 2 of 5 images; nothing was written" in status
-    assert outputs == [None] * 4
+    assert outputs == [None] * 6
     assert list((tab.out_dir / "evaluations").iterdir()) == []
     status, *_ = run(tab, tiny_lite_dir)          # the next run of the session is not stopped
     assert "Evaluated 3" in status
@@ -72,7 +76,37 @@ def test_another_sessions_stop_does_not_stop_this_run(tab: EvaluateTab, tiny_lit
 def test_refused_split_and_missing_model_give_messages(tab: EvaluateTab, tiny_lite_dir: Path,
                                                         tmp_path: Path) -> None:
     status, *outputs = run(tab, tiny_lite_dir, value=str(make_split(tmp_path / "elsewhere")))
-    assert "outside the configured data folders" in status and outputs == [None] * 4
+    assert "outside the configured data folders" in status and outputs == [None] * 6
     status, *_ = run(tab, tmp_path / "no-such-model")
     assert "no-such-model" in status and "not found" in status
     assert not (tab.out_dir / "evaluations").exists() or not any((tab.out_dir / "evaluations").iterdir())
+
+
+def test_robustness_report_and_presence_auroc_against_negatives(tab: EvaluateTab, tiny_lite_dir: Path) -> None:
+    negatives = make_split(tab.roots[0] / "drywall-join-detect" / "valid", n=2, seed=1)
+    calls = []
+    status, table, _, _, files, drops, drops_plot = run(
+        tab, tiny_lite_dir, limit=2, progress=lambda *a, **k: calls.append((a, k)), perturbations=["blur"],
+        negatives=str(negatives))
+    assert "Evaluated 2 of 5" in status and "2 negative images" in status
+    [folder] = (tab.out_dir / "evaluations").iterdir()
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["negatives"]["num_images"] == 2
+    for prompt, auroc in zip(table["Prompt"], table["Presence AUROC"]):
+        assert metrics["presence"][prompt]["negatives"] == 2 and 0 <= auroc <= 1
+        assert auroc == pytest.approx(metrics["presence"][prompt]["auroc"], abs=1e-4)
+    assert [Path(f).name for f in files] == ["metrics.json", "per_image.csv", "robustness.csv", "robustness.png"]
+    rows = list(csv.DictReader((folder / "robustness.csv").open()))
+    assert [(r["level"], r["prompt"]) for r in rows] == [(level, p) for level in ("low", "high") for p in PROMPTS]
+    assert len(metrics["robustness"]) == 4
+    table_by_prompt = dict(zip(table["Prompt"], table["mIoU"]))
+    shown = drops["value"]
+    assert drops["visible"] is True and drops_plot["visible"] is True and len(shown) == 4
+    for _, row in shown.iterrows():          # drop = clean mIoU (metrics table) − perturbed mIoU
+        assert row["mIoU drop"] == pytest.approx(table_by_prompt[row["Prompt"]] - row["mIoU"], abs=2e-4)
+    assert calls[-2:] == [(((done, 2),), {"desc": "Robustness"}) for done in (1, 2)]      # one per perturbed pass
+
+
+def test_negatives_split_must_differ_from_the_evaluated_one(tab: EvaluateTab, tiny_lite_dir: Path) -> None:
+    status, *outputs = run(tab, tiny_lite_dir, negatives=str(tab.roots[0] / "cracks" / "valid"))
+    assert "is the evaluated split itself" in status and outputs == [None] * 6

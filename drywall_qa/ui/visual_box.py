@@ -109,8 +109,9 @@ class VisualBox:
             return error_message(err)
         if model.supports_visual_prompts:
             return READY
-        return (f"**Visual prompts {NEEDS_CLIPSEG}.** The loaded {escape_md(model.family)} model has no image-prompt encoder: "
-                "choose *CLIPSeg* in the model box (or a CLIPSeg checkpoint folder). With α = 0 the text alone runs.")
+        return (f"**Visual prompts {NEEDS_CLIPSEG}.** The loaded {escape_md(model.family)} model has no "
+                "image-prompt encoder: choose *CLIPSeg* in the model box (or a CLIPSeg checkpoint folder). With "
+                "α = 0 the text alone runs.")
 
     def build(self, model_key: gr.State) -> list[gr.components.Component]:
         """Lay out the accordion; returns the inputs of :meth:`prompt` in order (before ``fallback_text``)."""

@@ -1,0 +1,70 @@
+"""What the Evaluate tab shows of a run: the per-prompt metrics table, the threshold-sweep plot, the panels gallery
+and the robustness drop table and plot."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+from matplotlib.figure import Figure
+
+from drywall_qa.robustness import drops_figure
+from drywall_qa.visualisation import palette
+
+HEADERS = ["Prompt", "mIoU", "Dice", "Pooled IoU", "Precision", "Recall", "Loss", "Threshold", "Best threshold",
+           "Presence AUROC"]
+DROP_HEADERS = ["Perturbation", "Prompt", "mIoU", "mIoU drop", "Dice drop", "Pooled IoU drop"]
+
+
+def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
+    """One row per prompt: the aggregate scores, the threshold used, the sweep's best threshold and the presence
+    AUROC (empty without images lacking the target)."""
+    rows = []
+    for prompt, m in metrics["prompts"].items():
+        best = metrics["threshold_sweep"][prompt]["best_threshold"]
+        auroc = metrics.get("presence", {}).get(prompt, {}).get("auroc")
+        rows.append([prompt, *(round(m[k], 4) for k in ("miou", "dice", "pooled_iou", "precision", "recall",
+                                                          "loss")), m["threshold"], best,
+                     None if auroc is None else round(auroc, 4)])
+    return pd.DataFrame(rows, columns=HEADERS)
+
+
+def drops_table(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """The robustness rows: perturbed mIoU and the drops from the clean scores (positive = worse)."""
+    return pd.DataFrame([[r["label"], r["prompt"], *(round(r[k], 4) for k in ("miou", "miou_drop", "dice_drop",
+                                                                               "pooled_iou_drop"))] for r in rows],
+                        columns=DROP_HEADERS)
+
+
+def sweep_figure(metrics: dict[str, Any]) -> Figure:
+    """mIoU and Dice against the threshold, one line per prompt, the threshold used marked (no pyplot state)."""
+    figure = Figure(figsize=(9, 3.4), layout="constrained")
+    axes = figure.subplots(1, 2, sharex=True)
+    prompts = list(metrics["threshold_sweep"])
+    for prompt, color in zip(prompts, palette(len(prompts))):
+        sweep, rgb = metrics["threshold_sweep"][prompt], tuple(c / 255 for c in color)
+        for ax, key in zip(axes, ("miou", "dice")):
+            ax.plot(sweep["thresholds"], sweep[key], color=rgb, label=prompt)
+            ax.axvline(metrics["prompts"][prompt]["threshold"], color=rgb, linestyle=":", linewidth=1)
+    for ax, title in zip(axes, ("mIoU", "Dice")):
+        ax.set(title=f"{title} vs threshold ({metrics['num_images']} images)", xlabel="threshold", ylim=(0, 1))
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize="small", loc="best")
+    return figure
+
+
+def panel_files(out_dir: Path) -> list[tuple[str, str]]:
+    """Gallery items: worst panels first, then the first images, captioned by their file names."""
+    panels = out_dir / "panels"
+    files = sorted(panels.glob("worst_*.png")) + sorted(panels.glob("first_*.png"))
+    return [(str(f), f.stem.replace("_", " ", 2)) for f in files]
+
+
+def robustness_outputs(rows: list[dict[str, Any]] | None) -> tuple[dict, dict]:
+    """Updates of the robustness table and plot: filled and shown after a robustness run, else hidden."""
+    if not rows:
+        return gr.update(visible=False, value=None), gr.update(visible=False, value=None)
+    return gr.update(visible=True, value=drops_table(rows)), gr.update(visible=True, value=drops_figure(rows))
