@@ -84,6 +84,8 @@ def test_split_example_mixed_with_the_first_prompt(tab: InspectTab, tiny_clipseg
     status, *outputs = segment(tab, tiny_clipseg_dir, photo, ["segment crack"], example=DATASET,
                                example_split=value, example_index=3)
     assert "outside 0…2" in status and outputs == [None] * 5
+    status, *outputs = segment(tab, tiny_clipseg_dir, photo, ["segment crack"], example=DRAWN, example_image=None)
+    assert "no example image" in status and outputs == [None] * 5
 
 
 def test_lite_says_visual_prompts_need_clipseg(tab: InspectTab, tiny_lite_dir: Path, tiny_clipseg_dir: Path,
@@ -111,7 +113,7 @@ def test_preview_shows_the_engineered_example_or_why_not(tab: InspectTab) -> Non
     blank = {**editor, "layers": [np.zeros((H, W, 4), np.uint8)]}
     assert "the mask is empty" in tab.visual.preview(DRAWN, blank, None, 0, ["crop"])[0]
     assert "no step ticked" in tab.visual.preview(DRAWN, editor, None, 0, [])[0]
-    assert "no example image" in tab.visual.preview(DRAWN, None, None, 0, ["crop"])[0]
+    assert "Upload an example image" in tab.visual.preview(DRAWN, None, None, 0, ["crop"])[0]
 
 
 def test_legend_gives_each_prompts_presence(tab: InspectTab, tiny_lite_dir: Path, photo: Path) -> None:

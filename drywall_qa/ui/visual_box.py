@@ -94,6 +94,8 @@ class VisualBox:
     def preview(self, source: str | None, editor: dict[str, Any] | None, split_value: str | None,
                 index: float | None, steps: Sequence[str] | None) -> tuple[str, np.ndarray | None]:
         """``(status, prompt image)``: the engineered example the model will see."""
+        if source == DRAWN and (editor or {}).get("background") is None:
+            return "Upload an example image, then paint over the object with the brush.", None
         example = self.prompt(source, editor, split_value, index, steps)
         if example is None:
             return "", None
@@ -129,10 +131,9 @@ class VisualBox:
                 index = gr.Number(0, precision=0, minimum=0, label="Image number", info="0 = the split's first")
             steps = gr.CheckboxGroup(list(STEPS), value=list(STEPS), label="Prompt engineering",
                                      info="crop to the object, blur and darken the rest (all three: the paper's best)")
-            with gr.Row():
-                alpha = gr.Slider(0, 1, 1, step=0.05, label="α: weight of the example",
-                                  info="c = α·example + (1−α)·text; 1 = example alone")
-                text = gr.Textbox(label="Text mixed in when α < 1", placeholder="default: the first prompt")
+            alpha = gr.Slider(0, 1, 1, step=0.05, label="α (weight of the example)",
+                              info="conditioning c = α·example + (1−α)·text; 1 = the example alone")
+            text = gr.Textbox(label="Text mixed in when α < 1", placeholder="default: the first prompt above")
             status = gr.Markdown(elem_id="visual-status")
             shown = gr.Image(label="Prompt image the model sees", interactive=False, format="png", height=180,
                              elem_id="visual-preview")
