@@ -151,6 +151,35 @@ def test_inspect_broken_upload_shows_a_message(page) -> None:
     assert "broken.jpg" in page.inner_text("#inspect-status")
 
 
+def paint_stroke(page, editor: str) -> None:
+    """Pick the brush and drag it across the middle of an image editor's canvas."""
+    page.locator(editor).get_by_role("button", name="Brush", exact=True).click()
+    box = page.locator(f"{editor} canvas").first.bounding_box()
+    x, y = box["x"] + box["width"] / 2 - 30, box["y"] + box["height"] / 2 - 20
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 60, y + 40, steps=4)
+    page.mouse.up()
+
+
+def test_visual_prompt_previews_the_painted_example_and_lite_says_it_needs_clipseg(page) -> None:
+    page.get_by_text("Visual prompt: segment things like an example").click()
+    page.locator("#visual-note").get_by_text("need the CLIPSeg backend").wait_for()
+    page.get_by_label("Paint over an example image").check()
+    placeholder = page.locator("#visual-editor").get_by_text("Upload an image")
+    placeholder.wait_for()                      # mounted; a file set earlier would go to a detached input
+    page.set_input_files("#visual-editor input[type=file]", str(REPO / "examples" / "seam_and_crack.png"))
+    placeholder.wait_for(state="hidden")        # painting before the upload shows would start a blank canvas
+    paint_stroke(page, "#visual-editor")
+    page.locator("#visual-status").get_by_text("% marked").wait_for()
+    sync_api.expect(page.locator("#visual-preview img")).to_be_visible()
+    page.set_input_files("#inspect-image input[type=file]", str(REPO / "examples" / "hairline_crack.png"))
+    page.wait_for_selector("#inspect-image img")
+    page.click("#inspect-run")
+    page.locator("#inspect-status").get_by_text("the example was skipped").wait_for()
+    assert "likely" in page.inner_text("#inspect-legend")      # each prompt's presence verdict
+
+
 def test_segment_endpoint_serves_api_clients(server: str) -> None:
     from gradio_client import Client, handle_file
 
