@@ -45,7 +45,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--lr", type=float, default=1e-5)
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--image-size", type=_at_least(32), default=None,
-                   help="input side of a new lite model (default 320); CLIPSeg keeps its processor's 352")
+                   help="model input side: a new lite model's (default 320) or a new one for a lite checkpoint; "
+                   "CLIPSeg keeps its processor's 352")
     p.add_argument("--train-size", type=_at_least(32), default=None,
                    help="side of the augmented training crops (default: the model input size)")
     p.add_argument("--balance", action="store_true", help="sample each dataset equally often")
@@ -69,7 +70,6 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     again.add_argument("--overwrite", action="store_true",
                        help="start afresh in --output-dir, removing an earlier run's history and checkpoints")
     args = vars(p.parse_args(argv))
-    args["image_size"] = args["image_size"] or (320 if args["model"] == "lite" else 352)
     return TrainConfig(**args)
 
 

@@ -59,7 +59,7 @@ class TrainConfig:
     lr: float = 1e-5
     weight_decay: float = 1e-4
     warmup_fraction: float = 0.05
-    image_size: int = 352
+    image_size: int | None = None  # model input side: a new lite model's (default 320), or a lite checkpoint's new one
     train_size: int | None = None  # side of the augmented training crops (default: the model input size)
     balance: bool = False  # give each dataset the same share of an epoch
     seed: int = 0
@@ -160,9 +160,10 @@ def build_backend(config: TrainConfig) -> Backend:
     if config.model == "lite":
         from drywall_qa.backends.lite import LiteBackend, LiteConfig, LiteModel
 
-        backend = LiteBackend(LiteModel(LiteConfig(image_size=config.image_size, **config.lite_options)))
+        backend = LiteBackend(LiteModel(LiteConfig(image_size=config.image_size or 320, **config.lite_options)))
     else:
         backend = load_backend(config.model)
+        _resize_input(backend, config.image_size)
     if config.unfreeze_last:
         if not backend.frozen_image_encoder:
             raise InputError("--unfreeze-last", f"the {backend.family} image encoder trains in full already",
@@ -170,6 +171,16 @@ def build_backend(config: TrainConfig) -> Backend:
         backend.unfreeze_last(config.unfreeze_last)
     backend.model.config.prompt_thresholds = {}
     return backend
+
+
+def _resize_input(backend: Backend, size: int | None) -> None:
+    """Fine-tune a lite checkpoint at another input size (it is fully convolutional); CLIPSeg keeps its own."""
+    if size is None or size == backend.input_size:
+        return
+    if backend.family != "drywall-qa-lite":
+        raise InputError("--image-size", f"{backend.family} keeps its processor's input size ({backend.input_size})",
+                         "leave --image-size out")
+    backend.model.config.image_size = size
 
 
 class PromptCache:
