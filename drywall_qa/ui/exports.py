@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import tempfile
+import threading
 import time
 import unicodedata
 import uuid
@@ -18,10 +19,13 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from drywall_qa.evaluate import write_atomic
-
 #: scratch folders of downloads older than this are deleted when a new one is made
 SCRATCH_TTL_S = 3600
+#: how often the scratch root is scanned for stale folders
+PRUNE_EVERY_S = 60
+
+_pruned_at: dict[Path, float] = {}
+_pruned_lock = threading.Lock()
 
 
 def safe_name(text: str, fallback: str = "image") -> str:
@@ -31,15 +35,28 @@ def safe_name(text: str, fallback: str = "image") -> str:
 
 
 def scratch_dir(root: Path | None = None) -> Path:
-    """A new empty folder for one run's downloads (under the system temp folder), pruning stale ones."""
+    """A new empty folder for one run's downloads (under the system temp folder). Folders older than
+    ``SCRATCH_TTL_S`` are pruned at most once every ``PRUNE_EVERY_S`` per root, so a request does not scan every
+    folder of the last hour."""
     root = Path(root or Path(tempfile.gettempdir()) / "drywall-qa-downloads")
     root.mkdir(parents=True, exist_ok=True)
-    for old in root.iterdir():
-        if old.is_dir() and time.time() - old.stat().st_mtime > SCRATCH_TTL_S:
-            shutil.rmtree(old, ignore_errors=True)
+    if _due_for_pruning(root):
+        for old in root.iterdir():
+            if old.is_dir() and time.time() - old.stat().st_mtime > SCRATCH_TTL_S:
+                shutil.rmtree(old, ignore_errors=True)
     folder = root / uuid.uuid4().hex
     folder.mkdir()
     return folder
+
+
+def _due_for_pruning(root: Path) -> bool:
+    """True for the first call per root and then once every ``PRUNE_EVERY_S``."""
+    now = time.monotonic()
+    with _pruned_lock:
+        if now - _pruned_at.get(root, -PRUNE_EVERY_S) < PRUNE_EVERY_S:
+            return False
+        _pruned_at[root] = now
+        return True
 
 
 def mask_file_names(image_name: str, prompts: Sequence[str]) -> list[str]:
@@ -79,11 +96,14 @@ def result_json(image_name: str, model: str, prompts: Sequence[str], thresholds:
 
 def write_downloads(folder: Path, image_name: str, model: str, prompts: Sequence[str],
                     thresholds: Sequence[float], masks: Sequence[np.ndarray]) -> list[Path]:
-    """Write the mask PNGs and ``{image}__masks.json`` into ``folder``; return their paths (PNGs first)."""
+    """Write the mask PNGs and ``{image}__masks.json`` into ``folder``; return their paths (PNGs first). The folder
+    is new and private to the run (:func:`scratch_dir`) and its files are served only after this returns, so plain
+    writes suffice: no temp-file rename or fsync per request."""
     paths = []
     for name, mask in zip(mask_file_names(image_name, prompts), masks):
-        write_atomic(folder / name, mask_png(mask))
+        (folder / name).write_bytes(mask_png(mask))
         paths.append(folder / name)
     summary = folder / f"{safe_name(image_name)}__masks.json"
-    write_atomic(summary, json.dumps(result_json(image_name, model, prompts, thresholds, masks), indent=2) + "\n")
+    summary.write_text(json.dumps(result_json(image_name, model, prompts, thresholds, masks), indent=2) + "\n",
+                       encoding="utf-8")
     return [*paths, summary]

@@ -196,7 +196,8 @@ class InspectTab:
             with gr.Column(scale=3):
                 status = gr.Markdown(elem_id="inspect-status")
                 legend = gr.HTML(elem_id="inspect-legend")
-                shown = gr.Image(label="Overlay", format="png", interactive=False, elem_id="inspect-overlay",
+                # JPEG: a photo-like overlay costs ~70 ms and ~800 KB per request as PNG, ~2 ms and ~130 KB as JPEG
+                shown = gr.Image(label="Overlay", format="jpeg", interactive=False, elem_id="inspect-overlay",
                                  height=420)
                 semantic_shown = gr.Image(label="Semantic map", format="png", interactive=False, visible=False,
                                           elem_id="inspect-semantic", height=420)
