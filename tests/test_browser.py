@@ -168,8 +168,14 @@ def test_visual_prompt_previews_the_painted_example_and_lite_says_it_needs_clips
     page.get_by_label("Paint over an example image").check()
     placeholder = page.locator("#visual-editor").get_by_text("Upload an image")
     placeholder.wait_for()                      # mounted; a file set earlier would go to a detached input
-    page.set_input_files("#visual-editor input[type=file]", str(REPO / "examples" / "seam_and_crack.png"))
-    placeholder.wait_for(state="hidden")        # painting before the upload shows would start a blank canvas
+    for attempt in range(3):                    # the editor sometimes re-mounts its input while the file is set
+        page.set_input_files("#visual-editor input[type=file]", str(REPO / "examples" / "seam_and_crack.png"))
+        try:                                    # painting before the upload shows would start a blank canvas
+            placeholder.wait_for(state="hidden", timeout=15_000)
+            break
+        except sync_api.TimeoutError:
+            if attempt == 2:
+                raise
     paint_stroke(page, "#visual-editor")
     page.locator("#visual-status").get_by_text("% marked").wait_for()
     sync_api.expect(page.locator("#visual-preview img")).to_be_visible()
