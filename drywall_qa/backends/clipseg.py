@@ -45,7 +45,9 @@ class ClipSegBackend(Backend):
         return int(self.processor.image_processor.size["height"])
 
     def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
-        pixel_values = self.processor.image_processor(images=list(images), return_tensors="pt").pixel_values
+        # channels_last stated, not guessed: the processor takes a 1×1×3 or 3×2×3 array for channels-first
+        pixel_values = self.processor.image_processor(images=list(images), input_data_format="channels_last",
+                                                      return_tensors="pt").pixel_values
         return pixel_values.to(self.device)
 
     def encode_image(self, pixel_values: torch.Tensor) -> Features:
