@@ -37,7 +37,7 @@ from drywall_qa.metrics import ImageScores, ThresholdSweep, aggregate, score_ima
 from drywall_qa.presence import PresenceRecords
 from drywall_qa.robustness import LEVELS, PERTURBATIONS, REPORTED, PerturbedSplit, drop_rows, parse_perturbations, \
     plot_drops
-from drywall_qa.segmenter import Condition, Prediction, Segmenter
+from drywall_qa.segmenter import Condition, Prediction, Segmenter, clean_prompt, truncation_note
 from drywall_qa.visualisation import panel
 
 Progress = Callable[[int, int], None]
@@ -163,11 +163,11 @@ class _Totals:
 
 def prompt_label(prompt: Condition) -> str:
     """The name a prompt's scores are filed under: the text, or a visual prompt's label."""
-    return prompt.strip() if isinstance(prompt, str) else prompt.label
+    return clean_prompt(prompt) if isinstance(prompt, str) else prompt.label
 
 
 def _check_prompts(prompts: Sequence[Condition]) -> list[Condition]:
-    prompts = [p.strip() if isinstance(p, str) else p for p in prompts]
+    prompts = [clean_prompt(p) if isinstance(p, str) else p for p in prompts]
     labels = [prompt_label(p) for p in prompts]
     if not prompts or not all(labels):
         raise InputError("prompts", "empty prompt list or blank prompt", "give at least one non-empty prompt")
@@ -360,6 +360,10 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError(str(args.out), f"cannot create the output folder ({err.strerror})",
                              "pass a writable --out folder") from err
         segmenter = Segmenter.load(args.model, device=args.device)
+        limit = segmenter.backend.max_prompt_tokens
+        for prompt, cut in zip(prompts, segmenter.truncated(prompts)):
+            if cut:
+                print(f"{parser.prog}: note: {truncation_note(prompt_label(prompt), limit)}", file=sys.stderr)
         metrics = evaluate_split(segmenter, split, prompts, args.threshold, args.out, limit=args.limit,
                                  panels=args.panels, dataset=args.dataset, negatives=negatives)
         if args.perturb:

@@ -24,7 +24,7 @@ from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.evaluate import probability_arg, write_atomic, write_png
 from drywall_qa.imaging import load_image
 from drywall_qa.presence import describe_presence
-from drywall_qa.segmenter import Condition, Prediction, Segmenter
+from drywall_qa.segmenter import Condition, Prediction, Segmenter, truncation_note
 from drywall_qa.semantic import render_semantic, semantic_map
 
 
@@ -43,7 +43,8 @@ def write_outputs(image: np.ndarray, predictions: Sequence[Prediction], out_dir:
         write_png(out_dir / name, np.repeat(prediction.mask[..., None].astype(np.uint8) * 255, 3, axis=2))
         report["predictions"].append({"prompt": prediction.prompt, "threshold": prediction.threshold,
                                       "coverage": prediction.coverage, "presence": prediction.presence,
-                                      "presence_calibrated": prediction.prompt in calibrated, "mask": name})
+                                      "presence_calibrated": prediction.prompt in calibrated,
+                                      "truncated": prediction.truncated, "mask": name})
     if semantic:
         labels = semantic_map(predictions)
         names = [p.prompt for p in predictions]
@@ -88,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     except (InputError, ModelLoadError) as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2
+    limit = segmenter.backend.max_prompt_tokens
+    for note in (truncation_note(p.prompt, limit) for p in predictions if p.truncated):
+        print(f"{parser.prog}: note: {note}", file=sys.stderr)
     for prediction in predictions:
         print(f"{prediction.prompt[:48]:<48} coverage {prediction.coverage:7.2%}  "
               f"{describe_presence(prediction.presence, prediction.prompt in calibrated)}")

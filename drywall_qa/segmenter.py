@@ -4,6 +4,7 @@ embeddings are cached, and all prompts are decoded in one batch. A prompt is tex
 
 from __future__ import annotations
 
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from drywall_qa.presence import presence_logit, presence_probability
 from drywall_qa.visual_prompts import VisualPrompt
 
 DEFAULT_THRESHOLD = 0.5
+#: most prompts one call runs: they are decoded in one batch, so memory grows with each (the app allows 8)
+MAX_PROMPTS = 32
 #: what a prompt may be: text, or an example image with its mask
 Condition = str | VisualPrompt
 
@@ -37,11 +40,25 @@ class Prediction:
     #: image-level presence probability (see :mod:`drywall_qa.presence`): calibrated when the checkpoint holds a
     #: ``presence_calibration`` for the prompt, else the sigmoid of the presence logit
     presence: float | None = None
+    #: the prompt's text is longer than the text encoder's token limit, so only its start was used
+    truncated: bool = False
 
     @property
     def coverage(self) -> float:
         """Fraction of the image's pixels in the mask."""
         return float(self.mask.mean())
+
+
+def clean_prompt(text: str) -> str:
+    """Control and format characters and other whitespace become spaces; runs of spaces collapse to one."""
+    visible = "".join(" " if unicodedata.category(c)[0] in "CZ" else c for c in text)
+    return " ".join(visible.split())
+
+
+def truncation_note(prompt: str, limit: int | None) -> str:
+    """What to tell a user whose prompt was truncated by the text encoder."""
+    shown = prompt if len(prompt) <= 40 else prompt[:40] + "…"
+    return f"prompt '{shown}' is longer than the model's {limit}-token limit; only its start was used"
 
 
 def select_device(preferred: str | torch.device | None = None) -> torch.device:
@@ -101,7 +118,9 @@ class Segmenter:
                       threshold: float | None = None) -> list[list[Prediction]]:
         """``predict`` for several images in one forward pass (pass chunks of a large set).
 
-        Returned logits are ordinary tensors (cloned outside inference mode), safe to use in later computations.
+        Text prompts are cleaned (:func:`clean_prompt`); at most ``MAX_PROMPTS`` per call. A prompt longer than the
+        text encoder's token limit is truncated to it and its predictions say so (``truncated``). Returned logits
+        are ordinary tensors (cloned outside inference mode), safe to use in later computations.
         """
         prompts = self._check_prompts(prompts)
         _check_threshold(threshold)
@@ -114,10 +133,17 @@ class Segmenter:
             logits = self.backend.decode(repeat_features(features, len(prompts)), embeddings)
         logits = logits.float().cpu().view(len(arrays), len(prompts), *logits.shape[-2:])
         labels = [p if isinstance(p, str) else p.label for p in prompts]
-        calibration = self.backend.presence_calibration
-        return [[self._prediction(label, prompt_logits, array.shape[:2], threshold, calibration.get(label))
-                 for label, prompt_logits in zip(labels, image_logits)]
+        calibration, truncated = self.backend.presence_calibration, self.truncated(prompts)
+        return [[self._prediction(label, prompt_logits, array.shape[:2], threshold, calibration.get(label), cut)
+                 for label, prompt_logits, cut in zip(labels, image_logits, truncated)]
                 for array, image_logits in zip(arrays, logits)]
+
+    def truncated(self, prompts: Sequence[Condition]) -> list[bool]:
+        """Per prompt: whether the text it is encoded from is longer than the text encoder's token limit."""
+        texts = [[key for key, _ in _weighted_keys(p) if isinstance(key, str)] for p in prompts]
+        unique = list(dict.fromkeys(text for keys in texts for text in keys))
+        cut = dict(zip(unique, self.backend.truncated_prompts(unique)))
+        return [any(cut[text] for text in keys) for keys in texts]
 
     def clear_prompt_cache(self) -> None:
         """Forget cached prompt embeddings (e.g. after the text encoder's weights changed)."""
@@ -144,19 +170,22 @@ class Segmenter:
         return torch.stack([sum(weight * self._embeddings[key] for key, weight in weighted) for weighted in parts])
 
     def _prediction(self, prompt: str, logits: torch.Tensor, size: tuple[int, int], threshold: float | None,
-                    calibration: tuple[float, float] | None) -> Prediction:
+                    calibration: tuple[float, float] | None, truncated: bool) -> Prediction:
         if threshold is None:
             threshold = self.backend.thresholds.get(prompt, DEFAULT_THRESHOLD)
         probabilities = resize_probabilities(torch.sigmoid(logits), size)
         return Prediction(prompt, probabilities, probabilities > threshold, logits.clone(), float(threshold),
-                          presence_probability(presence_logit(logits), calibration))
+                          presence_probability(presence_logit(logits), calibration), truncated)
 
     def _check_prompts(self, prompts: Sequence[Condition] | Condition) -> list[Condition]:
-        """A bare string or visual prompt is one prompt; text must not be blank; example images need a backend
-        that can encode them."""
+        """A bare string or visual prompt is one prompt; text is cleaned and must not be blank; at most
+        ``MAX_PROMPTS``; example images need a backend that can encode them."""
         prompts = [prompts] if isinstance(prompts, (str, VisualPrompt)) else list(prompts)
         if not prompts:
             raise InputError("prompts", "no prompt given", "give at least one, e.g. 'segment crack'")
+        if len(prompts) > MAX_PROMPTS:
+            raise InputError("prompts", f"{len(prompts)} prompts given, at most {MAX_PROMPTS} run in one call",
+                             "split them over several calls")
         for index, prompt in enumerate(prompts):
             if isinstance(prompt, VisualPrompt):
                 if not (prompt.text_only or self.supports_visual_prompts):
@@ -164,10 +193,10 @@ class Segmenter:
                                      f"{self.backend.family} model has no image-prompt encoder",
                                      "load a CLIPSeg model (alias 'clipseg' or a fine-tuned CLIPSeg checkpoint) "
                                      "or use alpha 0 (text only)")
-            elif not isinstance(prompt, str) or not prompt.strip():
+            elif not isinstance(prompt, str) or not clean_prompt(prompt):
                 raise InputError(f"prompts[{index}]", f"empty prompt {prompt!r}",
                                  "type what to segment, e.g. 'segment crack'")
-        return prompts
+        return [clean_prompt(p) if isinstance(p, str) else p for p in prompts]
 
 
 def _weighted_keys(prompt: Condition) -> list[tuple[str | tuple, float]]:

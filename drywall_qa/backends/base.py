@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import PreTrainedModel
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 Features = tuple[torch.Tensor, ...]
 
@@ -71,6 +71,25 @@ class Backend(ABC):
     @abstractmethod
     def encode_prompts(self, prompts: Sequence[str]) -> torch.Tensor:
         """Conditioning vectors ``[P, D]`` for text prompts; frozen, so callers may cache them per prompt."""
+
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase | None:
+        """The text encoder's tokenizer (None: prompts are not tokenised)."""
+        return None
+
+    @property
+    def max_prompt_tokens(self) -> int | None:
+        """Most tokens (special tokens included) the text encoder reads; :meth:`encode_prompts` truncates longer
+        prompts to this. None: no limit."""
+        return None
+
+    def truncated_prompts(self, prompts: Sequence[str]) -> list[bool]:
+        """Which text prompts are longer than :attr:`max_prompt_tokens`, so only their start is encoded."""
+        limit = self.max_prompt_tokens
+        if limit is None or self.tokenizer is None or not prompts:
+            return [False] * len(prompts)
+        ids = self.tokenizer(list(prompts), truncation=False, verbose=False)["input_ids"]
+        return [len(tokens) > limit for tokens in ids]
 
     def encode_visual_prompts(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Conditioning vectors ``[N, D]`` for example images (RGB uint8), in the space of :meth:`encode_prompts`.

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import CLIPSegForImageSegmentation, CLIPSegProcessor
+from transformers import CLIPSegForImageSegmentation, CLIPSegProcessor, CLIPTokenizer, CLIPTokenizerFast
 
 from drywall_qa.backends.base import Backend, Features
 from drywall_qa.errors import InputError, ModelLoadError
@@ -93,9 +93,19 @@ class ClipSegBackend(Backend):
                 digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
         return f"{self.family}:{digest.hexdigest()}"
 
+    @property
+    def tokenizer(self) -> CLIPTokenizerFast | CLIPTokenizer:
+        return self.processor.tokenizer
+
+    @property
+    def max_prompt_tokens(self) -> int:
+        """The tokenizer's limit, capped by the text tower's position table (77 for CLIP)."""
+        return min(self.tokenizer.model_max_length, self.model.config.text_config.max_position_embeddings)
+
     @torch.no_grad()
     def encode_prompts(self, prompts: Sequence[str]) -> torch.Tensor:
-        tokens = self.processor.tokenizer(list(prompts), padding=True, truncation=True, return_tensors="pt")
+        tokens = self.tokenizer(list(prompts), padding=True, truncation=True, max_length=self.max_prompt_tokens,
+                                return_tensors="pt")
         tokens = tokens.to(self.device)
         return self.model.clip.get_text_features(tokens.input_ids, attention_mask=tokens.attention_mask).pooler_output
 

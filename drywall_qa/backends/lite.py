@@ -23,6 +23,7 @@ from transformers import (
     AutoTokenizer,
     PretrainedConfig,
     PreTrainedModel,
+    PreTrainedTokenizerBase,
     ResNetBackbone,
     ResNetConfig,
 )
@@ -164,11 +165,14 @@ class SentenceEncoder(nn.Module):
         path = text_encoder_path(name)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.model = AutoModel.from_pretrained(path).eval().requires_grad_(False)
+        #: longer prompts are truncated to this many tokens (the tokenizer's limit, capped by the position table)
+        self.max_tokens = min(self.tokenizer.model_max_length, self.model.config.max_position_embeddings)
 
     @torch.no_grad()
     def forward(self, prompts: Sequence[str]) -> torch.Tensor:
         device = next(self.model.parameters()).device
-        tokens = self.tokenizer(list(prompts), padding=True, truncation=True, return_tensors="pt").to(device)
+        tokens = self.tokenizer(list(prompts), padding=True, truncation=True, max_length=self.max_tokens,
+                                return_tensors="pt").to(device)
         states = self.model(**tokens).last_hidden_state
         weights = tokens["attention_mask"].unsqueeze(-1).to(states.dtype)
         pooled = (states * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
@@ -196,6 +200,14 @@ class LiteBackend(Backend):
     @property
     def input_size(self) -> int:
         return self.model.config.image_size
+
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        return self.text_encoder.tokenizer
+
+    @property
+    def max_prompt_tokens(self) -> int:
+        return self.text_encoder.max_tokens
 
     def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         size = (self.input_size, self.input_size)

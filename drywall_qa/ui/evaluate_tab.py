@@ -92,6 +92,7 @@ class EvaluateTab:
         negative_split = negatives_split(negatives, split, self.roots)
         prompts, notes = parse_prompts(selected, typed)
         model = self.models.get(key)
+        notes += model.prompt_notes(prompts)
         total = min(len(split), max(1, min(int(limit or DEFAULT_LIMIT), self.max_images)))
         cutoff, report = threshold_value(tuned, threshold), self._reporter(session, progress, "Evaluating", "images")
         final = self.out_dir / "evaluations" / f"{split_slug(split)}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -129,7 +129,7 @@ class InspectTab:
                                     mix_text, fallback_text=texts[0] if texts else None)
         model = self.models.get(key)
         conditions, skipped = with_example(model, texts, visual)
-        notes += skipped
+        notes += skipped + model.prompt_notes(texts)
         start = time.perf_counter()
         predictions = model.predict(array, conditions)
         latency_ms = 1000 * (time.perf_counter() - start)

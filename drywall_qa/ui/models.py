@@ -15,7 +15,7 @@ import numpy as np
 
 from drywall_qa.backends import BUNDLED_DIR, DEFAULT_CLIPSEG
 from drywall_qa.errors import InputError, ModelLoadError
-from drywall_qa.segmenter import DEFAULT_THRESHOLD, Condition, Prediction, Segmenter
+from drywall_qa.segmenter import DEFAULT_THRESHOLD, Condition, Prediction, Segmenter, truncation_note
 from drywall_qa.ui.messages import escape_md
 
 #: dropdown value meaning "use the folder typed in the text box"
@@ -81,6 +81,14 @@ class SharedModel:
                 threshold: float | None = None) -> list[Prediction]:
         with self._lock:
             return self.segmenter.predict(image, prompts, threshold)
+
+    def prompt_notes(self, prompts: Sequence[str]) -> list[str]:
+        """A note for each text prompt longer than the model's token limit (it reads only the start). Under the
+        lock: a fast tokenizer must not be used by two threads at once."""
+        with self._lock:
+            truncated = self.segmenter.truncated(prompts)
+        limit = self.segmenter.backend.max_prompt_tokens
+        return [truncation_note(prompt, limit) for prompt, cut in zip(prompts, truncated) if cut]
 
     def describe(self) -> str:
         """One Markdown line: name, family, size and device."""

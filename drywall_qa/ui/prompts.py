@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Sequence
 
 from drywall_qa.data import DATASETS
 from drywall_qa.errors import InputError
+from drywall_qa.segmenter import clean_prompt
 
 #: most prompts one request may run (each costs a decoder pass)
 MAX_PROMPTS = 8
-#: longer prompts are cut (tokenizers truncate far below this anyway)
+#: longer prompts are cut here; the model may truncate shorter ones to its token limit (the status line says so)
 MAX_PROMPT_CHARS = 200
 #: every registered prompt, in registry order
 KNOWN_PROMPTS: list[str] = list(dict.fromkeys(p for spec in DATASETS.values() for p in spec.prompts))
 
 _SEPARATORS = re.compile(r"[,;\n]")
-
-
-def clean_prompt(text: str) -> str:
-    """Control and format characters become spaces; runs of whitespace collapse to one space."""
-    visible = "".join(" " if unicodedata.category(c)[0] in "CZ" else c for c in text)
-    return " ".join(visible.split())
 
 
 def parse_prompts(selected: Sequence[str] | None, typed: str | None,

@@ -72,6 +72,7 @@ class ReviewTab:
         if not len(split):
             raise InputError(str(split.annotation_file), "lists no images", "choose another split")
         model = self.models.get(key)
+        notes += model.prompt_notes(prompts)
         total = min(len(split), max(1, min(int(limit or DEFAULT_LIMIT), self.max_images)))
         value = threshold_value(tuned, threshold)
         rows = []
