@@ -17,10 +17,8 @@ import csv
 import heapq
 import io
 import json
-import os
 import re
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -30,6 +28,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from drywall_qa.atomic import write_atomic
+from drywall_qa.cli_args import count_arg, probability_arg
 from drywall_qa.data import DATASETS, CocoSplit, Sample, get_dataset
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa import visual_prompts
@@ -56,20 +56,6 @@ class Split(Protocol):
 
     def __getitem__(self, i: int) -> Sample: ...
 PANEL_GLOB = ("first_*.png", "worst_*.png")
-
-
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write ``data`` to a temp file next to ``path``, fsync, then rename over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data.encode() if isinstance(data, str) else data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_png(path: Path, rgb: np.ndarray) -> None:
@@ -277,24 +263,6 @@ def _write_csv(path: Path, rows: Sequence[dict[str, Any]], fields: Sequence[str]
     writer.writeheader()
     writer.writerows(rows)
     write_atomic(path, buffer.getvalue())
-
-
-def probability_arg(text: str) -> float:
-    """argparse type: a probability strictly between 0 and 1."""
-    value = float(text)
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1 (exclusive)")
-    return value
-
-
-def count_arg(minimum: int) -> Callable[[str], int]:
-    """argparse type: an integer of at least ``minimum``."""
-    def parse(text: str) -> int:
-        value = int(text)
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{text} is below {minimum}")
-        return value
-    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -141,7 +141,7 @@ def test_write_atomic_keeps_old_file_on_failure(tmp_path: Path, monkeypatch: pyt
     def fail(*args: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("drywall_qa.evaluate.os.replace", fail)
+    monkeypatch.setattr("drywall_qa.atomic.os.replace", fail)
     with pytest.raises(OSError):
         write_atomic(target, "new")
     assert target.read_text() == "old"

@@ -8,22 +8,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from drywall_qa.backends import DEFAULT_CLIPSEG
+from drywall_qa.cli_args import count_arg
 from drywall_qa.errors import DrywallQAError
 from drywall_qa.training.loop import TrainConfig, train
 from drywall_qa.training.losses import LOSSES
-
-
-def _at_least(minimum: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        value = int(text)
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{text} is below {minimum}")
-        return value
-    return parse
 
 
 def _probability(text: str) -> float:
@@ -40,14 +31,14 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--output-dir", required=True, type=Path)
     p.add_argument("--model", default=DEFAULT_CLIPSEG,
                    help="hub id or checkpoint directory to fine-tune, or 'lite' for a new drywall-qa-lite model")
-    p.add_argument("--epochs", type=_at_least(1), default=50)
-    p.add_argument("--batch-size", type=_at_least(1), default=4)
+    p.add_argument("--epochs", type=count_arg(1), default=50)
+    p.add_argument("--batch-size", type=count_arg(1), default=4)
     p.add_argument("--lr", type=float, default=1e-5)
     p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--image-size", type=_at_least(32), default=None,
+    p.add_argument("--image-size", type=count_arg(32), default=None,
                    help="model input side: a new lite model's (default 320) or a new one for a lite checkpoint; "
                    "CLIPSeg keeps its processor's 352")
-    p.add_argument("--train-size", type=_at_least(32), default=None,
+    p.add_argument("--train-size", type=count_arg(32), default=None,
                    help="side of the augmented training crops (default: the model input size)")
     p.add_argument("--balance", action="store_true", help="sample each dataset equally often")
     p.add_argument("--seed", type=int, default=0)
@@ -55,14 +46,14 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--prompts", default="canonical", choices=["canonical", "all"])
     p.add_argument("--negatives", type=_probability, default=0.1,
                    help="probability of a negative (absent-target) prompt")
-    p.add_argument("--limit", type=_at_least(1), default=None, help="cap the images per split (quick runs)")
-    p.add_argument("--samples-per-epoch", type=_at_least(1), default=None,
+    p.add_argument("--limit", type=count_arg(1), default=None, help="cap the images per split (quick runs)")
+    p.add_argument("--samples-per-epoch", type=count_arg(1), default=None,
                    help="draw this many training samples per epoch")
     p.add_argument("--no-augment", dest="augment", action="store_false", help="plain resize, no random transforms")
-    p.add_argument("--unfreeze-last", type=_at_least(0), default=0,
+    p.add_argument("--unfreeze-last", type=count_arg(0), default=0,
                    help="also train the last N CLIP vision layers (no cache)")
     p.add_argument("--mixed-precision", default="no", choices=["no", "fp16", "bf16"])
-    p.add_argument("--workers", type=_at_least(0), default=0, help="data-loading worker processes")
+    p.add_argument("--workers", type=count_arg(0), default=0, help="data-loading worker processes")
     p.add_argument("--cache-dir", type=Path, default=None,
                    help="frozen-feature cache (default OUTPUT_DIR/feature_cache)")
     again = p.add_mutually_exclusive_group()

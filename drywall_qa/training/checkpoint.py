@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,21 +13,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from drywall_qa.atomic import atomic_write
+
 STATE_FILE = "training_state.pt"
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """Write to a temp file in the same folder, fsync, then rename: a kill leaves the old file or the new one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``torch.save`` that a kill cannot leave half-written."""
+    atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
 def replace_directory(directory: Path, write: Callable[[Path], None]) -> None:

@@ -1,0 +1,29 @@
+"""Crash-safe file writes: a temp file in the same folder, fsync, then rename — a kill leaves the old file or the new
+one, never half of either."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Let ``write`` fill a temp file next to ``path``, then rename it over ``path``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write text (UTF-8) or bytes to ``path`` atomically."""
+    atomic_write(path, lambda handle: handle.write(data.encode() if isinstance(data, str) else data))
