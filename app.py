@@ -12,6 +12,10 @@ from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+from drywall_qa.ui.memory import cap_malloc_arenas  # noqa: E402 — light: before torch or gradio start threads
+
+cap_malloc_arenas()
+
 from drywall_qa.data import data_roots  # noqa: E402 — after the analytics switch, before gradio is imported
 from drywall_qa.ui.app import AppConfig, build_app, launch  # noqa: E402
 
