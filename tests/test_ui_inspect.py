@@ -124,7 +124,7 @@ def test_empty_masks_say_not_found() -> None:
     shown, legend, tiles, files = InspectTab._render(result, None, 0.5)
     assert [caption for _, caption in tiles] == ["segment crack · not found", "segment seam · 100.00 %"]
     assert legend.count("not found") == 1 and "likely absent (90%)" in legend
-    assert np.all(tiles[1][0] == palette(2)[1])
+    assert np.all(np.asarray(tiles[1][0].convert("RGB")) == palette(2)[1])
 
 
 def test_prompt_text_is_escaped_in_the_legend() -> None:

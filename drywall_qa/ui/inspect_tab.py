@@ -17,6 +17,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import torch
+from PIL import Image
 
 from drywall_qa.imaging import load_image
 from drywall_qa.presence import describe_presence
@@ -85,11 +86,11 @@ def legend_html(prompts: Sequence[str], colors: Sequence[RGB], coverages: Sequen
     return f'<ul class="dq-legend">{"".join(items)}</ul>'
 
 
-def mask_tile(mask: np.ndarray, color: RGB) -> np.ndarray:
-    """The mask alone: its colour on a dark background."""
-    tile = np.empty((*mask.shape, 3), np.uint8)
-    tile[:] = MASK_BACKGROUND
-    tile[mask] = color
+def mask_tile(mask: np.ndarray, color: RGB) -> Image.Image:
+    """The mask alone: its colour on a dark background, as a two-colour palette image (its PNG encodes ~8× faster
+    than an RGB array's, which was a sixth of the server's CPU per request under load)."""
+    tile = Image.fromarray(np.asarray(mask, np.uint8))
+    tile.putpalette([*MASK_BACKGROUND, *color])
     return tile
 
 
