@@ -17,7 +17,7 @@ from drywall_qa.ui.memory import cap_malloc_arenas  # noqa: E402 — light: befo
 cap_malloc_arenas()
 
 from drywall_qa.data import data_roots  # noqa: E402 — after the analytics switch, before gradio is imported
-from drywall_qa.ui.app import AppConfig, build_app, launch  # noqa: E402
+from drywall_qa.ui.app import MODEL_THREADS, AppConfig, build_app, launch  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -29,6 +29,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "./data and ../shared/data when present). Nothing outside these folders is read.")
     parser.add_argument("--out", type=Path, default=Path("outputs"), help="reviews and evaluations (default outputs)")
     parser.add_argument("--device", help="cuda, mps or cpu (default: best available)")
+    parser.add_argument("--threads", type=int, default=MODEL_THREADS,
+                        help=f"CPU threads per model call (default {MODEL_THREADS}: requests are served two at a time; "
+                        "0 = one per core, torch's default)")
     parser.add_argument("--host", help="interface to listen on (default 127.0.0.1, or GRADIO_SERVER_NAME)")
     parser.add_argument("--port", type=int, help="port (default 7860, or GRADIO_SERVER_PORT)")
     return parser.parse_args(argv)
@@ -40,7 +43,8 @@ def main(argv: list[str] | None = None) -> None:
     if missing:
         raise SystemExit(f"python app.py: error: --data-root {', '.join(missing)}: no such folder")
     roots = args.roots or data_roots()
-    config = AppConfig(model=args.model, roots=roots, out_dir=args.out, device=args.device)
+    config = AppConfig(model=args.model, roots=roots, out_dir=args.out, device=args.device,
+                       threads=args.threads or None)
     launch(build_app(config), config, host=args.host, port=args.port)
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
+import torch
 
 from drywall_qa.data import data_roots
 from drywall_qa.ui.evaluate_tab import EvaluateTab
@@ -20,6 +21,11 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLES_DIR = REPO / "examples"
 #: requests served at once per event group (a CPU box gains nothing from more; model calls are serialised anyway)
 CONCURRENCY = 2
+#: CPU threads per model call: CONCURRENCY requests are served at once, so one thread each keeps two cores busy
+#: without OpenMP threads waiting on one another (bench/load.py, bundled model, 8 clients on 2 cores: 11.6 instead of
+#: 10.2 requests/s, p95 0.83 instead of 0.94 s; on a machine shared with a training job a 2-thread call took 0.5–14 s
+#: instead of 0.05–0.1 s)
+MODEL_THREADS = 1
 #: requests waiting in the queue before new ones are turned away with "queue full"
 QUEUE_SIZE = 64
 MAX_FILE_SIZE = "25mb"
@@ -44,6 +50,8 @@ class AppConfig:
     roots: list[Path] = field(default_factory=data_roots)
     out_dir: Path = Path("outputs")
     device: str | None = None
+    #: torch CPU threads per model call (None: torch's default, one per core)
+    threads: int | None = MODEL_THREADS
 
 
 def example_images(roots: Sequence[Path], per_split: int = EXAMPLES_PER_SPLIT) -> list[str]:
@@ -116,6 +124,8 @@ def build_app(config: AppConfig) -> gr.Blocks:
 def launch(demo: gr.Blocks, config: AppConfig, host: str | None = None, port: int | None = None, **kwargs):
     """Queue (bounded, ``CONCURRENCY`` per event group) and serve; ``host``/``port`` None use gradio's defaults
     (``GRADIO_SERVER_NAME``/``GRADIO_SERVER_PORT``, else 127.0.0.1:7860), which is what Spaces sets."""
+    if config.threads:
+        torch.set_num_threads(config.threads)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     return demo.launch(server_name=host, server_port=port, max_file_size=MAX_FILE_SIZE, show_error=True,
                        allowed_paths=[str(Path(config.out_dir).resolve())], theme=gr.themes.Soft(), css=CSS,
