@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from drywall_qa.errors import InputError
-from drywall_qa.evaluate import write_atomic
+from drywall_qa.atomic import write_atomic
 
 DECISIONS = ("accept", "reject")
 MAX_COMMENT_CHARS = 2000
