@@ -8,18 +8,13 @@ real cracks/valid split when the data is present, else a tiny generated split.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from drywall_qa.backends import BUNDLED_DIR
+from tests.app_server import serve_app
 from tests.test_ui_splits import make_split
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -34,12 +29,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 VIEWPORT = {"width": 1280, "height": 800}
 START_TIMEOUT_S = 120
 STEP_TIMEOUT_MS = 60_000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -57,36 +46,8 @@ def roots(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
 @pytest.fixture(scope="module")
 def server(roots: list[Path], tiny_lite_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     model = BUNDLED_DIR if (BUNDLED_DIR / "config.json").is_file() else tiny_lite_dir
-    port, out = free_port(), tmp_path_factory.mktemp("browser_out")
-    command = [sys.executable, "app.py", "--model", str(model), "--out", str(out), "--host", "127.0.0.1",
-               "--port", str(port), "--device", "cpu", *(arg for root in roots for arg in ("--data-root", str(root)))]
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
-    log = out / "app.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        _wait_until_serving(url, process, log)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-def _wait_until_serving(url: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the app exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail(f"the app did not serve {url} within {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
+    with serve_app(model, tmp_path_factory.mktemp("browser_out"), roots, timeout_s=START_TIMEOUT_S) as app:
+        yield app.url
 
 
 @pytest.fixture(scope="module")
