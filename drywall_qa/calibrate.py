@@ -19,7 +19,9 @@ from typing import Any
 
 from drywall_qa.data import DATASETS, CocoSplit, data_roots, split_dir
 from drywall_qa.errors import InputError, ModelLoadError
-from drywall_qa.evaluate import Progress, Split, count_arg, predictions_over, write_atomic
+from drywall_qa.atomic import write_atomic
+from drywall_qa.cli_args import count_arg
+from drywall_qa.evaluate import Progress, Split, predictions_over
 from drywall_qa.presence import PresenceRecords, fit_platt, presence_logit
 from drywall_qa.segmenter import Segmenter
 

@@ -22,3 +22,11 @@ def count_arg(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"{text} is below {minimum}")
         return value
     return parse
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--model``, ``--device`` and ``--threshold``, shared by the commands that run a Segmenter."""
+    parser.add_argument("--model", help="checkpoint folder, alias (lite, clipseg) or hub id; default: bundled model")
+    parser.add_argument("--device", help="cuda, mps or cpu (default: best available)")
+    parser.add_argument("--threshold", type=probability_arg,
+                        help="threshold for every prompt (default: the model's per-prompt thresholds, else 0.5)")

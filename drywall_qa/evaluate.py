@@ -29,7 +29,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from drywall_qa.atomic import write_atomic
-from drywall_qa.cli_args import count_arg, probability_arg
+from drywall_qa.cli_args import add_model_arguments, count_arg
 from drywall_qa.data import DATASETS, CocoSplit, Sample, get_dataset
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa import visual_prompts
@@ -272,11 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset", choices=sorted(DATASETS), help="use this dataset's registered prompts")
     parser.add_argument("--prompts", nargs="+", help="prompts to score (override --dataset's); the first one "
                         "ranks the worst-image panels")
-    parser.add_argument("--model", help="checkpoint folder, alias (lite, clipseg) or hub id; default: bundled model")
-    parser.add_argument("--device", help="cuda, mps or cpu (default: best available)")
-    parser.add_argument("--threshold", type=probability_arg,
-                        help="probability threshold for every prompt (default: the model's per-prompt thresholds, "
-                        "else 0.5)")
+    add_model_arguments(parser)
     parser.add_argument("--limit", type=count_arg(1), help="score only the first N images")
     parser.add_argument("--panels", type=count_arg(0), default=8, help="first N and worst N images drawn (default 8)")
     parser.add_argument("--out", required=True, type=Path, help="output folder")

@@ -21,7 +21,9 @@ import numpy as np
 
 from drywall_qa import visual_prompts
 from drywall_qa.errors import InputError, ModelLoadError
-from drywall_qa.evaluate import probability_arg, write_atomic, write_png
+from drywall_qa.atomic import write_atomic
+from drywall_qa.cli_args import add_model_arguments
+from drywall_qa.evaluate import write_png
 from drywall_qa.imaging import load_image
 from drywall_qa.presence import describe_presence
 from drywall_qa.segmenter import Condition, Prediction, Segmenter, truncation_note
@@ -60,10 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("image", type=Path, help="image to segment")
     parser.add_argument("--prompts", nargs="+", help="text prompts (the first is mixed with a visual prompt "
                         "when --alpha < 1)")
-    parser.add_argument("--model", help="checkpoint folder, alias (lite, clipseg) or hub id; default: bundled model")
-    parser.add_argument("--device", help="cuda, mps or cpu (default: best available)")
-    parser.add_argument("--threshold", type=probability_arg,
-                        help="threshold for every prompt (default: the model's per-prompt thresholds, else 0.5)")
+    add_model_arguments(parser)
     parser.add_argument("--semantic", action="store_true", help="also write one label map of all prompts")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     visual_prompts.add_arguments(parser)

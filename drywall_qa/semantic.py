@@ -22,7 +22,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from drywall_qa.data import DATASETS, CocoSplit, data_roots, split_dir
 from drywall_qa.errors import InputError, ModelLoadError
-from drywall_qa.evaluate import Progress, Split, count_arg, predictions_over, probability_arg, write_atomic, write_png
+from drywall_qa.atomic import write_atomic
+from drywall_qa.cli_args import add_model_arguments, count_arg
+from drywall_qa.evaluate import Progress, Split, predictions_over, write_png
 from drywall_qa.imaging import resize_mask
 from drywall_qa.segmenter import Prediction, Segmenter
 from drywall_qa.visualisation import BAND_COLOR, GAP, RGB, TEXT_COLOR, overlay, palette, titled
@@ -190,10 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="datasets = classes (default: all)")
     parser.add_argument("--prompts", nargs="+", help="one prompt per dataset, in --datasets order "
                         "(default: each dataset's canonical prompt)")
-    parser.add_argument("--model", help="checkpoint folder, alias (lite, clipseg) or hub id; default: bundled model")
-    parser.add_argument("--device", help="cuda, mps or cpu (default: best available)")
-    parser.add_argument("--threshold", type=probability_arg,
-                        help="threshold for every prompt (default: the model's per-prompt thresholds, else 0.5)")
+    add_model_arguments(parser)
     parser.add_argument("--limit", type=count_arg(1), help="first N images of each dataset")
     parser.add_argument("--panels", type=count_arg(0), default=4, help="panels drawn per dataset (default 4)")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
