@@ -9,12 +9,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+#: the mode ``open()`` would give a new file (``mkstemp`` makes 0600 files, unreadable to other users)
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+NEW_FILE_MODE = 0o666 & ~_UMASK
+
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """Let ``write`` fill a temp file next to ``path``, then rename it over ``path``."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), NEW_FILE_MODE)
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())

@@ -1,9 +1,14 @@
-"""Calibrate the image-level presence score of a checkpoint on validation splits and store it in its config.
+"""Tune a checkpoint's post-processing on validation splits and store it in its config.
 
-For every prompt of every registered dataset: positives are that dataset's images with an annotated target;
-negatives are the other datasets' images (and its own images without annotations). A Platt fit per prompt
-(:mod:`drywall_qa.presence`) is written to the checkpoint's ``config.json`` as
-``presence_calibration: {prompt: [a, b]}``; predictions of that checkpoint then carry calibrated presence.
+For every prompt of every registered dataset:
+
+* the output shape (:mod:`drywall_qa.shapes`: ``pixels`` or ``boxes``) and threshold with the highest mIoU on the
+  prompt's own dataset, written as ``prompt_shapes`` and ``prompt_thresholds``;
+* the image-level presence score: positives are that dataset's images with an annotated target, negatives the
+  other datasets' images (and its own images without annotations); a Platt fit (:mod:`drywall_qa.presence`) is
+  written as ``presence_calibration: {prompt: [a, b]}``.
+
+Predictions of that checkpoint then use these shapes and thresholds and carry calibrated presence.
 
     python -m drywall_qa.calibrate --model runs/lite/best --data-root ../shared/data
 """
@@ -13,38 +18,70 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from drywall_qa.data import DATASETS, CocoSplit, data_roots, split_dir
-from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.atomic import write_atomic
 from drywall_qa.cli_args import count_arg
+from drywall_qa.data import DATASETS, CocoSplit, data_roots, split_dir
+from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.evaluate import Progress, Split, predictions_over
+from drywall_qa.metrics import ThresholdSweep
 from drywall_qa.presence import PresenceRecords, fit_platt, presence_logit
 from drywall_qa.segmenter import Segmenter
+from drywall_qa.shapes import SHAPES
 
 CONFIG_KEY = "presence_calibration"
 
 
-def presence_logits(segmenter: Segmenter, splits: Mapping[str, Split], limit: int | None = None,
-                 progress: Progress | None = None) -> PresenceRecords:
-    """Presence logits of every registered prompt of ``splits``' datasets (name → split) on the first ``limit`` images
-    of each split, labelled positive on the prompt's own dataset's images that hold a target."""
+@dataclass
+class ValidationRecords:
+    """What calibration learns from: presence logits of every prompt on every image, and per prompt and output
+    shape a threshold sweep over its own dataset's images."""
+
+    presence: PresenceRecords = field(default_factory=PresenceRecords)
+    sweeps: dict[str, dict[str, ThresholdSweep]] = field(default_factory=dict)
+
+
+def collect(segmenter: Segmenter, splits: Mapping[str, Split], limit: int | None = None,
+            progress: Progress | None = None, shapes: Sequence[str] = SHAPES) -> ValidationRecords:
+    """Run every registered prompt of ``splits``' datasets (name → split) over the first ``limit`` images of each
+    split; presence is labelled positive on the prompt's own dataset's images that hold a target."""
     prompts = [p for name in splits for p in DATASETS[name].prompts]
-    records, done = PresenceRecords(), 0
+    records, done = ValidationRecords(), 0
     total = sum(len(split) if limit is None else min(limit, len(split)) for split in splits.values())
     for name, split in splits.items():
         own = set(DATASETS[name].prompts)
         for _, sample, predictions, _ in predictions_over(segmenter, split, prompts, None, limit, desc=name):
             for prediction in predictions:
-                records.add(prediction.prompt, presence_logit(prediction.logits),
-                            prediction.prompt in own and bool(sample.mask.any()))
+                mine = prediction.prompt in own
+                records.presence.add(prediction.prompt, presence_logit(prediction.logits),
+                                     mine and bool(sample.mask.any()))
+                if mine:
+                    sweeps = records.sweeps.setdefault(prediction.prompt, {s: ThresholdSweep(shape=s) for s in shapes})
+                    for sweep in sweeps.values():
+                        sweep.add(prediction.probabilities, sample.mask)
             done += 1
             if progress is not None:
                 progress(done, total)
     return records
+
+
+def choose_outputs(sweeps: Mapping[str, Mapping[str, ThresholdSweep]]) -> dict[str, dict[str, Any]]:
+    """Per prompt: the shape and threshold with the highest mIoU (``pixels`` on ties), with the mIoU and Dice
+    there and the best mIoU of every shape."""
+    chosen = {}
+    for prompt, by_shape in sweeps.items():
+        results = {shape: sweep.result() for shape, sweep in by_shape.items()}
+        best_miou = {shape: max(result["miou"]) for shape, result in results.items()}
+        shape = max(results, key=lambda s: (best_miou[s], -SHAPES.index(s)))
+        result = results[shape]
+        index = result["thresholds"].index(result["best_threshold"])
+        chosen[prompt] = {"shape": shape, "threshold": result["best_threshold"], "miou": result["miou"][index],
+                          "dice": result["dice"][index], "miou_by_shape": best_miou}
+    return chosen
 
 
 def fit_calibration(records: PresenceRecords) -> dict[str, dict[str, Any]]:
@@ -60,13 +97,19 @@ def fit_calibration(records: PresenceRecords) -> dict[str, dict[str, Any]]:
     return fits
 
 
-def store_calibration(segmenter: Segmenter, model_dir: Path, fits: Mapping[str, Mapping[str, Any]]) -> None:
-    """Write ``{prompt: [a, b]}`` into ``model_dir/config.json`` (atomically) and into the loaded model."""
+def store_calibration(segmenter: Segmenter, model_dir: Path, fits: Mapping[str, Mapping[str, Any]],
+                      outputs: Mapping[str, Mapping[str, Any]]) -> None:
+    """Write presence ``{prompt: [a, b]}``, output shapes and thresholds into ``model_dir/config.json``
+    (atomically) and into the loaded model."""
     config_file = Path(model_dir) / "config.json"
     config = json.loads(config_file.read_text())
     config[CONFIG_KEY] = {prompt: [fit["a"], fit["b"]] for prompt, fit in fits.items()}
+    config["prompt_shapes"] = {**config.get("prompt_shapes", {}), **{p: o["shape"] for p, o in outputs.items()}}
+    config["prompt_thresholds"] = {**config.get("prompt_thresholds", {}),
+                                   **{p: o["threshold"] for p, o in outputs.items()}}
     write_atomic(config_file, json.dumps(config, indent=2) + "\n")
-    segmenter.backend.model.config.presence_calibration = config[CONFIG_KEY]
+    for key in (CONFIG_KEY, "prompt_shapes", "prompt_thresholds"):
+        setattr(segmenter.backend.model.config, key, config[key])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--datasets", nargs="+", choices=sorted(DATASETS), default=sorted(DATASETS),
                         help="datasets to calibrate on (default: all)")
     parser.add_argument("--limit", type=count_arg(1), help="first N images of each dataset")
+    parser.add_argument("--shapes", nargs="+", choices=SHAPES, default=list(SHAPES),
+                        help="output shapes to choose from (default: all; 'pixels' alone keeps raw masks)")
     parser.add_argument("--device", help="cuda, mps or cpu (default: best available)")
     return parser
 
@@ -95,16 +140,19 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError("--data-root", "no data folder found", "pass --data-root or set DRYWALL_QA_DATA")
         splits = {name: CocoSplit(split_dir(roots[0], name, args.split)) for name in dict.fromkeys(args.datasets)}
         segmenter = Segmenter.load(args.model, device=args.device)
-        fits = fit_calibration(presence_logits(segmenter, splits, args.limit))
-        store_calibration(segmenter, args.model, fits)
+        records = collect(segmenter, splits, args.limit, shapes=args.shapes)
+        fits, outputs = fit_calibration(records.presence), choose_outputs(records.sweeps)
+        store_calibration(segmenter, args.model, fits, outputs)
     except (InputError, ModelLoadError) as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2
-    print(f"{'prompt':<32} {'a':>7} {'b':>7} {'AUROC':>6} {'with':>5} {'without':>7}")
+    print(f"{'prompt':<32} {'shape':>6} {'thr':>5} {'mIoU':>6} {'Dice':>6} | {'a':>7} {'b':>7} {'AUROC':>6} "
+          f"{'with':>5} {'without':>7}")
     for prompt, fit in fits.items():
-        print(f"{prompt[:32]:<32} {fit['a']:7.3f} {fit['b']:7.3f} {fit['auroc']:6.3f} {fit['positives']:5d} "
-              f"{fit['negatives']:7d}")
-    print(f"presence calibration written to {args.model / 'config.json'}")
+        out = outputs[prompt]
+        print(f"{prompt[:32]:<32} {out['shape']:>6} {out['threshold']:5.2f} {out['miou']:6.3f} {out['dice']:6.3f} | "
+              f"{fit['a']:7.3f} {fit['b']:7.3f} {fit['auroc']:6.3f} {fit['positives']:5d} {fit['negatives']:7d}")
+    print(f"output shapes, thresholds and presence calibration written to {args.model / 'config.json'}")
     return 0
 
 

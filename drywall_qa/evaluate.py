@@ -109,8 +109,9 @@ class _Totals:
     def __init__(self, prompts: list[str]) -> None:
         self.prompts = prompts
         self.scores: dict[str, list[ImageScores]] = {p: [] for p in prompts}
-        self.sweeps = {p: ThresholdSweep() for p in prompts}
+        self.sweeps: dict[str, ThresholdSweep] = {}  # in the output shape of the prompt's predictions
         self.thresholds: dict[str, float] = {}
+        self.shapes: dict[str, str] = {}
         self.rows: list[dict[str, Any]] = []
         self.presence = PresenceRecords()
         self.detections: dict[str, list[float]] = {p: [] for p in prompts}   # coverage on negative images
@@ -119,8 +120,9 @@ class _Totals:
         image_scores = [score_image(p.mask, sample.mask, p.logits) for p in predictions]
         for prompt, prediction, score in zip(self.prompts, predictions, image_scores):
             self.scores[prompt].append(score)
-            self.sweeps[prompt].add(prediction.probabilities, sample.mask)
-            self.thresholds[prompt] = prediction.threshold
+            self.sweeps.setdefault(prompt, ThresholdSweep(shape=prediction.shape)).add(prediction.probabilities,
+                                                                                     sample.mask)
+            self.thresholds[prompt], self.shapes[prompt] = prediction.threshold, prediction.shape
             if prediction.presence is not None:
                 self.presence.add(prompt, prediction.presence, bool(sample.mask.any()))
             self.rows.append({"image": sample.file_name, "prompt": prompt, "iou": score.iou, "dice": score.dice,
@@ -141,7 +143,8 @@ class _Totals:
                 for p, c in self.detections.items()}
 
     def per_prompt(self) -> dict[str, dict[str, float]]:
-        return {p: {**aggregate(self.scores[p]), "threshold": self.thresholds[p]} for p in self.prompts}
+        return {p: {**aggregate(self.scores[p]), "threshold": self.thresholds[p], "shape": self.shapes[p]}
+                for p in self.prompts}
 
     def sweep(self) -> dict[str, dict]:
         return {p: self.sweeps[p].result() for p in self.prompts}
@@ -295,9 +298,10 @@ def _perturbations(text: str) -> list[str]:
 
 def _print_summary(metrics: dict[str, Any], out_dir: Path) -> None:
     print(f"{metrics['num_images']} images, model {metrics['model']}")
-    print(f"{'prompt':<32} {'mIoU':>6} {'Dice':>6} {'pooled':>6} {'thr':>5}")
+    print(f"{'prompt':<32} {'mIoU':>6} {'Dice':>6} {'pooled':>6} {'thr':>5} shape")
     for prompt, m in metrics["prompts"].items():
-        print(f"{prompt[:32]:<32} {m['miou']:6.3f} {m['dice']:6.3f} {m['pooled_iou']:6.3f} {m['threshold']:5.2f}")
+        print(f"{prompt[:32]:<32} {m['miou']:6.3f} {m['dice']:6.3f} {m['pooled_iou']:6.3f} {m['threshold']:5.2f} "
+              f"{m['shape']}")
     for prompt, presence in metrics["presence"].items():
         if presence["auroc"] is not None:
             print(f"presence AUROC {presence['auroc']:.3f} ({presence['positives']} with / {presence['negatives']} "

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from drywall_qa.shapes import PIXELS, threshold_mask
+
 #: thresholds of a sweep: 0.05, 0.10, …, 0.95
 SWEEP_THRESHOLDS = np.round(np.arange(1, 20) * 0.05, 2)
 
@@ -105,10 +107,12 @@ class ThresholdSweep:
     """Accumulates IoU and Dice at many thresholds, one image at a time, at full resolution.
 
     Only per-threshold counts are kept, so memory does not grow with the split. A pixel is foreground at
-    threshold ``t`` when ``probability > t`` — the same rule as the Segmenter's masks.
+    threshold ``t`` when ``probability > t`` — the same rule as the Segmenter's masks — and the mask then takes
+    ``shape`` (:mod:`drywall_qa.shapes`), as the Segmenter's does for a prompt with that output shape.
     """
 
     thresholds: np.ndarray = field(default_factory=lambda: SWEEP_THRESHOLDS.copy())
+    shape: str = PIXELS
     _iou: list[np.ndarray] = field(default_factory=list, init=False)
     _dice: list[np.ndarray] = field(default_factory=list, init=False)
     _intersection: np.ndarray | None = field(default=None, init=False)
@@ -120,8 +124,13 @@ class ThresholdSweep:
         truth = truth.astype(bool)
         foreground = probabilities[truth]
         thresholds = self.thresholds.tolist()   # Python floats compare in the map's dtype, as the Segmenter does
-        tp = np.array([np.count_nonzero(foreground > t) for t in thresholds])
-        pred_area = np.array([np.count_nonzero(probabilities > t) for t in thresholds])
+        if self.shape == PIXELS:
+            tp = np.array([np.count_nonzero(foreground > t) for t in thresholds])
+            pred_area = np.array([np.count_nonzero(probabilities > t) for t in thresholds])
+        else:
+            masks = [threshold_mask(probabilities, t, self.shape) for t in thresholds]
+            tp = np.array([np.count_nonzero(mask[truth]) for mask in masks])
+            pred_area = np.array([np.count_nonzero(mask) for mask in masks])
         true_area = int(np.count_nonzero(truth))
         union = pred_area + true_area - tp
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -143,10 +152,11 @@ class ThresholdSweep:
                 "best_threshold": float(self.thresholds[int(np.argmax(miou))])}
 
 
-def sweep_thresholds(pairs: Iterable[tuple[np.ndarray, np.ndarray]],
-                     thresholds: Sequence[float] | None = None) -> dict[str, list[float] | float]:
+def sweep_thresholds(pairs: Iterable[tuple[np.ndarray, np.ndarray]], thresholds: Sequence[float] | None = None,
+                     shape: str = PIXELS) -> dict[str, list[float] | float]:
     """Threshold sweep over ``(probabilities, truth)`` pairs; see :class:`ThresholdSweep`."""
-    sweep = ThresholdSweep() if thresholds is None else ThresholdSweep(np.asarray(thresholds, dtype=np.float64))
+    values = SWEEP_THRESHOLDS.copy() if thresholds is None else np.asarray(thresholds, dtype=np.float64)
+    sweep = ThresholdSweep(values, shape)
     for probabilities, truth in pairs:
         sweep.add(probabilities, truth)
     return sweep.result()

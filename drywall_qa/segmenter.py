@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from drywall_qa.backends import Backend, load_backend, repeat_features
+from drywall_qa.backends import Backend, display_name, load_backend, repeat_features
 from drywall_qa.errors import InputError
 from drywall_qa.imaging import ImageSource, load_image, resize_probabilities
 from drywall_qa.presence import presence_logit, presence_probability
+from drywall_qa.shapes import PIXELS, threshold_mask
 from drywall_qa.visual_prompts import VisualPrompt
 
 DEFAULT_THRESHOLD = 0.5
@@ -42,6 +43,8 @@ class Prediction:
     presence: float | None = None
     #: the prompt's text is longer than the text encoder's token limit, so only its start was used
     truncated: bool = False
+    #: how the mask was shaped from the thresholded probabilities (:mod:`drywall_qa.shapes`)
+    shape: str = PIXELS
 
     @property
     def coverage(self) -> float:
@@ -93,8 +96,8 @@ class Segmenter:
 
     @property
     def name(self) -> str:
-        """The model id or directory shown to users."""
-        return str(self.backend.model.config.name_or_path or self.backend.family)
+        """The model id or directory shown to users ("drywall-qa-lite (bundled)" for the bundled model)."""
+        return display_name(self.backend.model.config.name_or_path or self.backend.family)
 
     @property
     def supports_visual_prompts(self) -> bool:
@@ -174,8 +177,10 @@ class Segmenter:
         if threshold is None:
             threshold = self.backend.thresholds.get(prompt, DEFAULT_THRESHOLD)
         probabilities = resize_probabilities(torch.sigmoid(logits), size)
-        return Prediction(prompt, probabilities, probabilities > threshold, logits.clone(), float(threshold),
-                          presence_probability(presence_logit(logits), calibration), truncated)
+        shape = self.backend.prompt_shapes.get(prompt, PIXELS)
+        return Prediction(prompt, probabilities, threshold_mask(probabilities, threshold, shape), logits.clone(),
+                          float(threshold), presence_probability(presence_logit(logits), calibration), truncated,
+                          shape)
 
     def _check_prompts(self, prompts: Sequence[Condition] | Condition) -> list[Condition]:
         """A bare string or visual prompt is one prompt; text is cleaned and must not be blank; at most

@@ -22,6 +22,7 @@ def bundled() -> Segmenter:
 def test_default_model_is_the_bundled_lite_checkpoint(bundled: Segmenter) -> None:
     assert isinstance(bundled.backend, LiteBackend)
     assert bundled.backend.model.config.name_or_path == str(BUNDLED_DIR)
+    assert bundled.name == "drywall-qa-lite (bundled)"  # not this machine's path, in the UI and in reports
 
 
 def test_shipped_files_are_small_and_documented() -> None:

@@ -19,6 +19,7 @@ from drywall_qa.segmenter import Prediction
 
 SIZES = [(48, 64), (64, 48), (40, 40)]        # (h, w) of the three generated images
 METRIC_KEYS = {"loss", "miou", "dice", "pooled_iou", "precision", "recall", "threshold"}
+SCORE_KEYS = METRIC_KEYS | {"shape"}
 
 
 def make_split(directory: Path) -> Path:
@@ -134,6 +135,13 @@ def test_limit_and_no_output(split_dir: Path) -> None:
     assert metrics["num_images"] == 2 and len(segmenter.calls) == 2
 
 
+def test_write_atomic_gives_the_permissions_of_a_plain_new_file(tmp_path: Path) -> None:
+    plain = tmp_path / "plain.json"
+    plain.write_text("x")
+    write_atomic(tmp_path / "atomic.json", "x")
+    assert (tmp_path / "atomic.json").stat().st_mode == plain.stat().st_mode
+
+
 def test_write_atomic_keeps_old_file_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     target = tmp_path / "metrics.json"
     write_atomic(target, "old")
@@ -153,7 +161,7 @@ def _check_outputs(out: Path, prompts: list[str], num_images: int, panels: int) 
     assert metrics["num_images"] == num_images
     assert list(metrics["prompts"]) == prompts
     for scores in metrics["prompts"].values():
-        assert set(scores) == METRIC_KEYS
+        assert set(scores) == SCORE_KEYS and scores["shape"] == "pixels"
         assert all(0.0 <= scores[k] <= 1.0 for k in METRIC_KEYS - {"loss"})
         assert scores["loss"] >= 0.0
     assert metrics["model_size"]["parameters"] >= metrics["model_size"]["trainable_parameters"] > 0

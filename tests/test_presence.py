@@ -14,6 +14,7 @@ import torch
 
 from drywall_qa.backends.clipseg import ClipSegBackend
 from drywall_qa.calibrate import main as calibrate_main
+from drywall_qa.shapes import SHAPES
 from drywall_qa.data import DATASETS, CocoSplit
 from drywall_qa.evaluate import evaluate_split
 from drywall_qa.evaluate import main as evaluate_main
@@ -156,6 +157,9 @@ def test_calibrate_cli_writes_config(model_copy: Path, tmp_path: Path, capsys: p
     assert set(stored) == {p for spec in DATASETS.values() for p in spec.prompts}
     assert all(len(v) == 2 and np.isfinite(v).all() for v in stored.values())
     assert "presence calibration written" in capsys.readouterr().out
+    config = json.loads((model_copy / "config.json").read_text())
+    assert set(config["prompt_shapes"]) == set(stored) and set(config["prompt_shapes"].values()) <= set(SHAPES)
+    assert set(config["prompt_thresholds"]) == set(stored)
     segmenter = Segmenter.load(model_copy, device="cpu")
     assert segmenter.backend.presence_calibration["segment crack"] == tuple(stored["segment crack"])
     prediction, = segmenter.predict(CocoSplit(root / "cracks" / "valid").load_image(0), "segment crack")

@@ -23,7 +23,7 @@ from drywall_qa.training.feature_cache import FeatureCache
 from drywall_qa.training.history import read_history
 from drywall_qa.training.loop import TrainConfig, TrainStep, train
 from drywall_qa.training.losses import LOSSES
-from drywall_qa.training.samples import DISTRACTOR_PROMPTS, PromptedSegmentationSet, Source
+from drywall_qa.training.samples import DISTRACTOR_PROMPTS, EpochSampler, PromptedSegmentationSet, Source, balanced_weights
 from drywall_qa.training.validation import UNRELATED_PROMPTS
 from train.__main__ import main
 
@@ -337,6 +337,27 @@ def test_without_negatives_targets_and_prompts_are_the_images_own(data: Path) ->
 def test_single_dataset_negatives_use_distractors(data: Path) -> None:
     dataset = PromptedSegmentationSet(sources(data, ("cracks",)), 32, negatives=1.0, images=False)
     assert {dataset[i]["prompt"] for i in range(len(dataset))} <= set(DISTRACTOR_PROMPTS)
+
+
+# --- epoch sampling -------------------------------------------------------------------------------------------------
+
+def test_unweighted_epoch_is_a_seeded_draw_without_repeats() -> None:
+    sampler = EpochSampler(10, seed=3, per_epoch=25)
+    first = list(sampler)
+    assert sorted(first) == list(range(10)) and first == list(EpochSampler(10, seed=3, per_epoch=25))
+    sampler.set_epoch(1)
+    assert list(sampler) != first
+    assert len(set(EpochSampler(10, seed=3, per_epoch=4))) == 4
+
+
+def test_balanced_epoch_gives_each_dataset_an_equal_share_even_past_the_smaller_one(tmp_path: Path) -> None:
+    for number, (name, count) in enumerate({"taping": 3, "cracks": 12}.items()):
+        _write_split(split_dir(tmp_path, name, "train"), name, count, seed=number)
+    dataset = PromptedSegmentationSet(sources(tmp_path), 32, images=False)
+    per_epoch = 4 * len(dataset)  # more draws than either dataset holds
+    draws = list(EpochSampler(len(dataset), seed=0, per_epoch=per_epoch, weights=balanced_weights(dataset)))
+    taping_share = np.mean([dataset.sources[dataset.index[i][0]].spec.name == "taping" for i in draws])
+    assert len(draws) == per_epoch and abs(taping_share - 0.5) < 0.1
 
 
 def test_validation_reports_cross_prompt_false_positives(clipseg_run: TrainConfig) -> None:

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from drywall_qa.backends import BUNDLED_DIR
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.segmenter import Segmenter
 from drywall_qa.ui import models as models_module
 from drywall_qa.ui.app import ModelBox
-from drywall_qa.ui.models import FOLDER, ModelCache, model_choices, model_key
+from drywall_qa.ui.models import FOLDER, ModelCache, model_choices, model_key, startup_choice
 
 
 @pytest.fixture
@@ -86,3 +87,5 @@ def test_model_key_and_choices(tmp_path: Path) -> None:
         model_key(None, None)
     assert model_choices("lite")[0][1] == "lite"
     assert model_choices(str(tmp_path))[0] == (f"Local · {tmp_path}", str(tmp_path))
+    assert startup_choice(str(BUNDLED_DIR / ".." / BUNDLED_DIR.name)) == "lite"  # shown as the bundled model
+    assert startup_choice(f"{tmp_path}/a/..") == str(tmp_path) and startup_choice(None) is None

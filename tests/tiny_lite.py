@@ -9,7 +9,7 @@ import torch
 
 from drywall_qa.backends.lite import LiteConfig, LiteModel
 
-TINY_LITE = dict(image_size=64, embedding_size=8, hidden_sizes=(8, 8, 16, 16), depths=(1, 1, 1, 1),
+TINY_LITE = dict(image_size=64, encoder="resnet", embedding_size=8, hidden_sizes=(8, 8, 16, 16), depths=(1, 1, 1, 1),
                  decoder_sizes=(8, 8, 8, 16, 16), prompt_hidden=32)
 
 

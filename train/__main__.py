@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 from drywall_qa.backends import DEFAULT_CLIPSEG
+from drywall_qa.backends.efficientnet_lite import ARCHITECTURE
+from drywall_qa.backends.lite import ENCODERS
 from drywall_qa.cli_args import count_arg
 from drywall_qa.errors import DrywallQAError
 from drywall_qa.training.loop import TrainConfig, train
@@ -52,6 +54,11 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--no-augment", dest="augment", action="store_false", help="plain resize, no random transforms")
     p.add_argument("--unfreeze-last", type=count_arg(0), default=0,
                    help="also train the last N CLIP vision layers (no cache)")
+    p.add_argument("--lite-encoder", default=ARCHITECTURE, choices=ENCODERS,
+                   help="image encoder of a new lite model: ImageNet-initialised EfficientNet-Lite0 or a ResNet "
+                   "trained from scratch")
+    p.add_argument("--lite-frozen-blocks", type=count_arg(0), default=3,
+                   help="efficientnet-lite0: keep the stem and the first N blocks at their ImageNet weights")
     p.add_argument("--mixed-precision", default="no", choices=["no", "fp16", "bf16"])
     p.add_argument("--workers", type=count_arg(0), default=0, help="data-loading worker processes")
     p.add_argument("--cache-dir", type=Path, default=None,
@@ -61,7 +68,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     again.add_argument("--overwrite", action="store_true",
                        help="start afresh in --output-dir, removing an earlier run's history and checkpoints")
     args = vars(p.parse_args(argv))
-    return TrainConfig(**args)
+    lite_options = {"encoder": args.pop("lite_encoder"), "frozen_blocks": args.pop("lite_frozen_blocks")}
+    return TrainConfig(**args, lite_options=lite_options if args["model"] == "lite" else {})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,7 +15,15 @@ BUNDLED_DIR = Path(__file__).resolve().parents[1] / "weights" / "drywall-qa-lite
 #: names a user may type instead of a path or hub id
 ALIASES = {"lite": BUNDLED_DIR, "default": BUNDLED_DIR, "clipseg": DEFAULT_CLIPSEG}
 
-__all__ = ["Backend", "Features", "repeat_features", "load_backend", "DEFAULT_CLIPSEG", "BUNDLED_DIR"]
+BUNDLED_NAME = "drywall-qa-lite (bundled)"
+
+__all__ = ["Backend", "Features", "repeat_features", "load_backend", "display_name", "DEFAULT_CLIPSEG", "BUNDLED_DIR"]
+
+
+def display_name(name_or_path: str | Path) -> str:
+    """How a model is named to users and in reports: the bundled model by name, not by this machine's path."""
+    path = Path(name_or_path)
+    return BUNDLED_NAME if path.is_dir() and path.resolve() == BUNDLED_DIR else str(name_or_path)
 
 
 def _model_type(directory: Path) -> str:

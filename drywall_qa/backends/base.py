@@ -48,6 +48,12 @@ class Backend(ABC):
         return dict(getattr(self.model.config, "prompt_thresholds", None) or {})
 
     @property
+    def prompt_shapes(self) -> dict[str, str]:
+        """Per-prompt output shape stored with the checkpoint (:mod:`drywall_qa.shapes`; a prompt not listed:
+        ``pixels``)."""
+        return dict(getattr(self.model.config, "prompt_shapes", None) or {})
+
+    @property
     def presence_calibration(self) -> dict[str, tuple[float, float]]:
         """Per-prompt Platt parameters ``(a, b)`` of the image-level presence score (``python -m
         drywall_qa.calibrate`` writes them to the checkpoint's config; empty: uncalibrated)."""

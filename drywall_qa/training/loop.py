@@ -1,7 +1,8 @@
 """The fine-tuning loop on Accelerate: one device or many, CPU or GPU, resumable after a crash.
 
 CLIPSeg: CLIP stays frozen and its activations come from the on-disk feature cache, so a step costs only the
-decoder. drywall-qa-lite: the whole image encoder trains on augmented images; its text encoder stays frozen.
+decoder. drywall-qa-lite: the image encoder trains on augmented images (a new model's EfficientNet-Lite0 starts
+from ImageNet weights, its stem and first blocks frozen); its text encoder stays frozen.
 """
 
 from __future__ import annotations
@@ -160,7 +161,9 @@ def build_backend(config: TrainConfig) -> Backend:
     if config.model == "lite":
         from drywall_qa.backends.lite import LiteBackend, LiteConfig, LiteModel
 
-        backend = LiteBackend(LiteModel(LiteConfig(image_size=config.image_size or 320, **config.lite_options)))
+        model = LiteModel(LiteConfig(image_size=config.image_size or 320, **config.lite_options))
+        model.load_pretrained_encoder()
+        backend = LiteBackend(model)
     else:
         backend = load_backend(config.model)
         _resize_input(backend, config.image_size)

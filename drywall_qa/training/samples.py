@@ -104,22 +104,26 @@ def collate(samples: list[dict]) -> dict:
 
 
 class EpochSampler(Sampler[int]):
-    """A seeded draw without replacement per epoch: all items shuffled, or ``per_epoch`` of them, optionally
-    weighted so each dataset contributes equally."""
+    """A seeded draw per epoch: all items shuffled, or ``per_epoch`` of them without replacement. With ``weights``
+    (e.g. :func:`balanced_weights`) it draws ``per_epoch`` items (default: as many as there are) with replacement,
+    so the weights hold however long the epoch is."""
 
     def __init__(self, length: int, seed: int, per_epoch: int | None = None, weights: Sequence[float] | None = None):
         self.length, self.seed, self.per_epoch, self.epoch = length, seed, per_epoch, 0
+        self.weighted = weights is not None
         self.weights = torch.as_tensor(weights if weights is not None else [1.0] * length, dtype=torch.float64)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return min(self.per_epoch or self.length, self.length)
+        wanted = self.per_epoch or self.length
+        return wanted if self.weighted else min(wanted, self.length)
 
     def __iter__(self) -> Iterator[int]:
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.multinomial(self.weights, len(self), replacement=False, generator=generator).tolist())
+        draws = torch.multinomial(self.weights, len(self), replacement=self.weighted, generator=generator)
+        return iter(draws.tolist())
 
 
 def balanced_weights(dataset: PromptedSegmentationSet) -> list[float]:

@@ -13,7 +13,7 @@ from drywall_qa.data import data_roots
 from drywall_qa.ui.evaluate_tab import EvaluateTab
 from drywall_qa.ui.inspect_tab import InspectTab
 from drywall_qa.ui.messages import error_message, escape_md
-from drywall_qa.ui.models import FOLDER, ModelCache, model_choices, model_key
+from drywall_qa.ui.models import FOLDER, ModelCache, model_choices, model_key, startup_choice
 from drywall_qa.ui.review_tab import ReviewTab
 from drywall_qa.ui.splits import ConfinedSplit, discover_splits
 
@@ -108,7 +108,7 @@ class ModelBox:
 def build_app(config: AppConfig) -> gr.Blocks:
     """The whole UI; the startup model is loaded here so the first request is not slow."""
     models = ModelCache(config.device)
-    startup = config.model if config.model in {"lite", "clipseg", None} else str(Path(config.model).resolve())
+    startup = startup_choice(config.model)
     with gr.Blocks(title="drywall-qa", delete_cache=(1800, 3600)) as demo:
         gr.Markdown(HEADER)
         key = ModelBox(models, startup).build()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
@@ -23,6 +23,7 @@ from drywall_qa.imaging import load_image
 from drywall_qa.presence import describe_presence
 from drywall_qa.segmenter import Prediction
 from drywall_qa.semantic import render_semantic, semantic_map
+from drywall_qa.shapes import PIXELS, threshold_mask
 from drywall_qa.ui.exports import scratch_dir, write_downloads
 from drywall_qa.ui.messages import escape_md, guarded
 from drywall_qa.ui.models import ModelCache
@@ -60,9 +61,17 @@ class InspectResult:
     latency_ms: float
     #: presence verdict per prompt (threshold-independent), e.g. "likely absent (96%, uncalibrated)"
     presence: list[str]
+    #: output shape per prompt (:mod:`drywall_qa.shapes`); empty: pixels
+    shapes: list[str] = field(default_factory=list)
 
     def thresholds(self, threshold: float | None) -> list[float]:
         return list(self.tuned_thresholds) if threshold is None else [threshold] * len(self.prompts)
+
+    def masks(self, threshold: float | None) -> list[np.ndarray]:
+        """Each prompt's mask at its tuned threshold (``threshold`` None) or at ``threshold``, in its shape."""
+        shapes = self.shapes or [PIXELS] * len(self.prompts)
+        return [threshold_mask(p, t, shape)
+                for p, t, shape in zip(self.probabilities, self.thresholds(threshold), shapes)]
 
 
 def coverage_text(coverage: float) -> str:
@@ -94,11 +103,11 @@ def mask_tile(mask: np.ndarray, color: RGB) -> Image.Image:
     return tile
 
 
-def semantic_picture(result: InspectResult, thresholds: Sequence[float], opacity: float) -> np.ndarray:
-    """The run's semantic map (each pixel: the most probable prompt above its threshold) at display size, with a
-    legend."""
-    predictions = [Prediction(prompt, p, p > t, torch.empty(0), t)
-                   for prompt, p, t in zip(result.prompts, result.probabilities, thresholds)]
+def semantic_picture(result: InspectResult, threshold: float | None, opacity: float) -> np.ndarray:
+    """The run's semantic map (each pixel: the most probable prompt whose mask holds it) at display size, with a
+    legend; ``threshold`` None uses the tuned thresholds."""
+    predictions = [Prediction(prompt, p, mask, torch.empty(0), t) for prompt, p, mask, t in
+                   zip(result.prompts, result.probabilities, result.masks(threshold), result.thresholds(threshold))]
     labels = semantic_map(predictions)
     small, masks = for_display(result.image, [labels == k for k in range(1, len(predictions) + 1)])
     small_labels = np.zeros(small.shape[:2], np.uint8)
@@ -138,7 +147,7 @@ class InspectTab:
         result = InspectResult(array, Path(name).stem, model.name, prompts,
                                [p.probabilities for p in predictions], [model.threshold(p) for p in prompts],
                                latency_ms, [describe_presence(p.presence, model.presence_calibrated(p.prompt))
-                                            for p in predictions])
+                                            for p in predictions], [p.shape for p in predictions])
         status = (f"{len(prompts)} prompt{'s' * (len(prompts) > 1)} on {escape_md(name)} "
                   f"({array.shape[1]}×{array.shape[0]}) in **{latency_ms:.0f} ms** · {escape_md(model.name)}")
         if notes:
@@ -160,13 +169,11 @@ class InspectTab:
         """The semantic-map image, shown while ``show`` is ticked (from the kept probabilities)."""
         if not show or result is None:
             return gr.update(visible=bool(show), value=None)
-        thresholds = result.thresholds(threshold_value(tuned, threshold))
-        return gr.update(visible=True, value=semantic_picture(result, thresholds, opacity))
+        return gr.update(visible=True, value=semantic_picture(result, threshold_value(tuned, threshold), opacity))
 
     @staticmethod
     def _render(result: InspectResult, threshold: float | None, opacity: float) -> tuple:
-        thresholds = result.thresholds(threshold)
-        masks = [p > t for p, t in zip(result.probabilities, thresholds)]
+        thresholds, masks = result.thresholds(threshold), result.masks(threshold)
         colors = palette(len(masks))
         coverages = [float(m.mean()) for m in masks]
         small, small_masks = for_display(result.image, masks)

