@@ -60,8 +60,9 @@ def collect(segmenter: Segmenter, splits: Mapping[str, Split], limit: int | None
                 records.presence.add(prediction.prompt, presence_logit(prediction.logits),
                                      mine and bool(sample.mask.any()))
                 if mine:
-                    sweeps = records.sweeps.setdefault(prediction.prompt, {s: ThresholdSweep(shape=s) for s in shapes})
-                    for sweep in sweeps.values():
+                    if prediction.prompt not in records.sweeps:
+                        records.sweeps[prediction.prompt] = {s: ThresholdSweep(shape=s) for s in shapes}
+                    for sweep in records.sweeps[prediction.prompt].values():
                         sweep.add(prediction.probabilities, sample.mask)
             done += 1
             if progress is not None:

@@ -120,8 +120,9 @@ class _Totals:
         image_scores = [score_image(p.mask, sample.mask, p.logits) for p in predictions]
         for prompt, prediction, score in zip(self.prompts, predictions, image_scores):
             self.scores[prompt].append(score)
-            self.sweeps.setdefault(prompt, ThresholdSweep(shape=prediction.shape)).add(prediction.probabilities,
-                                                                                     sample.mask)
+            if prompt not in self.sweeps:
+                self.sweeps[prompt] = ThresholdSweep(shape=prediction.shape)
+            self.sweeps[prompt].add(prediction.probabilities, sample.mask)
             self.thresholds[prompt], self.shapes[prompt] = prediction.threshold, prediction.shape
             if prediction.presence is not None:
                 self.presence.add(prompt, prediction.presence, bool(sample.mask.any()))

@@ -152,11 +152,10 @@ class ThresholdSweep:
                 "best_threshold": float(self.thresholds[int(np.argmax(miou))])}
 
 
-def sweep_thresholds(pairs: Iterable[tuple[np.ndarray, np.ndarray]], thresholds: Sequence[float] | None = None,
-                     shape: str = PIXELS) -> dict[str, list[float] | float]:
+def sweep_thresholds(pairs: Iterable[tuple[np.ndarray, np.ndarray]],
+                     thresholds: Sequence[float] | None = None) -> dict[str, list[float] | float]:
     """Threshold sweep over ``(probabilities, truth)`` pairs; see :class:`ThresholdSweep`."""
-    values = SWEEP_THRESHOLDS.copy() if thresholds is None else np.asarray(thresholds, dtype=np.float64)
-    sweep = ThresholdSweep(values, shape)
+    sweep = ThresholdSweep() if thresholds is None else ThresholdSweep(np.asarray(thresholds, dtype=np.float64))
     for probabilities, truth in pairs:
         sweep.add(probabilities, truth)
     return sweep.result()

@@ -17,7 +17,8 @@ ALIASES = {"lite": BUNDLED_DIR, "default": BUNDLED_DIR, "clipseg": DEFAULT_CLIPS
 
 BUNDLED_NAME = "drywall-qa-lite (bundled)"
 
-__all__ = ["Backend", "Features", "repeat_features", "load_backend", "display_name", "DEFAULT_CLIPSEG", "BUNDLED_DIR"]
+__all__ = ["Backend", "Features", "repeat_features", "load_backend", "display_name", "DEFAULT_CLIPSEG", "BUNDLED_DIR",
+           "BUNDLED_NAME"]
 
 
 def display_name(name_or_path: str | Path) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from drywall_qa.backends import BUNDLED_DIR, DEFAULT_CLIPSEG
+from drywall_qa.backends import BUNDLED_DIR, BUNDLED_NAME, DEFAULT_CLIPSEG
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.segmenter import DEFAULT_THRESHOLD, Condition, Prediction, Segmenter, truncation_note
 from drywall_qa.ui.messages import escape_md
@@ -21,7 +21,7 @@ from drywall_qa.ui.messages import escape_md
 #: dropdown value meaning "use the folder typed in the text box"
 FOLDER = "folder"
 CHOICES: list[tuple[str, str]] = [
-    ("drywall-qa-lite (bundled)", "lite"),
+    (BUNDLED_NAME, "lite"),
     (f"CLIPSeg · {DEFAULT_CLIPSEG} (Hugging Face hub)", "clipseg"),
     ("Local checkpoint folder…", FOLDER),
 ]
