@@ -51,6 +51,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--limit", type=count_arg(1), default=None, help="cap the images per split (quick runs)")
     p.add_argument("--samples-per-epoch", type=count_arg(1), default=None,
                    help="draw this many training samples per epoch")
+    p.add_argument("--crop-scale", type=_probability, nargs=2, metavar=("MIN", "MAX"), default=TrainConfig.crop_scale,
+                   help="random crop side as a fraction of the image side (smaller: zoomed in, finer detail)")
     p.add_argument("--no-augment", dest="augment", action="store_false", help="plain resize, no random transforms")
     p.add_argument("--unfreeze-last", type=count_arg(0), default=0,
                    help="also train the last N CLIP vision layers (no cache)")
@@ -68,6 +70,9 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     again.add_argument("--overwrite", action="store_true",
                        help="start afresh in --output-dir, removing an earlier run's history and checkpoints")
     args = vars(p.parse_args(argv))
+    if not 0 < args["crop_scale"][0] <= args["crop_scale"][1]:
+        p.error("--crop-scale: need 0 < MIN <= MAX <= 1")
+    args["crop_scale"] = tuple(args["crop_scale"])
     lite_options = {"encoder": args.pop("lite_encoder"), "frozen_blocks": args.pop("lite_frozen_blocks")}
     return TrainConfig(**args, lite_options=lite_options if args["model"] == "lite" else {})
 

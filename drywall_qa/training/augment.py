@@ -1,7 +1,9 @@
 """Joint image/mask augmentation for training from scratch: flips, rotation, scale/crop, colour.
 
 Geometry is one affine warp (PIL, fast on a CPU) applied to image and mask together at twice the output size, then
-both are box-averaged down to the output size, so 1–2 px cracks become soft targets instead of vanishing.
+both are box-averaged down to the output size, so 1–2 px cracks become soft targets instead of vanishing. A crop that
+spans more than two source pixels per warped pixel (a large image, a small output) is box-averaged first, so the
+warp's bilinear sampling never steps over a thin line.
 """
 
 from __future__ import annotations
@@ -30,10 +32,11 @@ class AugmentConfig:
     noise_std: float = 0.02
 
 
-def _affine(rng: np.random.Generator, cfg: AugmentConfig, side: int, out: int) -> tuple[float, ...]:
+def _affine(rng: np.random.Generator, cfg: AugmentConfig, scale: float, side: float,
+            out: int) -> tuple[float, ...]:
     """PIL affine coefficients mapping output pixels (``out``×``out``) to input pixels of a ``side``-wide image:
-    a random crop (scale), rotation (free angle plus optional multiples of 90°) and horizontal flip."""
-    scale = rng.uniform(cfg.min_scale, cfg.max_scale) if cfg.enabled else 1.0
+    a crop of ``scale`` times the side, a random rotation (free angle plus optional multiples of 90°) and a
+    horizontal flip."""
     angle = math.radians(rng.uniform(-cfg.max_rotation_deg, cfg.max_rotation_deg)) if cfg.enabled else 0.0
     if cfg.enabled and cfg.rot90:
         angle += rng.integers(4) * math.pi / 2
@@ -67,12 +70,16 @@ def augment(
     image: np.ndarray, mask: np.ndarray, size: int, rng: np.random.Generator, cfg: AugmentConfig = AugmentConfig()
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """RGB uint8 ``H×W×3`` + bool mask → float image ``[3, size, size]`` in [0, 1] and soft mask ``[size, size]``."""
+    scale = rng.uniform(cfg.min_scale, cfg.max_scale) if cfg.enabled else 1.0
     side = min(image.shape[:2])
-    coefficients = _affine(rng, cfg, side, 2 * size)
+    factor = max(1, int(scale * side / (2 * size)))  # source pixels per warped pixel, rounded down
+    source = Image.fromarray(image).reduce(factor)
+    source_mask = Image.fromarray(mask.astype(np.uint8) * 255).reduce(factor)
+    coefficients = _affine(rng, cfg, scale, min(source.size), 2 * size)
     warp = {"size": (2 * size, 2 * size), "method": Image.Transform.AFFINE, "data": coefficients,
             "resample": Image.Resampling.BILINEAR}
-    warped = Image.fromarray(image).transform(**warp).reduce(2)
-    warped_mask = Image.fromarray(mask.astype(np.uint8) * 255).transform(**warp).reduce(2)
+    warped = source.transform(**warp).reduce(2)
+    warped_mask = source_mask.transform(**warp).reduce(2)
     out_image = torch.from_numpy(np.asarray(warped, dtype=np.float32) / 255.0).permute(2, 0, 1)
     out_mask = torch.from_numpy(np.asarray(warped_mask, dtype=np.float32) / 255.0)
     return _colour(out_image, rng, cfg), out_mask

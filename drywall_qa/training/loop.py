@@ -70,6 +70,7 @@ class TrainConfig:
     limit: int | None = None
     samples_per_epoch: int | None = None
     augment: bool = True
+    crop_scale: tuple[float, float] = (AugmentConfig.min_scale, AugmentConfig.max_scale)  # crop side / image side
     resume: bool = False
     overwrite: bool = False
     unfreeze_last: int = 0
@@ -224,7 +225,7 @@ def train(config: TrainConfig) -> dict:
     train_sources = [Source(spec, split) for spec, split in _splits(config, "train").values()]
     valid = _splits(config, "valid")
     dataset = PromptedSegmentationSet(train_sources, size, config.prompts, config.negatives, config.seed,
-                                      AugmentConfig(enabled=config.augment and not cached), config.limit,
+                                      AugmentConfig(config.augment and not cached, *config.crop_scale), config.limit,
                                       images=not cached)
     sampler = EpochSampler(len(dataset), config.seed, config.samples_per_epoch,
                            balanced_weights(dataset) if config.balance else None)
