@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from drywall_qa.backends import load_backend
+from drywall_qa.backends.base import repeat_features
 from drywall_qa.backends.lite import LiteBackend, LiteConfig, LiteModel
 from drywall_qa.segmenter import Segmenter
 from tests.tiny_lite import TINY_LITE
@@ -62,3 +63,20 @@ def test_save_and_load_round_trip_keeps_predictions_and_thresholds(backend: Lite
     after = Segmenter(reloaded).predict(image, ["segment crack"])[0]
     torch.testing.assert_close(before.logits, after.logits)
     assert after.threshold == 0.3
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_repeated_features_equal_repeat_interleave_and_keep_their_layout(layout: torch.memory_format) -> None:
+    feature = torch.randn(2, 3, 5, 7).contiguous(memory_format=layout)
+    (repeated,) = repeat_features((feature,), 3)
+    assert torch.equal(repeated, feature.repeat_interleave(3, dim=0))
+    assert repeated.is_contiguous(memory_format=layout)
+
+
+def test_decoding_prompts_in_one_batch_matches_decoding_each_alone(backend: LiteBackend) -> None:
+    pixels = backend.preprocess([np.random.default_rng(2).integers(0, 255, (64, 64, 3), dtype=np.uint8)])
+    prompts = ["segment crack", "segment taping area", "segment sky"]
+    features, embeddings = backend.encode_image(pixels), backend.encode_prompts(prompts)
+    together = backend.decode(repeat_features(features, len(prompts)), embeddings)
+    alone = torch.cat([backend.decode(features, embeddings[i:i + 1]) for i in range(len(prompts))])
+    torch.testing.assert_close(together, alone, atol=1e-4, rtol=1e-4)  # batched convolutions round differently

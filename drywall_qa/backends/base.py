@@ -122,7 +122,17 @@ class Backend(ABC):
 
 
 def repeat_features(features: Features, repeats: int) -> Features:
-    """Repeat each image's features ``repeats`` times along the batch (image-major order)."""
+    """Repeat each image's features ``repeats`` times along the batch (image-major order), keeping a channels-last
+    layout (one copy, no conversion back and forth)."""
     if repeats == 1:
         return features
-    return tuple(f.repeat_interleave(repeats, dim=0) for f in features)
+    return tuple(_repeat(f, repeats) for f in features)
+
+
+def _repeat(feature: torch.Tensor, repeats: int) -> torch.Tensor:
+    channels_last = feature.dim() == 4 and feature.is_contiguous(memory_format=torch.channels_last)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    out = torch.empty((feature.shape[0] * repeats, *feature.shape[1:]), dtype=feature.dtype, device=feature.device,
+                      memory_format=layout)
+    out.view(feature.shape[0], repeats, *feature.shape[1:]).copy_(feature.unsqueeze(1))
+    return out

@@ -5,7 +5,8 @@ Image → prompt-independent features at strides 2–32, computed once per image
 ``resnet`` (transformers ``ResNetBackbone`` trained from scratch at strides 4–32, plus a stride-2 detail branch on the
 pixels). Prompt → frozen all-MiniLM-L6-v2 sentence embedding → MLP → FiLM scale/shift for every decoder level.
 Decoder: FPN-style top-down path, FiLM-modulated at each scale down to stride 2; logits are upsampled to the model
-input size so 2–5 px cracks survive.
+input size so 2–5 px cracks survive. The decoder's lateral projections are prompt-independent, so they run once per
+image inside ``encode_image``; decoding runs channels-last (about twice as fast on a CPU as the default layout).
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ def _conv_bn_relu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
 
 
 class FiLMBlock(nn.Module):
-    """Merge a lateral feature with the coarser decoder output, then modulate by the prompt (scale, shift)."""
+    """Merge a lateral feature (projected by ``lateral`` once per image) with the coarser decoder output, then
+    modulate by the prompt (scale, shift)."""
 
     def __init__(self, lateral: int, coarser: int, out: int) -> None:
         super().__init__()
@@ -86,12 +88,12 @@ class FiLMBlock(nn.Module):
         self.coarser = nn.Conv2d(coarser, out, 1) if coarser else None
         self.conv = _conv_bn_relu(out, out)
 
-    def forward(self, lateral: torch.Tensor, coarser: torch.Tensor | None, film: torch.Tensor) -> torch.Tensor:
-        x = self.lateral(lateral)
+    def forward(self, x: torch.Tensor, coarser: torch.Tensor | None, film: torch.Tensor) -> torch.Tensor:
+        """``x``: the projected lateral feature."""
         if coarser is not None:
             x = x + F.interpolate(self.coarser(coarser), size=x.shape[-2:], mode="bilinear", align_corners=False)
         scale, shift = film[:, :, None, None].chunk(2, dim=1)
-        return self.conv(x * (1 + scale) + shift)
+        return self.conv(torch.addcmul(shift, x, 1 + scale))
 
 
 class LiteModel(PreTrainedModel):
@@ -147,17 +149,19 @@ class LiteModel(PreTrainedModel):
             self.backbone.load_imagenet_weights()
 
     def encode_image(self, pixel_values: torch.Tensor) -> Features:
-        """Prompt-independent features at strides 2, 4, 8, 16, 32."""
+        """Prompt-independent features at strides 2, 4, 8, 16, 32, projected to the decoder widths."""
         if self.detail is None:
-            return self.backbone(pixel_values)
-        return (self.detail(pixel_values), *self.backbone(pixel_values).feature_maps)
+            maps = self.backbone(pixel_values)
+        else:
+            maps = (self.detail(pixel_values), *self.backbone(pixel_values).feature_maps)
+        return tuple(block.lateral(m) for block, m in zip(self.blocks, maps))
 
     def decode(self, features: Features, embeddings: torch.Tensor) -> torch.Tensor:
-        """Logits ``[B, S, S]`` at the model input size (twice the stride-2 detail features)."""
+        """Logits ``[B, S, S]`` at the model input size (twice the stride-2 features)."""
         films = self.prompt_mlp(embeddings).split([2 * d for d in self.config.decoder_sizes], dim=1)
         x = None
         for block, feature, film in zip(reversed(self.blocks), reversed(features), reversed(films)):
-            x = block(feature, x, film)
+            x = block(feature.contiguous(memory_format=torch.channels_last), x, film)
         logits = self.head(x)
         size = (2 * features[0].shape[-2], 2 * features[0].shape[-1])
         return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)[:, 0]
