@@ -139,6 +139,10 @@ class ThresholdSweep:
         self._intersection = tp if self._intersection is None else self._intersection + tp
         self._union = union if self._union is None else self._union + union
 
+    def per_image_iou(self) -> np.ndarray:
+        """``[images, thresholds]``: the IoU of every image added, at every threshold."""
+        return np.array(self._iou).reshape(len(self._iou), len(self.thresholds))
+
     def result(self) -> dict[str, list[float] | float]:
         """``{"thresholds", "miou", "dice", "pooled_iou"}`` (lists aligned with thresholds) and ``best_threshold``
         (highest mIoU; the lowest such threshold on ties)."""

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from drywall_qa.backends import load_backend
-from drywall_qa.calibrate import choose_outputs
+from drywall_qa.calibrate import choose_outputs, held_out_miou
 from drywall_qa.metrics import ThresholdSweep, score_masks
 from drywall_qa.segmenter import Segmenter
 from drywall_qa.shapes import BOXES, PIXELS, shape_mask, threshold_mask
@@ -59,6 +59,31 @@ def test_calibration_chooses_boxes_for_box_truth_and_pixels_otherwise() -> None:
     assert chosen["box prompt"]["shape"] == BOXES and chosen["box prompt"]["miou"] == 1.0
     assert chosen["line prompt"]["shape"] == PIXELS and chosen["line prompt"]["miou"] == 1.0
     assert chosen["box prompt"]["miou_by_shape"][PIXELS] < 0.3
+
+
+def _sweeps(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, ThresholdSweep]:
+    sweeps = {shape: ThresholdSweep(shape=shape) for shape in (PIXELS, BOXES)}
+    for probabilities, truth in pairs:
+        for sweep in sweeps.values():
+            sweep.add(probabilities, truth)
+    return sweeps
+
+
+def test_held_out_miou_matches_the_chosen_miou_when_every_image_agrees() -> None:
+    probabilities, truth = _strip_in_box()
+    sweeps = _sweeps([(probabilities, truth)] * 6)
+    assert held_out_miou(sweeps) == pytest.approx(choose_outputs({"p": sweeps})["p"]["miou"])
+    assert np.isnan(held_out_miou(_sweeps([(probabilities, truth)])))
+
+
+def test_held_out_miou_exposes_a_choice_fitted_to_noise() -> None:
+    rng = np.random.default_rng(0)
+    maps = [rng.random((12, 12)) for _ in range(10)]
+    pairs = [(m, m > t) for m, t in zip(maps, rng.uniform(0.1, 0.9, len(maps)))]  # each image has its own best
+    sweeps = _sweeps(pairs)
+    chosen = choose_outputs({"p": sweeps})["p"]
+    assert chosen["held_out_miou"] == held_out_miou(sweeps)
+    assert held_out_miou(sweeps) < chosen["miou"] - 0.01
 
 
 def test_segmenter_and_inspect_tab_apply_the_stored_shape(tiny_lite_dir) -> None:
