@@ -33,7 +33,7 @@ from drywall_qa.cli_args import add_model_arguments, count_arg
 from drywall_qa.data import DATASETS, CocoSplit, Sample, get_dataset
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa import visual_prompts
-from drywall_qa.metrics import ImageScores, ThresholdSweep, aggregate, score_image
+from drywall_qa.metrics import ImageScores, ThresholdSweep, aggregate, mean_width, score_image
 from drywall_qa.presence import PresenceRecords
 from drywall_qa.robustness import LEVELS, PERTURBATIONS, REPORTED, PerturbedSplit, drop_rows, parse_perturbations, \
     plot_drops
@@ -41,7 +41,8 @@ from drywall_qa.segmenter import Condition, Prediction, Segmenter, clean_prompt,
 from drywall_qa.visualisation import panel
 
 Progress = Callable[[int, int], None]
-CSV_FIELDS = ("image", "prompt", "iou", "dice", "loss", "pred_area", "true_area", "presence")
+CSV_FIELDS = ("image", "prompt", "iou", "dice", "loss", "pred_area", "true_area", "pred_width", "true_width",
+              "presence")
 ROBUSTNESS_FIELDS = ("perturbation", "level", "strength", "label", "prompt",
                      *(name for metric in REPORTED for name in (metric, f"{metric}_drop")))
 
@@ -118,6 +119,7 @@ class _Totals:
 
     def add(self, sample: Sample, predictions: Sequence[Prediction]) -> list[ImageScores]:
         image_scores = [score_image(p.mask, sample.mask, p.logits) for p in predictions]
+        true_width = mean_width(sample.mask)
         for prompt, prediction, score in zip(self.prompts, predictions, image_scores):
             self.scores[prompt].append(score)
             if prompt not in self.sweeps:
@@ -128,6 +130,7 @@ class _Totals:
                 self.presence.add(prompt, prediction.presence, bool(sample.mask.any()))
             self.rows.append({"image": sample.file_name, "prompt": prompt, "iou": score.iou, "dice": score.dice,
                               "loss": score.loss, "pred_area": score.pred_area, "true_area": score.true_area,
+                              "pred_width": mean_width(prediction.mask), "true_width": true_width,
                               "presence": prediction.presence})
         return image_scores
 

@@ -15,6 +15,7 @@ from PIL import Image
 import drywall_qa.backends
 from drywall_qa.data import DATASETS, CocoSplit
 from drywall_qa.evaluate import evaluate_split, main, write_atomic
+from drywall_qa.metrics import mean_width
 from drywall_qa.segmenter import Prediction
 
 SIZES = [(48, 64), (64, 48), (40, 40)]        # (h, w) of the three generated images
@@ -109,6 +110,9 @@ def test_scores_match_hand_computation(split_dir: Path, tmp_path: Path) -> None:
                                                           for p in ("first", "second")]
     assert [float(r["iou"]) for r in rows if r["prompt"] == "first"] == [1.0, 0.0, 0.0]
     assert [int(r["true_area"]) for r in rows if r["prompt"] == "second"] == areas
+    second_rows = [r for r in rows if r["prompt"] == "second"]            # predicted the truth: same widths
+    assert [float(r["true_width"]) for r in second_rows] == pytest.approx([mean_width(split.mask(i)) for i in range(3)])
+    assert [r["pred_width"] for r in second_rows] == [r["true_width"] for r in second_rows]
     # first two images, then the two worst by the first prompt's IoU (ties: earlier image first)
     assert sorted(p.name for p in (out / "panels").iterdir()) == [
         "first_000_img_0.png", "first_001_img_1.png", "worst_000_img_1.png", "worst_001_img_2.png"]

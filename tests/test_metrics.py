@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from drywall_qa.metrics import (ImageScores, ThresholdSweep, aggregate, bce_with_logits, score_image, score_masks,
-                                soft_target, sweep_thresholds)
+from drywall_qa.metrics import (ImageScores, ThresholdSweep, aggregate, bce_with_logits, mean_width, score_image,
+                                score_masks, soft_target, sweep_thresholds)
 
 
 def _mask(rows: list[str]) -> np.ndarray:
@@ -85,6 +85,20 @@ def test_score_image_collects_areas() -> None:
     assert (scores.pred_area, scores.true_area, scores.intersection, scores.union) == (3, 3, 2, 4)
     assert scores.iou == pytest.approx(2 / 4)
     assert scores.loss == pytest.approx(math.log(2))   # zero logits: ln 2 whatever the target
+
+
+def test_mean_width_of_strips_a_disk_and_nothing() -> None:
+    strip = np.zeros((60, 300), bool)
+    strip[20:23, 10:290] = True                                       # 3 px wide, 280 px long
+    assert mean_width(strip) == pytest.approx(2 * 3 * 280 / (2 * 280 + 2 * 3))
+    line = np.zeros((10, 200), bool)
+    line[5, 50:150] = True
+    assert mean_width(line) == pytest.approx(1, rel=0.02)
+    yy, xx = np.mgrid[:101, :101]
+    disk = (yy - 50) ** 2 + (xx - 50) ** 2 <= 40 ** 2                  # convex: edge perimeter = bounding box's
+    assert mean_width(disk) == pytest.approx(2 * disk.sum() / (4 * 81))
+    assert mean_width(np.zeros((5, 5), bool)) == 0.0
+    assert mean_width(np.ones((4, 6), bool)) == pytest.approx(2 * 24 / 20)  # the image border bounds it
 
 
 def _scores(iou: float, inter: int, pred: int, true: int, loss: float = 0.0,
