@@ -18,6 +18,14 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0)
     return (1 - (2 * inter + eps) / (prob.sum(1) + target.sum(1) + eps)).mean()
 
 
+def soft_iou_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """1 − soft IoU (Jaccard) per image, averaged: every image weighs the same, as in mIoU."""
+    prob = logits.sigmoid().flatten(1)
+    target = target.flatten(1)
+    inter = (prob * target).sum(1)
+    return (1 - (inter + eps) / (prob.sum(1) + target.sum(1) - inter + eps)).mean()
+
+
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0, alpha: float = 0.25) -> torch.Tensor:
     """Sigmoid focal loss (Lin et al. 2017), mean over pixels."""
     bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
@@ -31,5 +39,6 @@ LOSSES: dict[str, LossFn] = {
     "bce": F.binary_cross_entropy_with_logits,
     "bce+dice": lambda logits, target: F.binary_cross_entropy_with_logits(logits, target)
     + soft_dice_loss(logits, target),
+    "iou": soft_iou_loss,
     "focal+dice": lambda logits, target: 10 * focal_loss(logits, target) + soft_dice_loss(logits, target),
 }
