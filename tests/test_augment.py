@@ -39,3 +39,12 @@ def test_crop_scale_option_reaches_the_training_config(tmp_path) -> None:
     for bad in (["0.7", "0.4"], ["0", "0.5"], ["0.5", "1.5"]):
         with pytest.raises(SystemExit):
             parse_args([*common, "--crop-scale", *bad])
+
+
+@pytest.mark.parametrize("height, width", [(200, 600), (600, 200)])
+def test_crops_reach_every_part_of_a_non_square_image(height: int, width: int) -> None:
+    image = np.full((height, width, 3), 128, np.uint8)
+    far_end = np.zeros((height, width), bool)
+    far_end[height - 100:, width - 100:] = True                   # the corner farthest from the origin
+    seen = [float(augment(image, far_end, 32, np.random.default_rng(seed))[1].max()) for seed in range(30)]
+    assert max(seen) == 1.0

@@ -32,20 +32,22 @@ class AugmentConfig:
     noise_std: float = 0.02
 
 
-def _affine(rng: np.random.Generator, cfg: AugmentConfig, scale: float, side: float,
+def _affine(rng: np.random.Generator, cfg: AugmentConfig, scale: float, size: tuple[int, int],
             out: int) -> tuple[float, ...]:
-    """PIL affine coefficients mapping output pixels (``out``×``out``) to input pixels of a ``side``-wide image:
-    a crop of ``scale`` times the side, a random rotation (free angle plus optional multiples of 90°) and a
-    horizontal flip."""
+    """PIL affine coefficients mapping output pixels (``out``×``out``) to input pixels of an image of ``size``
+    (width, height): a square crop of ``scale`` times the shorter side anywhere in the image, a random rotation (free
+    angle plus optional multiples of 90°) and a horizontal flip."""
     angle = math.radians(rng.uniform(-cfg.max_rotation_deg, cfg.max_rotation_deg)) if cfg.enabled else 0.0
     if cfg.enabled and cfg.rot90:
         angle += rng.integers(4) * math.pi / 2
     flip = -1.0 if cfg.enabled and rng.random() < 0.5 else 1.0
-    step = scale * side / out  # input pixels per output pixel
+    crop = scale * min(size)
+    step = crop / out  # input pixels per output pixel
     cos, sin = math.cos(angle) * step, math.sin(angle) * step
     # keep the crop inside the image as far as the rotation allows
-    reach = max(0.0, side / 2 * (1.0 - scale * (abs(math.cos(angle)) + abs(math.sin(angle)))))
-    cx, cy = side / 2 + (rng.uniform(-reach, reach, size=2) if reach > 0 else np.zeros(2))
+    centre = np.array(size, dtype=np.float64) / 2
+    reach = np.maximum(0.0, centre - crop / 2 * (abs(math.cos(angle)) + abs(math.sin(angle))))
+    cx, cy = centre + (rng.uniform(-reach, reach) if reach.max() > 0 else np.zeros(2))
     a, b, d, e = cos * flip, -sin, sin * flip, cos
     half = out / 2
     return (a, b, cx - a * half - b * half, d, e, cy - d * half - e * half)
@@ -71,11 +73,10 @@ def augment(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """RGB uint8 ``H×W×3`` + bool mask → float image ``[3, size, size]`` in [0, 1] and soft mask ``[size, size]``."""
     scale = rng.uniform(cfg.min_scale, cfg.max_scale) if cfg.enabled else 1.0
-    side = min(image.shape[:2])
-    factor = max(1, int(scale * side / (2 * size)))  # source pixels per warped pixel, rounded down
+    factor = max(1, int(scale * min(image.shape[:2]) / (2 * size)))  # source pixels per warped pixel, rounded down
     source = Image.fromarray(image).reduce(factor)
     source_mask = Image.fromarray(mask.astype(np.uint8) * 255).reduce(factor)
-    coefficients = _affine(rng, cfg, scale, min(source.size), 2 * size)
+    coefficients = _affine(rng, cfg, scale, source.size, 2 * size)
     warp = {"size": (2 * size, 2 * size), "method": Image.Transform.AFFINE, "data": coefficients,
             "resample": Image.Resampling.BILINEAR}
     warped = source.transform(**warp).reduce(2)
