@@ -26,7 +26,7 @@ from drywall_qa.cli_args import add_model_arguments
 from drywall_qa.evaluate import write_png
 from drywall_qa.imaging import load_image
 from drywall_qa.presence import describe_presence
-from drywall_qa.segmenter import Condition, Prediction, Segmenter, truncation_note
+from drywall_qa.segmenter import Condition, Prediction, Segmenter, borrowed_settings_note, truncation_note
 from drywall_qa.semantic import render_semantic, semantic_map
 
 
@@ -37,7 +37,7 @@ def _slug(text: str) -> str:
 def write_outputs(image: np.ndarray, predictions: Sequence[Prediction], out_dir: Path, semantic: bool,
                   calibrated: Sequence[str] = ()) -> dict:
     """Write the masks, ``predictions.json`` and (``semantic``) the label map and its picture; return the JSON.
-    ``calibrated``: the prompts whose presence is calibrated."""
+    ``calibrated``: the prompts whose presence is calibrated (a prediction's ``settings_from`` counts)."""
     (out_dir / "masks").mkdir(parents=True, exist_ok=True)
     report: dict = {"predictions": []}
     for index, prediction in enumerate(predictions):
@@ -45,7 +45,8 @@ def write_outputs(image: np.ndarray, predictions: Sequence[Prediction], out_dir:
         write_png(out_dir / name, np.repeat(prediction.mask[..., None].astype(np.uint8) * 255, 3, axis=2))
         report["predictions"].append({"prompt": prediction.prompt, "threshold": prediction.threshold,
                                       "coverage": prediction.coverage, "presence": prediction.presence,
-                                      "presence_calibrated": prediction.prompt in calibrated,
+                                      "presence_calibrated": prediction.settings_from in calibrated,
+                                      "settings_from": prediction.settings_from,
                                       "truncated": prediction.truncated, "mask": name})
     if semantic:
         labels = semantic_map(predictions)
@@ -89,11 +90,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2
     limit = segmenter.backend.max_prompt_tokens
-    for note in (truncation_note(p.prompt, limit) for p in predictions if p.truncated):
+    notes = [truncation_note(p.prompt, limit) for p in predictions if p.truncated]
+    notes += [borrowed_settings_note(p) for p in predictions if p.borrowed_settings]
+    for note in notes:
         print(f"{parser.prog}: note: {note}", file=sys.stderr)
     for prediction in predictions:
         print(f"{prediction.prompt[:48]:<48} coverage {prediction.coverage:7.2%}  "
-              f"{describe_presence(prediction.presence, prediction.prompt in calibrated)}")
+              f"{describe_presence(prediction.presence, prediction.settings_from in calibrated)}")
     print(f"results in {args.out}")
     return 0
 

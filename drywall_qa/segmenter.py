@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from drywall_qa.backends import Backend, display_name, load_backend, repeat_features
 from drywall_qa.errors import InputError
@@ -45,6 +46,14 @@ class Prediction:
     truncated: bool = False
     #: how the mask was shaped from the thresholded probabilities (:mod:`drywall_qa.shapes`)
     shape: str = PIXELS
+    #: the calibrated prompt whose threshold, shape and presence calibration were used: the prompt itself, one it
+    #: paraphrases (see :meth:`Segmenter.settings_source`), or None (defaults)
+    settings_from: str | None = None
+
+    @property
+    def borrowed_settings(self) -> bool:
+        """Whether the threshold, shape and presence calibration are another (calibrated) prompt's."""
+        return self.settings_from not in (None, self.prompt)
 
     @property
     def coverage(self) -> float:
@@ -62,6 +71,12 @@ def truncation_note(prompt: str, limit: int | None) -> str:
     """What to tell a user whose prompt was truncated by the text encoder."""
     shown = prompt if len(prompt) <= 40 else prompt[:40] + "…"
     return f"prompt '{shown}' is longer than the model's {limit}-token limit; only its start was used"
+
+
+def borrowed_settings_note(prediction: Prediction) -> str:
+    """What to tell a user whose prompt uses the tuned settings of a calibrated prompt it paraphrases."""
+    shown = prediction.prompt if len(prediction.prompt) <= 40 else prediction.prompt[:40] + "…"
+    return f"prompt '{shown}' uses the tuned threshold and mask shape of '{prediction.settings_from}'"
 
 
 def select_device(preferred: str | torch.device | None = None) -> torch.device:
@@ -136,10 +151,28 @@ class Segmenter:
             logits = self.backend.decode(repeat_features(features, len(prompts)), embeddings)
         logits = logits.float().cpu().view(len(arrays), len(prompts), *logits.shape[-2:])
         labels = [p if isinstance(p, str) else p.label for p in prompts]
-        calibration, truncated = self.backend.presence_calibration, self.truncated(prompts)
-        return [[self._prediction(label, prompt_logits, array.shape[:2], threshold, calibration.get(label), cut)
-                 for label, prompt_logits, cut in zip(labels, image_logits, truncated)]
+        sources = [self.settings_source(label) if isinstance(p, str) or p.text_only else None
+                   for p, label in zip(prompts, labels)]
+        truncated = self.truncated(prompts)
+        return [[self._prediction(label, source, prompt_logits, array.shape[:2], threshold, cut)
+                 for label, source, prompt_logits, cut in zip(labels, sources, image_logits, truncated)]
                 for array, image_logits in zip(arrays, logits)]
+
+    def settings_source(self, prompt: str) -> str | None:
+        """The calibrated prompt whose threshold, output shape and presence calibration ``prompt`` uses: itself when
+        the checkpoint has settings for it, else the calibrated prompt with the most similar embedding if at least
+        the backend's ``paraphrase_similarity`` close ("segment joint tape" → "segment joint/tape"), else None."""
+        backend = self.backend
+        calibrated = list(dict.fromkeys([*backend.thresholds, *backend.prompt_shapes, *backend.presence_calibration]))
+        if prompt in calibrated:
+            return prompt
+        if not calibrated or backend.paraphrase_similarity is None:
+            return None
+        with torch.inference_mode():
+            vectors = F.normalize(self._prompt_embeddings([prompt, *calibrated]).float(), dim=-1)
+        similarity = vectors[1:] @ vectors[0]
+        best = int(similarity.argmax())
+        return calibrated[best] if float(similarity[best]) >= backend.paraphrase_similarity else None
 
     def truncated(self, prompts: Sequence[Condition]) -> list[bool]:
         """Per prompt: whether the text it is encoded from is longer than the text encoder's token limit."""
@@ -172,15 +205,16 @@ class Segmenter:
             self._embeddings.popitem(last=False)
         return torch.stack([sum(weight * self._embeddings[key] for key, weight in weighted) for weighted in parts])
 
-    def _prediction(self, prompt: str, logits: torch.Tensor, size: tuple[int, int], threshold: float | None,
-                    calibration: tuple[float, float] | None, truncated: bool) -> Prediction:
+    def _prediction(self, prompt: str, source: str | None, logits: torch.Tensor, size: tuple[int, int],
+                    threshold: float | None, truncated: bool) -> Prediction:
+        """``source``: the calibrated prompt whose settings apply (see :meth:`settings_source`)."""
         if threshold is None:
-            threshold = self.backend.thresholds.get(prompt, DEFAULT_THRESHOLD)
+            threshold = self.backend.thresholds.get(source, DEFAULT_THRESHOLD)
         probabilities = resize_probabilities(torch.sigmoid(logits), size)
-        shape = self.backend.prompt_shapes.get(prompt, PIXELS)
+        shape = self.backend.prompt_shapes.get(source, PIXELS)
+        presence = presence_probability(presence_logit(logits), self.backend.presence_calibration.get(source))
         return Prediction(prompt, probabilities, threshold_mask(probabilities, threshold, shape), logits.clone(),
-                          float(threshold), presence_probability(presence_logit(logits), calibration), truncated,
-                          shape)
+                          float(threshold), presence, truncated, shape, source)
 
     def _check_prompts(self, prompts: Sequence[Condition] | Condition) -> list[Condition]:
         """A bare string or visual prompt is one prompt; text is cleaned and must not be blank; at most

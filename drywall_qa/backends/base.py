@@ -29,6 +29,9 @@ class Backend(ABC):
     frozen_image_encoder: bool = False
     #: True when :meth:`encode_visual_prompts` maps example images into the prompt space (one-shot prompts)
     supports_visual_prompts: bool = False
+    #: cosine similarity of prompt embeddings from which a prompt without tuned settings uses those of a calibrated
+    #: prompt it paraphrases (``Segmenter.settings_source``); None: never, the text encoder was not measured for it
+    paraphrase_similarity: float | None = None
     #: per-channel normalisation of [0, 1] images
     image_mean: tuple[float, ...] = (0.5, 0.5, 0.5)
     image_std: tuple[float, ...] = (0.5, 0.5, 0.5)

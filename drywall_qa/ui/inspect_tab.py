@@ -21,7 +21,7 @@ from PIL import Image
 
 from drywall_qa.imaging import load_image
 from drywall_qa.presence import describe_presence
-from drywall_qa.segmenter import Prediction
+from drywall_qa.segmenter import Prediction, borrowed_settings_note
 from drywall_qa.semantic import render_semantic, semantic_map
 from drywall_qa.shapes import PIXELS, threshold_mask
 from drywall_qa.ui.exports import scratch_dir, write_downloads
@@ -143,10 +143,11 @@ class InspectTab:
         start = time.perf_counter()
         predictions = model.predict(array, conditions)
         latency_ms = 1000 * (time.perf_counter() - start)
+        notes += [borrowed_settings_note(p) for p in predictions if p.borrowed_settings]
         prompts = [p.prompt for p in predictions]
         result = InspectResult(array, Path(name).stem, model.name, prompts,
-                               [p.probabilities for p in predictions], [model.threshold(p) for p in prompts],
-                               latency_ms, [describe_presence(p.presence, model.presence_calibrated(p.prompt))
+                               [p.probabilities for p in predictions], [p.threshold for p in predictions],
+                               latency_ms, [describe_presence(p.presence, model.presence_calibrated(p))
                                             for p in predictions], [p.shape for p in predictions])
         status = (f"{len(prompts)} prompt{'s' * (len(prompts) > 1)} on {escape_md(name)} "
                   f"({array.shape[1]}×{array.shape[0]}) in **{latency_ms:.0f} ms** · {escape_md(model.name)}")

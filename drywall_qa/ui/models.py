@@ -15,7 +15,7 @@ import numpy as np
 
 from drywall_qa.backends import BUNDLED_DIR, BUNDLED_NAME, DEFAULT_CLIPSEG
 from drywall_qa.errors import InputError, ModelLoadError
-from drywall_qa.segmenter import DEFAULT_THRESHOLD, Condition, Prediction, Segmenter, truncation_note
+from drywall_qa.segmenter import Condition, Prediction, Segmenter, truncation_note
 from drywall_qa.ui.messages import escape_md
 
 #: dropdown value meaning "use the folder typed in the text box"
@@ -78,13 +78,9 @@ class SharedModel:
     def family(self) -> str:
         return self.segmenter.backend.family
 
-    def threshold(self, prompt: str) -> float:
-        """The checkpoint's tuned threshold for ``prompt`` (0.5 when it has none)."""
-        return self.segmenter.backend.thresholds.get(prompt, DEFAULT_THRESHOLD)
-
-    def presence_calibrated(self, prompt: str) -> bool:
-        """Whether the checkpoint holds a presence calibration for ``prompt``."""
-        return prompt in self.segmenter.backend.presence_calibration
+    def presence_calibrated(self, prediction: Prediction) -> bool:
+        """Whether the prediction's presence went through a calibration the checkpoint holds."""
+        return prediction.settings_from in self.segmenter.backend.presence_calibration
 
     def predict(self, image: np.ndarray, prompts: Sequence[Condition],
                 threshold: float | None = None) -> list[Prediction]:
