@@ -67,16 +67,19 @@ def clean_prompt(text: str) -> str:
     return " ".join(visible.split())
 
 
+def _shorten(prompt: str) -> str:
+    return prompt if len(prompt) <= 40 else prompt[:40] + "…"
+
+
 def truncation_note(prompt: str, limit: int | None) -> str:
     """What to tell a user whose prompt was truncated by the text encoder."""
-    shown = prompt if len(prompt) <= 40 else prompt[:40] + "…"
-    return f"prompt '{shown}' is longer than the model's {limit}-token limit; only its start was used"
+    return f"prompt '{_shorten(prompt)}' is longer than the model's {limit}-token limit; only its start was used"
 
 
 def borrowed_settings_note(prediction: Prediction) -> str:
     """What to tell a user whose prompt uses the tuned settings of a calibrated prompt it paraphrases."""
-    shown = prediction.prompt if len(prediction.prompt) <= 40 else prediction.prompt[:40] + "…"
-    return f"prompt '{shown}' uses the tuned threshold and mask shape of '{prediction.settings_from}'"
+    return (f"prompt '{_shorten(prediction.prompt)}' uses the tuned threshold and mask shape of "
+            f"'{prediction.settings_from}'")
 
 
 def select_device(preferred: str | torch.device | None = None) -> torch.device:
@@ -153,9 +156,13 @@ class Segmenter:
         labels = [p if isinstance(p, str) else p.label for p in prompts]
         sources = [self.settings_source(label) if isinstance(p, str) or p.text_only else None
                    for p, label in zip(prompts, labels)]
+        backend = self.backend
+        tuned, shapes, calibration = backend.thresholds, backend.prompt_shapes, backend.presence_calibration
+        settings = [(source, tuned.get(source, DEFAULT_THRESHOLD) if threshold is None else threshold,
+                     shapes.get(source, PIXELS), calibration.get(source)) for source in sources]
         truncated = self.truncated(prompts)
-        return [[self._prediction(label, source, prompt_logits, array.shape[:2], threshold, cut)
-                 for label, source, prompt_logits, cut in zip(labels, sources, image_logits, truncated)]
+        return [[_prediction(label, prompt_logits, array.shape[:2], cut, *setting)
+                 for label, setting, prompt_logits, cut in zip(labels, settings, image_logits, truncated)]
                 for array, image_logits in zip(arrays, logits)]
 
     def settings_source(self, prompt: str) -> str | None:
@@ -205,17 +212,6 @@ class Segmenter:
             self._embeddings.popitem(last=False)
         return torch.stack([sum(weight * self._embeddings[key] for key, weight in weighted) for weighted in parts])
 
-    def _prediction(self, prompt: str, source: str | None, logits: torch.Tensor, size: tuple[int, int],
-                    threshold: float | None, truncated: bool) -> Prediction:
-        """``source``: the calibrated prompt whose settings apply (see :meth:`settings_source`)."""
-        if threshold is None:
-            threshold = self.backend.thresholds.get(source, DEFAULT_THRESHOLD)
-        probabilities = resize_probabilities(torch.sigmoid(logits), size)
-        shape = self.backend.prompt_shapes.get(source, PIXELS)
-        presence = presence_probability(presence_logit(logits), self.backend.presence_calibration.get(source))
-        return Prediction(prompt, probabilities, threshold_mask(probabilities, threshold, shape), logits.clone(),
-                          float(threshold), presence, truncated, shape, source)
-
     def _check_prompts(self, prompts: Sequence[Condition] | Condition) -> list[Condition]:
         """A bare string or visual prompt is one prompt; text is cleaned and must not be blank; at most
         ``MAX_PROMPTS``; example images need a backend that can encode them."""
@@ -236,6 +232,16 @@ class Segmenter:
                 raise InputError(f"prompts[{index}]", f"empty prompt {prompt!r}",
                                  "type what to segment, e.g. 'segment crack'")
         return [clean_prompt(p) if isinstance(p, str) else p for p in prompts]
+
+
+def _prediction(prompt: str, logits: torch.Tensor, size: tuple[int, int], truncated: bool, source: str | None,
+                threshold: float, shape: str, calibration: tuple[float, float] | None) -> Prediction:
+    """One prompt's prediction on one image, with the settings of ``source`` (see ``Segmenter.settings_source``)
+    already resolved to a threshold, a shape and a presence calibration."""
+    probabilities = resize_probabilities(torch.sigmoid(logits), size)
+    return Prediction(prompt, probabilities, threshold_mask(probabilities, threshold, shape), logits.clone(),
+                      float(threshold), presence_probability(presence_logit(logits), calibration), truncated, shape,
+                      source)
 
 
 def _weighted_keys(prompt: Condition) -> list[tuple[str | tuple, float]]:

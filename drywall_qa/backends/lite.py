@@ -149,19 +149,21 @@ class LiteModel(PreTrainedModel):
             self.backbone.load_imagenet_weights()
 
     def encode_image(self, pixel_values: torch.Tensor) -> Features:
-        """Prompt-independent features at strides 2, 4, 8, 16, 32, projected to the decoder widths."""
+        """Prompt-independent features at strides 2, 4, 8, 16, 32, projected to the decoder widths, channels-last
+        (repeated per prompt in that layout, see ``repeat_features``)."""
         if self.detail is None:
             maps = self.backbone(pixel_values)
         else:
             maps = (self.detail(pixel_values), *self.backbone(pixel_values).feature_maps)
-        return tuple(block.lateral(m) for block, m in zip(self.blocks, maps))
+        return tuple(block.lateral(m).contiguous(memory_format=torch.channels_last)
+                     for block, m in zip(self.blocks, maps))
 
     def decode(self, features: Features, embeddings: torch.Tensor) -> torch.Tensor:
         """Logits ``[B, S, S]`` at the model input size (twice the stride-2 features)."""
         films = self.prompt_mlp(embeddings).split([2 * d for d in self.config.decoder_sizes], dim=1)
         x = None
         for block, feature, film in zip(reversed(self.blocks), reversed(features), reversed(films)):
-            x = block(feature.contiguous(memory_format=torch.channels_last), x, film)
+            x = block(feature, x, film)
         logits = self.head(x)
         size = (2 * features[0].shape[-2], 2 * features[0].shape[-1])
         return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)[:, 0]

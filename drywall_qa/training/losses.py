@@ -10,20 +10,22 @@ import torch.nn.functional as F
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def _soft_overlap(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per image: soft intersection, predicted area and target area."""
+    prob, target = logits.sigmoid().flatten(1), target.flatten(1)
+    return (prob * target).sum(1), prob.sum(1), target.sum(1)
+
+
 def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
     """1 − Dice per image, averaged; ``eps`` keeps an empty target with an empty prediction at ~0 loss."""
-    prob = logits.sigmoid().flatten(1)
-    target = target.flatten(1)
-    inter = (prob * target).sum(1)
-    return (1 - (2 * inter + eps) / (prob.sum(1) + target.sum(1) + eps)).mean()
+    inter, predicted, true = _soft_overlap(logits, target)
+    return (1 - (2 * inter + eps) / (predicted + true + eps)).mean()
 
 
 def soft_iou_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
     """1 − soft IoU (Jaccard) per image, averaged: every image weighs the same, as in mIoU."""
-    prob = logits.sigmoid().flatten(1)
-    target = target.flatten(1)
-    inter = (prob * target).sum(1)
-    return (1 - (inter + eps) / (prob.sum(1) + target.sum(1) - inter + eps)).mean()
+    inter, predicted, true = _soft_overlap(logits, target)
+    return (1 - (inter + eps) / (predicted + true - inter + eps)).mean()
 
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0, alpha: float = 0.25) -> torch.Tensor:
