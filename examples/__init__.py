@@ -1,0 +1,1 @@
+"""Generated demo images and the script that makes them."""
