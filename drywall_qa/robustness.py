@@ -2,7 +2,10 @@
 
 Each perturbation has two strengths (``low``, ``high``). Geometry changes the ground truth too: a rotated image
 gets its mask rotated the same way (the canvas grows to keep every pixel; new corners are black background).
-Noise is seeded per image, so a report is reproducible. :func:`drywall_qa.evaluate.evaluate_robustness` runs the
+Noise and drawn cracks are seeded per image, so a report is reproducible. A drawn crack (``crack``: dark random-walk
+lines, :mod:`drywall_qa.drawing`) is not added to the ground truth: it asks whether a crack elsewhere in the photo
+changes the answer to the other prompts (a taping area with a crack on it); on a crack split it is an unannotated
+crack, so the score drops by construction. :func:`drywall_qa.evaluate.evaluate_robustness` runs the
 split under each one with the ordinary evaluation code.
 """
 
@@ -18,6 +21,7 @@ from matplotlib.figure import Figure
 from PIL import Image, ImageEnhance, ImageFilter
 
 from drywall_qa.data import CocoSplit, Sample
+from drywall_qa.drawing import draw_crack
 from drywall_qa.errors import InputError
 
 Apply = Callable[[np.ndarray, np.ndarray, float, np.random.Generator], tuple[np.ndarray, np.ndarray]]
@@ -52,6 +56,13 @@ def _rotate(image: np.ndarray, mask: np.ndarray, degrees: float, rng: np.random.
     return np.asarray(rotated), np.asarray(rotated_mask) > 127
 
 
+def _crack(image: np.ndarray, mask: np.ndarray, count: float, rng: np.random.Generator) -> tuple:
+    canvas = Image.fromarray(image)
+    for _ in range(int(count)):
+        draw_crack(canvas, rng, steps=40)
+    return np.asarray(canvas), mask
+
+
 @dataclass(frozen=True)
 class Perturbation:
     """A named image change with a low and a high strength; ``label`` formats a strength for tables."""
@@ -71,6 +82,7 @@ PERTURBATIONS: dict[str, Perturbation] = {p.name: p for p in (
     Perturbation("jpeg", (30, 10), "quality {:g}", _jpeg),
     Perturbation("brightness", (0.6, 0.3), "×{:g}", _brightness),
     Perturbation("rotate", (10, 30), "{:g}°", _rotate),
+    Perturbation("crack", (1, 3), "×{:g}", _crack),
 )}
 
 

@@ -1,7 +1,7 @@
 """Synthesise the demo images in this folder (no dataset images): gypsum board with the joints between boards, as in
 the taping data, and dark cracks on board or on a painted wall.
 
-    python examples/make_examples.py        # rewrites examples/*.png, deterministic
+    python -m examples.make_examples        # rewrites examples/*.png, deterministic
 
 ``render(name)`` also gives where the joints and cracks were drawn, which ``tests/test_examples.py`` checks the
 bundled model finds.
@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageFilter
+
+from drywall_qa.drawing import draw_crack, draw_polyline
 
 SIZE = 640
 HERE = Path(__file__).resolve().parent
@@ -56,15 +58,6 @@ def surface(rng: np.random.Generator, tint: tuple[int, int, int]) -> Image.Image
     return Image.fromarray(np.clip(np.asarray(tint, np.float32) + light[..., None], 0, 255).astype(np.uint8))
 
 
-def _draw(image: Image.Image, truth: np.ndarray, points: list[tuple[float, float]], fill: tuple[int, int, int],
-          width: int) -> None:
-    """Draw a polyline on the image and mark it in ``truth``."""
-    ImageDraw.Draw(image).line(points, fill=fill, width=width, joint="curve")
-    mark = Image.new("1", image.size, 0)
-    ImageDraw.Draw(mark).line(points, fill=1, width=width, joint="curve")
-    truth |= np.asarray(mark, bool)
-
-
 def board_joint(image: Image.Image, truth: np.ndarray, rng: np.random.Generator, vertical: bool) -> None:
     """The butt joint between two boards: a thin dark straight line across the image, slightly off the axis, with
     the lit edge of the next board beside it."""
@@ -74,22 +67,7 @@ def board_joint(image: Image.Image, truth: np.ndarray, rng: np.random.Generator,
         a, b = start + offset, end + offset
         points = [(a, 0.0), (b, float(SIZE))] if vertical else [(0.0, a), (float(SIZE), b)]
         fill = tuple(int(min(255, gain * c)) for c in colour)
-        _draw(image, truth, points, fill, width)
-
-
-def crack(image: Image.Image, truth: np.ndarray, rng: np.random.Generator, steps: int) -> None:
-    """A dark random-walk polyline, 1–3 px wide, with a short branch."""
-    point = rng.uniform(120, 520, 2)
-    heading = rng.uniform(0, 2 * np.pi)
-    points = [tuple(point)]
-    for _ in range(steps):
-        heading += rng.normal(0, 0.35)
-        point = np.clip(point + 9 * np.array([np.cos(heading), np.sin(heading)]), 5, SIZE - 5)
-        points.append(tuple(point))
-    for start in range(0, len(points) - 1, 4):
-        _draw(image, truth, points[start:start + 5], (58, 54, 50), width=int(rng.integers(1, 4)))
-    fork = points[len(points) // 2]
-    _draw(image, truth, [fork, (fork[0] + rng.uniform(-60, 60), fork[1] + rng.uniform(-60, 60))], (70, 66, 60), 1)
+        draw_polyline(image, points, fill, width, truth)
 
 
 def render(name: str) -> Example:
@@ -100,7 +78,7 @@ def render(name: str) -> Example:
     for direction in spec.joints:
         board_joint(example.image, example.joints, rng, vertical=direction == "v")
     if spec.crack_steps:
-        crack(example.image, example.cracks, rng, spec.crack_steps)
+        draw_crack(example.image, rng, spec.crack_steps, example.cracks)
     return example
 
 

@@ -69,6 +69,12 @@ def test_rotation_rotates_the_ground_truth(drawn_split: CocoSplit) -> None:
         assert (bright & sample.mask).sum() / (bright | sample.mask).sum() > 0.9
 
 
+def test_drawn_crack_leaves_the_ground_truth_alone(drawn_split: CocoSplit) -> None:
+    sample = PerturbedSplit(drawn_split, PERTURBATIONS["crack"], 3)[0]
+    np.testing.assert_array_equal(sample.mask, drawn_split.mask(0))
+    assert (sample.image != drawn_split[0].image).any()
+
+
 def test_noise_is_reproducible_per_image(drawn_split: CocoSplit) -> None:
     noise = PERTURBATIONS["noise"]
     first = PerturbedSplit(drawn_split, noise, 8)[0].image

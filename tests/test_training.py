@@ -21,9 +21,12 @@ from drywall_qa.data import DATASETS, CocoSplit, split_dir
 from drywall_qa.training.checkpoint import STATE_FILE
 from drywall_qa.training.feature_cache import FeatureCache
 from drywall_qa.training.history import read_history
+from drywall_qa.training.augment import AugmentConfig
 from drywall_qa.training.loop import TrainConfig, TrainStep, train
 from drywall_qa.training.losses import LOSSES
-from drywall_qa.training.samples import DISTRACTOR_PROMPTS, EpochSampler, PromptedSegmentationSet, Source, balanced_weights
+from drywall_qa.training.samples import (
+    DISTRACTOR_PROMPTS, EpochSampler, PromptedSegmentationSet, Source, balanced_weights, can_overlay,
+)
 from drywall_qa.training.validation import UNRELATED_PROMPTS
 from train.__main__ import main
 
@@ -337,6 +340,44 @@ def test_without_negatives_targets_and_prompts_are_the_images_own(data: Path) ->
 def test_single_dataset_negatives_use_distractors(data: Path) -> None:
     dataset = PromptedSegmentationSet(sources(data, ("cracks",)), 32, negatives=1.0, images=False)
     assert {dataset[i]["prompt"] for i in range(len(dataset))} <= set(DISTRACTOR_PROMPTS)
+
+
+# --- overlays -------------------------------------------------------------------------------------------------------
+
+def test_overlay_draws_a_crack_into_taping_images_and_crack_prompts_then_target_it(data: Path) -> None:
+    """Augmentation off, so the overlay is the only difference from the same dataset without overlays."""
+    plain, overlaid = (PromptedSegmentationSet(sources(data), 32, prompts="all", negatives=0.6, overlay=p,
+                                               augmentation=AugmentConfig(enabled=False)) for p in (0.0, 1.0))
+    targeted = 0
+    for epoch in range(6):
+        plain.set_epoch(epoch)
+        overlaid.set_epoch(epoch)
+        for item in (i for i, (source, _) in enumerate(plain.index) if source == 0):      # the taping images
+            before, after = plain[item], overlaid[item]
+            assert after["prompt"] == before["prompt"]
+            darker = after["image"] < before["image"]
+            assert (after["image"] <= before["image"]).all() and darker.any()
+            if after["prompt"] in DATASETS["cracks"].prompts:
+                assert not after["negative"] and after["target"].max() > 0
+                assert darker.any(0)[after["target"] > 0.5].float().mean() > 0.8          # the target is drawn in
+                targeted += 1
+            else:                                                                        # own or distractor prompt
+                assert torch.equal(after["target"], before["target"])
+    assert targeted > 0
+
+
+def test_only_thin_masks_are_overlaid() -> None:
+    line, box = np.zeros((40, 40), bool), np.zeros((40, 40), bool)
+    line[10:13, 2:38] = True
+    box[5:30, 5:30] = True
+    assert can_overlay(line) and not can_overlay(box) and not can_overlay(np.zeros((40, 40), bool))
+
+
+def test_overlay_needs_images(data: Path, capsys, tiny_clipseg_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="overlays need images"):
+        PromptedSegmentationSet(sources(data), 32, overlay=0.5, images=False)
+    code, err = run_main(capsys, tiny_clipseg_dir, data, tmp_path / "out", "--overlay", "0.5")
+    assert code == 2 and "--overlay" in err and "cached image features" in err
 
 
 # --- epoch sampling -------------------------------------------------------------------------------------------------

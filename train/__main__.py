@@ -48,6 +48,9 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--prompts", default="canonical", choices=["canonical", "all"])
     p.add_argument("--negatives", type=_probability, default=0.1,
                    help="probability of a negative (absent-target) prompt")
+    p.add_argument("--overlay", type=_probability, default=0.0,
+                   help="probability of darkening a thin mask of another dataset (a crack) into a training image; "
+                   "that dataset's prompts then target it")
     p.add_argument("--limit", type=count_arg(1), default=None, help="cap the images per split (quick runs)")
     p.add_argument("--samples-per-epoch", type=count_arg(1), default=None,
                    help="draw this many training samples per epoch")

@@ -67,6 +67,7 @@ class TrainConfig:
     loss: str = "bce"
     prompts: str = "canonical"
     negatives: float = 0.1
+    overlay: float = 0.0  # probability of darkening a thin mask of another dataset into a training image
     limit: int | None = None
     samples_per_epoch: int | None = None
     augment: bool = True
@@ -224,9 +225,12 @@ def train(config: TrainConfig) -> dict:
     size = backend.input_size if cached else config.train_size or backend.input_size
     train_sources = [Source(spec, split) for spec, split in _splits(config, "train").values()]
     valid = _splits(config, "valid")
+    if cached and config.overlay:
+        raise InputError("--overlay", "this model trains on cached image features, so nothing can be drawn into "
+                         "the images", "drop --overlay, or pass --unfreeze-last N to train on images")
     dataset = PromptedSegmentationSet(train_sources, size, config.prompts, config.negatives, config.seed,
                                       AugmentConfig(config.augment and not cached, *config.crop_scale), config.limit,
-                                      images=not cached)
+                                      images=not cached, overlay=config.overlay)
     sampler = EpochSampler(len(dataset), config.seed, config.samples_per_epoch,
                            balanced_weights(dataset) if config.balance else None)
     loader = accelerator.prepare(DataLoader(dataset, config.batch_size, sampler=sampler, collate_fn=collate,

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from PIL import Image
+from scipy import ndimage
 from torch.utils.data import Dataset, Sampler
 
 from drywall_qa.data import CocoSplit, DatasetSpec
@@ -25,6 +27,23 @@ DISTRACTOR_PROMPTS = (
 )
 
 
+#: an overlay is a mask of another dataset nowhere wider than this (pixels): cracks, not taping or box annotations
+OVERLAY_MAX_WIDTH = 12.0
+#: tries at drawing a thin enough overlay mask before the sample goes without one
+OVERLAY_TRIES = 5
+
+
+def can_overlay(mask: np.ndarray) -> bool:
+    """Whether a mask is non-empty and nowhere wider than ``OVERLAY_MAX_WIDTH`` (no pixel deeper than half of it)."""
+    return bool(mask.any()) and float(ndimage.distance_transform_edt(mask).max()) <= OVERLAY_MAX_WIDTH / 2
+
+
+def darken(image: np.ndarray, mask: np.ndarray, strength: float) -> np.ndarray:
+    """``image`` (uint8 ``H×W×3``) darkened by ``strength`` along ``mask``, its edge softened: a crack drawn on it."""
+    alpha = ndimage.gaussian_filter(mask.astype(np.float32), 0.7)[..., None]
+    return (image * (1 - strength * alpha)).astype(np.uint8)
+
+
 @dataclass(frozen=True)
 class Source:
     """One training split and the dataset it belongs to."""
@@ -36,6 +55,10 @@ class Source:
 class PromptedSegmentationSet(Dataset):
     """Yields dicts with ``image`` ([3,S,S] float in [0,1], or ``index`` when features are cached), ``target``
     (soft mask [S,S]), ``prompt`` and ``negative``.
+
+    With probability ``overlay`` an image also gets a thin mask of another dataset (a crack on a taping photo)
+    darkened into it, and a prompt of that dataset then targets the overlaid mask: the datasets never share an image,
+    so without it the model learns that a crack means "no taping here".
     """
 
     def __init__(
@@ -48,11 +71,16 @@ class PromptedSegmentationSet(Dataset):
         augmentation: AugmentConfig = AugmentConfig(),
         limit: int | None = None,
         images: bool = True,
+        overlay: float = 0.0,
     ) -> None:
         if prompts not in ("canonical", "all"):
             raise ValueError(f"prompts must be 'canonical' or 'all', not {prompts!r}")
         self.sources, self.size, self.prompts, self.negatives = list(sources), size, prompts, negatives
         self.seed, self.augmentation, self.images, self.epoch = seed, augmentation, images, 0
+        if overlay and not images:
+            raise ValueError("overlays need images: they cannot be drawn into cached features")
+        self.overlay = overlay
+        self._overlay_ok: dict[tuple[int, int], bool] = {}  # (source, image) → can_overlay(its mask)
         self.index = [(s, i) for s, src in enumerate(self.sources) for i in range(min(len(src.split), limit or 10**9))]
 
     def __len__(self) -> int:
@@ -69,6 +97,27 @@ class PromptedSegmentationSet(Dataset):
         pool = others if others and rng.random() < 0.5 else list(DISTRACTOR_PROMPTS)
         return pool[rng.integers(len(pool))]
 
+    def _overlay_mask(self, own: DatasetSpec, shape: tuple[int, int],
+                      rng: np.random.Generator) -> tuple[DatasetSpec, np.ndarray] | None:
+        """A thin mask from a random image of another dataset, resized to ``shape``; None when none was found."""
+        donors = [k for k, src in enumerate(self.sources) if src.spec.name != own.name]
+        for _ in range(OVERLAY_TRIES if donors else 0):
+            source_id = donors[rng.integers(len(donors))]
+            donor = self.sources[source_id]
+            image_id = int(rng.integers(len(donor.split)))
+            mask = donor.split.mask(image_id)
+            if self._can_overlay(source_id, image_id, mask):
+                resized = Image.fromarray(mask.astype(np.uint8)).resize(shape[::-1], Image.Resampling.NEAREST)
+                return donor.spec, np.asarray(resized, bool)
+        return None
+
+    def _can_overlay(self, source_id: int, image_id: int, mask: np.ndarray) -> bool:
+        """:func:`can_overlay`, cached per image."""
+        key = (source_id, image_id)
+        if key not in self._overlay_ok:
+            self._overlay_ok[key] = can_overlay(mask)
+        return self._overlay_ok[key]
+
     def __getitem__(self, item: int) -> dict:
         source_id, image_id = self.index[item]
         source = self.sources[source_id]
@@ -80,12 +129,19 @@ class PromptedSegmentationSet(Dataset):
         if negative:
             mask = np.zeros_like(mask)
         sample = {"prompt": prompt, "negative": negative, "index": item}
-        if self.images:
-            sample["image"], sample["target"] = augment(source.split.load_image(image_id), mask, self.size, rng,
-                                                        self.augmentation)
-        else:
+        if not self.images:
             sample["target"] = torch.nn.functional.interpolate(
                 torch.from_numpy(mask).float()[None, None], size=(self.size, self.size), mode="area")[0, 0]
+            return sample
+        image = source.split.load_image(image_id)
+        overlay = (self._overlay_mask(source.spec, mask.shape, rng)
+                   if self.overlay and rng.random() < self.overlay else None)
+        if overlay is not None:
+            spec, overlay_mask = overlay
+            image = darken(image, overlay_mask, rng.uniform(0.4, 0.75))
+            if prompt in self._prompts_of(spec):
+                mask, sample["negative"] = overlay_mask, False
+        sample["image"], sample["target"] = augment(image, mask, self.size, rng, self.augmentation)
         return sample
 
     def image_file(self, item: int) -> str:
