@@ -147,8 +147,16 @@ def test_resume_after_interruption_matches_uninterrupted_run(run: str, request: 
     resumed, uninterrupted = state_of(config.output_dir), state_of(reference.output_dir)
     assert resumed["epoch"] == uninterrupted["epoch"] == 2
     assert_same_weights(resumed["model"], uninterrupted["model"])
-    assert_same_weights(load_file(config.output_dir / "best" / "model.safetensors"),
-                        load_file(reference.output_dir / "best" / "model.safetensors"))
+    for name in ("best", "last"):
+        assert_same_weights(load_file(config.output_dir / name / "model.safetensors"),
+                            load_file(reference.output_dir / name / "model.safetensors"))
+
+
+def test_last_checkpoint_holds_the_final_weights(lite_run: TrainConfig) -> None:
+    last = lite_run.output_dir / "last"
+    assert_same_weights(load_file(last / "model.safetensors"), state_of(lite_run.output_dir)["model"])
+    thresholds = json.loads((last / "config.json").read_text())["prompt_thresholds"]
+    assert set(thresholds) == set(PROMPTS)
 
 
 def test_same_seed_same_metrics_other_seed_differs(lite_run: TrainConfig, tmp_path: Path) -> None:

@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if report:
-        print(f"best checkpoint: {config.output_dir / 'best'} (last mean valid Dice {report['score']:.4f})")
+        print(f"best checkpoint: {config.output_dir / 'best'}; last epoch's: {config.output_dir / 'last'} "
+              f"(its mean valid Dice {report['score']:.4f})")
     return 0
 
 

@@ -38,9 +38,10 @@ from drywall_qa.training.validation import best_thresholds, mean_dice, validate
 
 logger = logging.getLogger(__name__)
 BEST_DIR = "best"
+LAST_DIR = "last"
 ARGS_FILE = "training_args.json"
 #: files of a run that ``--overwrite`` removes (the feature cache stays: its entries are keyed by content)
-RUN_FILES = (BEST_DIR, STATE_FILE, HISTORY_FILE, CURVES_FILE, ARGS_FILE)
+RUN_FILES = (BEST_DIR, LAST_DIR, STATE_FILE, HISTORY_FILE, CURVES_FILE, ARGS_FILE)
 #: settings a resumed run may change without changing its result
 RESUME_MAY_CHANGE = {"data_root", "output_dir", "resume", "overwrite", "workers", "cache_dir", "mixed_precision"}
 #: how long the other processes wait while the main one validates
@@ -276,10 +277,11 @@ def train(config: TrainConfig) -> dict:
 
 def _end_of_epoch(accelerator: Accelerator, config: TrainConfig, backend: Backend, valid: dict, epoch: int,
                   train_loss: float, scheduler, optimizer, best: float) -> dict:
-    """Validate, log, keep the best checkpoint and write the resumable state (main process only).
+    """Validate, log, keep the best checkpoint and the last one and write the resumable state (main process only).
 
-    Order matters for crash safety: the history record and the best checkpoint come before the training state, so
-    a kill in between only makes the resumed run redo (and rewrite) this epoch.
+    ``OUT/last`` holds the latest epoch's weights: a model chosen without looking at validation scores, so those
+    scores stay honest. Order matters for crash safety: the history record and the checkpoints come before the
+    training state, so a kill in between only makes the resumed run redo (and rewrite) this epoch.
     """
     accelerator.wait_for_everyone()
     report: dict = {}
@@ -291,16 +293,19 @@ def _end_of_epoch(accelerator: Accelerator, config: TrainConfig, backend: Backen
         report["score"] = mean_dice(report["valid"])
         append_history(out, report)
         plot_curves(out)
+        thresholds = best_thresholds(report["valid"])
         if report["score"] > best:
-            _save_best(backend, config, best_thresholds(report["valid"]))
+            _save_checkpoint(backend, config, thresholds, BEST_DIR)
+        _save_checkpoint(backend, config, thresholds, LAST_DIR)
         save_training_state(out, backend.model, optimizer, scheduler, epoch + 1, max(best, report["score"]))
         logger.info("epoch %d: train loss %.4f, mean valid Dice %.4f", epoch + 1, train_loss, report["score"])
     accelerator.wait_for_everyone()
     return report
 
 
-def _save_best(backend: Backend, config: TrainConfig, thresholds: dict[str, float]) -> None:
-    """Checkpoint (safetensors + processor), its per-prompt thresholds and ``training_args.json``, swapped in whole."""
+def _save_checkpoint(backend: Backend, config: TrainConfig, thresholds: dict[str, float], name: str) -> None:
+    """``OUT/name``: checkpoint (safetensors + processor), its per-prompt thresholds and ``training_args.json``,
+    swapped in whole."""
     def write(folder: Path) -> None:
         backend.model.config.prompt_thresholds = thresholds
         try:
@@ -309,4 +314,4 @@ def _save_best(backend: Backend, config: TrainConfig, thresholds: dict[str, floa
             backend.model.config.prompt_thresholds = {}
         (folder / ARGS_FILE).write_text(json.dumps(asdict(config), indent=2, default=str))
 
-    replace_directory(config.output_dir / BEST_DIR, write)
+    replace_directory(config.output_dir / name, write)
