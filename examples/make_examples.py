@@ -41,7 +41,7 @@ class Example:
 
 
 EXAMPLES = {
-    "seam_and_crack": Spec(11, GREY_BOARD, joints="v", crack_steps=40),
+    "seam_and_crack": Spec(10, GREY_BOARD, joints="v", crack_steps=40),
     "hairline_crack": Spec(2, PAINT, crack_steps=55),
     "horizontal_seam": Spec(3, GREEN_BOARD, joints="h"),
     "plain_wall": Spec(4, GREY_BOARD),
