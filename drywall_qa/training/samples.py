@@ -105,18 +105,16 @@ class PromptedSegmentationSet(Dataset):
             source_id = donors[rng.integers(len(donors))]
             donor = self.sources[source_id]
             image_id = int(rng.integers(len(donor.split)))
+            key = (source_id, image_id)
+            if not self._overlay_ok.get(key, True):
+                continue  # known to be too wide: its mask is not decoded again
             mask = donor.split.mask(image_id)
-            if self._can_overlay(source_id, image_id, mask):
+            if key not in self._overlay_ok:
+                self._overlay_ok[key] = can_overlay(mask)
+            if self._overlay_ok[key]:
                 resized = Image.fromarray(mask.astype(np.uint8)).resize(shape[::-1], Image.Resampling.NEAREST)
                 return donor.spec, np.asarray(resized, bool)
         return None
-
-    def _can_overlay(self, source_id: int, image_id: int, mask: np.ndarray) -> bool:
-        """:func:`can_overlay`, cached per image."""
-        key = (source_id, image_id)
-        if key not in self._overlay_ok:
-            self._overlay_ok[key] = can_overlay(mask)
-        return self._overlay_ok[key]
 
     def __getitem__(self, item: int) -> dict:
         source_id, image_id = self.index[item]
