@@ -6,6 +6,7 @@ import json
 import os
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import gradio as gr
 import numpy as np
@@ -54,18 +55,18 @@ def test_selecting_a_row_shows_input_truth_prediction_and_errors(tab: ReviewTab,
     _, table, session, _ = score(tab, tiny_lite_dir)
     worst = list(table.iloc[0])
     event = gr.SelectData(None, {"index": [0, 3], "value": worst[3], "row_value": worst})
-    status, image, truth, prediction, errors, selection, decision, comment = tab.select(session, event)
+    status, image, truth, prediction, errors, name, prompt, decision, comment = tab.select(session, event)
     assert worst[0] in status and f"IoU {worst[2]:.3f}" in status
     assert image.shape == truth.shape == prediction.shape == errors.shape == (64, 64, 3)
     assert not np.array_equal(image, truth)          # the ground-truth polygon is drawn
-    assert selection == {"image": worst[0], "prompt": worst[1]} and decision is None and comment == ""
+    assert (name, prompt) == (worst[0], worst[1]) and decision is None and comment == ""
 
 
 def test_decisions_are_saved_shown_and_survive_a_restart(tab: ReviewTab, tiny_lite_dir: Path,
                                                          models: ModelCache) -> None:
     _, table, session, _ = score(tab, tiny_lite_dir)
     image, prompt = table.iloc[0]["Image"], table.iloc[0]["Prompt"]
-    status, table, review_file = tab.save(session, {"image": image, "prompt": prompt}, "reject", " wrong seam ")
+    status, table, review_file = tab.save(session, image, prompt, "reject", " wrong seam ")
     assert "Saved reject" in status
     row = table[(table["Image"] == image) & (table["Prompt"] == prompt)].iloc[0]
     assert (row["Decision"], row["Comment"]) == ("reject", "wrong seam")
@@ -78,11 +79,15 @@ def test_decisions_are_saved_shown_and_survive_a_restart(tab: ReviewTab, tiny_li
 
 
 def test_bad_review_requests_give_messages(tab: ReviewTab, tiny_lite_dir: Path, tmp_path: Path) -> None:
-    status, *rest = tab.save(None, None, "accept", "")
-    assert "click a row" in status and rest == [None, None]
+    status, *rest = tab.save(None, None, None, "accept", "")
+    assert "press Score" in status and rest == [None, None]
     _, _, session, _ = score(tab, tiny_lite_dir)
-    status, *_ = tab.save(session, {"image": "img0.png", "prompt": PROMPTS[0]}, None, "  ")
+    status, *_ = tab.save(session, "", PROMPTS[0], "accept", "")
+    assert "click a row" in status
+    status, *_ = tab.save(session, "img0.png", PROMPTS[0], None, "  ")
     assert "nothing to save" in status
+    status, *_ = tab.save(session, "img9.png", PROMPTS[0], "accept", "")
+    assert "not in the scored table" in status
     status, *_ = tab.show(session, "not-scored.png", PROMPTS[0])
     assert "no scored row" in status
     outside = make_split(tmp_path / "outside")
@@ -90,6 +95,33 @@ def test_bad_review_requests_give_messages(tab: ReviewTab, tiny_lite_dir: Path, 
     assert "outside the configured data folders" in status and table is None and session is None
     status, *_ = score(tab, tiny_lite_dir, value=str(tab.roots[0] / "cracks" / "valid" / ".." / ".." / ".."))
     assert "outside the configured data folders" in status
+
+
+def test_same_split_name_in_two_roots_keeps_separate_decisions(models: ModelCache, tiny_lite_dir: Path,
+                                                                 tmp_path: Path) -> None:
+    roots = [tmp_path / "a", tmp_path / "b"]
+    for root in roots:
+        make_split(root / "cracks" / "valid", n=2)
+    tab = ReviewTab(models, roots, tmp_path / "out")
+    files = []
+    for root, decision in zip(roots, ["accept", "reject"]):
+        _, _, session, _ = score(tab, tiny_lite_dir, limit=2, value=str(root / "cracks" / "valid"))
+        _, _, review_file = tab.save(session, "img0.png", PROMPTS[0], decision, "")
+        files.append(Path(review_file))
+    assert files[0] != files[1]
+    assert [json.loads(f.read_text())["reviews"]["img0.png"][PROMPTS[0]]["decision"] for f in files] == \
+        ["accept", "reject"]
+
+
+def test_heavy_requests_beyond_the_lane_are_refused_at_once(tab: ReviewTab, tiny_lite_dir: Path) -> None:
+    client = SimpleNamespace(client=SimpleNamespace(host="203.0.113.9"))
+    with tab.lane.admit("203.0.113.9"):
+        status, table, *_ = tab.score(str(tiny_lite_dir), str(tab.roots[0] / "cracks" / "valid"), PROMPTS, "",
+                                      True, 0.5, 3, client)
+    assert "already has 1 scoring or evaluation job" in status and table is None
+    status, *_ = tab.score(str(tiny_lite_dir), str(tab.roots[0] / "cracks" / "valid"), PROMPTS, "", True, 0.5,
+                           float("nan"), client)
+    assert "images to score: nan is not a finite number" in status
 
 
 def test_store_concurrent_saves_keep_every_entry(tmp_path: Path) -> None:

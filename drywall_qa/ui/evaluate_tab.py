@@ -21,18 +21,23 @@ from pathlib import Path
 import gradio as gr
 
 from drywall_qa.errors import DrywallQAError, InputError
-from drywall_qa.evaluate import evaluate_robustness, evaluate_split, write_atomic
+from drywall_qa.atomic import write_atomic
+from drywall_qa.evaluate import evaluate_robustness, evaluate_split
 from drywall_qa.robustness import PERTURBATIONS
 from drywall_qa.ui.evaluation_views import DROP_HEADERS, HEADERS, metrics_table, panel_files, robustness_outputs, \
     sweep_figure
-from drywall_qa.ui.messages import escape_md, guarded
-from drywall_qa.ui.models import ModelCache
+from drywall_qa.ui.messages import escape_md, guarded, skipped_note
+from drywall_qa.ui.job_limits import check_job_size
+from drywall_qa.ui.lanes import HeavyLane, client_address
+from drywall_qa.ui.models import ModelCache, SharedModel
 from drywall_qa.ui.prompts import parse_prompts
 from drywall_qa.ui.splits import ConfinedSplit, dataset_name, discover_splits, open_split, split_prompts, split_slug
-from drywall_qa.ui.widgets import prompt_inputs, split_input, threshold_inputs, threshold_value
+from drywall_qa.ui.retention import PARTIAL_PREFIX, Retention, prune_evaluations
+from drywall_qa.ui.widgets import prompt_inputs, split_input, threshold_inputs, threshold_value, whole_number
 
 DEFAULT_LIMIT = 20
 DEFAULT_PANELS = 4
+MAX_PANELS = 16
 
 
 class EvaluationStopped(DrywallQAError):
@@ -53,15 +58,17 @@ def negatives_split(value: str | None, split: ConfinedSplit, roots: Sequence[Pat
 class EvaluateTab:
     """Callbacks (tests call them directly) and the tab's layout."""
 
-    def __init__(self, models: ModelCache, roots: Sequence[Path], out_dir: Path, max_images: int = 500) -> None:
+    def __init__(self, models: ModelCache, roots: Sequence[Path], out_dir: Path, max_images: int = 500,
+                 lane: HeavyLane | None = None, retention: Retention | None = None) -> None:
         self.models, self.roots, self.out_dir, self.max_images = models, list(roots), Path(out_dir), max_images
+        self.lane, self.retention = lane or HeavyLane(), retention or Retention()
         self._stops: set[str] = set()
         self._lock = threading.Lock()
 
-    def stop(self, request: gr.Request) -> str:
-        """Ask this session's running evaluation to stop after the current image."""
+    def stop(self, request: gr.Request | None = None) -> str:
+        """Ask this session's running or waiting evaluation to stop after the current image."""
         with self._lock:
-            self._stops.add(request.session_hash)
+            self._stops.add(getattr(request, "session_hash", None) or "local")
         return "Stopping after the current image…"
 
     def _stopped(self, session: str) -> bool:
@@ -79,50 +86,67 @@ class EvaluateTab:
 
     @guarded(outputs=6)
     def run(self, key: str | None, split_value: str | None, selected: Sequence[str] | None, typed: str | None,
-            tuned: bool, threshold: float, limit: float, panels: float, request: gr.Request,
+            tuned: bool, threshold: float, limit: float, panels: float, request: gr.Request | None = None,
             progress: gr.Progress = gr.Progress(), perturbations: Sequence[str] | None = None,
             negatives: str | None = None) -> tuple:
         """``(status, metrics table, sweep plot, panels, downloads, robustness table, robustness plot)``;
         ``perturbations`` (names of :data:`PERTURBATIONS`) add the robustness report, ``negatives`` (a split
         folder) adds images without the targets to the presence AUROC."""
-        session = request.session_hash
+        session = getattr(request, "session_hash", None) or "local"
         with self._lock:
             self._stops.discard(session)
         split = open_split(split_value, self.roots)
         negative_split = negatives_split(negatives, split, self.roots)
         prompts, notes = parse_prompts(selected, typed)
-        model = self.models.get(key)
-        notes += model.prompt_notes(prompts)
-        total = min(len(split), max(1, min(int(limit or DEFAULT_LIMIT), self.max_images)))
-        cutoff, report = threshold_value(tuned, threshold), self._reporter(session, progress, "Evaluating", "images")
-        final = self.out_dir / "evaluations" / f"{split_slug(split)}-{time.strftime('%Y%m%d-%H%M%S')}"
-        partial = final.with_name(f".partial-{final.name}-{uuid.uuid4().hex[:6]}")
-        partial.mkdir(parents=True)
-        try:
-            metrics = evaluate_split(model, split, prompts, cutoff, partial, limit=total,
-                                     panels=int(panels), progress=report, dataset=dataset_name(split),
-                                     negatives=negative_split)
-            if perturbations:
-                metrics["robustness"] = evaluate_robustness(
-                    model, split, prompts, list(perturbations), cutoff, total,
-                    metrics["prompts"], partial, self._reporter(session, progress, "Robustness", "perturbed passes"))
-                write_atomic(partial / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-            final = _unique(final)
-            os.replace(partial, final)
-        finally:
-            shutil.rmtree(partial, ignore_errors=True)
+        total = min(len(split), whole_number(limit, "images", DEFAULT_LIMIT, 1, self.max_images))
+        panel_count = whole_number(panels, "panels", DEFAULT_PANELS, 0, MAX_PANELS)
+        perturbations = list(perturbations or [])
+        negative_count = min(total, len(negative_split)) if negative_split is not None else 0
+        check_job_size(total, negative_count, len(prompts), len(perturbations))
+        with self.lane.admit(client_address(request), lambda: self._stopped(session),
+                             lambda ahead: progress(0, desc=f"Waiting: {ahead} job(s) ahead")):
+            model = self.models.get(key)
+            notes += model.prompt_notes(prompts)
+            final, metrics = self._evaluate(model, split, negative_split, prompts, threshold_value(tuned, threshold),
+                                            total, panel_count, perturbations, session, progress)
+        prune_evaluations(self.out_dir / "evaluations", self.retention, keep=final)
         timing = metrics["timing"]
         status = (f"Evaluated {total} of {len(split)} images × {len(prompts)} prompts with "
                   f"{escape_md(model.name)} in {timing['total_s']:.1f} s "
                   f"({1000 * timing['per_image_per_prompt_s']:.0f} ms per image per prompt) · "
-                  f"saved in {escape_md(str(final))}")
+                  f"saved as {escape_md(final.name)}")
         if negative_split is not None:
             status += f" · {metrics['negatives']['num_images']} negative images for the presence AUROC"
+        skipped = split.skipped_annotations + (negative_split.skipped_annotations if negative_split else 0)
+        if skipped:
+            notes.append(skipped_note(skipped))
         if notes:
             status += " · " + escape_md("; ".join(notes))
         return (status, metrics_table(metrics), sweep_figure(metrics), panel_files(final),
                 [str(final / name) for name in ("metrics.json", "per_image.csv", "robustness.csv", "robustness.png")
                  if (final / name).is_file()], *robustness_outputs(metrics.get("robustness")))
+
+    def _evaluate(self, model: SharedModel, split: ConfinedSplit, negative_split: ConfinedSplit | None,
+                  prompts: list[str], cutoff: float | None, total: int, panels: int, perturbations: list[str],
+                  session: str, progress: gr.Progress) -> tuple[Path, dict]:
+        """Write the evaluation into a hidden folder, renamed into place when complete; ``(folder, metrics)``."""
+        final = self.out_dir / "evaluations" / f"{split_slug(split)}-{time.strftime('%Y%m%d-%H%M%S')}"
+        partial = final.with_name(f"{PARTIAL_PREFIX}{final.name}-{uuid.uuid4().hex[:6]}")
+        partial.mkdir(parents=True)
+        try:
+            metrics = evaluate_split(model, split, prompts, cutoff, partial, limit=total, panels=panels,
+                                     progress=self._reporter(session, progress, "Evaluating", "images"),
+                                     dataset=dataset_name(split), negatives=negative_split)
+            if perturbations:
+                metrics["robustness"] = evaluate_robustness(
+                    model, split, prompts, perturbations, cutoff, total, metrics["prompts"], partial,
+                    self._reporter(session, progress, "Robustness", "perturbed passes"))
+                write_atomic(partial / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+            final = _unique(final)
+            os.replace(partial, final)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+        return final, metrics
 
     def build(self, model_key: gr.State) -> None:
         """Lay out the tab and wire its events (inside a ``gr.Blocks`` context)."""
@@ -131,7 +155,7 @@ class EvaluateTab:
             split = split_input(choices, "evaluate-split")
             limit = gr.Slider(1, self.max_images, min(DEFAULT_LIMIT, self.max_images), step=1,
                               label="Images", info="the first N images of the split", elem_id="evaluate-limit")
-            panels = gr.Slider(0, 16, DEFAULT_PANELS, step=1, label="Panels", info="first N and worst N images drawn")
+            panels = gr.Slider(0, MAX_PANELS, DEFAULT_PANELS, step=1, label="Panels", info="first N and worst N images drawn")
         with gr.Accordion("Prompts and threshold", open=False):
             selected, typed = prompt_inputs(split_prompts(choices[0][1], self.roots) if choices else [])
             tuned, threshold = threshold_inputs()
@@ -160,7 +184,7 @@ class EvaluateTab:
                      api_visibility="private")
         inputs = [model_key, split, selected, typed, tuned, threshold, limit, panels, perturbations, negatives]
         run.click(self.run, inputs, [status, table, plot, gallery, files, drops, drops_plot], concurrency_id="batch",
-                  concurrency_limit=1, api_name="evaluate")
+                  concurrency_limit=self.lane.capacity + 1, api_name="evaluate")
         stop.click(self.stop, None, status, queue=False, api_name="stop_evaluation")
 
 

@@ -45,3 +45,9 @@ def guarded(outputs: int) -> Callable[[Callable[..., tuple]], Callable[..., tupl
         return run
 
     return decorate
+
+
+def skipped_note(count: int) -> str:
+    """The note shown when a split's annotation file had annotations with nothing to draw."""
+    return (f"{count} annotation{'s' * (count != 1)} of the split had nothing to draw (degenerate polygons or boxes "
+            "outside the image) and were skipped")

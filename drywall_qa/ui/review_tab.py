@@ -1,6 +1,6 @@
 """Review tab: score a split's images against ground truth, worst first; inspect one and accept / reject it.
 
-Decisions go to ``<out>/reviews/<dataset>__<split>.json`` (see :mod:`drywall_qa.ui.reviews`).
+Decisions go to ``<out>/reviews/<dataset>__<split>-<digest>.json``, one file per split folder (see :mod:`drywall_qa.ui.reviews`).
 """
 
 from __future__ import annotations
@@ -14,12 +14,15 @@ import pandas as pd
 
 from drywall_qa.errors import InputError
 from drywall_qa.metrics import score_masks
-from drywall_qa.ui.messages import escape_md, guarded
-from drywall_qa.ui.models import ModelCache
+from drywall_qa.ui.job_limits import check_job_size
+from drywall_qa.ui.lanes import HeavyLane, client_address
+from drywall_qa.ui.messages import escape_md, guarded, skipped_note
+from drywall_qa.ui.models import ModelCache, SharedModel
 from drywall_qa.ui.prompts import parse_prompts
-from drywall_qa.ui.reviews import ReviewStore
-from drywall_qa.ui.splits import discover_splits, open_split, split_name, split_prompts, split_slug
-from drywall_qa.ui.widgets import for_display, prompt_inputs, split_input, threshold_inputs, threshold_value
+from drywall_qa.ui.reviews import ReviewStore, review_slug
+from drywall_qa.ui.splits import ConfinedSplit, discover_splits, open_split, split_name, split_prompts
+from drywall_qa.ui.widgets import for_display, prompt_inputs, split_input, threshold_inputs, threshold_value, \
+    whole_number
 from drywall_qa.visualisation import FN_COLOR, FP_COLOR, GT_COLOR, TP_COLOR, error_map, overlay, palette
 
 HEADERS = ["Image", "Prompt", "IoU", "Dice", "Precision", "Recall", "Decision", "Comment"]
@@ -57,39 +60,54 @@ def error_legend() -> str:
 class ReviewTab:
     """Callbacks (tests call them directly) and the tab's layout."""
 
-    def __init__(self, models: ModelCache, roots: Sequence[Path], out_dir: Path, max_images: int = 200) -> None:
+    def __init__(self, models: ModelCache, roots: Sequence[Path], out_dir: Path, max_images: int = 200,
+                 lane: HeavyLane | None = None) -> None:
         self.models, self.roots, self.out_dir, self.max_images = models, list(roots), Path(out_dir), max_images
+        self.lane = lane or HeavyLane()
 
     def store(self, session: ReviewSession) -> ReviewStore:
         return ReviewStore(self.out_dir / "reviews" / f"{session.slug}.json", session.name)
 
     @guarded(outputs=3)
     def score(self, key: str | None, split_value: str | None, selected: Sequence[str] | None, typed: str | None,
-              tuned: bool, threshold: float, limit: float, progress: gr.Progress = gr.Progress()) -> tuple:
+              tuned: bool, threshold: float, limit: float, request: gr.Request | None = None,
+              progress: gr.Progress = gr.Progress()) -> tuple:
         """``(status, table, session, review file)`` for the first ``limit`` images of the split."""
         split = open_split(split_value, self.roots)
         prompts, notes = parse_prompts(selected, typed)
         if not len(split):
-            raise InputError(str(split.annotation_file), "lists no images", "choose another split")
-        model = self.models.get(key)
-        notes += model.prompt_notes(prompts)
-        total = min(len(split), max(1, min(int(limit or DEFAULT_LIMIT), self.max_images)))
+            raise InputError(f"split {split_name(split)}", "lists no images", "choose another split")
+        total = min(len(split), whole_number(limit, "images to score", DEFAULT_LIMIT, 1, self.max_images))
+        check_job_size(total, 0, len(prompts))
         value = threshold_value(tuned, threshold)
+        with self.lane.admit(client_address(request),
+                             waiting=lambda ahead: progress(0, desc=f"Waiting: {ahead} job(s) ahead")):
+            model = self.models.get(key)
+            notes += model.prompt_notes(prompts)
+            rows = self._scores(model, split, prompts, value, total, progress)
+        session = ReviewSession(split_value, split_name(split), review_slug(split), model.key, model.name, prompts,
+                                value, rows, {split.file_name(i): i for i in range(total)})
+        status = (f"Scored {total} of {len(split)} images of {escape_md(session.name)} × {len(prompts)} prompts "
+                  f"with {escape_md(model.name)}, worst first. Click a row to see it.")
+        if split.skipped_annotations:
+            notes.append(skipped_note(split.skipped_annotations))
+        if notes:
+            status += " " + escape_md("; ".join(notes))
+        return status, self.table(session), session, self._file(session)
+
+    @staticmethod
+    def _scores(model: SharedModel, split: ConfinedSplit, prompts: list[str], threshold: float | None, total: int,
+                progress: gr.Progress) -> list[dict]:
+        """IoU, Dice, precision and recall per image and prompt of the first ``total`` images."""
         rows = []
         for i in range(total):
             progress((i, total), desc="Scoring images")
             sample = split[i]
-            for prediction in model.predict(sample.image, prompts, value):
+            for prediction in model.predict(sample.image, prompts, threshold):
                 iou, dice, precision, recall = score_masks(prediction.mask, sample.mask)
                 rows.append({"image": sample.file_name, "prompt": prediction.prompt, "iou": iou, "dice": dice,
                              "precision": precision, "recall": recall})
-        session = ReviewSession(split_value, split_name(split), split_slug(split), model.key, model.name, prompts,
-                                value, rows, {split.file_name(i): i for i in range(total)})
-        status = (f"Scored {total} of {len(split)} images of {escape_md(session.name)} × {len(prompts)} prompts "
-                  f"with {escape_md(model.name)}, worst first. Click a row to see it.")
-        if notes:
-            status += " " + escape_md("; ".join(notes))
-        return status, self.table(session), session, self._file(session)
+        return rows
 
     def table(self, session: ReviewSession) -> pd.DataFrame:
         """Scores with saved decisions, lowest IoU first."""
@@ -107,9 +125,9 @@ class ReviewTab:
         row = evt.row_value or []
         return self.show(session, *(row[:2] if len(row) >= 2 else (None, None)))
 
-    @guarded(outputs=7)
+    @guarded(outputs=8)
     def show(self, session: ReviewSession | None, image: str | None, prompt: str | None) -> tuple:
-        """``(status, input, ground truth, prediction, error map, selection, decision, comment)``."""
+        """``(status, input, ground truth, prediction, error map, image, prompt, decision, comment)``."""
         if session is None or image not in session.index:
             raise InputError("review", "no scored row selected", "press Score, then click a row of the table")
         row = session.row(image, prompt)
@@ -120,18 +138,21 @@ class ReviewTab:
         status = (f"**{escape_md(image)}** · {escape_md(prompt)} · IoU {row['iou']:.3f} · Dice {row['dice']:.3f} · "
                   f"precision {row['precision']:.3f} · recall {row['recall']:.3f}")
         return (status, small, overlay(small, [truth], [GT_COLOR]), overlay(small, [pred], palette(1)),
-                error_map(pred, truth, small), {"image": image, "prompt": prompt}, entry.get("decision"),
+                error_map(pred, truth, small), image, prompt, entry.get("decision"),
                 entry.get("comment", ""))
 
     @guarded(outputs=2)
-    def save(self, session: ReviewSession | None, selection: dict | None, decision: str | None,
+    def save(self, session: ReviewSession | None, image: str | None, prompt: str | None, decision: str | None,
              comment: str | None) -> tuple:
-        """``(status, table, review file)`` after recording the decision for the selected row."""
-        if session is None or not selection:
+        """``(status, table, review file)`` after recording the decision for ``image`` and ``prompt``, a row of the
+        session's scored table (clicking a row fills them in; API clients pass them after ``/score_split``)."""
+        if session is None:
+            raise InputError("review", "nothing scored in this session", "press Score (or call /score_split) first")
+        if not image or not prompt:
             raise InputError("review", "no row selected", "click a row of the table first")
         if not decision and not (comment or "").strip():
             raise InputError("review", "nothing to save", "pick accept or reject, or write a comment")
-        row = session.row(selection["image"], selection["prompt"])
+        row = session.row(image, prompt)
         self.store(session).save(row["image"], row["prompt"], decision or None, comment or "",
                                  model=session.model, threshold=session.threshold, iou=row["iou"],
                                  dice=row["dice"])
@@ -162,16 +183,20 @@ class ReviewTab:
                                         ("Errors", "errors")]]
         gr.HTML(error_legend())
         with gr.Row(equal_height=True):
+            image = gr.Textbox(label="Image", interactive=False, scale=2, elem_id="review-image")
+            prompt = gr.Textbox(label="Prompt", interactive=False, scale=1, elem_id="review-prompt")
             decision = gr.Radio([("Accept", "accept"), ("Reject", "reject")], label="Decision", scale=1)
             comment = gr.Textbox(label="Comment", scale=3, max_lines=3)
             save = gr.Button("Save review", scale=1)
         review_file = gr.File(label="Review file (JSON)", interactive=False)
-        session, selection = gr.State(None), gr.State(None)
+        session = gr.State(None)
         split.change(lambda value: split_prompts(value, self.roots) or gr.skip(), split, selected,
                      api_visibility="private")
         button.click(self.score, [model_key, split, selected, typed, tuned, threshold, limit],
-                     [status, table, session, review_file], concurrency_id="batch", concurrency_limit=1,
+                     [status, table, session, review_file], concurrency_id="batch",
+                     concurrency_limit=self.lane.capacity + 1,
                      api_name="score_split")
-        table.select(self.select, session, [status, *shown, selection, decision, comment], concurrency_id="model",
+        table.select(self.select, session, [status, *shown, image, prompt, decision, comment], concurrency_id="model",
                      api_visibility="private")
-        save.click(self.save, [session, selection, decision, comment], [status, table, review_file], api_name="save_review")
+        save.click(self.save, [session, image, prompt, decision, comment], [status, table, review_file],
+                   api_name="save_review")

@@ -1,4 +1,4 @@
-"""Review decisions (accept / reject + comment per image and prompt) stored in one JSON file per split.
+"""Review decisions (accept / reject + comment per image and prompt) stored in one JSON file per split folder.
 
 Every save re-reads the file, applies the change and writes it atomically (temp file + rename) under a lock shared
 by all stores of the same file, so concurrent saves never lose or corrupt each other's entries and a crash leaves
@@ -7,14 +7,17 @@ the previous file intact. The lock is per process: run one app per output folder
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from drywall_qa.errors import InputError
 from drywall_qa.atomic import write_atomic
+from drywall_qa.data import CocoSplit
+from drywall_qa.errors import InputError
+from drywall_qa.ui.splits import split_slug
 
 DECISIONS = ("accept", "reject")
 MAX_COMMENT_CHARS = 2000
@@ -22,6 +25,13 @@ VERSION = 1
 
 _locks: dict[Path, threading.Lock] = {}
 _locks_guard = threading.Lock()
+
+
+def review_slug(split: CocoSplit) -> str:
+    """The review file's stem: the split's short name and a digest of its resolved folder, e.g.
+    ``cracks__valid-3f2a91c0``, so two data roots that both hold ``cracks/valid`` keep separate decisions."""
+    digest = hashlib.sha256(str(Path(split.root).resolve()).encode()).hexdigest()[:8]
+    return f"{split_slug(split)}-{digest}"
 
 
 def _lock_for(path: Path) -> threading.Lock:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import gradio as gr
 import numpy as np
 from PIL import Image
 
+from drywall_qa.errors import InputError
 from drywall_qa.imaging import resize_mask
 from drywall_qa.ui.prompts import KNOWN_PROMPTS, MAX_PROMPTS
 
@@ -52,3 +54,17 @@ def for_display(image: np.ndarray, masks: Sequence[np.ndarray]) -> tuple[np.ndar
     size = (max(1, round(height * scale)), max(1, round(width * scale)))
     small = np.asarray(Image.fromarray(image).resize(size[::-1], Image.Resampling.BILINEAR))
     return small, [resize_mask(m, size) for m in masks]
+
+
+def whole_number(value: float | None, field: str, default: int, low: int, high: int) -> int:
+    """A count from a slider or an API value: ``default`` when empty, clamped to ``[low, high]``; :class:`InputError`
+    for a value that is not a finite number (an API client can send NaN or text)."""
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InputError(field, f"{value!r:.40} is not a number", f"give a whole number from {low} to {high}") from None
+    if not math.isfinite(number):
+        raise InputError(field, f"{number} is not a finite number", f"give a whole number from {low} to {high}")
+    return min(high, max(low, int(number)))
