@@ -38,9 +38,13 @@ def semantic_map(predictions: Sequence[Prediction]) -> np.ndarray:
     """``H×W`` uint8 labels (0 background, ``i + 1`` = ``predictions[i]``) from predictions of one image."""
     if not predictions or len(predictions) > 254:
         raise ValueError(f"need 1 to 254 predictions, got {len(predictions)}")
-    scores = np.stack([np.where(p.mask, p.probabilities, -1.0) for p in predictions])
-    best = scores.argmax(axis=0)
-    return np.where(scores.max(axis=0) >= 0.0, best + 1, 0).astype(np.uint8)
+    labels = np.zeros(predictions[0].mask.shape, np.uint8)
+    best = np.full(labels.shape, -1.0, np.float32)
+    for label, prediction in enumerate(predictions, start=1):   # one map at a time: flat memory on large photos
+        score = np.where(prediction.mask, prediction.probabilities, np.float32(-1)).astype(np.float32, copy=False)
+        better = score > best                                    # ties keep the earlier prompt
+        labels[better], best[better] = label, score[better]
+    return labels
 
 
 def legend(names: Sequence[str], colors: Sequence[RGB] | None = None, font_size: int = 16) -> np.ndarray:

@@ -13,6 +13,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from drywall_qa.ui.exports import mask_file_names
+from drywall_qa.ui.result_store import ResultStore
 from drywall_qa.ui.inspect_tab import InspectResult, InspectTab, legend_html, raw_upload
 from drywall_qa.ui.models import ModelCache
 from drywall_qa.ui.prompts import MAX_PROMPT_CHARS, MAX_PROMPTS, parse_prompts
@@ -37,7 +38,9 @@ def photo(tmp_path: Path) -> Path:
 
 def segment(tab: InspectTab, key: Path, image, prompts=PROMPTS, typed: str = "", tuned: bool = False,
             threshold: float = 0.5) -> tuple:
-    return tab.run(str(key), None if image is None else str(image), prompts, typed, tuned, threshold, 0.5)
+    *outputs, run_key = tab.run(str(key), None if image is None else str(image), prompts, typed, tuned, threshold,
+                                0.5)
+    return (*outputs, tab.results.get(run_key))
 
 
 def read_downloads(files: list[str]) -> tuple[dict[str, np.ndarray], dict]:
@@ -92,7 +95,7 @@ def test_run_renders_overlay_legend_masks_and_downloads(tab: InspectTab, tiny_li
                           "wall_photo__segment_hole.png"]
     assert [p["prompt"] for p in summary["prompts"]] == result.prompts
     for (name, png), entry, probabilities in zip(pngs.items(), summary["prompts"], result.probabilities):
-        expected = probabilities > 0.5
+        expected = probabilities > 0.5 * 255        # the kept maps are 8-bit
         assert png.shape == (48, 80) and set(np.unique(png)) <= {0, 255}
         np.testing.assert_array_equal(png == 255, expected)
         np.testing.assert_array_equal(mask_utils.decode(entry["rle"]).astype(bool), expected)
@@ -105,16 +108,42 @@ def test_threshold_and_opacity_rerender_without_the_model(tab: InspectTab, tiny_
     *_, result = segment(tab, tiny_lite_dir, photo)
     model = tab.models.get(str(tiny_lite_dir))
     monkeypatch.setattr(model.segmenter, "predict", lambda *a, **k: pytest.fail("the model was run again"))
-    threshold = float(np.median(result.probabilities[0]))
-    tuned, shown, legend, tiles, files = tab.set_threshold(result, threshold, 0.8)
+    [key] = [k for k in tab.results._runs if tab.results._runs[k] is result]
+    threshold = float(np.median(result.probabilities[0])) / 255
+    tuned, shown, legend, tiles, files = tab.set_threshold(key, threshold, 0.8)
     assert tuned is False
     pngs, summary = read_downloads(files)
     np.testing.assert_array_equal(pngs["wall_photo__segment_crack.png"] == 255,
-                                  result.probabilities[0] > threshold)
+                                  result.probabilities[0] > threshold * 255)
     assert summary["prompts"][0]["threshold"] == pytest.approx(threshold, abs=1e-4)
-    faint, strong = tab.rerender(result, False, threshold, 0.1)[0], shown
+    faint, strong = tab.rerender(key, False, threshold, 0.1)[0], shown
     assert not np.array_equal(faint, strong)
     assert tab.rerender(None, True, 0.5, 0.5) == tuple({"__type__": "update"} for _ in range(4))
+
+
+def test_kept_runs_are_compact_and_shared_within_a_budget(tiny_lite_dir: Path, tmp_path: Path) -> None:
+    tab = InspectTab(ModelCache(device="cpu"), [], results=ResultStore(budget_mb=0.05))
+    photo = tmp_path / "big.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (1500, 300, 3), dtype=np.uint8)).save(photo)
+    *_, first = tab.run(str(tiny_lite_dir), str(photo), PROMPTS, "", False, 0.5, 0.5)
+    kept = tab.results.get(first)
+    assert kept.image.shape == (1024, 205, 3) and kept.size == (1500, 300)
+    assert all(p.dtype == np.uint8 and p.shape == (1500, 300) for p in kept.probabilities)
+    *_, second = tab.run(str(tiny_lite_dir), str(photo), PROMPTS, "", False, 0.5, 0.5)
+    assert len(tab.results) == 1 and tab.results.get(second) is not None     # the newest is kept, over budget
+    overlay, legend, tiles, files = tab.rerender(first, False, 0.5, 0.5)
+    assert "press <b>Segment</b> again" in legend
+
+
+def test_compact_maps_give_the_same_masks_away_from_the_threshold() -> None:
+    ramp = np.linspace(0, 1, 4001, dtype=np.float32).reshape(1, -1)
+    result = InspectResult(np.zeros((1, 4001, 3), np.uint8), "x", "m", ["p"], [ramp], [0.5], 1.0, [""])
+    compact = result.compact()
+    assert compact.nbytes() < result.nbytes() / 3
+    for threshold in (0.1, 0.37, 0.5, 0.93):
+        exact, kept = result.masks(threshold)[0], compact.masks(threshold)[0]
+        far = np.abs(ramp - threshold) > 1 / 255
+        np.testing.assert_array_equal(exact[far], kept[far])
 
 
 def test_empty_masks_say_not_found() -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from drywall_qa.errors import InputError
 from drywall_qa.presence import describe_presence
 from drywall_qa.ui.inspect_tab import InspectResult, InspectTab
 from drywall_qa.ui.models import ModelCache
@@ -51,7 +52,8 @@ def painted_editor(seed: int = 2) -> dict:
 
 
 def segment(tab: InspectTab, key: Path, photo: Path, prompts: list[str], **visual) -> tuple:
-    return tab.run(str(key), str(photo), prompts, "", False, 0.5, 0.5, **visual)
+    *outputs, run_key = tab.run(str(key), str(photo), prompts, "", False, 0.5, 0.5, **visual)
+    return (*outputs, tab.results.get(run_key))
 
 
 def test_painted_example_conditions_clipseg(tab: InspectTab, tiny_clipseg_dir: Path, photo: Path) -> None:
@@ -66,7 +68,7 @@ def test_painted_example_conditions_clipseg(tab: InspectTab, tiny_clipseg_dir: P
     mask[10:30, 20:44] = True
     segmenter = tab.models.get(str(tiny_clipseg_dir)).segmenter
     [expected] = segmenter.predict(photo, [VisualPrompt(editor["background"], mask)], 0.5)
-    np.testing.assert_allclose(result.probabilities[1], expected.probabilities, atol=1e-5)
+    np.testing.assert_allclose(result.probabilities[1] / 255, expected.probabilities, atol=0.5 / 255 + 1e-5)
     assert not np.allclose(result.probabilities[0], result.probabilities[1])
 
 
@@ -80,7 +82,7 @@ def test_split_example_mixed_with_the_first_prompt(tab: InspectTab, tiny_clipseg
                                       alpha=0.5)
     segmenter = tab.models.get(str(tiny_clipseg_dir)).segmenter
     [expected] = segmenter.predict(photo, [example], 0.5)
-    np.testing.assert_allclose(result.probabilities[1], expected.probabilities, atol=1e-5)
+    np.testing.assert_allclose(result.probabilities[1] / 255, expected.probabilities, atol=0.5 / 255 + 1e-5)
     status, *outputs = segment(tab, tiny_clipseg_dir, photo, ["segment crack"], example=DATASET,
                                example_split=value, example_index=3)
     assert "outside 0…2" in status and outputs == [None] * 5
@@ -130,11 +132,39 @@ def test_semantic_map_labels_each_pixel_with_its_most_probable_prompt() -> None:
     second[:, 8:] = 0.55                            # only the second, and only below a threshold of 0.7
     result = InspectResult(np.zeros((10, 12, 3), np.uint8), "x", "m", ["segment crack", "segment seam"],
                            [first, second], [0.5, 0.5], 1.0, ["", ""])
-    update = InspectTab.semantic(result, True, False, 0.5, 1.0)
+    tab = InspectTab(ModelCache(device="cpu"), [])
+    key = tab.results.put(result)
+    update = tab.semantic(key, True, False, 0.5, 1.0)
     picture, colors = update["value"], palette(2)
     assert update["visible"] is True and picture.shape[0] >= 10 and picture.shape[1] > 12   # legend on the right
     assert np.all(picture[:10, :4] == colors[0]) and np.all(picture[:10, 4:12] == colors[1])
-    picture = InspectTab.semantic(result, True, False, 0.7, 1.0)["value"]
+    picture = tab.semantic(key, True, False, 0.7, 1.0)["value"]
     assert np.all(picture[:10, 4:8] == colors[1]) and np.all(picture[:10, 8:12] == 0)
-    assert InspectTab.semantic(result, False, False, 0.5, 1.0) == {"__type__": "update", "visible": False,
+    assert tab.semantic(key, False, False, 0.5, 1.0) == {"__type__": "update", "visible": False,
                                                                    "value": None}
+
+
+def test_editor_hands_files_over_undecoded_and_bounds_its_canvas_uploads(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    import gradio as gr
+    from gradio.components.image_editor import EditorData
+    from gradio.data_classes import FileData
+
+    from drywall_qa.ui.visual_box import MAX_LAYERS, MAX_PENDING_CANVASES, editor_example, raw_editor
+
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (12000, 12000)).save(bomb)        # 144 MP in a few KB
+    editor = raw_editor(gr.ImageEditor(type="filepath", render=False))
+    value = editor.preprocess(EditorData(background=FileData(path=str(bomb)), layers=[], composite=None))
+    assert value == {"background": str(bomb), "layers": [], "composite": None}
+    with pytest.raises(InputError, match="too many pixels"):
+        editor_example(value)
+    blob = lambda i, index="null": SimpleNamespace(data={"type": "layer", "index": index, "id": f"c{i}"},  # noqa: E731
+                                                 files=[("x.png", b"png")])
+    with pytest.raises(gr.Error, match="at most"):
+        editor.accept_blobs(blob(0, index=str(10 ** 9)))
+    for i in range(3 * MAX_PENDING_CANVASES):
+        editor.accept_blobs(blob(i, index=str(MAX_LAYERS - 1)))
+    assert len(editor.blob_storage) == MAX_PENDING_CANVASES
+    assert getattr(editor.accept_blobs, "_is_server_fn", False)

@@ -2,8 +2,9 @@
 mask per prompt, downloads, and optionally a semantic map (one label per pixel). An example image with the object
 marked can prompt too (the "Visual prompt" box, :mod:`drywall_qa.ui.visual_box`).
 
-The run keeps each prompt's probability map in ``gr.State``; moving the threshold or opacity, or ticking the
-semantic map, re-renders from it without running the model again.
+Each run is kept compact (the photo at display size, each probability map as 8-bit at the input size) in a
+:class:`~drywall_qa.ui.result_store.ResultStore` shared by all sessions, and the session's ``gr.State`` holds its key;
+moving the threshold or opacity, or ticking the semantic map, re-renders from it without running the model again.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import html
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import gradio as gr
@@ -28,6 +29,7 @@ from drywall_qa.ui.exports import scratch_dir, write_downloads
 from drywall_qa.ui.messages import escape_md, guarded
 from drywall_qa.ui.models import ModelCache
 from drywall_qa.ui.prompts import parse_prompts
+from drywall_qa.ui.result_store import ResultStore
 from drywall_qa.ui.visual_box import OFF, VisualBox, is_on, with_example
 from drywall_qa.ui.widgets import for_display, prompt_inputs, threshold_inputs, threshold_value
 from drywall_qa.visual_prompts import STEPS
@@ -36,8 +38,10 @@ from drywall_qa.visualisation import RGB, overlay, palette
 DEFAULT_PROMPTS = ("segment crack", "segment taping area")
 #: background of the per-prompt mask tiles
 MASK_BACKGROUND: RGB = (24, 24, 24)
-#: how long a run is kept for re-rendering; after that, sliders do nothing until Segment is pressed again
+#: how long a session keeps the key of its last run (the run itself may be dropped earlier to save memory)
 STATE_TTL_S = 3600
+#: shown instead of a re-render when the session's run is no longer kept
+DROPPED = "This run was released to save server memory: press <b>Segment</b> again to re-render it."
 
 
 def raw_upload(component: gr.Image) -> gr.Image:
@@ -50,7 +54,8 @@ def raw_upload(component: gr.Image) -> gr.Image:
 
 @dataclass
 class InspectResult:
-    """What one run keeps for re-rendering: the image, its prompts and their probability maps (input size)."""
+    """What one run keeps for re-rendering: the image (any size up to the input's), its prompts and their
+    probability maps at the input size (float in [0, 1], or uint8 in [0, 255] once :meth:`compact`)."""
 
     image: np.ndarray
     name: str
@@ -70,8 +75,24 @@ class InspectResult:
     def masks(self, threshold: float | None) -> list[np.ndarray]:
         """Each prompt's mask at its tuned threshold (``threshold`` None) or at ``threshold``, in its shape."""
         shapes = self.shapes or [PIXELS] * len(self.prompts)
-        return [threshold_mask(p, t, shape)
+        return [threshold_mask(p, t * 255 if p.dtype == np.uint8 else t, shape)
                 for p, t, shape in zip(self.probabilities, self.thresholds(threshold), shapes)]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(height, width)`` of the input image."""
+        return self.probabilities[0].shape
+
+    def compact(self) -> InspectResult:
+        """The same run in a quarter of the memory or less: the image at display size, 8-bit probabilities (masks
+        then match the float ones within 1/255 of the threshold)."""
+        small, _ = for_display(self.image, [])
+        return replace(self, image=small, probabilities=[
+            p if p.dtype == np.uint8 else np.rint(np.clip(p, 0, 1) * 255).astype(np.uint8)
+            for p in self.probabilities])
+
+    def nbytes(self) -> int:
+        return self.image.nbytes + sum(p.nbytes for p in self.probabilities)
 
 
 def coverage_text(coverage: float) -> str:
@@ -119,16 +140,18 @@ def semantic_picture(result: InspectResult, threshold: float | None, opacity: fl
 class InspectTab:
     """Callbacks (plain functions of plain values, so tests call them directly) and the tab's layout."""
 
-    def __init__(self, models: ModelCache, examples: Sequence[str], roots: Sequence[Path] = ()) -> None:
+    def __init__(self, models: ModelCache, examples: Sequence[str], roots: Sequence[Path] = (),
+                 results: ResultStore | None = None) -> None:
         self.models, self.examples = models, list(examples)
         self.visual = VisualBox(models, roots)
+        self.results = ResultStore() if results is None else results
 
     @guarded(outputs=5)
     def run(self, key: str | None, image: str | bytes | None, selected: Sequence[str] | None, typed: str | None,
             tuned: bool, threshold: float, opacity: float, example: str = OFF, example_image: dict | None = None,
             example_split: str | None = None, example_index: float = 0, engineering: Sequence[str] = STEPS,
             alpha: float = 1.0, mix_text: str | None = None) -> tuple:
-        """``(status, overlay, legend, masks, downloads, result)``; ``example`` … ``mix_text``: the visual prompt
+        """``(status, overlay, legend, masks, downloads, result key)``; ``example`` … ``mix_text``: the visual prompt
         (see :meth:`VisualBox.prompt`; ``example`` "off" by default)."""
         if image is None:
             return "Upload a photo or click an example first.", None, None, None, None, None
@@ -148,27 +171,33 @@ class InspectTab:
         result = InspectResult(array, Path(name).stem, model.name, prompts,
                                [p.probabilities for p in predictions], [p.threshold for p in predictions],
                                latency_ms, [describe_presence(p.presence, model.presence_calibrated(p))
-                                            for p in predictions], [p.shape for p in predictions])
+                                            for p in predictions], [p.shape for p in predictions]).compact()
+        height, width = result.size
+        del predictions, array                  # the full-size float maps: only the compact run is kept
         status = (f"{len(prompts)} prompt{'s' * (len(prompts) > 1)} on {escape_md(name)} "
-                  f"({array.shape[1]}×{array.shape[0]}) in **{latency_ms:.0f} ms** · {escape_md(model.name)}")
+                  f"({width}×{height}) in **{latency_ms:.0f} ms** · {escape_md(model.name)}")
         if notes:
             status += " · " + escape_md("; ".join(notes))
-        return (status, *self._render(result, threshold_value(tuned, threshold), opacity), result)
+        return (status, *self._render(result, threshold_value(tuned, threshold), opacity), self.results.put(result))
 
-    def set_threshold(self, result: InspectResult | None, threshold: float, opacity: float) -> tuple:
+    def set_threshold(self, key: str | None, threshold: float, opacity: float) -> tuple:
         """The slider was moved: untick "tuned thresholds" and re-render with the slider's value."""
-        return (False, *self.rerender(result, False, threshold, opacity))
+        return (False, *self.rerender(key, False, threshold, opacity))
 
-    def rerender(self, result: InspectResult | None, tuned: bool, threshold: float, opacity: float) -> tuple:
-        """``(overlay, legend, masks, downloads)`` for new threshold/opacity, from the kept probabilities."""
-        if result is None:
+    def rerender(self, key: str | None, tuned: bool, threshold: float, opacity: float) -> tuple:
+        """``(overlay, legend, masks, downloads)`` for new threshold/opacity, from the kept probabilities; a note in
+        the legend when the run was released."""
+        if key is None:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        result = self.results.get(key)
+        if result is None:
+            return gr.skip(), DROPPED, gr.skip(), gr.skip()
         return self._render(result, threshold_value(tuned, threshold), opacity)
 
-    @staticmethod
-    def semantic(result: InspectResult | None, show: bool, tuned: bool, threshold: float, opacity: float) -> dict:
+    def semantic(self, key: str | None, show: bool, tuned: bool, threshold: float, opacity: float) -> dict:
         """The semantic-map image, shown while ``show`` is ticked (from the kept probabilities)."""
-        if not show or result is None:
+        result = self.results.get(key) if show else None
+        if result is None:
             return gr.update(visible=bool(show), value=None)
         return gr.update(visible=True, value=semantic_picture(result, threshold_value(tuned, threshold), opacity))
 

@@ -46,14 +46,15 @@ def split_input(choices: list[tuple[str, str]], elem_id: str) -> gr.Dropdown:
 
 
 def for_display(image: np.ndarray, masks: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Image and masks scaled so the longest side is at most ``DISPLAY_SIDE`` (thin masks survive)."""
+    """Image scaled so the longest side is at most ``DISPLAY_SIDE``, and masks scaled to it (thin masks
+    survive); an image already that small is kept, and larger masks are scaled to it."""
     height, width = image.shape[:2]
     scale = DISPLAY_SIDE / max(height, width)
-    if scale >= 1:
-        return image, list(masks)
-    size = (max(1, round(height * scale)), max(1, round(width * scale)))
-    small = np.asarray(Image.fromarray(image).resize(size[::-1], Image.Resampling.BILINEAR))
-    return small, [resize_mask(m, size) for m in masks]
+    if scale < 1:
+        size = (max(1, round(height * scale)), max(1, round(width * scale)))
+        image = np.asarray(Image.fromarray(image).resize(size[::-1], Image.Resampling.BILINEAR))
+    size = image.shape[:2]
+    return image, [m if m.shape == size else resize_mask(m, size) for m in masks]
 
 
 def whole_number(value: float | None, field: str, default: int, low: int, high: int) -> int:
