@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from PIL import Image, ImageFilter
 
 from drywall_qa.data import CocoSplit
 from drywall_qa.errors import InputError
-from drywall_qa.imaging import ImageSource, load_image
+from drywall_qa.imaging import MAX_PIXELS, ImageSource, load_image
 
 STEPS = ("crop", "blur", "darken")
 DEFAULT_ENGINEERING = "crop+blur+darken"
@@ -58,16 +60,29 @@ def mask_from_array(array: np.ndarray) -> np.ndarray:
     return array > (127.5 if array.max() > 1 else 0.5)
 
 
-def load_mask(path: str | Path) -> np.ndarray:
-    """Read a mask image (white object on black, or a transparent layer) as bool ``H×W``."""
-    path = Path(path)
+def load_mask(source: str | Path | bytes | np.ndarray, name: str | None = None) -> np.ndarray:
+    """Read a mask (white object on black, or a transparent layer) as bool ``H×W`` from a file, encoded bytes or an
+    array; a file over :data:`~drywall_qa.imaging.MAX_PIXELS` is refused before it is decoded."""
+    if isinstance(source, np.ndarray):
+        return mask_from_array(source)
+    label = name or (str(source) if isinstance(source, (str, Path)) else "mask image")
     try:
-        with Image.open(path) as image:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else Path(source))
+        with image:
+            if image.width * image.height > MAX_PIXELS:
+                raise InputError(label, f"too many pixels ({image.width}×{image.height}); the limit is "
+                                 f"{MAX_PIXELS:,} pixels", "use a smaller mask image")
             array = np.asarray(image.convert("RGBA" if image.mode in ("P", "PA", "LA", "RGBA") else "L"))
+    except InputError:
+        raise
     except FileNotFoundError:
-        raise InputError(str(path), "no such mask file", "check the path of --support-mask") from None
-    except OSError as err:
-        raise InputError(str(path), f"not a readable mask image ({err})", "pass a PNG mask") from None
+        raise InputError(label, "no such mask file", "check the path of --support-mask") from None
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
+        raise InputError(label, f"too many pixels ({err})", "use a smaller mask image") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
+        raise InputError(label, f"not a readable mask image ({err})", "pass a PNG mask") from None
     return mask_from_array(array)
 
 
@@ -138,7 +153,7 @@ class VisualPrompt:
     @classmethod
     def from_source(cls, image: ImageSource, mask: np.ndarray | str | Path, **options) -> VisualPrompt:
         """From an image (path, bytes, array…) and a mask array or mask image file."""
-        return cls(image, load_mask(mask) if isinstance(mask, (str, Path)) else mask, **options)
+        return cls(image, load_mask(mask), **options)
 
     @classmethod
     def from_split(cls, split: CocoSplit, index: int, **options) -> VisualPrompt:

@@ -7,7 +7,7 @@ and the run's status say so instead of failing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +19,14 @@ from drywall_qa.ui.messages import error_message, escape_md, guarded
 from drywall_qa.ui.models import ModelCache, SharedModel
 from drywall_qa.ui.splits import discover_splits, open_split, split_name
 from drywall_qa.ui.widgets import split_input
-from drywall_qa.visual_prompts import STEPS, VisualPrompt, mask_from_array
+from drywall_qa.imaging import load_image
+from drywall_qa.visual_prompts import STEPS, VisualPrompt, load_mask
 
 OFF, DRAWN, DATASET = "off", "drawn", "dataset"
 SOURCES = [("Off", OFF), ("Paint over an example image", DRAWN), ("Annotated image of a split", DATASET)]
 BRUSH = "#ff0066"
+#: painted layers an example may have, and canvases uploaded but not yet used that the server keeps (all sessions)
+MAX_LAYERS, MAX_PENDING_CANVASES = 4, 8
 NEEDS_CLIPSEG = "need the CLIPSeg backend"
 READY = ("Mark one example of what to look for: paint over it on an image, or take an annotated image of a split. "
          "It runs next to the ticked prompts and shows in the legend under its own name.")
@@ -42,14 +45,55 @@ def engineering(steps: Sequence[str] | None) -> str:
     return "+".join(chosen)
 
 
+def raw_editor(component: gr.ImageEditor) -> gr.ImageEditor:
+    """Make ``component`` hand its files (paths, or bytes for canvas blobs) to callbacks undecoded, so every image
+    goes through :func:`~drywall_qa.imaging.load_image`'s checks (pixel limit, formats) instead of gradio's decoder —
+    and nothing is decoded while the visual prompt is off."""
+    def undecoded(payload: Any) -> dict[str, Any] | None:
+        if payload is None:
+            return None
+        blobs = component.blob_storage.pop(payload.id, None) if payload.id is not None else None
+        source = blobs or payload
+        file = (lambda item: item if item is None or isinstance(item, bytes) else item.path)
+        return {"background": file(source.background), "layers": [file(layer) for layer in source.layers or []
+                                                                   if layer is not None],
+                "composite": file(source.composite)}
+    component.preprocess = undecoded
+    component.accept_blobs = bounded_blobs(component)
+    return component
+
+
+def bounded_blobs(component: gr.ImageEditor) -> Callable[[Any], Any]:
+    """The editor's canvas-upload endpoint with bounds: a layer index below :data:`MAX_LAYERS` (gradio grows a
+    list up to any index a client sends) and at most :data:`MAX_PENDING_CANVASES` canvases waiting to be used
+    (gradio keeps every one a client sends, under any id, until an event consumes it)."""
+    accept = component.accept_blobs
+
+    def bounded(data: Any) -> Any:
+        index = str(data.data.get("index") or "null")
+        if index != "null" and not (index.isdigit() and int(index) < MAX_LAYERS):
+            raise gr.Error(f"layer index {index[:20]!r}: the editor has at most {MAX_LAYERS} layers")
+        while len(component.blob_storage) >= MAX_PENDING_CANVASES:
+            component.blob_storage.pop(next(iter(component.blob_storage)))
+        return accept(data)
+
+    bounded._is_server_fn = True  # type: ignore[attr-defined] — gradio serves only methods marked so
+    return bounded
+
+
 def editor_example(editor: dict[str, Any] | None) -> tuple[np.ndarray, np.ndarray]:
-    """``(image, mask)`` from an image editor's value: its background and the union of its painted layers."""
+    """``(image, mask)`` from an image editor's value (files, bytes or arrays): its background and the union of its
+    painted layers."""
     background = (editor or {}).get("background")
     if background is None:
         raise InputError("visual prompt", "no example image", "upload an example image and paint over the object")
-    layers = [mask_from_array(layer) for layer in editor.get("layers") or []]
-    mask = np.logical_or.reduce(layers) if layers else np.zeros(background.shape[:2], bool)
-    return background, mask
+    image = load_image(background, name="example image")
+    layers = [load_mask(layer, name="painted layer") for layer in editor.get("layers") or []]
+    mask = np.logical_or.reduce(layers) if layers else np.zeros(image.shape[:2], bool)
+    if mask.shape != image.shape[:2]:
+        raise InputError("painted layer", f"is {mask.shape[1]}×{mask.shape[0]}, the example image "
+                         f"{image.shape[1]}×{image.shape[0]}", "paint over the example image again")
+    return image, mask
 
 
 def with_example(model: SharedModel, prompts: list[str],
@@ -121,10 +165,10 @@ class VisualBox:
                           elem_id="visual-prompt") as box:
             note = gr.Markdown(READY, elem_id="visual-note")
             source = gr.Radio(SOURCES, value=OFF, label="Example", elem_id="visual-source")
-            editor = gr.ImageEditor(label="Example image: paint over the object", type="numpy",
+            editor = raw_editor(gr.ImageEditor(label="Example image: paint over the object", type="filepath",
                                     sources=["upload", "clipboard"], transforms=(), layers=False, height=300,
                                     brush=gr.Brush(colors=[BRUSH], color_mode="fixed"), visible=False,
-                                    elem_id="visual-editor")
+                                    elem_id="visual-editor"))
             with gr.Row(visible=False) as from_split:
                 choices = discover_splits(self.roots)
                 split = split_input(choices, "visual-split")
