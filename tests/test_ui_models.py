@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -69,7 +70,7 @@ def test_missing_bundled_model_says_how_to_start(tmp_path: Path, monkeypatch: py
 def test_model_box_reports_failures_and_keeps_the_working_model(tiny_lite_dir: Path, tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    box = ModelBox(ModelCache(device="cpu"), str(tiny_lite_dir))
+    box = ModelBox(ModelCache(device="cpu"), str(tiny_lite_dir), [tmp_path])
     status, key = box.load(str(tiny_lite_dir), None, None)
     assert key == str(tiny_lite_dir) and "drywall-qa-lite" in status and "parameters" in status
     status, kept = box.load("clipseg", None, key)             # no network here: a message, not a crash
@@ -82,10 +83,44 @@ def test_model_box_reports_failures_and_keeps_the_working_model(tiny_lite_dir: P
 
 def test_model_key_and_choices(tmp_path: Path) -> None:
     assert model_key("lite", None) == "lite"
-    assert model_key(FOLDER, f"{tmp_path}/a/../b ") == str(tmp_path / "b")
+    assert model_key(FOLDER, f"{tmp_path}/a/../b ", [tmp_path]) == str(tmp_path / "b")
     with pytest.raises(InputError):
         model_key(None, None)
     assert model_choices("lite")[0][1] == "lite"
     assert model_choices(str(tmp_path))[0] == (f"Local · {tmp_path}", str(tmp_path))
+    (tmp_path / "runs" / "v1" / "best").mkdir(parents=True)
+    (tmp_path / "runs" / "v1" / "best" / "config.json").write_text("{}")
+    choices = model_choices("lite", [tmp_path / "runs"])
+    assert ("Local · v1/best", str(tmp_path / "runs" / "v1" / "best")) in choices and choices[-1][1] == FOLDER
     assert startup_choice(str(BUNDLED_DIR / ".." / BUNDLED_DIR.name)) == "lite"  # shown as the bundled model
     assert startup_choice(f"{tmp_path}/a/..") == str(tmp_path) and startup_choice(None) is None
+
+
+def test_clients_load_only_offered_models(tiny_lite_dir: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    box = ModelBox(ModelCache(device="cpu"), "lite", [tiny_lite_dir])
+    for choice, folder in [(str(outside), None), ("/etc", None)]:
+        status, kept = box.load(choice, folder, "lite")
+        assert kept == "lite" and "is not offered by this server" in status
+    for folder in [str(outside), str(tmp_path / "no-such-folder"), f"{tiny_lite_dir}/../outside"]:
+        status, kept = box.load(FOLDER, folder, "lite")          # the same answer whether it exists or not
+        assert kept == "lite" and "outside the model folders this server offers" in status
+    status, key = box.load(FOLDER, str(tiny_lite_dir), "lite")
+    assert key == str(tiny_lite_dir.resolve()) and "parameters" in status
+
+
+def test_pinned_model_survives_other_loads() -> None:
+    loads: list[str] = []
+
+    def loader(key: str, device: str | None) -> Segmenter:
+        loads.append(key)
+        return SimpleNamespace(name=key)
+
+    cache = ModelCache(capacity=1, loader=loader)
+    cache.pinned.add("lite")
+    cache.get("lite")
+    for key in ["a", "b", "c"]:
+        cache.get(key)
+    cache.get("lite")
+    assert loads == ["lite", "a", "b", "c"]

@@ -8,12 +8,18 @@ from pathlib import Path
 
 import gradio as gr
 import torch
+from PIL import Image
 
 from drywall_qa.data import data_roots
+from drywall_qa.imaging import MAX_PIXELS
 from drywall_qa.ui.evaluate_tab import EvaluateTab
 from drywall_qa.ui.inspect_tab import InspectTab
+from drywall_qa.ui.lanes import HeavyLane
 from drywall_qa.ui.messages import error_message, escape_md
+from drywall_qa.errors import InputError
 from drywall_qa.ui.models import FOLDER, ModelCache, model_choices, model_key, startup_choice
+from drywall_qa.ui.result_store import DEFAULT_BUDGET_MB, ResultStore
+from drywall_qa.ui.retention import Retention, prune_leftovers
 from drywall_qa.ui.review_tab import ReviewTab
 from drywall_qa.ui.splits import ConfinedSplit, discover_splits
 
@@ -52,6 +58,12 @@ class AppConfig:
     device: str | None = None
     #: torch CPU threads per model call (None: torch's default, one per core)
     threads: int | None = MODEL_THREADS
+    #: folders whose checkpoints clients may load (besides the aliases and ``model``)
+    models_dirs: list[Path] = field(default_factory=lambda: [Path("runs")])
+    #: memory for all sessions' Inspect runs kept for re-rendering
+    state_mb: float = DEFAULT_BUDGET_MB
+    #: evaluation folders kept in ``out_dir``
+    retention: Retention = field(default_factory=Retention)
 
 
 def example_images(roots: Sequence[Path], per_split: int = EXAMPLES_PER_SPLIT) -> list[str]:
@@ -68,15 +80,19 @@ def example_images(roots: Sequence[Path], per_split: int = EXAMPLES_PER_SPLIT) -
 
 
 class ModelBox:
-    """The model picker shared by all tabs; the loaded model's cache key lives in a ``gr.State``."""
+    """The model picker shared by all tabs; the loaded model's cache key lives in a ``gr.State``. Clients may load
+    only what it offers: the aliases, the startup model, and checkpoint folders inside ``models_dirs``."""
 
-    def __init__(self, models: ModelCache, startup: str | None) -> None:
-        self.models, self.startup = models, startup
+    def __init__(self, models: ModelCache, startup: str | None, models_dirs: Sequence[Path] = ()) -> None:
+        self.models, self.startup, self.models_dirs = models, startup, list(models_dirs)
+        self.choices = model_choices(startup, self.models_dirs)
 
     def load(self, choice: str | None, folder: str | None, current: str | None) -> tuple[str, str | None]:
         """``(status, key)``: the new model, or the message and the previous model when it cannot be loaded."""
         try:
-            key = model_key(choice, folder)
+            if choice and choice not in {value for _, value in self.choices}:
+                raise InputError("model", f"{choice[:80]!r} is not offered by this server", "pick one in the model box")
+            key = model_key(choice, folder, self.models_dirs)
             return self.models.get(key).describe(), key
         except Exception as err:  # noqa: BLE001 — shown in the model box
             still = f"\n\nStill using {escape_md(current)}." if current else ""
@@ -91,7 +107,7 @@ class ModelBox:
     def build(self) -> gr.State:
         status, key = self.load(self.startup, None, None) if self.startup else ("Choose a model.", None)
         with gr.Row():
-            choice = gr.Dropdown(model_choices(self.startup), value=self.startup, label="Model", scale=2)
+            choice = gr.Dropdown(self.choices, value=self.startup, label="Model", scale=2)
             folder = gr.Textbox(label="Checkpoint folder", visible=False, scale=2,
                                 placeholder="e.g. runs/lite/best (written by python -m train)")
             with gr.Column(scale=3):
@@ -106,16 +122,23 @@ class ModelBox:
 
 
 def build_app(config: AppConfig) -> gr.Blocks:
-    """The whole UI; the startup model is loaded here so the first request is not slow."""
-    models = ModelCache(config.device)
+    """The whole UI; the startup model is loaded here (and never evicted) so the first request is not slow. Leftovers
+    of writes killed in an earlier run are removed from the output folder."""
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS      # gradio's own decoders refuse bombs too, not only load_image
+    prune_leftovers(config.out_dir)
+    models, lane = ModelCache(config.device), HeavyLane()
     startup = startup_choice(config.model)
+    if startup:
+        models.pinned.add(startup)
     with gr.Blocks(title="drywall-qa", delete_cache=(1800, 3600)) as demo:
         gr.Markdown(HEADER)
-        key = ModelBox(models, startup).build()
+        key = ModelBox(models, startup, config.models_dirs).build()
         with gr.Tabs():
-            for title, tab in [("Inspect", InspectTab(models, example_images(config.roots), config.roots)),
-                               ("Review", ReviewTab(models, config.roots, config.out_dir)),
-                               ("Evaluate", EvaluateTab(models, config.roots, config.out_dir))]:
+            for title, tab in [("Inspect", InspectTab(models, example_images(config.roots), config.roots,
+                                                      ResultStore(config.state_mb))),
+                               ("Review", ReviewTab(models, config.roots, config.out_dir, lane=lane)),
+                               ("Evaluate", EvaluateTab(models, config.roots, config.out_dir, lane=lane,
+                                                        retention=config.retention))]:
                 with gr.Tab(title, id=title.lower(), elem_id=f"tab-{title.lower()}"):
                     tab.build(key)
     return demo

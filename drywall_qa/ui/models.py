@@ -36,20 +36,42 @@ def startup_choice(model: str | None) -> str | None:
     return "lite" if folder == BUNDLED_DIR else str(folder)
 
 
-def model_choices(startup: str | None) -> list[tuple[str, str]]:
-    """The dropdown's choices, with the ``--model`` folder given at startup added when it is not an alias."""
-    if startup is None or startup in {value for _, value in CHOICES}:
-        return list(CHOICES)
-    return [(f"Local · {startup}", startup), *CHOICES]
+def checkpoint_folders(models_dirs: Sequence[Path]) -> list[Path]:
+    """Checkpoint folders (holding a ``config.json``) in each models folder, itself or up to two levels below it
+    (``runs/lite/best``), resolved."""
+    found: list[Path] = []
+    for root in models_dirs:
+        for pattern in ("config.json", "*/config.json", "*/*/config.json"):
+            found += [config.parent.resolve() for config in sorted(Path(root).glob(pattern))]
+    return list(dict.fromkeys(found))
 
 
-def model_key(choice: str | None, folder: str | None) -> str:
-    """The cache key of a dropdown choice: an alias, or an absolute checkpoint folder."""
+def model_choices(startup: str | None, models_dirs: Sequence[Path] = ()) -> list[tuple[str, str]]:
+    """The dropdown's choices: the ``--model`` folder given at startup when it is not an alias, the aliases, the
+    checkpoint folders found in ``models_dirs``, and typing a folder of those."""
+    choices = list(CHOICES)
+    known = {value for _, value in choices}
+    if startup is not None and startup not in known:
+        choices.insert(0, (f"Local · {startup}", startup))
+    found = [(f"Local · {folder.name if folder.name not in {'best', 'last'} else '/'.join(folder.parts[-2:])}",
+              str(folder)) for folder in checkpoint_folders(models_dirs) if str(folder) != startup]
+    return [*choices[:-1], *found, choices[-1]]
+
+
+def model_key(choice: str | None, folder: str | None, models_dirs: Sequence[Path] = ()) -> str:
+    """The cache key of a dropdown choice: an alias, or an absolute checkpoint folder. A typed folder must lie inside
+    one of ``models_dirs`` (symlinks resolved), so a remote client cannot load, or probe for, other server folders."""
     if choice == FOLDER:
         if not folder or not folder.strip():
             raise InputError("checkpoint folder", "no folder given",
                              "type the folder written by `python -m train` or save_pretrained")
-        return str(Path(folder.strip()).expanduser().resolve())
+        path = Path(folder.strip()).expanduser().resolve()
+        if not any(path.is_relative_to(Path(root).resolve()) for root in models_dirs):
+            offered = ", ".join(str(root) for root in models_dirs) or "none"
+            raise InputError("checkpoint folder", f"is outside the model folders this server offers ({offered})",
+                             "put the checkpoint in one of them (start the app with --models-dir DIR) or start "
+                             "the app with --model DIR")
+        return str(path)
     if not choice:
         raise InputError("model", "no model chosen", "pick one in the model box")
     return choice
@@ -104,12 +126,15 @@ class SharedModel:
 
 
 class ModelCache:
-    """Loads models on first use and keeps the ``capacity`` most recently used. Failed loads are not cached, so a
-    fixed folder can be retried; two sessions asking for the same model wait for one load."""
+    """Loads models on first use and keeps the ``capacity`` most recently used, plus the :attr:`pinned` ones. Failed
+    loads are not cached, so a fixed folder can be retried; two sessions asking for the same model wait for one
+    load."""
 
     def __init__(self, device: str | None = None, capacity: int = 2,
                  loader: Callable[[str, str | None], Segmenter] = Segmenter.load) -> None:
         self.device, self.capacity, self._loader = device, capacity, loader
+        #: keys never evicted (the startup model: other sessions' choices must not unload it for everyone)
+        self.pinned: set[str] = set()
         self._models: OrderedDict[str, SharedModel] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
@@ -129,8 +154,9 @@ class ModelCache:
             model = SharedModel(key, self._load(key))
             with self._lock:
                 self._models[key] = model
-                while len(self._models) > self.capacity:
-                    self._models.popitem(last=False)
+                evictable = [k for k in self._models if k not in self.pinned and k != key]
+                for old in evictable[:max(0, len(self._models) - self.capacity)]:
+                    del self._models[old]
             return model
 
     def _load(self, key: str) -> Segmenter:
