@@ -13,7 +13,9 @@ typed), the model's tuned thresholds, like a user pressing Segment. Phases, in o
 2. single-request baseline: ``--single`` sequential requests from one client, median latency;
 3. concurrent warm-up: ``--warmup`` requests per client, all clients at once (every session exists);
 4. load: ``--clients`` clients × ``--requests`` requests, each client sending its next request when the previous
-   one is answered.
+   one is answered;
+5. new sessions: ``--new-sessions`` sequential requests of 8 prompts, each from a new session (visitors who come
+   once: the server must not keep each one's results), and the idle RSS before and after.
 
 Latency is the client's wall time from submit to answer. A request fails when it raises (queue full, timeout,
 connection) or its status line is an error. The server's resident memory (psutil RSS) is sampled every 0.2 s;
@@ -22,7 +24,8 @@ load, so buffers in flight count alike; the idle RSS after phases 3 and 4 is pri
 clients × 500 requests, every request times out after ``--request-timeout`` s and no request is started after
 ``--time-limit`` s (requests not sent count as errors). Loopback only. The clients run on the same machine and take
 CPU from the server; other processes do too, so the load average is printed before and after.
-The last line reads ``requests: <n> errors: <n> p95_over_single: <ratio> memory_growth_mb: <mb>``.
+The last line reads ``requests: <n> errors: <n> p95_over_single: <ratio> memory_growth_mb: <mb>
+new_sessions: <n> new_session_growth_mb: <mb>``.
 """
 
 from __future__ import annotations
@@ -34,63 +37,22 @@ import signal
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import psutil
-from PIL import Image, ImageDraw
 
+from bench.clients import IMAGE_SIDE, Client, MemoryMonitor, Outcome, Request, wall_photos
 from drywall_qa.backends import BUNDLED_DIR
 from drywall_qa.ui.prompts import KNOWN_PROMPTS
 from tests.app_server import AppServer, serve_app
 
 #: typed (free-text) prompts mixed with the registered ones
 TYPED_PROMPTS = ("segment hole in the wall", "segment screw head", "segment water stain")
-IMAGE_SIDE = 640
-IMAGES = 6
 MAX_CLIENTS, MAX_REQUESTS = 32, 500
-SAMPLE_EVERY_S = 0.2
-
-
-@dataclass(frozen=True)
-class Request:
-    image: str
-    selected: list[str]
-    typed: str
-
-    @property
-    def prompts(self) -> int:
-        return len(self.selected) + bool(self.typed)
-
-
-@dataclass
-class Outcome:
-    seconds: float
-    error: str | None = None
-
-
-def wall_photos(folder: Path, count: int = IMAGES, side: int = IMAGE_SIDE, seed: int = 0) -> list[str]:
-    """``count`` JPEG "walls": shaded noisy plaster with a dark crack polyline and a light taped seam."""
-    rng = np.random.default_rng(seed)
-    paths = []
-    for i in range(count):
-        shade = np.linspace(0, 30, side)[None, :, None]
-        pixels = rng.normal(200, 12, (side, side, 3)) - shade
-        image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
-        draw = ImageDraw.Draw(image)
-        x = int(rng.integers(side // 5, 4 * side // 5))
-        draw.rectangle([x, 0, x + 40, side], fill=(226, 224, 218))
-        points = np.cumsum(rng.normal(0, 14, (24, 2)), axis=0) + rng.integers(100, side - 100, 2)
-        draw.line([tuple(p) for p in points.clip(0, side - 1)], fill=(70, 66, 60), width=2)
-        path = folder / f"wall{i}.jpg"
-        image.save(path, quality=90)
-        paths.append(str(path))
-    return paths
 
 
 def request_plan(images: list[str], count: int, rng: random.Random) -> list[Request]:
@@ -101,93 +63,6 @@ def request_plan(images: list[str], count: int, rng: random.Random) -> list[Requ
         typed = rng.choice(TYPED_PROMPTS) if rng.random() < 0.3 else ""
         plan.append(Request(rng.choice(images), rng.sample(KNOWN_PROMPTS, n - bool(typed)), typed))
     return plan
-
-
-class Client:
-    """One ``gradio_client`` session sending requests one after another."""
-
-    def __init__(self, url: str, timeout_s: float) -> None:
-        import httpx
-        from gradio_client import Client as GradioClient
-
-        # no read timeout: the client's event stream idles between requests (``result(timeout)`` bounds each wait);
-        # httpx's default 5 s would fail uploads on a saturated machine. ssl_verify=False: plain HTTP on loopback,
-        # nothing to verify, and httpx then skips loading the CA bundle for each of gradio_client's per-call
-        # connections (that was 70% of the clients' CPU, taken from the server on the same machine)
-        timeout = httpx.Timeout(timeout_s, read=None)
-        self.client = GradioClient(url, verbose=False, download_files=False, analytics_enabled=False,
-                                   ssl_verify=False, httpx_kwargs={"timeout": timeout})
-        self.timeout_s = timeout_s
-
-    def send(self, request: Request) -> Outcome:
-        from gradio_client import handle_file
-
-        start, job = time.perf_counter(), None
-        try:
-            job = self.client.submit(handle_file(request.image), request.selected, request.typed, True, 0.5, 0.5,
-                                     api_name="/segment")
-            status, _, _, masks, _ = job.result(timeout=self.timeout_s)
-        except Exception as err:  # noqa: BLE001 — every failure is counted, whatever it is
-            if job is not None:
-                job.cancel()
-            return Outcome(time.perf_counter() - start, f"{type(err).__name__}: {err}")
-        seconds = time.perf_counter() - start
-        if status.startswith("**") or len(masks or []) != request.prompts:
-            return Outcome(seconds, f"error status: {status[:200]}")
-        return Outcome(seconds)
-
-    def run(self, plan: list[Request], deadline: float) -> list[Outcome]:
-        return [self.send(request) for request in plan if time.monotonic() < deadline]
-
-
-@dataclass
-class MemoryMonitor:
-    """Samples the resident memory of a process (MiB) in a background thread."""
-
-    pid: int
-    #: ``(monotonic time, MiB)``
-    samples: list[tuple[float, float]] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    def __post_init__(self) -> None:
-        self._process = psutil.Process(self.pid)
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-
-    def now(self) -> float:
-        return self._process.memory_info().rss / 2**20
-
-    def cpu_seconds(self) -> float:
-        """CPU time (user + system) the process has used so far."""
-        times = self._process.cpu_times()
-        return times.user + times.system
-
-    def settled(self, seconds: float = 2.0) -> float:
-        """The median RSS over ``seconds`` of idle time (what the process holds, not a transient peak)."""
-        values = []
-        for _ in range(max(1, int(seconds / SAMPLE_EVERY_S))):
-            values.append(self.now())
-            time.sleep(SAMPLE_EVERY_S)
-        return statistics.median(values)
-
-    def _sample(self) -> None:
-        while not self._stop.wait(SAMPLE_EVERY_S):
-            try:
-                self.samples.append((time.monotonic(), self.now()))
-            except psutil.Error:
-                return
-
-    def between(self, start: float, end: float, parts: int = 4) -> list[float]:
-        """The highest RSS in each of ``parts`` equal slices of the time from ``start`` to ``end``."""
-        step = (end - start) / parts
-        return [max((mib for t, mib in self.samples if start + i * step <= t <= start + (i + 1) * step),
-                    default=float("nan")) for i in range(parts)]
-
-    def stop(self) -> float:
-        """Stop sampling; the peak RSS seen."""
-        self._stop.set()
-        self._thread.join()
-        return max((mib for _, mib in self.samples), default=0.0)
 
 
 def run_concurrently(clients: list[Client], plans: list[list[Request]], deadline: float) -> list[Outcome]:
@@ -216,6 +91,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="sequential requests for the single-request baseline (default 20)")
     parser.add_argument("--warmup", type=bounded(0, 50), default=10,
                         help="untimed requests per client before the load phase (default 10)")
+    parser.add_argument("--new-sessions", type=bounded(0, MAX_REQUESTS), default=200,
+                        help="requests of 8 prompts, each from a new session, after the load (default 200)")
     parser.add_argument("--request-timeout", type=float, default=120.0, help="seconds per request (default 120)")
     parser.add_argument("--time-limit", type=float, default=600.0,
                         help="no request is started after this many seconds (default 600)")
@@ -245,6 +122,7 @@ class Results:
     client_cpu_s: float
     rss: dict[str, float]
     rss_quarters: list[float]
+    new_sessions: list[Outcome]
 
 
 def measure(args: argparse.Namespace, server: AppServer, images: list[str]) -> Results:
@@ -267,8 +145,13 @@ def measure(args: argparse.Namespace, server: AppServer, images: list[str]) -> R
     quarters = memory.between(start, end)
     rss["peak"] = memory.stop()
     after = single.run(request_plan(images, 5, rng), deadline)
+    every_prompt = [Request(rng.choice(images), list(KNOWN_PROMPTS), ", ".join(TYPED_PROMPTS))
+                    for _ in range(args.new_sessions)]
+    rss["before_new_sessions"] = memory.settled()
+    visitors = single.run(every_prompt, deadline, new_sessions=True)
+    rss["after_new_sessions"] = memory.settled()
     return Results(baseline, outcomes, after, args.clients * args.requests, end - start, cpu_used, client_used, rss,
-                   quarters)
+                   quarters, visitors)
 
 
 def median_ok(outcomes: list[Outcome]) -> float | None:
@@ -302,8 +185,13 @@ def report(args: argparse.Namespace, r: Results) -> None:
         print(f"single request again after the load (not used above; shows how much the machine's other load "
               f"drifted): median {1000 * after_s:.0f} ms, p95 under load / that = {p95 / after_s:.2f}")
     print(f"CPU load average (1 min) at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    growth = r.rss["after_new_sessions"] - r.rss["before_new_sessions"]
+    print(f"new sessions: {len(r.new_sessions)} requests of 8 prompts, each from a new session, "
+          f"{sum(o.error is not None for o in r.new_sessions)} failed; idle RSS {r.rss['before_new_sessions']:.0f} "
+          f"-> {r.rss['after_new_sessions']:.0f} MiB")
     print(f"requests: {len(r.load)} errors: {len(errors) + r.planned - len(r.load)} "
-          f"p95_over_single: {p95 / single_s:.2f} memory_growth_mb: {r.rss_quarters[-1] - r.rss_quarters[0]:.1f}")
+          f"p95_over_single: {p95 / single_s:.2f} memory_growth_mb: {r.rss_quarters[-1] - r.rss_quarters[0]:.1f} "
+          f"new_sessions: {len(r.new_sessions)} new_session_growth_mb: {growth:.1f}")
 
 
 def main(argv: list[str] | None = None) -> None:

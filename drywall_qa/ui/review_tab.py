@@ -1,6 +1,7 @@
 """Review tab: score a split's images against ground truth, worst first; inspect one and accept / reject it.
 
-Decisions go to ``<out>/reviews/<dataset>__<split>-<digest>.json``, one file per split folder (see :mod:`drywall_qa.ui.reviews`).
+Decisions go to ``<out>/reviews/<dataset>__<split>-<digest>.json``, one file per split folder (see
+:mod:`drywall_qa.ui.reviews`).
 """
 
 from __future__ import annotations

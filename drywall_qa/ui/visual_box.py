@@ -54,13 +54,17 @@ def raw_editor(component: gr.ImageEditor) -> gr.ImageEditor:
             return None
         blobs = component.blob_storage.pop(payload.id, None) if payload.id is not None else None
         source = blobs or payload
-        file = (lambda item: item if item is None or isinstance(item, bytes) else item.path)
-        return {"background": file(source.background), "layers": [file(layer) for layer in source.layers or []
-                                                                   if layer is not None],
-                "composite": file(source.composite)}
+        return {"background": _file(source.background),
+                "layers": [_file(layer) for layer in source.layers or [] if layer is not None],
+                "composite": _file(source.composite)}
     component.preprocess = undecoded
     component.accept_blobs = bounded_blobs(component)
     return component
+
+
+def _file(item: Any) -> str | bytes | None:
+    """A path for an uploaded file, bytes for a canvas blob."""
+    return item if item is None or isinstance(item, bytes) else item.path
 
 
 def bounded_blobs(component: gr.ImageEditor) -> Callable[[Any], Any]:
