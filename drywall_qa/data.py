@@ -7,6 +7,7 @@ import io
 import json
 import math
 import os
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ from drywall_qa import imaging
 from drywall_qa.errors import InputError
 
 ANNOTATION_FILE = "_annotations.coco.json"
+#: Most outline, in multiples of (width + height), that the polygons and boxes of one image may trace.
+OUTLINE_LIMIT = 100
 _COCO_HINT = "export the dataset in COCO format (Roboflow: 'COCO Segmentation' or 'COCO')"
 
 
@@ -87,18 +90,35 @@ class CocoSplit:
     the annotation file. Indices ``i`` are positions in :attr:`image_ids` (``0 … len-1``), not COCO ids.
     The mask of an image is the union of all its annotations: polygons, RLE (compressed or not), and the filled
     box (clipped to the image) of an annotation with an empty ``segmentation``. Degenerate polygons (fewer than
-    3 points or zero area) are dropped with a warning; an annotation left with nothing to draw is counted in
-    :attr:`skipped_annotations`. Everything else that is wrong with the file raises :class:`InputError`.
+    3 points or zero area) are dropped with a warning and counted in :attr:`skipped_polygons`; an annotation left
+    with nothing to draw (all its polygons dropped, or its box wholly outside the image) is counted in
+    :attr:`skipped_annotations`.
+
+    Nothing is drawn before these bounds hold, so a hostile file cannot exhaust memory or crash pycocotools:
+
+    - an image record declares at most :data:`drywall_qa.imaging.MAX_PIXELS` pixels, the upload limit;
+    - every polygon point and box corner lies within the image grown by its own size on each side
+      (``-width <= x <= 2 * width``, likewise ``y``); points outside the image but within that margin are kept as
+      written and clipped away when drawn, as pycocotools draws them (clamping them would move the edges that
+      cross into the image);
+    - the polygons and boxes of one image trace at most ``OUTLINE_LIMIT × (width + height)`` pixels of outline
+      (the time and memory pycocotools takes grow with it; the real crack splits stay under 6×);
+    - an RLE's ``size`` is the image's ``[height, width]`` and its run lengths (a list, or the compressed string,
+      decoded here since pycocotools trusts it) are non-negative and add up to ``height × width``.
+
+    Breaking a bound, and everything else that is wrong with the file, raises :class:`InputError` naming the file,
+    the record and what to do.
     """
 
     def __init__(self, path: str | Path, annotation_file: str | Path | None = None) -> None:
         self.root, self.annotation_file = _locate(Path(path), annotation_file)
         dataset = _read_json(self.annotation_file)
         images = _check_images(dataset, self.annotation_file)
-        self.skipped_annotations = 0
+        self.skipped_annotations = self.skipped_polygons = 0
+        outlines: dict[int, float] = {}
         annotations = []
         for index, ann in enumerate(_records(dataset, "annotations", self.annotation_file)):
-            cleaned = self._clean_annotation(ann, index, images)
+            cleaned = self._clean_annotation(ann, index, images, outlines)
             if cleaned is None:
                 self.skipped_annotations += 1
             else:
@@ -154,14 +174,17 @@ class CocoSplit:
     def _image(self, i: int) -> dict[str, Any]:
         return self.coco.imgs[self.image_ids[i]]
 
-    def _clean_annotation(self, ann: Any, index: int, images: dict[int, dict]) -> dict | None:
-        """Validate one annotation; return it with a drawable ``segmentation`` (box → polygon), or None to skip."""
+    def _clean_annotation(self, ann: Any, index: int, images: dict[int, dict],
+                          outlines: dict[int, float]) -> dict | None:
+        """Validate one annotation; return it with a drawable ``segmentation`` (box → polygon), or None to skip.
+        ``outlines``: the outline traced so far per image id, this annotation's added."""
         where = f"{self.annotation_file}: annotations[{index}]"
-        ann_id, image_id = _int_field(ann, "id", where), _int_field(ann, "image_id", where)
+        ann_id = _int_field(ann, "id", where)
+        where = f"{where} (id {ann_id})"
+        image_id = _int_field(ann, "image_id", where)
         if image_id not in images:
             raise InputError(
-                f"{where} (id {ann_id})",
-                f"image_id {image_id} is not in the file's images",
+                where, f"image_id {image_id} is not in the file's images",
                 "fix the image_id or add the image to the images list",
             )
         image = images[image_id]
@@ -169,15 +192,18 @@ class CocoSplit:
         if isinstance(segmentation, dict):
             segmentation = _check_rle(segmentation, image, where)
         elif segmentation:
-            segmentation = self._valid_polygons(segmentation, where, ann_id)
+            segmentation = self._valid_polygons(segmentation, image, where, ann_id)
         else:
             segmentation = _box_polygon(ann.get("bbox"), image, where)
+        if isinstance(segmentation, list):
+            _add_outline(segmentation, image, outlines, where)
         if not segmentation:
             warnings.warn(f"{self.annotation_file}: annotation {ann_id} has nothing to draw; skipped", stacklevel=3)
             return None
         return {**ann, "segmentation": segmentation}
 
-    def _valid_polygons(self, polygons: Any, where: str, ann_id: int) -> list[list[float]]:
+    def _valid_polygons(self, polygons: Any, image: dict, where: str, ann_id: int) -> list[list[float]]:
+        """The polygons within bounds and not degenerate; the degenerate ones dropped, counted and warned about."""
         if not isinstance(polygons, list):
             raise InputError(where, "segmentation must be a list of polygons or an RLE dict", _COCO_HINT)
         kept = []
@@ -185,9 +211,11 @@ class CocoSplit:
             coords = _numbers(polygon, where, "segmentation polygon")
             if len(coords) % 2:
                 raise InputError(where, "a segmentation polygon has an odd number of coordinates", _COCO_HINT)
+            _check_bounds(coords, image, where, "segmentation polygon point")
             if len(coords) >= 6 and _polygon_area(coords) > 0:
                 kept.append(coords)
             else:
+                self.skipped_polygons += 1
                 warnings.warn(
                     f"{self.annotation_file}: annotation {ann_id} has a degenerate polygon "
                     f"({len(coords) // 2} points, zero area or fewer than 3 points); dropped",
@@ -214,15 +242,18 @@ def _locate(path: Path, annotation_file: str | Path | None) -> tuple[Path, Path]
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    """The parsed file; the errors name its position at most, never its text."""
     if not path.is_file():
         hint = f"check the path (Roboflow names it {ANNOTATION_FILE})"
         raise InputError(str(path), "annotation file not found", hint)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(str(path), f"malformed JSON ({exc})", "re-export or repair the annotation file") from None
     except UnicodeDecodeError:
         raise InputError(str(path), "not a UTF-8 text file", "pass a COCO annotation JSON file") from None
+    except (ValueError, RecursionError) as exc:  # also integers over 4300 digits, arrays nested too deeply
+        raise InputError(str(path), f"malformed JSON ({exc})", "re-export or repair the annotation file") from None
+    except OSError as exc:
+        raise InputError(str(path), f"cannot be read ({exc.strerror})", "check the file's permissions") from None
     if not isinstance(data, dict):
         raise InputError(str(path), "the top level is not a JSON object", _COCO_HINT)
     return data
@@ -246,11 +277,26 @@ def _check_images(dataset: dict, path: Path) -> dict[int, dict]:
             raise InputError(where, f"duplicate image id {image_id}", "give every image a unique id")
         if not isinstance(image.get("file_name"), str) or not image["file_name"]:
             raise InputError(where, 'missing "file_name"', _COCO_HINT)
-        for field in ("width", "height"):
-            if _int_field(image, field, where) <= 0:
-                raise InputError(where, f'"{field}" must be positive', _COCO_HINT)
+        if "\0" in image["file_name"]:
+            raise InputError(where, '"file_name" contains a NUL character', "fix the file_name")
+        _check_size(image, where)
         images[image_id] = image
     return images
+
+
+def _check_size(image: dict, where: str) -> None:
+    """Positive ``width`` and ``height`` whose product is within the upload limit, ``imaging.MAX_PIXELS``."""
+    width, height = _int_field(image, "width", where), _int_field(image, "height", where)
+    for field, value in (("width", width), ("height", height)):
+        if value <= 0:
+            raise InputError(where, f'"{field}" must be positive', _COCO_HINT)
+    if width * height > imaging.MAX_PIXELS:
+        raise InputError(
+            where,
+            f"{width}×{height} = {width * height:,} pixels is over the limit of {imaging.MAX_PIXELS:,} pixels "
+            "(imaging.MAX_PIXELS, the same as for uploads)",
+            "downscale the image and its annotations below the limit, or check the width and height",
+        )
 
 
 def _check_unique_ids(annotations: list[dict], path: Path) -> None:
@@ -264,21 +310,78 @@ def _check_unique_ids(annotations: list[dict], path: Path) -> None:
 def _int_field(record: Any, field: str, where: str) -> int:
     value = record.get(field) if isinstance(record, dict) else None
     if isinstance(value, bool) or not isinstance(value, int):
-        problem = f'missing "{field}"' if value is None else f'"{field}" must be an integer, got {value!r}'
+        problem = f'missing "{field}"' if value is None else f'"{field}" must be an integer, got {_describe(value)}'
         raise InputError(where, problem, _COCO_HINT)
     return value
 
 
 def _numbers(values: Any, where: str, what: str) -> list[float]:
-    ok = isinstance(values, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-    if not ok or not all(math.isfinite(v) for v in values):
-        raise InputError(where, f"{what} must be a list of finite numbers, got {values!r:.80}", _COCO_HINT)
+    if not isinstance(values, list):
+        raise InputError(where, f"{what} must be a list of finite numbers, got {_describe(values)}", _COCO_HINT)
+    for i, value in enumerate(values):
+        if not _finite(value):
+            raise InputError(where, f"{what} must be a list of finite numbers; item {i} is {_describe(value)}",
+                             _COCO_HINT)
     return [float(v) for v in values]
+
+
+def _finite(value: Any) -> bool:
+    """A JSON number that converts to a finite float (not a bool, NaN, ±Infinity or an integer beyond 1.8e308)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) <= sys.float_info.max
+
+
+def _describe(value: Any) -> str:
+    """A short description of a JSON value for an error message: numbers (and lists of up to 4) as written, other
+    values by their type and size only, so a message never echoes the text of whatever file was read."""
+    if isinstance(value, (bool, type(None))):
+        return json.dumps(value)
+    if isinstance(value, (int, float)):
+        text = repr(value)
+        return text if len(text) <= 24 else f"a number of {len(text)} digits"
+    if isinstance(value, list) and len(value) <= 4 and all(isinstance(v, (int, float)) for v in value):
+        return f"[{', '.join(_describe(v) for v in value)}]"
+    if isinstance(value, str):
+        return f"a string of {len(value)} characters"
+    return f"an object with {len(value)} keys" if isinstance(value, dict) else f"a list of {len(value)} items"
 
 
 def _polygon_area(coords: list[float]) -> float:
     x, y = np.asarray(coords[0::2]), np.asarray(coords[1::2])
     return abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))) / 2
+
+
+def _check_bounds(coords: list[float], image: dict, where: str, what: str) -> None:
+    """:class:`InputError` unless every point ``(x, y)`` lies within the image grown by its own size on each side."""
+    width, height = image["width"], image["height"]
+    for x, y in zip(coords[0::2], coords[1::2]):
+        if not (-width <= x <= 2 * width and -height <= y <= 2 * height):
+            raise InputError(
+                where,
+                f"{what} ({x:.6g}, {y:.6g}) lies far outside the {width}×{height} image (allowed: x from "
+                f"{-width} to {2 * width}, y from {-height} to {2 * height})",
+                "fix or remove the annotation (coordinates are pixels of the image)",
+            )
+
+
+def _outline(coords: list[float]) -> float:
+    """A closed polygon's outline as pycocotools walks it: the longer of ``|dx|`` and ``|dy|`` of each edge."""
+    x, y = np.asarray(coords[0::2]), np.asarray(coords[1::2])
+    return float(np.maximum(np.abs(x - np.roll(x, -1)), np.abs(y - np.roll(y, -1))).sum())
+
+
+def _add_outline(polygons: list[list[float]], image: dict, outlines: dict[int, float], where: str) -> None:
+    """Add the polygons' outline to their image's total in ``outlines``; :class:`InputError` past the limit."""
+    total = outlines[image["id"]] = outlines.get(image["id"], 0.0) + sum(_outline(p) for p in polygons)
+    limit = OUTLINE_LIMIT * (image["width"] + image["height"])
+    if total > limit:
+        raise InputError(
+            where,
+            f"the polygons and boxes of image {image['id']} trace {total:,.0f} pixels of outline, over the limit of "
+            f"{limit:,} (data.OUTLINE_LIMIT {OUTLINE_LIMIT} × (width + height))",
+            "simplify the polygons, or check the file for corrupt coordinates",
+        )
 
 
 def _box_polygon(bbox: Any, image: dict, where: str) -> list[list[float]]:
@@ -287,8 +390,9 @@ def _box_polygon(bbox: Any, image: dict, where: str) -> list[list[float]]:
         raise InputError(where, 'empty "segmentation" and no "bbox"', "give the annotation a polygon, RLE or box")
     coords = _numbers(bbox, where, "bbox")
     if len(coords) != 4:
-        raise InputError(where, f"bbox must be [x, y, width, height], got {bbox!r}", _COCO_HINT)
+        raise InputError(where, f"bbox must be [x, y, width, height], got {_describe(bbox)}", _COCO_HINT)
     x, y, w, h = coords
+    _check_bounds([x, y, x + w, y + h], image, where, "bbox corner")
     x0, y0 = min(max(x, 0.0), image["width"]), min(max(y, 0.0), image["height"])
     x1, y1 = min(max(x + w, 0.0), image["width"]), min(max(y + h, 0.0), image["height"])
     if x1 <= x0 or y1 <= y0:
@@ -297,21 +401,54 @@ def _box_polygon(bbox: Any, image: dict, where: str) -> list[list[float]]:
 
 
 def _check_rle(rle: dict, image: dict, where: str) -> dict:
-    if rle.get("size") != [image["height"], image["width"]]:
+    """The RLE with its ``size`` checked against the image and its run lengths against ``height × width``."""
+    height, width = image["height"], image["width"]
+    size = rle.get("size")
+    if size != [height, width] or not all(type(v) is int for v in size):
         raise InputError(
             where,
-            f"RLE size {rle.get('size')} does not match the image's [height, width] "
-            f"[{image['height']}, {image['width']}]",
+            f"RLE size {_describe(size)} does not match the image's [height, width] [{height}, {width}]",
             "re-export the annotations at the image size",
         )
-    counts = rle.get("counts")
-    if isinstance(counts, list):
-        _numbers(counts, where, "RLE counts")
-        if sum(counts) != image["height"] * image["width"]:
-            raise InputError(where, "uncompressed RLE counts do not add up to height × width", _COCO_HINT)
-    elif not isinstance(counts, str) or not counts:
-        raise InputError(where, "RLE counts must be a list of run lengths or a compressed string", _COCO_HINT)
-    return rle
+    problem = _rle_counts_problem(rle.get("counts"), height * width)
+    if problem:
+        raise InputError(where, problem, _COCO_HINT)
+    return {"size": [height, width], "counts": rle["counts"]}
+
+
+def _rle_counts_problem(counts: Any, pixels: int) -> str | None:
+    """What is wrong with RLE ``counts`` (a list of run lengths or COCO's compressed string), None when nothing."""
+    if not isinstance(counts, (list, str)) or not counts:
+        return "RLE counts must be a list of run lengths or a compressed string"
+    runs = _decode_rle_string(counts) if isinstance(counts, str) else counts
+    if runs is None:
+        return "compressed RLE counts are not a valid COCO RLE string"
+    if not all(type(r) is int and r >= 0 for r in runs):
+        return "RLE counts must be non-negative integers"
+    if sum(runs) != pixels:
+        return f"RLE counts do not add up to height × width ({sum(runs):,} instead of {pixels:,})"
+    return None
+
+
+def _decode_rle_string(text: str) -> list[int] | None:
+    """The run lengths of a compressed COCO RLE string, decoded as pycocotools' ``rleFrString`` does (characters
+    from "0" carrying 5 bits and a continuation bit; from the fourth run on, differences from the run two before);
+    None when malformed: a character out of range, a value over 6 characters or a string ending inside a value,
+    which pycocotools would overflow on or read past."""
+    runs: list[int] = []
+    value = shift = 0
+    for char in text:
+        code = ord(char) - 48
+        if not 0 <= code < 64 or shift == 30:
+            return None
+        value |= (code & 0x1F) << shift
+        shift += 5
+        if not code & 0x20:
+            if code & 0x10:
+                value -= 1 << shift
+            runs.append(value + (runs[-2] if len(runs) > 2 else 0))
+            value = shift = 0
+    return runs if shift == 0 else None
 
 
 def _to_rle(segmentation: list | dict, height: int, width: int) -> dict:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -20,6 +22,7 @@ from pycocotools import mask as mask_utils
 from drywall_qa.data import (
     ANNOTATION_FILE,
     DATASETS,
+    OUTLINE_LIMIT,
     CocoSplit,
     Sample,
     data_roots,
@@ -30,6 +33,7 @@ from drywall_qa.errors import InputError
 
 H, W = 20, 30
 RNG = np.random.default_rng(1)
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _image(image_id: int, name: str | None = None, height: int = H, width: int = W) -> dict[str, Any]:
@@ -95,10 +99,10 @@ def test_rle_masks(tmp_path: Path, compressed: bool) -> None:
 
 
 def test_empty_segmentation_becomes_filled_box_clipped_to_image(tmp_path: Path) -> None:
-    split = _split(tmp_path, [_ann(1, bbox=[4, 2, 5, 3]), _ann(2, bbox=[-6, 12, 10, 50])])
+    split = _split(tmp_path, [_ann(1, bbox=[4, 2, 5, 3]), _ann(2, bbox=[-6, 12, 10, 28])])
     expected = np.zeros((H, W), dtype=bool)
     expected[2:5, 4:9] = True
-    expected[12:, :4] = True  # x from -6 to 4, y from 12 to 62 → clipped to the image
+    expected[12:, :4] = True  # x from -6 to 4, y from 12 to 40 → clipped to the image
     np.testing.assert_array_equal(split.mask(0), expected)
 
 
@@ -163,7 +167,8 @@ def test_degenerate_polygons_are_skipped_with_a_warning(tmp_path: Path) -> None:
     assert str(split.annotation_file) in messages
     for ann_id in (11, 12, 13, 14):
         assert f"annotation {ann_id} " in messages
-    assert split.skipped_annotations == 3
+    assert split.skipped_annotations == 3  # 11, 12, 14
+    assert split.skipped_polygons == 3  # those of 11, 12 and 13
     expected = np.zeros((H, W), dtype=bool)
     expected[:4, :4] = True
     np.testing.assert_array_equal(split.mask(0), expected)
@@ -216,6 +221,9 @@ def test_image_size_disagreeing_with_annotation_file_is_refused(tmp_path: Path) 
         ('{"images": [{"file_name": "a.png", "height": 2, "width": 2}], "annotations": []}', 'missing "id"'),
         ('{"images": [{"id": 1, "file_name": "a.png", "width": 2}], "annotations": []}', 'missing "height"'),
         ('{"images": [{"id": "1", "file_name": "a", "height": 2, "width": 2}], "annotations": []}', "integer"),
+        ('{"images": [{"id": 1, "file_name": "a\\u0000.png", "height": 2, "width": 2}], "annotations": []}', "NUL"),
+        ("[" * 100_000, "malformed JSON"),  # nested too deeply for the parser
+        ('{"images": [], "annotations": [], "n": ' + "1" * 5000 + "}", "malformed JSON"),  # over 4300 digits
     ],
 )
 def test_malformed_annotation_files_are_refused(tmp_path: Path, content: str, problem: str) -> None:
@@ -237,12 +245,121 @@ def test_malformed_annotation_files_are_refused(tmp_path: Path, content: str, pr
         ({"id": 1, "image_id": 1, "segmentation": [[0, 0, 4, 0, 4]]}, "odd number"),
         ({"id": 1, "image_id": 1, "segmentation": {"size": [2, 2], "counts": [4]}}, "RLE size"),
         ({"id": 1, "image_id": 1, "segmentation": {"size": [H, W], "counts": [3, 4]}}, "do not add up"),
+        ({"id": 1, "image_id": 1, "segmentation": [[10**400, 0, 4, 0, 4, 4]]}, "item 0 is a number of 401 digits"),
+        ({"id": 1, "image_id": 1, "segmentation": {"size": [20.0, 30.0], "counts": [600]}}, r"RLE size \[20\.0, 30"),
+        ({"id": 1, "image_id": 1, "segmentation": {"size": [H, W], "counts": [0.5, 599.5]}}, "non-negative integers"),
     ],
 )
 def test_malformed_annotations_are_refused(tmp_path: Path, ann: dict, problem: str) -> None:
     with pytest.raises(InputError, match=problem) as info:
         _split(tmp_path, [ann])
     assert f"{ANNOTATION_FILE}: annotations[0]" in str(info.value)
+
+
+SECRET = "password=hunter2;"
+
+
+@pytest.mark.parametrize(
+    ("ann", "described"),
+    [
+        ({"id": SECRET, "image_id": 1, "bbox": [0, 0, 1, 1]}, '"id" must be an integer, got a string of 17 characters'),
+        ({"id": 1, "image_id": 1, "segmentation": [[0, 0, 4, SECRET, 4, 4]]}, "item 3 is a string of 17 characters"),
+        ({"id": 1, "image_id": 1, "segmentation": [], "bbox": {"x": SECRET}}, "got an object with 1 keys"),
+        ({"id": 1, "image_id": 1, "segmentation": [], "bbox": [0, 0, 1, 1, 2]}, "got a list of 5 items"),
+        ({"id": 1, "image_id": 1, "segmentation": {"size": [SECRET], "counts": "1"}}, "RLE size a list of 1 items"),
+    ],
+)
+def test_errors_describe_bad_values_without_echoing_them(tmp_path: Path, ann: dict, described: str) -> None:
+    with pytest.raises(InputError) as info:
+        _split(tmp_path, [ann])
+    assert described in str(info.value) and "hunter2" not in str(info.value)
+
+
+def test_points_within_one_image_size_outside_are_clipped_farther_ones_refused(tmp_path: Path) -> None:
+    widest = [-W, -H, 2 * W, -H, 2 * W, 2 * H, -W, 2 * H]  # the image grown by its size on each side
+    split = _split(tmp_path / "a", [_ann(1, segmentation=[widest]), _ann(2, bbox=[-W, -H, 3 * W, 3 * H])])
+    assert split.mask(0).all()
+    polygon = r"annotations\[0\] \(id 1\): segmentation polygon point \(61, 5\) lies far outside the 30×20 image"
+    with pytest.raises(InputError, match=polygon + r" \(allowed: x from -30 to 60, y from -20 to 40\)"):
+        _split(tmp_path / "b", [_ann(1, segmentation=[[0, 0, 10, 0, 61, 5]])])
+    with pytest.raises(InputError, match=r"annotations\[0\] \(id 1\): bbox corner \(-1, -21\) lies far outside"):
+        _split(tmp_path / "c", [_ann(1, bbox=[-1, -21, 5, 5])])
+
+
+def test_outline_limit_counts_every_polygon_and_box_of_an_image(tmp_path: Path) -> None:
+    per_box = 2 * (W + H)  # a box over the whole image, as pycocotools walks its outline
+    fits = OUTLINE_LIMIT * (W + H) // per_box
+    boxes = [_ann(k, bbox=[0, 0, W, H]) for k in range(fits)]
+    other_image = [_ann(100 + k, image_id=2, bbox=[0, 0, W, H]) for k in range(fits)]
+    images = [_image(1), _image(2)]
+    assert CocoSplit(_write_split(tmp_path / "a", images, boxes + other_image, write_images=False)).mask(1).all()
+    triangle = W + H + max(W, H)  # its diagonal edge counts its longer side
+    with pytest.raises(InputError, match=rf"annotations\[{fits}\] \(id 7\): the polygons and boxes of image 1 "
+                       rf"trace {fits * per_box + triangle:,} pixels of outline, over the limit of {fits * per_box:,}"):
+        CocoSplit(_write_split(tmp_path / "b", images, boxes + [_ann(7, segmentation=[[0, 0, W, 0, W, H]])],
+                               write_images=False))
+
+
+def test_compressed_rle_with_long_runs(tmp_path: Path) -> None:
+    truth = np.zeros((300, 400), dtype=bool)
+    truth[150, 390:] = truth[299, :] = True  # runs of 10, 60,000 and 59,590 pixels: 3- and 4-character values
+    rle = mask_utils.encode(np.asfortranarray(truth.astype(np.uint8)))
+    segmentation = {"size": rle["size"], "counts": rle["counts"].decode("ascii")}
+    directory = _write_split(tmp_path / "split", [_image(1, height=300, width=400)],
+                             [_ann(1, segmentation=segmentation)], write_images=False)
+    np.testing.assert_array_equal(CocoSplit(directory).mask(0), truth)
+
+
+#: loads a split and draws its first mask in a fresh process with memory capped at 4 GiB, so a crash in
+#: pycocotools shows as a return code instead of killing pytest; an InputError exits 2 with its one-line message
+LOAD_AND_DRAW = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+from drywall_qa.data import CocoSplit
+from drywall_qa.errors import InputError
+try:
+    CocoSplit(sys.argv[1]).mask(0)
+except InputError as err:
+    print(err, file=sys.stderr)
+    sys.exit(2)
+"""
+
+
+def _comb(teeth: int, size: int) -> list[float]:
+    """A polygon zigzagging across a ``size``-wide image ``teeth`` times: a long outline from few points."""
+    points = [c for k in range(teeth) for c in (size * (k % 2), k * size / teeth)]
+    return [*points, -10, size, -10, 0]
+
+
+@pytest.mark.parametrize(
+    ("image", "ann", "message"),
+    [
+        pytest.param({}, {"segmentation": [[0, 0, 4e8, 0, 4e8, 4e8]]},
+                     "annotations[0] (id 7): segmentation polygon point (4e+08, 0) lies far outside the 30×20 image",
+                     id="polygon-segfault"),
+        pytest.param({"width": 60000, "height": 60000}, {"segmentation": [[0, 0, 10, 0, 10, 10]]},
+                     "images[0]: 60000×60000 = 3,600,000,000 pixels is over the limit of 50,000,000", id="huge-image"),
+        pytest.param({}, {"bbox": [0, 0, 4e8, 4e8]}, "annotations[0] (id 7): bbox corner (4e+08, 4e+08)", id="box"),
+        pytest.param({}, {"segmentation": {"size": [H, W], "counts": [-5, 605]}},
+                     "annotations[0] (id 7): RLE counts must be non-negative integers", id="negative-run"),
+        pytest.param({}, {"segmentation": {"size": [H, W], "counts": "~~~~~~~"}},  # pycocotools: garbage mask
+                     "annotations[0] (id 7): compressed RLE counts are not a valid COCO RLE string", id="rle-chars"),
+        pytest.param({}, {"segmentation": {"size": [H, W], "counts": "00000o"}},  # ends inside a value
+                     "annotations[0] (id 7): compressed RLE counts are not a valid COCO RLE string", id="rle-cut"),
+        pytest.param({"width": 640, "height": 640}, {"segmentation": [_comb(400, 640)]},
+                     "annotations[0] (id 7): the polygons and boxes of image 1 trace 256,660 pixels of outline",
+                     id="outline"),
+    ],
+)
+def test_hostile_annotation_files_are_refused_before_drawing(tmp_path: Path, image: dict, ann: dict,
+                                                             message: str) -> None:
+    ann = {"id": 7, "image_id": 1, "category_id": 1, "segmentation": [], **ann}
+    directory = _write_split(tmp_path / "split", [{**_image(1), **image}], [ann], write_images=False)
+    result = subprocess.run([sys.executable, "-c", LOAD_AND_DRAW, str(directory)], cwd=REPO, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"{directory / ANNOTATION_FILE}: {message}")
 
 
 def test_missing_annotation_file_and_split_hint(tmp_path: Path) -> None:
@@ -276,7 +393,7 @@ def test_data_roots_from_environment_and_defaults(tmp_path: Path, monkeypatch: p
 
 
 polygons = st.lists(st.integers(-5, 35), min_size=6, max_size=12).filter(lambda c: len(c) % 2 == 0)
-boxes = st.lists(st.integers(-10, 35), min_size=4, max_size=4)
+boxes = st.lists(st.integers(-10, 20), min_size=4, max_size=4)  # corners within one image size
 shape_lists = st.lists(st.one_of(polygons.map(lambda p: ("poly", p)), boxes.map(lambda b: ("box", b))), max_size=5)
 
 
