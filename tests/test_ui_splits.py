@@ -64,6 +64,55 @@ def test_symlink_out_of_a_root_is_refused(root: Path, tmp_path: Path) -> None:
     (root / "cracks" / "linked").symlink_to(outside, target_is_directory=True)
     with pytest.raises(InputError, match="outside"):
         resolve_split(str(root / "cracks" / "linked"), [root])
+    with pytest.raises(InputError, match="outside"):
+        ConfinedSplit(root / "cracks" / "linked", [root])
+    offered = [Path(value) for _, value in discover_splits([root])]
+    assert offered == [root / "cracks" / "valid", root / "cracks" / "train"]
+
+
+def _secret_annotations(path: Path) -> Path:
+    """A COCO file outside the roots whose first polygon holds text: an error quoting the polygon would leak it."""
+    document = {"images": [{"id": 1, "file_name": "a.png", "width": 4, "height": 4}],
+                "annotations": [{"id": 1, "image_id": 1, "segmentation": [["TOP-SECRET token 1234", 0, 1, 1]]}]}
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_annotation_file_linked_out_of_a_root_is_refused_unread(root: Path, tmp_path: Path) -> None:
+    secret = _secret_annotations(tmp_path / "secret.json")
+    linked = root / "cracks" / "linked"
+    linked.mkdir()
+    (linked / "_annotations.coco.json").symlink_to(secret)
+    assert str(linked) not in [value for _, value in discover_splits([root])]
+    for attempt in (resolve_split, open_split, lambda value, roots: ConfinedSplit(Path(value), roots)):
+        with pytest.raises(InputError, match=r"coco\.json: is outside the configured data folders") as info:
+            attempt(str(linked), [root])
+        assert "SECRET" not in str(info.value) and str(secret) not in str(info.value)
+
+
+def test_annotation_file_linked_inside_the_roots_is_read(root: Path) -> None:
+    alias = root / "cracks" / "alias"
+    alias.mkdir()
+    (alias / "_annotations.coco.json").symlink_to(root / "cracks" / "valid" / "_annotations.coco.json")
+    assert str(alias) in [value for _, value in discover_splits([root])]
+    assert len(open_split(str(alias), [root])) == 2
+
+
+def test_errors_quote_no_text_of_the_file_read(tmp_path: Path) -> None:
+    split = tmp_path / "data" / "split"
+    split.mkdir(parents=True)
+    _secret_annotations(split / "_annotations.coco.json")
+    with pytest.raises(InputError, match="item 0 is a string of 21 characters") as info:
+        open_split(str(split), [tmp_path / "data"])
+    assert "SECRET" not in str(info.value)
+
+
+@pytest.mark.parametrize(("tail", "problem"), [("a\0b", "NUL character"), ("a" * 300, "cannot be read"),
+                                               ("a/" * 3000, "cannot be read")])
+def test_crafted_values_get_one_short_line(root: Path, tail: str, problem: str) -> None:
+    with pytest.raises(InputError, match=problem) as info:
+        resolve_split(f"{root}/{tail}", [root])
+    assert len(str(info.value)) < 300 and "\n" not in str(info.value)
 
 
 def test_inside_a_root_but_not_a_split(root: Path) -> None:

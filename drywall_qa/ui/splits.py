@@ -1,4 +1,7 @@
-"""Data splits the app may read: only COCO splits inside the configured data roots, never a path outside them."""
+"""Data splits the app may read: only COCO splits inside the configured data roots, never a path outside them.
+
+Every file the app opens — the split folder, its annotation file, each image — must lie inside a root once
+symlinks and ``..`` are resolved; a link from a root to anything outside is refused, never read."""
 
 from __future__ import annotations
 
@@ -11,6 +14,8 @@ from drywall_qa.data import ANNOTATION_FILE, DATASETS, CocoSplit
 from drywall_qa.errors import InputError
 
 _HINT = "choose a split from the list (data folders come from --data-root or DRYWALL_QA_DATA)"
+_OUTSIDE = "is outside the configured data folders"
+_LINK_HINT = "copy the file into the data folder instead of linking to it, or add its folder as a data folder"
 
 
 def within(path: Path, roots: Sequence[Path]) -> bool:
@@ -20,12 +25,16 @@ def within(path: Path, roots: Sequence[Path]) -> bool:
 
 
 class ConfinedSplit(CocoSplit):
-    """A :class:`CocoSplit` that refuses image files outside the data roots (a crafted ``file_name`` such as
-    ``../../secret.png`` in an annotation file)."""
+    """A :class:`CocoSplit` whose folder, annotation file and images must all lie inside the data roots: a symlink
+    out of a root, or a crafted ``file_name`` such as ``../../secret.png`` in an annotation file, is refused
+    before anything is read. The annotation file is read at the resolved path that was checked."""
 
     def __init__(self, path: Path, roots: Sequence[Path]) -> None:
         self.roots = list(roots)
-        super().__init__(path)
+        for checked in (Path(path), Path(path) / ANNOTATION_FILE):
+            if not within(checked, self.roots):
+                raise InputError(str(checked), _OUTSIDE, _LINK_HINT)
+        super().__init__(path, annotation_file=(Path(path) / ANNOTATION_FILE).resolve())
 
     def image_path(self, i: int) -> Path:
         path = super().image_path(i)
@@ -37,12 +46,15 @@ class ConfinedSplit(CocoSplit):
 
 def discover_splits(roots: Sequence[Path]) -> list[tuple[str, str]]:
     """``(label, value)`` for every folder holding an annotation file: each root itself, or one or two levels
-    below it (``cracks/valid``). ``value`` is the folder's path; the label shows it relative to its root."""
+    below it (``cracks/valid``). ``value`` is the folder's path; the label shows it relative to its root. A folder
+    or annotation file that resolves outside every root (a symlink out) is not offered."""
     found: dict[Path, tuple[str, str]] = {}
     for root in roots:
         for pattern in (ANNOTATION_FILE, f"*/{ANNOTATION_FILE}", f"*/*/{ANNOTATION_FILE}"):
             for annotation in sorted(Path(root).glob(pattern), key=_split_order):
                 folder = annotation.parent
+                if not (within(folder, roots) and within(annotation, roots)):
+                    continue
                 relative = folder.relative_to(root).as_posix()
                 label = f"{relative if relative != '.' else folder.name}  ({root})"
                 found.setdefault(folder.resolve(), (label, str(folder)))
@@ -56,19 +68,34 @@ def _split_order(annotation: Path) -> tuple:
 
 
 def resolve_split(value: str | None, roots: Sequence[Path]) -> Path:
-    """The split folder ``value`` names, resolved; :class:`InputError` unless it lies inside a data root and holds
-    an annotation file."""
+    """The split folder ``value`` names, resolved; :class:`InputError` unless it and its annotation file lie inside
+    a data root (symlinks resolved) and the annotation file exists."""
     if not roots:
         raise InputError("data folders", "none configured",
                          "start the app with --data-root DIR or set DRYWALL_QA_DATA to a folder of COCO splits")
     if not value:
         raise InputError("split", "no split chosen", _HINT)
+    label = f"split {_shown(value)}"
+    if "\0" in value:
+        raise InputError(label, "contains a NUL character", _HINT)
     path = Path(value).resolve()
     if not within(path, roots):
-        raise InputError(f"split {value!r}", "is outside the configured data folders", _HINT)
-    if not (path / ANNOTATION_FILE).is_file():
-        raise InputError(f"split {value!r}", f"holds no {ANNOTATION_FILE}", _HINT)
+        raise InputError(label, _OUTSIDE, _HINT)
+    if not within(path / ANNOTATION_FILE, roots):
+        raise InputError(f"{label}: {ANNOTATION_FILE}", _OUTSIDE, _LINK_HINT)
+    try:
+        found = (path / ANNOTATION_FILE).is_file()
+    except OSError as err:  # a name too long for the file system
+        raise InputError(label, f"cannot be read ({err.strerror})", _HINT) from None
+    if not found:
+        raise InputError(label, f"holds no {ANNOTATION_FILE}", _HINT)
     return path
+
+
+def _shown(value: str, limit: int = 80) -> str:
+    """``value`` quoted for a one-line message, its middle cut when longer than ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit // 2]}…{text[-(limit // 2):]}"
 
 
 def open_split(value: str | None, roots: Sequence[Path]) -> ConfinedSplit:
