@@ -201,6 +201,8 @@ def evaluate_split(segmenter: Segmenter, split: Split, prompts: Sequence[Conditi
     empty) and report false detections (``metrics["negatives"]``). With ``out_dir``, writes metrics.json,
     per_image.csv and up to ``panels`` first and ``panels`` worst panels. ``progress(done, total)`` is called after
     each image. Timing counts only ``segmenter.predict`` on ``split`` (one call per image, all prompts).
+    ``metrics["skipped_annotations"]`` / ``["skipped_polygons"]`` (and the same in ``metrics["negatives"]``): what
+    :class:`~drywall_qa.data.CocoSplit` dropped from the whole annotation file, missing from the ground truth.
     """
     prompts = _check_prompts(prompts)
     total = _image_count(split, limit)
@@ -224,16 +226,22 @@ def evaluate_split(segmenter: Segmenter, split: Split, prompts: Sequence[Conditi
         "dataset": dataset, "split": str(split.root), "model": segmenter.name, "threshold": threshold,
         "num_images": total, "prompts": totals.per_prompt(), "presence": totals.presence.summary(),
         "timing": {"total_s": model_seconds, "per_image_per_prompt_s": model_seconds / (total * len(prompts))},
-        "model_size": segmenter.model_size(), "threshold_sweep": totals.sweep(),
+        "model_size": segmenter.model_size(), "threshold_sweep": totals.sweep(), **_skipped(split),
     }
     if negatives is not None:
         metrics["negatives"] = {"split": str(negatives.root), "num_images": overall - total,
-                                "prompts": totals.negatives()}
+                                "prompts": totals.negatives(), **_skipped(negatives)}
     if writer is not None:
         writer.finish()
         _write_csv(Path(out_dir) / "per_image.csv", totals.rows, CSV_FIELDS)
         write_atomic(Path(out_dir) / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+def _skipped(split: Split) -> dict[str, int | None]:
+    """``skipped_annotations`` (left with nothing to draw) and ``skipped_polygons`` (degenerate) of a
+    :class:`~drywall_qa.data.CocoSplit`, over its whole annotation file; None for a view that does not count them."""
+    return {name: getattr(split, name, None) for name in ("skipped_annotations", "skipped_polygons")}
 
 
 def evaluate_robustness(segmenter: Segmenter, split: Split, prompts: Sequence[Condition],
@@ -310,6 +318,10 @@ def _print_summary(metrics: dict[str, Any], out_dir: Path) -> None:
         if presence["auroc"] is not None:
             print(f"presence AUROC {presence['auroc']:.3f} ({presence['positives']} with / {presence['negatives']} "
                   f"without the target): {prompt}")
+    for label, counts in (("split", metrics), ("negatives split", metrics.get("negatives", {}))):
+        if counts.get("skipped_annotations") or counts.get("skipped_polygons"):
+            print(f"{label}: {counts['skipped_annotations']} annotations with nothing to draw and "
+                  f"{counts['skipped_polygons']} degenerate polygons skipped, not in the ground truth (see warnings)")
     for row in metrics.get("robustness", []):
         print(f"{row['label']:<24} {row['prompt'][:32]:<32} mIoU {row['miou']:.3f} (drop {row['miou_drop']:+.3f})")
     print(f"{metrics['timing']['per_image_per_prompt_s'] * 1000:.1f} ms per image per prompt; results in {out_dir}")

@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import json
 import math
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +21,7 @@ from drywall_qa.evaluate import evaluate_split, main, write_atomic
 from drywall_qa.metrics import mean_width
 from drywall_qa.segmenter import Prediction
 
+REPO = Path(__file__).resolve().parents[1]
 SIZES = [(48, 64), (64, 48), (40, 40)]        # (h, w) of the three generated images
 METRIC_KEYS = {"loss", "miou", "dice", "pooled_iou", "precision", "recall", "threshold"}
 SCORE_KEYS = METRIC_KEYS | {"shape"}
@@ -43,6 +47,24 @@ def make_split(directory: Path) -> Path:
     (directory / "_annotations.coco.json").write_text(
         json.dumps({"images": images, "annotations": annotations, "categories": categories}))
     return directory
+
+
+def edit_annotations(directory: Path, edit: Callable[[dict], None]) -> Path:
+    """Apply ``edit`` to the split's annotation document in place; the annotation file's path."""
+    path = directory / "_annotations.coco.json"
+    document = json.loads(path.read_text())
+    edit(document)
+    path.write_text(json.dumps(document))
+    return path
+
+
+def add_degenerate_annotations(document: dict) -> None:
+    """Image 3 gains an annotation with only a 2-point polygon (skipped) and one whose second polygon has no area."""
+    document["annotations"] += [
+        {"id": 3, "image_id": 3, "category_id": 1, "iscrowd": 0, "segmentation": [[1, 1, 5, 5]]},
+        {"id": 4, "image_id": 3, "category_id": 1, "iscrowd": 0,
+         "segmentation": [[2, 2, 8, 2, 8, 8], [1, 1, 2, 2, 3, 3]]},
+    ]
 
 
 @pytest.fixture
@@ -183,12 +205,20 @@ def test_cli_tiny_clipseg(split_dir: Path, tiny_clipseg_dir: Path, tmp_path: Pat
                           capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
     prompts = ["segment crack", "segment wall crack"]
-    rc = main(["--split", str(split_dir), "--prompts", *prompts, "--model", str(tiny_clipseg_dir),
-               "--panels", "2", "--out", str(out)])
+    edit_annotations(split_dir, add_degenerate_annotations)
+    negatives = make_split(tmp_path / "negatives")
+    with pytest.warns(UserWarning, match="degenerate polygon|nothing to draw"):
+        rc = main(["--split", str(split_dir), "--prompts", *prompts, "--model", str(tiny_clipseg_dir),
+                   "--panels", "2", "--negatives-split", str(negatives), "--out", str(out)])
     assert rc == 0
     metrics = _check_outputs(out, prompts, num_images=3, panels=2)
     assert metrics["dataset"] is None and metrics["threshold"] is None
-    assert "segment crack" in capsys.readouterr().out
+    assert (metrics["skipped_annotations"], metrics["skipped_polygons"]) == (1, 2)
+    assert (metrics["negatives"]["skipped_annotations"], metrics["negatives"]["skipped_polygons"]) == (0, 0)
+    printed = capsys.readouterr().out
+    assert "segment crack" in printed
+    assert "\nsplit: 1 annotations with nothing to draw and 2 degenerate polygons skipped" in printed
+    assert "negatives split:" not in printed
 
 
 def test_cli_real_data(data_root: Path, tiny_clipseg_dir: Path, tmp_path: Path) -> None:
@@ -217,6 +247,21 @@ def test_cli_malformed_json(split_dir: Path, tmp_path: Path, capsys: pytest.Capt
     (split_dir / "_annotations.coco.json").write_text("{not json")
     err = _run_failing(["--split", str(split_dir), "--prompts", "x", "--out", str(tmp_path / "o")], capsys)
     assert str(split_dir / "_annotations.coco.json") in err
+
+
+def test_cli_polygon_far_outside_its_image_exits_2_in_a_subprocess(split_dir: Path, tmp_path: Path) -> None:
+    """pycocotools segfaulted drawing such a polygon: the CLI died with 139 and no message."""
+    def far_polygon(document: dict) -> None:
+        document["annotations"][0]["segmentation"] = [[0, 0, 4e8, 0, 4e8, 4e8]]
+
+    path = edit_annotations(split_dir, far_polygon)
+    result = subprocess.run([sys.executable, "-m", "drywall_qa.evaluate", "--split", str(split_dir), "--prompts",
+                             "segment crack", "--out", str(tmp_path / "o")], cwd=REPO, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"python -m drywall_qa.evaluate: error: {path}: annotations[0] (id 1): "
+                                    "segmentation polygon point (4e+08, 0) lies far outside the 64×48 image")
 
 
 def test_cli_missing_model(split_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
