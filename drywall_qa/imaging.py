@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
 
 #: Largest image (width × height) that is decoded; bigger ones are refused as possible decompression bombs.
 MAX_PIXELS = 50_000_000
+#: longest file or folder name (bytes) and whole path (bytes) that Linux and macOS file systems accept
+MAX_NAME_BYTES, MAX_PATH_BYTES = 255, 4095
 
 ImageSource = str | Path | bytes | Image.Image | np.ndarray
 
@@ -30,7 +33,8 @@ def load_image(source: ImageSource, name: str | None = None) -> np.ndarray:
     ``source`` is a path, encoded file bytes, a PIL image or an array (``H×W``, ``H×W×1``, ``H×W×3``, ``H×W×4``).
     Transparency is composited on white; 16-bit and float data are scaled to 8 bits (see :func:`to_uint8`).
     ``name`` is used in error messages (default: the path, or a description of the source).
-    Raises :class:`InputError` for a missing, empty, non-image, truncated or oversized (> ``MAX_PIXELS``) file.
+    Raises :class:`InputError` for a missing, unreadable, empty, non-image, truncated or oversized (> ``MAX_PIXELS``)
+    file, a path the file system cannot hold (:func:`path_problem`) and PNG metadata over Pillow's limits.
     """
     if isinstance(source, np.ndarray):
         return _to_rgb(_array_to_pil(source, name or "image array"))
@@ -42,13 +46,46 @@ def load_image(source: ImageSource, name: str | None = None) -> np.ndarray:
             raise InputError(label, "the image data is empty (0 bytes)", "upload a JPEG or PNG image")
         return _open_and_decode(io.BytesIO(source), label)
     path = Path(source)
-    label = name or str(path)
-    if not path.is_file():
-        problem = "is a directory, not an image file" if path.is_dir() else "no such file"
-        raise InputError(label, problem, "check the path")
-    if path.stat().st_size == 0:
+    label = name or short_path(path)
+    problem = path_problem(path)
+    if problem:
+        raise InputError(label, problem, "rename it or pass another path")
+    try:
+        if not path.is_file():
+            problem = "is a directory, not an image file" if path.is_dir() else "no such file"
+            raise InputError(label, problem, "check the path")
+        empty = path.stat().st_size == 0
+    except OSError as exc:
+        raise InputError(label, f"cannot be read ({exc.strerror or exc})",
+                         "check the path and its permissions") from None
+    if empty:
         raise InputError(label, "the file is empty (0 bytes)", "re-export or re-download the image")
     return _open_and_decode(path, label)
+
+
+def path_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot name a file (a NUL character, a name over ``MAX_NAME_BYTES``, a path over
+    ``MAX_PATH_BYTES``), judged from the text alone; None when it can. Checked before the file system is asked:
+    pathlib raises on an over-long name and answers "no such file" for a NUL."""
+    text = str(path)
+    if "\0" in text:
+        return "the path contains a NUL character"
+    if _nbytes(text) > MAX_PATH_BYTES:
+        return f"the path is {_nbytes(text):,} bytes long; the limit is {MAX_PATH_BYTES:,}"
+    longest = max((_nbytes(part) for part in text.split(os.sep)), default=0)
+    if longest > MAX_NAME_BYTES:
+        return f"a file or folder name in it is {longest:,} bytes long; the limit is {MAX_NAME_BYTES}"
+    return None
+
+
+def short_path(path: str | Path, limit: int = 200) -> str:
+    """``path`` for a one-line message: control characters escaped, the middle of a long path cut."""
+    text = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in str(path))
+    return text if len(text) <= limit else f"{text[:limit // 2]}…{text[-(limit // 2):]}"
+
+
+def _nbytes(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def _open_and_decode(fp: Path | io.BytesIO, label: str) -> np.ndarray:
@@ -62,7 +99,7 @@ def _open_and_decode(fp: Path | io.BytesIO, label: str) -> np.ndarray:
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise _too_large(label, str(exc)) from None
     except _DECODE_ERRORS as exc:
-        raise _corrupt(label, exc) from None
+        raise _decode_error(label, exc) from None
     with img:
         return _decode(img, label)
 
@@ -75,11 +112,15 @@ def _decode(img: Image.Image, label: str) -> np.ndarray:
         img.load()
         oriented = ImageOps.exif_transpose(img)
     except _DECODE_ERRORS as exc:
-        raise _corrupt(label, exc) from None
+        raise _decode_error(label, exc) from None
     return _to_rgb(oriented)
 
 
-def _corrupt(label: str, exc: BaseException) -> InputError:
+def _decode_error(label: str, exc: BaseException) -> InputError:
+    """A metadata chunk over Pillow's limits (PNG text: 1 MB decompressed each, 64 MB in all), else corruption."""
+    if isinstance(exc, ValueError) and "MAX_TEXT_" in str(exc):
+        return InputError(label, "a PNG metadata (text) chunk is too large to read safely",
+                          "re-save the image without its metadata, e.g. export it again as PNG or JPEG")
     return InputError(label, f"the image is truncated or corrupt ({exc})", "re-export or re-download it")
 
 
