@@ -37,17 +37,19 @@ class AppServer:
 
 @contextmanager
 def serve_app(model: str | Path, out: Path, roots: Sequence[Path] = (), timeout_s: float = 120,
-              extra_env: dict[str, str] | None = None) -> Iterator[AppServer]:
+              extra_env: dict[str, str] | None = None, extra_args: Sequence[str] = ()) -> Iterator[AppServer]:
     """Run ``python app.py --model MODEL`` on CPU on a free 127.0.0.1 port (offline, no analytics), wait until it
     serves, yield it, then stop it. ``roots`` are its ``--data-root`` folders; with none, an empty folder under ``out``
-    is used so the machine's data folders are not scanned. The server's output goes to ``out/app.log``."""
+    is used so the machine's data folders are not scanned; ``extra_args`` are added to the command line. The server's
+    output goes to ``out/app.log``."""
     out.mkdir(parents=True, exist_ok=True)
     if not roots:
         roots = [out / "no-data"]
         roots[0].mkdir(exist_ok=True)
     port = free_port()
     command = [sys.executable, "app.py", "--model", str(model), "--out", str(out / "outputs"), "--host", HOST,
-               "--port", str(port), "--device", "cpu", *(arg for root in roots for arg in ("--data-root", str(root)))]
+               "--port", str(port), "--device", "cpu", *(arg for root in roots for arg in ("--data-root", str(root))),
+               *extra_args]
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", **(extra_env or {})}
     log = out / "app.log"
     with log.open("wb") as sink:

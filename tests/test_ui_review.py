@@ -181,3 +181,12 @@ def test_store_validates_decision_and_comment(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="limit"):
         store.save("a.png", "p", "accept", "x" * 5000)
     assert not store.path.exists()
+
+
+def test_skipped_annotations_are_reported(tab: ReviewTab, tiny_lite_dir: Path) -> None:
+    folder = tab.roots[0] / "cracks" / "valid"
+    document = json.loads((folder / "_annotations.coco.json").read_text())
+    document["annotations"][0]["segmentation"].append([1, 1, 2, 2, 3, 3])     # zero area: dropped
+    (folder / "_annotations.coco.json").write_text(json.dumps(document))
+    status, *_ = score(tab, tiny_lite_dir)
+    assert "0 annotation(s) with nothing to draw and 1 degenerate polygon(s) skipped" in status

@@ -117,9 +117,7 @@ class EvaluateTab:
                   f"saved as {escape_md(final.name)}")
         if negative_split is not None:
             status += f" · {metrics['negatives']['num_images']} negative images for the presence AUROC"
-        skipped = split.skipped_annotations + (negative_split.skipped_annotations if negative_split else 0)
-        if skipped:
-            notes.append(skipped_note(skipped))
+        notes += [note for note in (skipped_note(split), skipped_note(negative_split)) if note]
         if notes:
             status += " · " + escape_md("; ".join(notes))
         return (status, metrics_table(metrics), sweep_figure(metrics), panel_files(final),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
@@ -47,7 +48,11 @@ def guarded(outputs: int) -> Callable[[Callable[..., tuple]], Callable[..., tupl
     return decorate
 
 
-def skipped_note(count: int) -> str:
-    """The note shown when a split's annotation file had annotations with nothing to draw."""
-    return (f"{count} annotation{'s' * (count != 1)} of the split had nothing to draw (degenerate polygons or boxes "
-            "outside the image) and were skipped")
+def skipped_note(split: object) -> str | None:
+    """The note shown when a split's annotation file had annotations or polygons with nothing to draw (None when it
+    had none): they are not in the ground truth the scores use."""
+    annotations, polygons = getattr(split, "skipped_annotations", 0) or 0, getattr(split, "skipped_polygons", 0) or 0
+    if not annotations and not polygons:
+        return None
+    return (f"{getattr(split, 'root', Path('split')).name}: {annotations} annotation(s) with nothing to draw and "
+            f"{polygons} degenerate polygon(s) skipped, not in the ground truth")

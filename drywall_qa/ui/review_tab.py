@@ -90,8 +90,7 @@ class ReviewTab:
                                 value, rows, {split.file_name(i): i for i in range(total)})
         status = (f"Scored {total} of {len(split)} images of {escape_md(session.name)} × {len(prompts)} prompts "
                   f"with {escape_md(model.name)}, worst first. Click a row to see it.")
-        if split.skipped_annotations:
-            notes.append(skipped_note(split.skipped_annotations))
+        notes += [note for note in [skipped_note(split)] if note]
         if notes:
             status += " " + escape_md("; ".join(notes))
         return status, self.table(session), session, self._file(session)
