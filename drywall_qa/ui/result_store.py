@@ -14,7 +14,7 @@ from collections import OrderedDict
 from typing import Any, Protocol
 
 #: default budget for all kept runs together
-DEFAULT_BUDGET_MB = 128
+DEFAULT_BUDGET_MB = 48
 
 
 class Sized(Protocol):
