@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
+from drywall_qa.backends import checks
 from drywall_qa.backends.base import Backend, Features, repeat_features
 from drywall_qa.errors import ModelLoadError
 
@@ -16,6 +16,8 @@ BUNDLED_DIR = Path(__file__).resolve().parents[1] / "weights" / "drywall-qa-lite
 ALIASES = {"lite": BUNDLED_DIR, "default": BUNDLED_DIR, "clipseg": DEFAULT_CLIPSEG}
 
 BUNDLED_NAME = "drywall-qa-lite (bundled)"
+#: the model_type values of the families this package can load
+FAMILIES = ("clipseg", "drywall-qa-lite")
 
 __all__ = ["Backend", "Features", "repeat_features", "load_backend", "display_name", "DEFAULT_CLIPSEG", "BUNDLED_DIR",
            "BUNDLED_NAME"]
@@ -27,36 +29,49 @@ def display_name(name_or_path: str | Path) -> str:
     return BUNDLED_NAME if path.is_dir() and path.resolve() == BUNDLED_DIR else str(name_or_path)
 
 
-def _model_type(directory: Path) -> str:
-    config = directory / "config.json"
-    try:
-        return json.loads(config.read_text())["model_type"]
-    except FileNotFoundError as err:
-        raise ModelLoadError(f"{directory}: no config.json — pass a checkpoint directory written by "
-                             "save_pretrained (e.g. the output of `python -m train`) or a hub id") from err
-    except (json.JSONDecodeError, KeyError) as err:
-        raise ModelLoadError(f"{config}: not a valid model config (field 'model_type' missing or file malformed)") from err
+def _model_type(config: dict, file: Path) -> str:
+    """The checkpoint's family, one of :data:`FAMILIES`."""
+    kind = config.get("model_type")
+    if kind is None:
+        raise ModelLoadError(f"{file}: field 'model_type' is missing. pass a checkpoint directory written by "
+                             "save_pretrained (e.g. the output of `python -m train`)")
+    if kind not in FAMILIES:
+        raise ModelLoadError(f"{file}: model_type {kind!r:.60} is not supported. use a clipseg or drywall-qa-lite "
+                             "checkpoint")
+    return kind
 
 
 def load_backend(model: str | Path | None = None, device: str | torch.device | None = None) -> Backend:
     """Load a backend from a local checkpoint directory, an alias (``lite``, ``clipseg``) or a hub id.
 
-    ``None`` loads the bundled drywall-qa-lite model.
+    ``None`` loads the bundled drywall-qa-lite model. A damaged or hand-edited checkpoint (unreadable config.json,
+    settings out of range, corrupt or non-finite weights, a smoke prediction that is not finite) raises
+    :class:`ModelLoadError` naming the file and field (:mod:`drywall_qa.backends.checks`).
     """
     source = ALIASES.get(str(model), model) if model is not None else BUNDLED_DIR
     path = Path(source)
-    if path.is_dir():
-        kind = _model_type(path)
+    local = checks.is_directory(path)
+    if local:
+        config = checks.read_config(path)
+        kind = _model_type(config, path / "config.json")
+        checks.check_settings(config, path / "config.json")
+        checks.check_weight_files(path)
     elif path.is_absolute() or str(source).startswith("."):
         raise ModelLoadError(f"{source}: checkpoint directory not found — pass an existing directory or a hub id")
     else:
         kind = "clipseg"  # a hub id: only CLIPSeg checkpoints are published there
-    if kind == "clipseg":
-        from drywall_qa.backends.clipseg import ClipSegBackend
+    backend = _load_family(kind, str(source), device)
+    if not local:  # a hub checkpoint's settings are seen only once it is downloaded
+        checks.check_settings(backend.model.config.to_dict(), str(source))
+    checks.check_loaded(backend, str(source))
+    return backend
 
-        return ClipSegBackend.from_pretrained(str(source), device=device)
+
+def _load_family(kind: str, source: str, device: str | torch.device | None) -> Backend:
     if kind == "drywall-qa-lite":
         from drywall_qa.backends.lite import LiteBackend
 
-        return LiteBackend.from_pretrained(str(source), device=device)
-    raise ModelLoadError(f"{path / 'config.json'}: model_type '{kind}' is not supported (use clipseg or drywall-qa-lite)")
+        return LiteBackend.from_pretrained(source, device=device)
+    from drywall_qa.backends.clipseg import ClipSegBackend
+
+    return ClipSegBackend.from_pretrained(source, device=device)

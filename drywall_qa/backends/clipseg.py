@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from transformers import CLIPSegForImageSegmentation, CLIPSegProcessor, CLIPTokenizer, CLIPTokenizerFast
 
 from drywall_qa.backends.base import Backend, Features
+from drywall_qa.backends.checks import MAX_INPUT_SIZE, check_positive_ints, reason
 from drywall_qa.errors import InputError, ModelLoadError
 
 
@@ -36,8 +38,12 @@ class ClipSegBackend(Backend):
         try:
             model = CLIPSegForImageSegmentation.from_pretrained(str(id_or_dir))
             processor = CLIPSegProcessor.from_pretrained(str(id_or_dir))
-        except (OSError, ValueError) as err:
-            raise ModelLoadError(_load_failure(str(id_or_dir))) from err
+        except (OSError, ValueError, RuntimeError, SafetensorError) as err:
+            raise ModelLoadError(_load_failure(str(id_or_dir), err)) from err
+        size = processor.image_processor.size
+        check_positive_ints({"height": size["height"], "width": size["width"]},
+                            dict.fromkeys(("height", "width"), (0, 32, MAX_INPUT_SIZE)),
+                            f"{id_or_dir} (image processor size)")
         return cls(model.to(device or "cpu"), processor)
 
     @property
@@ -123,12 +129,12 @@ class ClipSegBackend(Backend):
         self.processor.save_pretrained(directory)
 
 
-def _load_failure(source: str) -> str:
+def _load_failure(source: str, err: BaseException) -> str:
     """One actionable message for a checkpoint that cannot be loaded."""
     if Path(source).is_dir():
-        return (f"cannot load CLIPSeg checkpoint '{source}': the directory lacks the model weights or the processor "
-                "files — pass `--model DIR` with a directory written by save_pretrained (config.json, "
-                "model.safetensors, processor and tokenizer files)")
+        return (f"cannot load CLIPSeg checkpoint '{source}' ({reason(err)}): the directory lacks or has damaged model "
+                "weights or processor files — pass `--model DIR` with a directory written by save_pretrained "
+                "(config.json, model.safetensors, processor and tokenizer files)")
     return (f"cannot load CLIPSeg checkpoint '{source}': it is not in the local Hugging Face cache and the hub "
             "cannot be reached (or the id does not exist) — download it where there is internet and save it with "
             "save_pretrained, then pass that directory with `--model DIR`")

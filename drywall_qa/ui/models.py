@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from drywall_qa.backends import BUNDLED_DIR, BUNDLED_NAME, DEFAULT_CLIPSEG
+from drywall_qa.backends.checks import reason
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.segmenter import Condition, Prediction, Segmenter, truncation_note
 from drywall_qa.ui.messages import escape_md
@@ -168,5 +169,5 @@ class ModelCache:
                                      "with --model DIR (a checkpoint folder from `python -m train`) or choose "
                                      "another model") from err
             raise
-        except (OSError, ValueError) as err:  # transformers' own errors for unreadable checkpoints
-            raise ModelLoadError(f"{key}: could not load the model ({err})") from err
+        except (OSError, ValueError, RuntimeError) as err:  # transformers' and torch's own (e.g. out of memory)
+            raise ModelLoadError(f"{key}: could not load the model ({reason(err)})") from err

@@ -1,0 +1,160 @@
+"""Checks that a checkpoint is whole and sane before it serves a request, so a damaged or hand-edited one fails at
+load with one line naming the file and the field — not later with empty masks, "nan%" or an unexpected error.
+
+Before loading: ``config.json`` is a readable JSON object and its per-prompt settings are in range; every
+``*.safetensors`` header parses and covers its file. After loading: every weight is finite and one smoke prediction
+(a small grey ramp, one prompt) gives finite logits: about 30 ms in all for the bundled model on one CPU thread.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+
+from drywall_qa.backends.base import Backend
+from drywall_qa.errors import ModelLoadError
+from drywall_qa.imaging import path_problem, short_path
+from drywall_qa.shapes import SHAPES
+
+#: largest model input side accepted from a checkpoint (the bundled model uses 384, CLIPSeg 352)
+MAX_INPUT_SIZE = 2048
+#: the smoke prediction: a model input of this side (a multiple of the largest stride, 32) and this prompt
+SMOKE_SIZE, SMOKE_PROMPT = 64, "segment crack"
+#: what to do about per-prompt settings out of range
+RECALIBRATE = "run `python -m drywall_qa.calibrate --model DIR` again, or delete the entry"
+#: what to do about damaged files
+RESTORE = "the checkpoint is damaged: copy it again from its source, or retrain"
+
+
+def is_directory(path: Path) -> bool:
+    """Whether ``path`` is a directory; a path the file system cannot hold (NUL, over-long name) is refused."""
+    problem = path_problem(path)
+    if problem:
+        raise ModelLoadError(f"{short_path(path)}: {problem}. pass a checkpoint directory, alias or hub id")
+    try:
+        return path.is_dir()
+    except OSError as err:
+        raise ModelLoadError(f"{short_path(path)}: cannot be read ({err.strerror or err}). check the path and its "
+                             "permissions") from None
+
+
+def read_config(directory: Path) -> dict[str, Any]:
+    """``directory/config.json`` as a dict; ModelLoadError when it is missing, unreadable or not a JSON object."""
+    file = directory / "config.json"
+    try:
+        config = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelLoadError(f"{directory}: no config.json. pass a checkpoint directory written by save_pretrained "
+                             "(e.g. the output of `python -m train`) or a hub id") from None
+    except OSError as err:
+        raise ModelLoadError(f"{file}: cannot be read ({err.strerror or err}). {RESTORE}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelLoadError(f"{file}: not valid JSON ({err}). {RESTORE}") from None
+    except RecursionError:
+        raise ModelLoadError(f"{file}: JSON nested too deeply to read. {RESTORE}") from None
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{file}: holds a JSON {type(config).__name__}, not an object of settings. {RESTORE}")
+    return config
+
+
+def check_settings(config: Mapping[str, Any], where: str | Path) -> None:
+    """Per-prompt settings written by training and calibration: ``prompt_thresholds`` probabilities in [0, 1],
+    ``prompt_shapes`` known (:data:`~drywall_qa.shapes.SHAPES`), ``presence_calibration`` pairs of finite numbers."""
+    for prompt, value in _prompt_map(config, "prompt_thresholds", where).items():
+        if not (_finite(value) and 0 <= value <= 1):
+            raise _bad_setting(where, "prompt_thresholds", prompt, f"{value!r} is not a probability in [0, 1]")
+    for prompt, shape in _prompt_map(config, "prompt_shapes", where).items():
+        if shape not in SHAPES:
+            raise _bad_setting(where, "prompt_shapes", prompt, f"{shape!r} is not one of {', '.join(SHAPES)}")
+    for prompt, pair in _prompt_map(config, "presence_calibration", where).items():
+        if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(_finite(v) for v in pair)):
+            raise _bad_setting(where, "presence_calibration", prompt, f"{pair!r} is not a pair of finite numbers")
+
+
+def check_positive_ints(config: Mapping[str, Any], limits: Mapping[str, tuple[int, int, int]],
+                        where: str | Path) -> None:
+    """Each ``field`` present in ``config`` with ``limits[field] = (count, low, high)``: an int (count 0) or a list
+    of ``count`` ints, each from ``low`` to ``high``."""
+    for field, (count, low, high) in limits.items():
+        if field not in config:
+            continue
+        value = config[field]
+        values = [value] if count == 0 else value if isinstance(value, list) and len(value) == count else None
+        if values is None or not all(_int(v) and low <= v <= high for v in values):
+            wanted = "a whole number" if count == 0 else f"a list of {count} whole numbers"
+            raise ModelLoadError(f"{where}: field '{field}' is {_show(value)}, not {wanted} from {low} to {high}. "
+                                 f"{RESTORE}")
+
+
+def check_weight_files(directory: Path) -> None:
+    """Every ``*.safetensors`` file's header parses and covers its file (random bytes and truncated copies fail)."""
+    for file in sorted(directory.glob("*.safetensors")):
+        try:
+            with safe_open(str(file), framework="pt"):
+                pass
+        except (SafetensorError, OSError) as err:
+            raise ModelLoadError(f"{file}: not a readable safetensors file ({reason(err)}). {RESTORE}") from None
+
+
+def check_loaded(backend: Backend, source: str) -> None:
+    """A loaded :class:`~drywall_qa.backends.Backend`: finite weights and a finite smoke prediction."""
+    weights = Path(source) / "model.safetensors"
+    where = weights if weights.is_file() else source
+    for name, tensor in backend.model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ModelLoadError(f"{where}: weight '{name}' holds NaN or infinite values. {RESTORE}")
+    _smoke_prediction(backend, source)
+
+
+@torch.inference_mode()
+def _smoke_prediction(backend: Backend, source: str) -> None:
+    """A ``SMOKE_SIZE``² grey ramp (normalised as preprocessing does; both families are fully convolutional or
+    interpolate their position embeddings) and one prompt: the config must fit the weights, the logits be finite.
+    A ramp, not one grey: a constant input at the normalisation mean is all zeros and hides overflowing weights."""
+    ramp = torch.linspace(0, 1, SMOKE_SIZE, device=backend.device).expand(1, 3, SMOKE_SIZE, SMOKE_SIZE)
+    try:
+        features = backend.encode_image(backend.normalize(ramp))
+        logits = backend.decode(features, backend.encode_prompts([SMOKE_PROMPT]))
+    except (RuntimeError, ValueError, TypeError, IndexError) as err:
+        raise ModelLoadError(f"{source}: a test prediction failed ({reason(err)}), so the checkpoint's settings do "
+                             f"not fit its weights. {RESTORE}") from None
+    if logits.ndim != 3 or logits.numel() == 0 or not bool(torch.isfinite(logits).all()):
+        raise ModelLoadError(f"{source}: a test prediction on a grey ramp gave NaN or infinite scores, so every "
+                             f"prediction would. {RESTORE}")
+
+
+def reason(err: BaseException, limit: int = 200) -> str:
+    """The first line of an error's message, at most ``limit`` characters (transformers' are tables)."""
+    lines = str(err).strip().splitlines() or [type(err).__name__]
+    return lines[0] if len(lines[0]) <= limit else lines[0][:limit] + "…"
+
+
+def _prompt_map(config: Mapping[str, Any], field: str, where: str | Path) -> dict[str, Any]:
+    value = config.get(field) or {}
+    if not isinstance(value, dict):
+        raise ModelLoadError(f"{where}: field '{field}' is {_show(value)}, not an object {{prompt: value}}. "
+                             f"{RECALIBRATE}")
+    return value
+
+
+def _bad_setting(where: str | Path, field: str, prompt: str, problem: str) -> ModelLoadError:
+    return ModelLoadError(f"{where}: {field}[{_show(prompt)}] = {problem}. {RECALIBRATE}")
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
