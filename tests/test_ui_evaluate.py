@@ -110,3 +110,24 @@ def test_robustness_report_and_presence_auroc_against_negatives(tab: EvaluateTab
 def test_negatives_split_must_differ_from_the_evaluated_one(tab: EvaluateTab, tiny_lite_dir: Path) -> None:
     status, *outputs = run(tab, tiny_lite_dir, negatives=str(tab.roots[0] / "cracks" / "valid"))
     assert "is the evaluated split itself" in status and outputs == [None] * 6
+
+
+def test_oversized_jobs_are_refused_before_any_work(tab: EvaluateTab, tiny_lite_dir: Path, monkeypatch) -> None:
+    from drywall_qa.ui import job_limits
+
+    monkeypatch.setattr(job_limits, "MAX_JOB_PASSES", 20)
+    status, *outputs = run(tab, tiny_lite_dir, limit=5, perturbations=["blur"])     # 5 × 2 × 3 = 30 passes
+    assert "30 model passes, the limit per request is 20" in status and outputs == [None] * 6
+    assert not (tab.out_dir / "evaluations").exists()
+    assert "Evaluated 3 of 5" in run(tab, tiny_lite_dir, limit=3)[0]                   # 3 × 2 = 6 passes
+
+
+def test_old_evaluations_beyond_the_retention_are_removed(models: ModelCache, tiny_lite_dir: Path,
+                                                          tmp_path: Path) -> None:
+    from drywall_qa.ui.retention import Retention
+
+    make_split(tmp_path / "data" / "cracks" / "valid", n=2)
+    tab = EvaluateTab(models, [tmp_path / "data"], tmp_path / "out", retention=Retention(count=2))
+    for _ in range(3):
+        assert "Evaluated" in run(tab, tiny_lite_dir, limit=1)[0]
+    assert len(list((tab.out_dir / "evaluations").iterdir())) == 2
