@@ -16,35 +16,48 @@ from drywall_qa.ui.memory import cap_malloc_arenas  # noqa: E402 — light: befo
 
 cap_malloc_arenas()
 
+from drywall_qa.cli_args import count_arg, existing_folder_arg, folder_arg, port_arg, positive_float_arg, \
+    threads_arg  # noqa: E402
 from drywall_qa.data import data_roots  # noqa: E402 — after the analytics switch, before gradio is imported
 from drywall_qa.ui.app import MODEL_THREADS, AppConfig, build_app, launch  # noqa: E402
+from drywall_qa.ui.result_store import DEFAULT_BUDGET_MB  # noqa: E402
+from drywall_qa.ui.retention import Retention  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python app.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="lite",
                         help="lite (bundled, default), clipseg (CIDAS/clipseg-rd64-refined) or a checkpoint folder")
-    parser.add_argument("--data-root", action="append", type=Path, dest="roots", metavar="DIR",
+    parser.add_argument("--data-root", action="append", type=existing_folder_arg, dest="roots", metavar="DIR",
                         help="folder of COCO splits for Review/Evaluate (repeatable; default: DRYWALL_QA_DATA, "
                         "./data and ../shared/data when present). Nothing outside these folders is read.")
-    parser.add_argument("--out", type=Path, default=Path("outputs"), help="reviews and evaluations (default outputs)")
+    parser.add_argument("--out", type=folder_arg, default=Path("outputs"),
+                        help="reviews and evaluations (default outputs)")
     parser.add_argument("--device", help="cuda, mps or cpu (default: best available)")
-    parser.add_argument("--threads", type=int, default=MODEL_THREADS,
+    parser.add_argument("--threads", type=threads_arg, default=MODEL_THREADS,
                         help=f"CPU threads per model call (default {MODEL_THREADS}: requests are served two at a time; "
                         "0 = one per core, torch's default)")
     parser.add_argument("--host", help="interface to listen on (default 127.0.0.1, or GRADIO_SERVER_NAME)")
-    parser.add_argument("--port", type=int, help="port (default 7860, or GRADIO_SERVER_PORT)")
+    parser.add_argument("--port", type=port_arg, help="port, 1 to 65535 (default 7860, or GRADIO_SERVER_PORT)")
+    parser.add_argument("--models-dir", action="append", type=folder_arg, dest="models_dirs", metavar="DIR",
+                        help="folder of checkpoints that clients may load from the model box (repeatable; default "
+                        "./runs). Other folders are refused to clients; --model DIR loads any at start-up.")
+    parser.add_argument("--state-mb", type=positive_float_arg, default=DEFAULT_BUDGET_MB,
+                        help=f"memory for all sessions' Inspect runs kept for re-rendering (default "
+                        f"{DEFAULT_BUDGET_MB} MB; the oldest are released beyond it)")
+    parser.add_argument("--keep-evaluations", type=count_arg(1), default=Retention.count, metavar="N",
+                        help=f"evaluation folders kept in OUT/evaluations, newest first (default {Retention.count})")
+    parser.add_argument("--keep-evaluations-mb", type=positive_float_arg, default=Retention.megabytes, metavar="MB",
+                        help=f"most disk the kept evaluation folders may use (default {Retention.megabytes:.0f} MB)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    missing = [str(r) for r in args.roots or [] if not r.is_dir()]
-    if missing:
-        raise SystemExit(f"python app.py: error: --data-root {', '.join(missing)}: no such folder")
     roots = args.roots or data_roots()
     config = AppConfig(model=args.model, roots=roots, out_dir=args.out, device=args.device,
-                       threads=args.threads or None)
+                       threads=args.threads or None, models_dirs=args.models_dirs or [Path("runs")],
+                       state_mb=args.state_mb, retention=Retention(args.keep_evaluations, args.keep_evaluations_mb))
     launch(build_app(config), config, host=args.host, port=args.port)
 
 

@@ -1,27 +1,93 @@
-"""argparse value types shared by the command-line entry points."""
+"""argparse value types shared by the command-line entry points.
+
+Each refuses a bad value with one line, which argparse prints as ``prog: error: argument --x: <value>: <problem>.
+<what to do>`` before exiting with status 2: a number that is not a number, not finite or out of range, a path the
+file system cannot hold, an output folder that is an existing file.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
+from pathlib import Path
+
+from drywall_qa.imaging import path_problem, short_path
+
+#: most CPU threads a command may ask torch for (above any core count; stops typos such as 8000)
+MAX_THREADS = 1024
 
 
-def probability_arg(text: str) -> float:
-    """A probability strictly between 0 and 1."""
-    value = float(text)
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1 (exclusive)")
-    return value
-
-
-def count_arg(minimum: int) -> Callable[[str], int]:
-    """An integer of at least ``minimum``."""
-    def parse(text: str) -> int:
-        value = int(text)
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{text} is below {minimum}")
+def _number_arg(kind: type[int] | type[float], wanted: str, accept: Callable[[float], bool],
+                example: str) -> Callable[[str], int | float]:
+    """A parser of finite ``kind`` values that ``accept`` takes; ``wanted`` describes them, ``example`` is one."""
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and accept(value)):
+            raise argparse.ArgumentTypeError(f"{short_path(text)}: not {wanted}. pass e.g. {example}")
         return value
     return parse
+
+
+#: a probability strictly between 0 and 1 (a threshold)
+probability_arg = _number_arg(float, "a number between 0 and 1 (exclusive)", lambda v: 0 < v < 1, "0.5")
+#: a number from 0 to 1, both included (a probability of an augmentation, a crop fraction)
+fraction_arg = _number_arg(float, "a number from 0 to 1", lambda v: 0 <= v <= 1, "0.1")
+#: a finite number above 0 (a learning rate)
+positive_float_arg = _number_arg(float, "a finite number above 0", lambda v: v > 0, "0.0001")
+#: a finite number of at least 0 (a weight decay)
+non_negative_float_arg = _number_arg(float, "a finite number of at least 0", lambda v: v >= 0, "0.0001")
+
+
+def count_arg(minimum: int, maximum: int | None = None, example: int | None = None) -> Callable[[str], int]:
+    """A whole number from ``minimum`` to ``maximum`` (None: no upper bound)."""
+    wanted = (f"a whole number of at least {minimum}" if maximum is None
+              else f"a whole number from {minimum} to {maximum}")
+    top = math.inf if maximum is None else maximum
+    return _number_arg(int, wanted, lambda v: minimum <= v <= top, str(minimum if example is None else example))
+
+
+#: a TCP port to listen on
+port_arg = count_arg(1, 65535, 7860)
+#: CPU threads per model call; 0 leaves torch's default (one per core)
+threads_arg = count_arg(0, MAX_THREADS, 2)
+
+
+def path_arg(text: str) -> Path:
+    """A path the file system can hold (:func:`~drywall_qa.imaging.path_problem`: no NUL, names ≤ 255 bytes)."""
+    problem = path_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{short_path(text)}: {problem}. rename it or pass another path")
+    return Path(text)
+
+
+def folder_arg(text: str) -> Path:
+    """An output folder: new, or an existing folder — not an existing file."""
+    path = path_arg(text)
+    if _ask(path, lambda p: p.exists() and not p.is_dir()):
+        raise argparse.ArgumentTypeError(f"{short_path(text)}: is an existing file, not a folder. pass a new or "
+                                         "existing folder for the outputs")
+    return path
+
+
+def existing_folder_arg(text: str) -> Path:
+    """An input folder that must exist."""
+    path = path_arg(text)
+    if not _ask(path, Path.is_dir):
+        raise argparse.ArgumentTypeError(f"{short_path(text)}: no such folder. check the path")
+    return path
+
+
+def _ask(path: Path, question: Callable[[Path], bool]) -> bool:
+    """``question(path)``, a file-system error (no permission to look) becoming an argument error."""
+    try:
+        return question(path)
+    except OSError as err:
+        raise argparse.ArgumentTypeError(f"{short_path(path)}: cannot be checked ({err.strerror or err}). check "
+                                         "the path and its permissions") from None
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:

@@ -22,9 +22,9 @@ import numpy as np
 from drywall_qa import visual_prompts
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.atomic import write_atomic
-from drywall_qa.cli_args import add_model_arguments
+from drywall_qa.cli_args import add_model_arguments, folder_arg, path_arg
 from drywall_qa.evaluate import write_png
-from drywall_qa.imaging import load_image
+from drywall_qa.imaging import load_image, short_path
 from drywall_qa.presence import describe_presence
 from drywall_qa.segmenter import Condition, Prediction, Segmenter, borrowed_settings_note, truncation_note
 from drywall_qa.semantic import render_semantic, semantic_map
@@ -60,14 +60,23 @@ def write_outputs(image: np.ndarray, predictions: Sequence[Prediction], out_dir:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m drywall_qa.predict", description=__doc__.split("\n\n")[0])
-    parser.add_argument("image", type=Path, help="image to segment")
+    parser.add_argument("image", type=path_arg, help="image to segment")
     parser.add_argument("--prompts", nargs="+", help="text prompts (the first is mixed with a visual prompt "
                         "when --alpha < 1)")
     add_model_arguments(parser)
     parser.add_argument("--semantic", action="store_true", help="also write one label map of all prompts")
-    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument("--out", required=True, type=folder_arg, help="output folder (new or existing)")
     visual_prompts.add_arguments(parser)
     return parser
+
+
+def _write(args: argparse.Namespace, image: np.ndarray, example: visual_prompts.VisualPrompt | None,
+           predictions: Sequence[Prediction], calibrated: Sequence[str]) -> None:
+    """Fill ``--out``: the engineered example image (a visual prompt), then :func:`write_outputs`."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    if example is not None and not example.text_only:
+        write_png(args.out / "support.png", example.support())
+    write_outputs(image, predictions, args.out, args.semantic, calibrated)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,13 +90,15 @@ def main(argv: list[str] | None = None) -> int:
         image = load_image(args.image)
         segmenter = Segmenter.load(args.model, device=args.device)
         predictions = segmenter.predict(image, prompts + ([example] if example else []), args.threshold)
-        args.out.mkdir(parents=True, exist_ok=True)
-        if example is not None and not example.text_only:
-            write_png(args.out / "support.png", example.support())
-        calibrated = list(segmenter.backend.presence_calibration)
-        write_outputs(image, predictions, args.out, args.semantic, calibrated)
     except (InputError, ModelLoadError) as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 2
+    calibrated = list(segmenter.backend.presence_calibration)
+    try:
+        _write(args, image, example, predictions, calibrated)
+    except OSError as err:  # no permission, disk full, a file where a folder should be
+        print(f"{parser.prog}: error: {short_path(args.out)}: cannot write the results ({err.strerror or err}). "
+              "pass a writable folder with --out", file=sys.stderr)
         return 2
     limit = segmenter.backend.max_prompt_tokens
     notes = [truncation_note(p.prompt, limit) for p in predictions if p.truncated]

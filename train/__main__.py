@@ -8,53 +8,50 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
 from drywall_qa.backends import DEFAULT_CLIPSEG
+from drywall_qa.backends.checks import MAX_INPUT_SIZE
 from drywall_qa.backends.efficientnet_lite import ARCHITECTURE
 from drywall_qa.backends.lite import ENCODERS
-from drywall_qa.cli_args import count_arg
+from drywall_qa.cli_args import (count_arg, folder_arg, fraction_arg, non_negative_float_arg, path_arg,
+                                 positive_float_arg)
 from drywall_qa.errors import DrywallQAError
 from drywall_qa.training.loop import TrainConfig, train
 from drywall_qa.training.losses import LOSSES
 
-
-def _probability(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
-    return value
+PROG = "python -m train"
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
-    p = argparse.ArgumentParser(prog="python -m train", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument("--dataset", required=True, choices=["taping", "cracks", "both"])
-    p.add_argument("--data-root", required=True, type=Path, help="folder holding one Roboflow COCO export per dataset")
-    p.add_argument("--output-dir", required=True, type=Path)
+    p.add_argument("--data-root", required=True, type=path_arg,
+                   help="folder holding one Roboflow COCO export per dataset")
+    p.add_argument("--output-dir", required=True, type=folder_arg)
     p.add_argument("--model", default=DEFAULT_CLIPSEG,
                    help="hub id or checkpoint directory to fine-tune, or 'lite' for a new drywall-qa-lite model")
     p.add_argument("--epochs", type=count_arg(1), default=50)
     p.add_argument("--batch-size", type=count_arg(1), default=4)
-    p.add_argument("--lr", type=float, default=1e-5)
-    p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--image-size", type=count_arg(32), default=None,
+    p.add_argument("--lr", type=positive_float_arg, default=1e-5)
+    p.add_argument("--weight-decay", type=non_negative_float_arg, default=1e-4)
+    p.add_argument("--image-size", type=count_arg(32, MAX_INPUT_SIZE, 320), default=None,
                    help="model input side: a new lite model's (default 320) or a new one for a lite checkpoint; "
                    "CLIPSeg keeps its processor's 352")
-    p.add_argument("--train-size", type=count_arg(32), default=None,
+    p.add_argument("--train-size", type=count_arg(32, MAX_INPUT_SIZE, 320), default=None,
                    help="side of the augmented training crops (default: the model input size)")
     p.add_argument("--balance", action="store_true", help="sample each dataset equally often")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=count_arg(0, 2**32 - 1), default=0)
     p.add_argument("--loss", default="bce", choices=sorted(LOSSES))
     p.add_argument("--prompts", default="canonical", choices=["canonical", "all"])
-    p.add_argument("--negatives", type=_probability, default=0.1,
+    p.add_argument("--negatives", type=fraction_arg, default=0.1,
                    help="probability of a negative (absent-target) prompt")
-    p.add_argument("--overlay", type=_probability, default=0.0,
+    p.add_argument("--overlay", type=fraction_arg, default=0.0,
                    help="probability of darkening a thin mask of another dataset (a crack) into a training image; "
                    "that dataset's prompts then target it")
     p.add_argument("--limit", type=count_arg(1), default=None, help="cap the images per split (quick runs)")
     p.add_argument("--samples-per-epoch", type=count_arg(1), default=None,
                    help="draw this many training samples per epoch")
-    p.add_argument("--crop-scale", type=_probability, nargs=2, metavar=("MIN", "MAX"), default=TrainConfig.crop_scale,
+    p.add_argument("--crop-scale", type=fraction_arg, nargs=2, metavar=("MIN", "MAX"), default=TrainConfig.crop_scale,
                    help="random crop side as a fraction of the image side (smaller: zoomed in, finer detail)")
     p.add_argument("--no-augment", dest="augment", action="store_false", help="plain resize, no random transforms")
     p.add_argument("--unfreeze-last", type=count_arg(0), default=0,
@@ -66,7 +63,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                    help="efficientnet-lite0: keep the stem and the first N blocks at their ImageNet weights")
     p.add_argument("--mixed-precision", default="no", choices=["no", "fp16", "bf16"])
     p.add_argument("--workers", type=count_arg(0), default=0, help="data-loading worker processes")
-    p.add_argument("--cache-dir", type=Path, default=None,
+    p.add_argument("--cache-dir", type=folder_arg, default=None,
                    help="frozen-feature cache (default OUTPUT_DIR/feature_cache)")
     again = p.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="continue the run in --output-dir from its last epoch")
@@ -86,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = train(config)
     except DrywallQAError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
     if report:
         print(f"best checkpoint: {config.output_dir / 'best'}; last epoch's: {config.output_dir / 'last'} "

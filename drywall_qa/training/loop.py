@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -80,6 +81,14 @@ class TrainConfig:
     workers: int = 0
     cache_dir: Path | None = None
     lite_options: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Refuse a learning rate or weight decay that would train to NaN, or not at all, without a word."""
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise InputError("lr", f"{self.lr} is not a finite number above 0", "pass e.g. 1e-5")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise InputError("weight_decay", f"{self.weight_decay} is not a finite number of at least 0",
+                             "pass e.g. 1e-4")
 
     def datasets(self) -> list[str]:
         return ["taping", "cracks"] if self.dataset == "both" else [self.dataset]
