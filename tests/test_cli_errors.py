@@ -92,8 +92,8 @@ def image(tmp_path: Path) -> Path:
 
 def test_predict_refuses_an_existing_file_as_out(image: Path, capsys: pytest.CaptureFixture[str]) -> None:
     line = _exit_message(capsys, predict_main, str(image), "--prompts", "segment crack", "--out", str(image))
-    assert line == f"python -m drywall_qa.predict: error: argument --out: {image}: is an existing file, not a folder. " \
-                   "pass a new or existing folder for the outputs"
+    assert line == (f"python -m drywall_qa.predict: error: argument --out: {image}: is an existing file, not a "
+                    "folder. pass a new or existing folder for the outputs")
 
 
 @pytest.mark.parametrize(("args", "message"), [
