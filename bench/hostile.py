@@ -154,7 +154,8 @@ def case_session_memory(world: World) -> str:
     memory.stop()
     errors = [o.error for o in outcomes if o.error]
     assert not errors and growth <= SESSION_GROWTH_MB, f"{len(errors)} errors, +{growth:.0f} MiB"
-    return f"{SESSIONS} new sessions × 8 prompts: RSS {before:.0f} MiB, +{growth:.0f} MiB (bound {SESSION_GROWTH_MB:.0f})"
+    return (f"{SESSIONS} new sessions × 8 prompts: RSS {before:.0f} MiB, +{growth:.0f} MiB "
+            f"(bound {SESSION_GROWTH_MB:.0f})")
 
 
 def case_editor_bomb(world: World) -> str:
@@ -251,7 +252,8 @@ def case_leftovers_and_retention(world: World) -> str:
 
 #: the flood runs last: its admitted evaluation holds this address's place in the heavy lane
 CASES: list[tuple[str, Callable[[World], str]]] = [
-    ("1 polygon and image-size bombs", case_polygon_bombs), ("11 leftovers and retention", case_leftovers_and_retention),
+    ("1 polygon and image-size bombs", case_polygon_bombs),
+    ("11 leftovers and retention", case_leftovers_and_retention),
     ("4 editor bomb", case_editor_bomb), ("5+8 review roots and /save_review", case_review_roots),
     ("6 symlinked annotation file", case_symlinked_annotations), ("7 /load_model", case_load_model),
     ("9 bad values", case_bad_values), ("10 CLI one-line errors", case_cli_lines),

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from drywall_qa.atomic import write_atomic
-from drywall_qa.cli_args import count_arg
+from drywall_qa.cli_args import count_arg, path_arg
 from drywall_qa.data import DATASETS, CocoSplit, data_roots, split_dir
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.evaluate import Progress, Split, predictions_over
@@ -136,9 +136,9 @@ def store_calibration(segmenter: Segmenter, model_dir: Path, fits: Mapping[str, 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m drywall_qa.calibrate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, type=Path, help="checkpoint folder (the calibration is stored in "
+    parser.add_argument("--model", required=True, type=path_arg, help="checkpoint folder (the calibration is stored in "
                         "its config.json)")
-    parser.add_argument("--data-root", type=Path, help="folder holding the datasets (default: $DRYWALL_QA_DATA, "
+    parser.add_argument("--data-root", type=path_arg, help="folder holding the datasets (default: $DRYWALL_QA_DATA, "
                         "./data or ../shared/data)")
     parser.add_argument("--split", default="valid", help="split name in every dataset (default valid)")
     parser.add_argument("--datasets", nargs="+", choices=sorted(DATASETS), default=sorted(DATASETS),

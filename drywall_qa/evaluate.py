@@ -29,7 +29,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from drywall_qa.atomic import write_atomic
-from drywall_qa.cli_args import add_model_arguments, count_arg
+from drywall_qa.cli_args import add_model_arguments, count_arg, folder_arg, path_arg
 from drywall_qa.data import DATASETS, CocoSplit, Sample, get_dataset
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa import visual_prompts
@@ -282,7 +282,7 @@ def _write_csv(path: Path, rows: Sequence[dict[str, Any]], fields: Sequence[str]
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m drywall_qa.evaluate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--split", required=True, type=Path,
+    parser.add_argument("--split", required=True, type=path_arg,
                         help="split folder holding _annotations.coco.json and the images, or the .json file itself")
     parser.add_argument("--dataset", choices=sorted(DATASETS), help="use this dataset's registered prompts")
     parser.add_argument("--prompts", nargs="+", help="prompts to score (override --dataset's); the first one "
@@ -290,8 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(parser)
     parser.add_argument("--limit", type=count_arg(1), help="score only the first N images")
     parser.add_argument("--panels", type=count_arg(0), default=8, help="first N and worst N images drawn (default 8)")
-    parser.add_argument("--out", required=True, type=Path, help="output folder")
-    parser.add_argument("--negatives-split", type=Path,
+    parser.add_argument("--out", required=True, type=folder_arg, help="output folder")
+    parser.add_argument("--negatives-split", type=path_arg,
                         help="split whose images lack the prompts' targets (e.g. the other dataset's valid split): "
                         "presence AUROC against them and false detections on them")
     parser.add_argument("--perturb", type=_perturbations, metavar="LIST",

@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw, ImageFont
 from drywall_qa.data import DATASETS, CocoSplit, data_roots, split_dir
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.atomic import write_atomic
-from drywall_qa.cli_args import add_model_arguments, count_arg
+from drywall_qa.cli_args import add_model_arguments, count_arg, folder_arg, path_arg
 from drywall_qa.evaluate import Progress, Split, predictions_over, write_png
 from drywall_qa.imaging import resize_mask
 from drywall_qa.segmenter import Prediction, Segmenter
@@ -189,7 +189,7 @@ def evaluate_semantic(segmenter: Segmenter, classes: Sequence[SemanticClass], th
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m drywall_qa.semantic", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-root", type=Path, help="folder holding the datasets (default: $DRYWALL_QA_DATA, "
+    parser.add_argument("--data-root", type=path_arg, help="folder holding the datasets (default: $DRYWALL_QA_DATA, "
                         "./data or ../shared/data)")
     parser.add_argument("--split", default="valid", help="split name in every dataset (default valid)")
     parser.add_argument("--datasets", nargs="+", choices=sorted(DATASETS), default=sorted(DATASETS),
@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(parser)
     parser.add_argument("--limit", type=count_arg(1), help="first N images of each dataset")
     parser.add_argument("--panels", type=count_arg(0), default=4, help="panels drawn per dataset (default 4)")
-    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument("--out", required=True, type=folder_arg, help="output folder")
     return parser
 
 

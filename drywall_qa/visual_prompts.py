@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
+from drywall_qa.cli_args import fraction_arg, path_arg
 from drywall_qa.data import CocoSplit
 from drywall_qa.errors import InputError
 from drywall_qa.imaging import MAX_PIXELS, ImageSource, load_image
@@ -184,13 +185,13 @@ class VisualPrompt:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The visual-prompt options shared by the command-line tools."""
     group = parser.add_argument_group("visual prompt (CLIPSeg backend)")
-    group.add_argument("--support", type=Path, help="example image showing the object to look for")
-    group.add_argument("--support-mask", type=Path, help="mask of the object in --support (white on black PNG)")
-    group.add_argument("--support-split", type=Path, help="take the example from this COCO split instead")
+    group.add_argument("--support", type=path_arg, help="example image showing the object to look for")
+    group.add_argument("--support-mask", type=path_arg, help="mask of the object in --support (white on black PNG)")
+    group.add_argument("--support-split", type=path_arg, help="take the example from this COCO split instead")
     group.add_argument("--support-index", type=int, default=0, help="image index in --support-split (default 0)")
     group.add_argument("--engineering", default=DEFAULT_ENGINEERING,
                        help=f"'+'-joined subset of {', '.join(STEPS)} (default {DEFAULT_ENGINEERING})")
-    group.add_argument("--alpha", type=float, default=1.0,
+    group.add_argument("--alpha", type=fraction_arg, default=1.0,
                        help="example weight vs the first text prompt: c = α·image + (1−α)·text (default 1)")
 
 

@@ -21,7 +21,6 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,7 +28,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from drywall_qa.backends.base import Backend
-from drywall_qa.cli_args import count_arg
+from drywall_qa.cli_args import count_arg, path_arg
 from drywall_qa.data import CocoSplit
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.metrics import score_masks
@@ -153,9 +152,9 @@ def probe_widths(backend: Backend, train: CocoSplit, target: CocoSplit, train_it
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m drywall_qa.width_bound", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--split", type=Path, required=True, help="COCO split folder whose masks to redraw")
+    parser.add_argument("--split", type=path_arg, required=True, help="COCO split folder whose masks to redraw")
     parser.add_argument("--limit", type=count_arg(1), help="use only the first N images of --split")
-    parser.add_argument("--probe-train", type=Path, help="COCO split to fit the width probe on")
+    parser.add_argument("--probe-train", type=path_arg, help="COCO split to fit the width probe on")
     parser.add_argument("--probe-limit", type=count_arg(10), default=600,
                         help="random training images for the probe (default 600)")
     parser.add_argument("--probe-model", help="checkpoint whose image features the probe reads (default: bundled)")

@@ -178,3 +178,30 @@ def test_commands_exit_2_with_one_line_and_no_traceback(command: list[str]) -> N
     assert done.stderr.strip().splitlines()[-1].startswith(("python -m drywall_qa.predict: error: argument --out",
                                                             "python -m train: error: argument --lr: nan",
                                                             "python app.py: error: argument --port: 99999"))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--split", "SPLIT", "--out", "FILE"], "argument --out: FILE: is an existing file, not a folder"),
+    (["--split", "a\0b", "--out", "OUT"], "argument --split"),
+])
+def test_evaluate_command_line_paths_give_one_line(argv: list[str], message: str, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from drywall_qa.evaluate import build_parser
+
+    file = tmp_path / "taken"
+    file.write_text("x")
+    names = {"SPLIT": str(tmp_path), "FILE": str(file), "OUT": str(tmp_path / "out")}
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args([names.get(arg, arg) for arg in argv])
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert info.value.code == 2 and message.replace("FILE", str(file)) in error
+
+
+def test_visual_prompt_alpha_must_be_a_fraction(capsys: pytest.CaptureFixture[str]) -> None:
+    from drywall_qa.visual_prompts import add_arguments
+
+    parser = argparse.ArgumentParser(prog="x")
+    add_arguments(parser)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--alpha", "nan"])
+    assert "argument --alpha: nan: not a number from 0 to 1" in capsys.readouterr().err

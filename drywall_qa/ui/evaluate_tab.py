@@ -31,7 +31,8 @@ from drywall_qa.ui.job_limits import check_job_size
 from drywall_qa.ui.lanes import HeavyLane, client_address
 from drywall_qa.ui.models import ModelCache, SharedModel
 from drywall_qa.ui.prompts import parse_prompts
-from drywall_qa.ui.splits import ConfinedSplit, dataset_name, discover_splits, open_split, split_prompts, split_slug
+from drywall_qa.ui.splits import ConfinedSplit, dataset_name, discover_splits, open_split, split_prompts, \
+    split_slug
 from drywall_qa.ui.retention import PARTIAL_PREFIX, Retention, prune_evaluations
 from drywall_qa.ui.widgets import prompt_inputs, split_input, threshold_inputs, threshold_value, whole_number
 

@@ -16,6 +16,7 @@ import numpy as np
 from drywall_qa.backends import BUNDLED_DIR, BUNDLED_NAME, DEFAULT_CLIPSEG
 from drywall_qa.backends.checks import reason
 from drywall_qa.errors import InputError, ModelLoadError
+from drywall_qa.imaging import path_problem
 from drywall_qa.segmenter import Condition, Prediction, Segmenter, truncation_note
 from drywall_qa.ui.messages import escape_md
 
@@ -66,6 +67,9 @@ def model_key(choice: str | None, folder: str | None, models_dirs: Sequence[Path
         if not folder or not folder.strip():
             raise InputError("checkpoint folder", "no folder given",
                              "type the folder written by `python -m train` or save_pretrained")
+        problem = path_problem(folder.strip())
+        if problem:
+            raise InputError("checkpoint folder", problem, "type the folder written by `python -m train`")
         path = Path(folder.strip()).expanduser().resolve()
         if not any(path.is_relative_to(Path(root).resolve()) for root in models_dirs):
             offered = ", ".join(str(root) for root in models_dirs) or "none"
