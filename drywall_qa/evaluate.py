@@ -37,7 +37,8 @@ from drywall_qa.metrics import ImageScores, ThresholdSweep, aggregate, mean_widt
 from drywall_qa.presence import PresenceRecords
 from drywall_qa.robustness import LEVELS, PERTURBATIONS, REPORTED, PerturbedSplit, drop_rows, parse_perturbations, \
     plot_drops
-from drywall_qa.segmenter import Condition, Prediction, Segmenter, clean_prompt, truncation_note
+from drywall_qa.segmenter import Condition, Prediction, Segmenter, clean_prompt, truncation_note, \
+    unknown_concept_note
 from drywall_qa.visualisation import panel
 
 Progress = Callable[[int, int], None]
@@ -113,6 +114,7 @@ class _Totals:
         self.sweeps: dict[str, ThresholdSweep] = {}  # in the output shape of the prompt's predictions
         self.thresholds: dict[str, float] = {}
         self.shapes: dict[str, str] = {}
+        self.concepts: dict[str, dict[str, Any]] = {}   # unknown_concept, closest_concept, concept_similarity
         self.rows: list[dict[str, Any]] = []
         self.presence = PresenceRecords()
         self.detections: dict[str, list[float]] = {p: [] for p in prompts}   # coverage on negative images
@@ -126,6 +128,9 @@ class _Totals:
                 self.sweeps[prompt] = ThresholdSweep(shape=prediction.shape)
             self.sweeps[prompt].add(prediction.probabilities, sample.mask)
             self.thresholds[prompt], self.shapes[prompt] = prediction.threshold, prediction.shape
+            self.concepts[prompt] = {"unknown_concept": prediction.unknown_concept,
+                                     "closest_concept": prediction.closest_concept,
+                                     "concept_similarity": prediction.concept_similarity}
             if prediction.presence is not None:
                 self.presence.add(prompt, prediction.presence, bool(sample.mask.any()))
             self.rows.append({"image": sample.file_name, "prompt": prompt, "iou": score.iou, "dice": score.dice,
@@ -228,6 +233,7 @@ def evaluate_split(segmenter: Segmenter, split: Split, prompts: Sequence[Conditi
         "timing": {"total_s": model_seconds, "per_image_per_prompt_s": model_seconds / (total * len(prompts))},
         "model_size": segmenter.model_size(), "threshold_sweep": totals.sweep(), **_skipped(split),
     }
+    metrics["concepts"] = totals.concepts
     if negatives is not None:
         metrics["negatives"] = {"split": str(negatives.root), "num_images": overall - total,
                                 "prompts": totals.negatives(), **_skipped(negatives)}
@@ -348,6 +354,10 @@ def main(argv: list[str] | None = None) -> int:
         for prompt, cut in zip(prompts, segmenter.truncated(prompts)):
             if cut:
                 print(f"{parser.prog}: note: {truncation_note(prompt_label(prompt), limit)}", file=sys.stderr)
+        for concept in segmenter.concepts(prompts):
+            if concept.unknown_concept:
+                print(f"{parser.prog}: note: {unknown_concept_note(concept, segmenter.backend.family)}",
+                      file=sys.stderr)
         metrics = evaluate_split(segmenter, split, prompts, args.threshold, args.out, limit=args.limit,
                                  panels=args.panels, dataset=args.dataset, negatives=negatives)
         if args.perturb:

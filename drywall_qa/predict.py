@@ -2,8 +2,10 @@
 optionally one semantic label map with a legend.
 
 Writes ``masks/NN_<prompt>.png`` (white = mask), ``predictions.json`` (per prompt: threshold, coverage, presence,
-mask file), ``support.png`` (the engineered example image, with a visual prompt) and, with ``--semantic``,
-``semantic.png`` (overlay + legend) and ``labels.png`` (0 = background, k = k-th prompt).
+whether it is an unknown concept and its closest trained prompt, mask file), ``support.png`` (the engineered example
+image, with a visual prompt) and, with ``--semantic``, ``semantic.png`` (overlay + legend) and ``labels.png``
+(0 = background, k = k-th prompt). An unknown concept's mask is written like any other, and a note says why not to
+trust it.
 
     python -m drywall_qa.predict wall.jpg --prompts "segment crack" "segment taping area" --semantic --out out/wall
 """
@@ -26,7 +28,8 @@ from drywall_qa.cli_args import add_model_arguments, folder_arg, path_arg
 from drywall_qa.evaluate import write_png
 from drywall_qa.imaging import load_image, short_path
 from drywall_qa.presence import describe_presence
-from drywall_qa.segmenter import Condition, Prediction, Segmenter, borrowed_settings_note, truncation_note
+from drywall_qa.segmenter import Condition, Prediction, Segmenter, borrowed_settings_note, truncation_note, \
+    unknown_concept_note
 from drywall_qa.semantic import render_semantic, semantic_map
 
 
@@ -47,7 +50,10 @@ def write_outputs(image: np.ndarray, predictions: Sequence[Prediction], out_dir:
                                       "coverage": prediction.coverage, "presence": prediction.presence,
                                       "presence_calibrated": prediction.settings_from in calibrated,
                                       "settings_from": prediction.settings_from,
-                                      "truncated": prediction.truncated, "mask": name})
+                                      "truncated": prediction.truncated,
+                                      "unknown_concept": prediction.unknown_concept,
+                                      "closest_concept": prediction.closest_concept,
+                                      "concept_similarity": prediction.concept_similarity, "mask": name})
     if semantic:
         labels = semantic_map(predictions)
         names = [p.prompt for p in predictions]
@@ -103,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     limit = segmenter.backend.max_prompt_tokens
     notes = [truncation_note(p.prompt, limit) for p in predictions if p.truncated]
     notes += [borrowed_settings_note(p) for p in predictions if p.borrowed_settings]
+    notes += [unknown_concept_note(p, segmenter.backend.family) for p in predictions if p.unknown_concept]
     for note in notes:
         print(f"{parser.prog}: note: {note}", file=sys.stderr)
     for prediction in predictions:

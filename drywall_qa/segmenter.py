@@ -9,6 +9,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -49,6 +50,13 @@ class Prediction:
     #: the calibrated prompt whose threshold, shape and presence calibration were used: the prompt itself, one it
     #: paraphrases (see :meth:`Segmenter.settings_source`), or None (defaults)
     settings_from: str | None = None
+    #: the trained (calibrated) prompt whose text embedding is closest to this prompt's, and their cosine similarity;
+    #: None where the backend does not measure it (CLIPSeg, visual prompts, an uncalibrated checkpoint)
+    closest_concept: str | None = None
+    concept_similarity: float | None = None
+    #: the prompt is further than the backend's ``known_concept_similarity`` from every trained prompt, so the mask
+    #: and presence answer a question the model was never taught (see :func:`unknown_concept_note`)
+    unknown_concept: bool = False
 
     @property
     def borrowed_settings(self) -> bool:
@@ -59,6 +67,15 @@ class Prediction:
     def coverage(self) -> float:
         """Fraction of the image's pixels in the mask."""
         return float(self.mask.mean())
+
+
+class Concept(NamedTuple):
+    """How close a prompt is to what the model was trained on (fields as in :class:`Prediction`)."""
+
+    prompt: str
+    closest_concept: str | None = None
+    concept_similarity: float | None = None
+    unknown_concept: bool = False
 
 
 def clean_prompt(text: str) -> str:
@@ -80,6 +97,14 @@ def borrowed_settings_note(prediction: Prediction) -> str:
     """What to tell a user whose prompt uses the tuned settings of a calibrated prompt it paraphrases."""
     return (f"prompt '{_shorten(prediction.prompt)}' uses the tuned threshold and mask shape of "
             f"'{prediction.settings_from}'")
+
+
+def unknown_concept_note(prediction: Prediction | Concept, model: str) -> str:
+    """What to tell a user whose prompt is far from every prompt ``model`` (a family name, e.g. ``segmenter.backend
+    .family``) was trained on; for a prediction or concept with ``unknown_concept`` set."""
+    return (f"'{_shorten(prediction.prompt)}' is not a concept {model} was trained on (closest: "
+            f"'{prediction.closest_concept}', similarity {prediction.concept_similarity:.2f}) — results are "
+            "unreliable; CLIPSeg handles open-vocabulary prompts")
 
 
 def select_device(preferred: str | torch.device | None = None) -> torch.device:
@@ -160,26 +185,50 @@ class Segmenter:
         tuned, shapes, calibration = backend.thresholds, backend.prompt_shapes, backend.presence_calibration
         settings = [(source, tuned.get(source, DEFAULT_THRESHOLD) if threshold is None else threshold,
                      shapes.get(source, PIXELS), calibration.get(source)) for source in sources]
-        truncated = self.truncated(prompts)
-        return [[_prediction(label, prompt_logits, array.shape[:2], cut, *setting)
-                 for label, setting, prompt_logits, cut in zip(labels, settings, image_logits, truncated)]
+        info = list(zip(labels, self.truncated(prompts), settings, self.concepts(prompts)))
+        return [[_prediction(out, array.shape[:2], *rest) for rest, out in zip(info, image_logits)]
                 for array, image_logits in zip(arrays, logits)]
+
+    def calibrated_prompts(self) -> list[str]:
+        """The prompts the checkpoint has tuned settings for (threshold, shape or presence calibration): those it was
+        trained and calibrated on, and the concepts it knows."""
+        backend = self.backend
+        return list(dict.fromkeys([*backend.thresholds, *backend.prompt_shapes, *backend.presence_calibration]))
+
+    def closest_concepts(self, prompts: Sequence[str]) -> list[tuple[str, float] | None]:
+        """Per text prompt: the calibrated prompt whose text embedding is most similar and their cosine similarity
+        (the prompt itself and 1.0 when it is calibrated); None when the checkpoint has no calibrated prompts."""
+        calibrated = self.calibrated_prompts()
+        if not calibrated or not prompts:
+            return [None] * len(prompts)
+        with torch.inference_mode():
+            vectors = F.normalize(self._prompt_embeddings([*calibrated, *prompts]).float(), dim=-1)
+        similarity = vectors[len(calibrated):] @ vectors[:len(calibrated)].T
+        best = similarity.argmax(dim=1).tolist()
+        return [(prompt, 1.0) if prompt in calibrated else (calibrated[b], float(row[b]))
+                for prompt, b, row in zip(prompts, best, similarity)]
 
     def settings_source(self, prompt: str) -> str | None:
         """The calibrated prompt whose threshold, output shape and presence calibration ``prompt`` uses: itself when
         the checkpoint has settings for it, else the calibrated prompt with the most similar embedding if at least
         the backend's ``paraphrase_similarity`` close ("segment joint tape" → "segment joint/tape"), else None."""
-        backend = self.backend
-        calibrated = list(dict.fromkeys([*backend.thresholds, *backend.prompt_shapes, *backend.presence_calibration]))
-        if prompt in calibrated:
+        if prompt in self.calibrated_prompts():
             return prompt
-        if not calibrated or backend.paraphrase_similarity is None:
-            return None
-        with torch.inference_mode():
-            vectors = F.normalize(self._prompt_embeddings([prompt, *calibrated]).float(), dim=-1)
-        similarity = vectors[1:] @ vectors[0]
-        best = int(similarity.argmax())
-        return calibrated[best] if float(similarity[best]) >= backend.paraphrase_similarity else None
+        bar = self.backend.paraphrase_similarity
+        match = self.closest_concepts([prompt])[0] if bar is not None else None
+        return match[0] if match is not None and match[1] >= bar else None
+
+    def concepts(self, prompts: Sequence[Condition]) -> list[Concept]:
+        """Per prompt: its closest calibrated prompt (:meth:`closest_concepts`) and whether that is below the
+        backend's ``known_concept_similarity``; measured for text prompts of backends that declare that bar (not
+        CLIPSeg)."""
+        bar = self.backend.known_concept_similarity
+        texts = [p if isinstance(p, str) else p.text if p.text_only else None for p in prompts]
+        measured = [text for text in texts if text is not None] if bar is not None else []
+        matches = dict(zip(measured, self.closest_concepts(measured)))
+        labels = [p if isinstance(p, str) else p.label for p in prompts]
+        return [Concept(label) if matches.get(text) is None else Concept(label, *matches[text], matches[text][1] < bar)
+                for label, text in zip(labels, texts)]
 
     def truncated(self, prompts: Sequence[Condition]) -> list[bool]:
         """Per prompt: whether the text it is encoded from is longer than the text encoder's token limit."""
@@ -234,14 +283,15 @@ class Segmenter:
         return [clean_prompt(p) if isinstance(p, str) else p for p in prompts]
 
 
-def _prediction(prompt: str, logits: torch.Tensor, size: tuple[int, int], truncated: bool, source: str | None,
-                threshold: float, shape: str, calibration: tuple[float, float] | None) -> Prediction:
-    """One prompt's prediction on one image, with the settings of ``source`` (see ``Segmenter.settings_source``)
-    already resolved to a threshold, a shape and a presence calibration."""
+def _prediction(logits: torch.Tensor, size: tuple[int, int], prompt: str, truncated: bool,
+                settings: tuple[str | None, float, str, tuple[float, float] | None], concept: Concept) -> Prediction:
+    """One prompt's prediction on one image; ``settings``: the source prompt (see ``Segmenter.settings_source``)
+    resolved to a threshold, a shape and a presence calibration."""
+    source, threshold, shape, calibration = settings
     probabilities = resize_probabilities(torch.sigmoid(logits), size)
     return Prediction(prompt, probabilities, threshold_mask(probabilities, threshold, shape), logits.clone(),
                       float(threshold), presence_probability(presence_logit(logits), calibration), truncated, shape,
-                      source)
+                      source, *concept[1:])
 
 
 def _weighted_keys(prompt: Condition) -> list[tuple[str | tuple, float]]:

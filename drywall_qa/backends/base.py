@@ -32,6 +32,9 @@ class Backend(ABC):
     #: cosine similarity of prompt embeddings from which a prompt without tuned settings uses those of a calibrated
     #: prompt it paraphrases (``Segmenter.settings_source``); None: never, the text encoder was not measured for it
     paraphrase_similarity: float | None = None
+    #: cosine similarity to the closest calibrated prompt below which a text prompt is an unknown concept
+    #: (``Segmenter.concepts``); at most ``paraphrase_similarity``. None: never flagged (open vocabulary)
+    known_concept_similarity: float | None = None
     #: per-channel normalisation of [0, 1] images
     image_mean: tuple[float, ...] = (0.5, 0.5, 0.5)
     image_std: tuple[float, ...] = (0.5, 0.5, 0.5)
