@@ -12,17 +12,33 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
-def _real_data_root() -> Path | None:
+#: the splits the data tests read, per dataset folder
+REQUIRED_SPLITS = [f"{folder}/{split}" for folder in ("drywall-join-detect", "cracks") for split in ("train", "valid")]
+
+
+def _missing_splits(root: Path) -> list[str]:
+    return [split for split in REQUIRED_SPLITS if not (root / split / "_annotations.coco.json").is_file()]
+
+
+def _real_data_root() -> tuple[Path | None, str]:
+    """The first candidate folder holding every required split, or None with the reason for the skip."""
     candidates = [Path(p) for p in os.environ.get("DRYWALL_QA_DATA", "").split(os.pathsep) if p]
     candidates.append(REPO.parent / "shared" / "data")
-    return next((p for p in candidates if (p / "drywall-join-detect").is_dir() and (p / "cracks").is_dir()), None)
+    reasons = []
+    for root in candidates:
+        missing = _missing_splits(root)
+        if not missing:
+            return root, ""
+        reasons.append(f"{root} lacks {', '.join(missing)}")
+    return None, "; ".join(reasons)
 
 
 @pytest.fixture(scope="session")
 def data_root() -> Path:
-    root = _real_data_root()
+    root, reason = _real_data_root()
     if root is None:
-        pytest.skip("real data not found: set DRYWALL_QA_DATA or place the datasets in ../shared/data")
+        pytest.skip(f"real data not found ({reason}): set DRYWALL_QA_DATA to a folder holding "
+                    f"{', '.join(REQUIRED_SPLITS)} (COCO exports), or place the datasets in ../shared/data")
     return root
 
 

@@ -423,3 +423,14 @@ def test_real_valid_splits(data_root: Path, dataset: str, images: int, annotatio
         sample = split[i]
         assert sample.image.shape == (640, 640, 3) and sample.mask.shape == (640, 640)
         assert sample.mask.any() == has_annotations
+
+
+def test_data_tests_skip_for_a_folder_without_the_splits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests import conftest
+
+    for folder in ("drywall-join-detect", "cracks"):
+        (tmp_path / "data" / folder / "images").mkdir(parents=True)      # dataset folders, but no train/valid split
+    monkeypatch.setenv("DRYWALL_QA_DATA", str(tmp_path / "data"))
+    monkeypatch.setattr(conftest, "REPO", tmp_path / "repo")           # no ../shared/data beside it either
+    root, reason = conftest._real_data_root()
+    assert root is None and "lacks drywall-join-detect/train" in reason and "cracks/valid" in reason
