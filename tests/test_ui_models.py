@@ -87,7 +87,7 @@ def test_model_key_and_choices(tmp_path: Path) -> None:
     with pytest.raises(InputError):
         model_key(None, None)
     assert model_choices("lite")[0][1] == "lite"
-    assert model_choices(str(tmp_path))[0] == (f"Local · {tmp_path}", str(tmp_path))
+    assert model_choices(str(tmp_path))[0] == (f"Local · {tmp_path.name}", str(tmp_path))
     (tmp_path / "runs" / "v1" / "best").mkdir(parents=True)
     (tmp_path / "runs" / "v1" / "best" / "config.json").write_text("{}")
     choices = model_choices("lite", [tmp_path / "runs"])
@@ -124,3 +124,27 @@ def test_pinned_model_survives_other_loads() -> None:
         cache.get(key)
     cache.get("lite")
     assert loads == ["lite", "a", "b", "c"]
+
+
+def test_a_failed_choice_puts_the_dropdown_back_on_the_model_in_use(tiny_lite_dir: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    box = ModelBox(ModelCache(device="cpu"), str(tiny_lite_dir))
+    _, key = box.load(str(tiny_lite_dir), None, None)
+    dropdown, folder, status, kept = box.choose("clipseg", key)          # no network: CLIPSeg cannot load
+    assert kept == key and dropdown["value"] == str(tiny_lite_dir) and "Still using Local · tiny" in status
+    assert str(tiny_lite_dir.parent) not in status
+    dropdown, *_ , kept = box.choose(str(tiny_lite_dir), key)
+    assert dropdown["value"] == str(tiny_lite_dir) and kept == key
+
+
+def test_messages_to_clients_name_files_relative_to_server_folders(tmp_path: Path) -> None:
+    from drywall_qa.ui import messages
+
+    root = tmp_path / "data"
+    try:
+        messages.hide_server_paths([root])
+        text = messages.error_message(InputError(str(root / "cracks" / "valid" / "_annotations.coco.json"), "bad"))
+        assert str(tmp_path) not in text and "…/cracks/valid/" in text
+    finally:
+        messages.hide_server_paths([])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,12 +12,12 @@ import torch
 from PIL import Image
 
 from drywall_qa.data import data_roots
+from drywall_qa.errors import InputError
 from drywall_qa.imaging import MAX_PIXELS
 from drywall_qa.ui.evaluate_tab import EvaluateTab
 from drywall_qa.ui.inspect_tab import InspectTab
 from drywall_qa.ui.lanes import HeavyLane
-from drywall_qa.ui.messages import error_message, escape_md
-from drywall_qa.errors import InputError
+from drywall_qa.ui.messages import error_message, escape_md, hide_server_paths
 from drywall_qa.ui.models import FOLDER, ModelCache, model_choices, model_key, startup_choice
 from drywall_qa.ui.result_store import DEFAULT_BUDGET_MB, ResultStore
 from drywall_qa.ui.retention import Retention, prune_leftovers
@@ -42,6 +43,7 @@ CSS = """
 .dq-item {display: flex; align-items: center; gap: 6px}
 .dq-swatch {display: inline-block; width: 14px; height: 14px; border-radius: 3px; border: 1px solid #0003}
 .dq-missing .dq-coverage {color: #b45309; font-weight: 600}
+#inspect-masks .caption-label {white-space: normal; overflow: visible; text-overflow: clip}
 """
 HEADER = """## drywall-qa · promptable segmentation for drywall QA
 **Inspect** a photo with prompts such as *segment crack* or *segment taping area*, **Review** predictions against a
@@ -95,14 +97,26 @@ class ModelBox:
             key = model_key(choice, folder, self.models_dirs)
             return self.models.get(key).describe(), key
         except Exception as err:  # noqa: BLE001 — shown in the model box
-            still = f"\n\nStill using {escape_md(current)}." if current else ""
+            still = f"\n\nStill using {escape_md(self.label(current))}." if current else ""
             return error_message(err) + still, current
 
+    def label(self, key: str | None) -> str:
+        """How the model behind ``key`` is named in the box (a choice's label, not a server path)."""
+        return next((label for label, value in self.choices if value == key), Path(key or "none").name)
+
     def choose(self, choice: str | None, current: str | None) -> tuple:
-        """Dropdown changed: show the folder box, or load the chosen model."""
+        """Dropdown changed: show the folder box, or load the chosen model; ``(dropdown, folder box, status,
+        key)`` — the dropdown goes back to the model still in use when the chosen one cannot be loaded."""
         if choice == FOLDER:
-            return gr.update(visible=True), "Type a checkpoint folder and press **Load**.", current
-        return gr.update(visible=False), *self.load(choice, None, current)
+            return gr.skip(), gr.update(visible=True), "Type a checkpoint folder and press **Load**.", current
+        status, key = self.load(choice, None, current)
+        shown = choice if key != current or key == choice else self._value(current)
+        return gr.update(value=shown), gr.update(visible=False), status, key
+
+    def _value(self, key: str | None) -> str | None:
+        """The dropdown value showing ``key``: its own choice, or the folder choice for a typed folder."""
+        values = {value for _, value in self.choices}
+        return key if key in values or key is None else FOLDER
 
     def build(self) -> gr.State:
         status, key = self.load(self.startup, None, None) if self.startup else ("Choose a model.", None)
@@ -114,7 +128,7 @@ class ModelBox:
                 info = gr.Markdown(status, elem_id="model-status")
                 load = gr.Button("Load", size="sm", min_width=90)
         current = gr.State(key)
-        choice.input(self.choose, [choice, current], [folder, info, current], concurrency_id="load",
+        choice.input(self.choose, [choice, current], [choice, folder, info, current], concurrency_id="load",
                      api_visibility="private")
         gr.on([load.click, folder.submit], self.load, [choice, folder, current], [info, current],
               concurrency_id="load", api_name="load_model")
@@ -125,6 +139,7 @@ def build_app(config: AppConfig) -> gr.Blocks:
     """The whole UI; the startup model is loaded here (and never evicted) so the first request is not slow. Leftovers
     of writes killed in an earlier run are removed from the output folder."""
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS      # gradio's own decoders refuse bombs too, not only load_image
+    hide_server_paths([*config.roots, config.out_dir, *config.models_dirs, REPO, tempfile.gettempdir()])
     prune_leftovers(config.out_dir)
     models, lane = ModelCache(config.device), HeavyLane()
     startup = startup_choice(config.model)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 from drywall_qa.errors import DrywallQAError
@@ -22,12 +23,31 @@ def escape_md(text: str) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
 
 
+#: server folders (absolute, longest first) shown as ``…/`` in messages to clients, see :func:`hide_server_paths`
+_hidden_prefixes: list[str] = []
+
+
+def hide_server_paths(folders: Sequence[Path | str]) -> None:
+    """From now on, messages shown to clients name files inside ``folders`` relative to them: a remote user learns
+    which split or image is at fault, not where the server keeps it."""
+    resolved = {str(Path(folder).resolve()) for folder in folders} | {str(Path(folder)) for folder in folders}
+    _hidden_prefixes[:] = sorted((p for p in resolved if p not in {"", ".", os.sep}), key=len, reverse=True)
+
+
+def without_server_paths(text: str) -> str:
+    """``text`` with the folders given to :func:`hide_server_paths` replaced by ``…``."""
+    for prefix in _hidden_prefixes:
+        text = text.replace(prefix + os.sep, "…/").replace(prefix, "…")
+    return text
+
+
 def error_message(err: BaseException) -> str:
-    """A Markdown status line for ``err``; unexpected errors are logged with their traceback on the server."""
+    """A Markdown status line for ``err`` (server folders hidden); unexpected errors are logged with their traceback
+    on the server."""
     if isinstance(err, DrywallQAError):
-        return f"**Error:** {escape_md(str(err))}"
+        return f"**Error:** {escape_md(without_server_paths(str(err)))}"
     log.error("unexpected error in a UI callback", exc_info=err)
-    return (f"**Unexpected error** ({escape_md(type(err).__name__)}): {escape_md(str(err))}. "
+    return (f"**Unexpected error** ({escape_md(type(err).__name__)}): {escape_md(without_server_paths(str(err)))}. "
             "The details are in the server log; please report it.")
 
 

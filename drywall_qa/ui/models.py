@@ -48,15 +48,21 @@ def checkpoint_folders(models_dirs: Sequence[Path]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
+def short_name(folder: Path) -> str:
+    """A checkpoint folder as shown to users: its name, with its parent for ``best`` / ``last`` (``lite/best``) —
+    never the server's full path."""
+    return "/".join(folder.parts[-2:]) if folder.name in {"best", "last"} else folder.name
+
+
 def model_choices(startup: str | None, models_dirs: Sequence[Path] = ()) -> list[tuple[str, str]]:
     """The dropdown's choices: the ``--model`` folder given at startup when it is not an alias, the aliases, the
     checkpoint folders found in ``models_dirs``, and typing a folder of those."""
     choices = list(CHOICES)
     known = {value for _, value in choices}
     if startup is not None and startup not in known:
-        choices.insert(0, (f"Local · {startup}", startup))
-    found = [(f"Local · {folder.name if folder.name not in {'best', 'last'} else '/'.join(folder.parts[-2:])}",
-              str(folder)) for folder in checkpoint_folders(models_dirs) if str(folder) != startup]
+        choices.insert(0, (f"Local · {short_name(Path(startup))}", startup))
+    found = [(f"Local · {short_name(folder)}", str(folder)) for folder in checkpoint_folders(models_dirs)
+             if str(folder) != startup]
     return [*choices[:-1], *found, choices[-1]]
 
 
@@ -91,7 +97,9 @@ class SharedModel:
 
     @property
     def name(self) -> str:
-        return self.segmenter.name
+        """The model's name for status lines: a local checkpoint by its short name, not the server's path."""
+        name = self.segmenter.name
+        return short_name(Path(name)) if Path(name).is_absolute() else name
 
     def model_size(self) -> dict[str, float]:
         return self.segmenter.model_size()
