@@ -66,7 +66,8 @@ def test_inspect_tab_says_whose_settings_a_paraphrase_uses(segmenter: Segmenter,
     photo = tmp_path / "wall.png"
     Image.fromarray(np.random.default_rng(1).integers(0, 255, (32, 48, 3), dtype=np.uint8)).save(photo)
     tab = InspectTab(ModelCache(device="cpu", loader=lambda key, device: segmenter), [])
-    status, *_, result = tab.run("paraphrase-model", str(photo), ["segment joint tape"], "", True, 0.5, 0.5)
+    status, *_, key = tab.run("paraphrase-model", str(photo), ["segment joint tape"], "", True, 0.5, 0.5)
+    result = tab.results.get(key)
     assert "uses the tuned threshold and mask shape of 'segment joint/tape'" in status
     assert result.thresholds(None) == [0.3] and result.shapes == [BOXES]
 

@@ -23,7 +23,7 @@ def make_split(directory: Path, n: int = 4, size: int = 64, seed: int = 0) -> Pa
     for i in range(n):
         image = Image.fromarray(rng.integers(150, 230, (size, size, 3), dtype=np.uint8))
         x, y = rng.integers(4, size // 2, 2)
-        polygon = [float(v) for v in (x, y, x + size // 3 + 2 * i, y, x + size // 4, y + size // 3 + i)]
+        polygon = [float(min(v, size - 1)) for v in (x, y, x + size // 3 + 2 * i, y, x + size // 4, y + size // 3 + i)]
         ImageDraw.Draw(image).polygon(polygon, fill=(40, 40, 40))
         image.save(directory / f"img{i}.png")
         images.append({"id": i, "file_name": f"img{i}.png", "width": size, "height": size})
