@@ -34,7 +34,7 @@ from drywall_qa.data import DATASETS, CocoSplit, Sample, get_dataset
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa import visual_prompts
 from drywall_qa.metrics import ImageScores, ThresholdSweep, aggregate, mean_width, score_image
-from drywall_qa.presence import PresenceRecords
+from drywall_qa.presence import PresenceRecords, verdict_counts
 from drywall_qa.robustness import LEVELS, PERTURBATIONS, REPORTED, PerturbedSplit, drop_rows, parse_perturbations, \
     plot_drops
 from drywall_qa.segmenter import Condition, Prediction, Segmenter, clean_prompt, truncation_note, \
@@ -118,6 +118,7 @@ class _Totals:
         self.rows: list[dict[str, Any]] = []
         self.presence = PresenceRecords()
         self.detections: dict[str, list[float]] = {p: [] for p in prompts}   # coverage on negative images
+        self.verdicts: dict[str, list[tuple[float, bool]]] = {p: [] for p in prompts}   # (presence, mask found)
 
     def add(self, sample: Sample, predictions: Sequence[Prediction]) -> list[ImageScores]:
         image_scores = [score_image(p.mask, sample.mask, p.logits) for p in predictions]
@@ -133,6 +134,7 @@ class _Totals:
                                      "concept_similarity": prediction.concept_similarity}
             if prediction.presence is not None:
                 self.presence.add(prompt, prediction.presence, bool(sample.mask.any()))
+                self.verdicts[prompt].append((prediction.presence, bool(prediction.mask.any())))
             self.rows.append({"image": sample.file_name, "prompt": prompt, "iou": score.iou, "dice": score.dice,
                               "loss": score.loss, "pred_area": score.pred_area, "true_area": score.true_area,
                               "pred_width": mean_width(prediction.mask), "true_width": true_width,
@@ -152,8 +154,8 @@ class _Totals:
                 for p, c in self.detections.items()}
 
     def per_prompt(self) -> dict[str, dict[str, float]]:
-        return {p: {**aggregate(self.scores[p]), "threshold": self.thresholds[p], "shape": self.shapes[p]}
-                for p in self.prompts}
+        return {p: {**aggregate(self.scores[p]), "threshold": self.thresholds[p], "shape": self.shapes[p],
+                    **verdict_counts(self.verdicts[p])} for p in self.prompts}
 
     def sweep(self) -> dict[str, dict]:
         return {p: self.sweeps[p].result() for p in self.prompts}
@@ -321,9 +323,13 @@ def _print_summary(metrics: dict[str, Any], out_dir: Path) -> None:
         print(f"{prompt[:32]:<32} {m['miou']:6.3f} {m['dice']:6.3f} {m['pooled_iou']:6.3f} {m['threshold']:5.2f} "
               f"{m['shape']}")
     for prompt, presence in metrics["presence"].items():
+        counts = metrics["prompts"][prompt]
         if presence["auroc"] is not None:
             print(f"presence AUROC {presence['auroc']:.3f} ({presence['positives']} with / {presence['negatives']} "
                   f"without the target): {prompt}")
+        print(f"  verdict follows the mask ({counts['mask_verdict_disagreements']} contradictions); presence "
+              f"disagrees (low confidence) on {counts['masks_with_low_presence']} images with a mask and "
+              f"{counts['empty_with_high_presence']} without")
     for label, counts in (("split", metrics), ("negatives split", metrics.get("negatives", {}))):
         if counts.get("skipped_annotations") or counts.get("skipped_polygons"):
             print(f"{label}: {counts['skipped_annotations']} annotations with nothing to draw and "

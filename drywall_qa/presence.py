@@ -6,6 +6,10 @@ as a wide seam (averaged in logit space, so it still ranks images where probabil
 scaling turns it into a probability, ``sigmoid(a · z + b)``, with ``(a, b)`` fitted per prompt on a validation
 split (``python -m drywall_qa.calibrate``); an uncalibrated prompt uses ``(1, 0)``, i.e. ``sigmoid(z)``. AUROC
 measures how well a score separates images with and without the target.
+
+Where a mask was drawn, the verdict follows the mask (a non-empty mask is "present", an empty one "absent") and the
+presence probability is shown beside it as a confidence, flagged "low confidence" when the two disagree, so the words
+never contradict the picture.
 """
 
 from __future__ import annotations
@@ -37,11 +41,27 @@ def presence_probability(z: float, params: tuple[float, float] | None = None) ->
     return float(_sigmoid(a * z + b))
 
 
-def describe_presence(presence: float, calibrated: bool) -> str:
-    """Words for a presence probability: ``'likely present (87%)'`` / ``'likely absent (96%)'`` — the percentage
-    is the confidence in the verdict — with ``', uncalibrated'`` when no calibration backs the number."""
-    verdict, confidence = ("likely present", presence) if presence >= 0.5 else ("likely absent", 1.0 - presence)
-    return f"{verdict} ({confidence:.0%}{'' if calibrated else ', uncalibrated'})"
+def is_present(presence: float, found: bool | None = None) -> bool:
+    """The verdict: the mask's answer (``found``: the mask is not empty) when there is a mask, else whether
+    ``presence`` reaches 0.5."""
+    return presence >= 0.5 if found is None else found
+
+
+def describe_presence(presence: float, calibrated: bool, *, found: bool | None = None) -> str:
+    """Words for a presence probability, with ``', uncalibrated'`` when no calibration backs the number.
+
+    Without a mask (``found`` None): ``'likely present (87%)'`` / ``'likely absent (96%)'``, the percentage being
+    the confidence in the verdict. With one, the verdict follows the mask and the presence probability is given as
+    is: ``'present (presence 87%)'``, ``'absent (presence 4%)'``, and ``'present (presence 45%, low confidence)'``
+    when the presence disagrees with the mask.
+    """
+    present = is_present(presence, found)
+    if found is None:
+        verdict, confidence = ("likely present", presence) if present else ("likely absent", 1.0 - presence)
+        return f"{verdict} ({confidence:.0%}{'' if calibrated else ', uncalibrated'})"
+    notes = [f"presence {presence:.0%}", *(["low confidence"] if (presence >= 0.5) != found else []),
+             *([] if calibrated else ["uncalibrated"])]
+    return f"{'present' if present else 'absent'} ({', '.join(notes)})"
 
 
 def fit_platt(scores: Sequence[float], labels: Sequence[bool], iterations: int = 100) -> tuple[float, float]:
@@ -78,6 +98,16 @@ def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
     average_rank = np.cumsum(counts) - (counts - 1) / 2          # 1-based mean rank of each distinct score
     rank_sum = average_rank[inverse][labels].sum()
     return float((rank_sum - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def verdict_counts(pairs: Sequence[tuple[float, bool]]) -> dict[str, int]:
+    """How presence and mask compare over images ``(presence, mask not empty)``: ``mask_verdict_disagreements``
+    (a mask with an "absent" verdict or none with "present"; 0 since the verdict follows the mask),
+    ``masks_with_low_presence`` (a mask, presence below 0.5: what the presence-only wording called "likely absent")
+    and ``empty_with_high_presence`` (no mask, presence 0.5 or more): both shown as "low confidence"."""
+    return {"mask_verdict_disagreements": sum(is_present(p, found) != found for p, found in pairs),
+            "masks_with_low_presence": sum(found and not is_present(p) for p, found in pairs),
+            "empty_with_high_presence": sum(not found and is_present(p) for p, found in pairs)}
 
 
 class PresenceRecords:

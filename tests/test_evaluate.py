@@ -24,7 +24,8 @@ from drywall_qa.segmenter import Prediction
 REPO = Path(__file__).resolve().parents[1]
 SIZES = [(48, 64), (64, 48), (40, 40)]        # (h, w) of the three generated images
 METRIC_KEYS = {"loss", "miou", "dice", "pooled_iou", "precision", "recall", "threshold"}
-SCORE_KEYS = METRIC_KEYS | {"shape"}
+SCORE_KEYS = METRIC_KEYS | {"shape", "mask_verdict_disagreements", "masks_with_low_presence",
+                             "empty_with_high_presence"}
 
 
 def make_split(directory: Path) -> Path:

@@ -23,8 +23,10 @@ from drywall_qa.presence import (
     auroc,
     describe_presence,
     fit_platt,
+    is_present,
     presence_logit,
     presence_probability,
+    verdict_counts,
 )
 from drywall_qa.segmenter import Prediction, Segmenter
 from tests.test_evaluate import make_split
@@ -57,6 +59,25 @@ def test_describe_presence() -> None:
     assert describe_presence(0.87, True) == "likely present (87%)"
     assert describe_presence(0.04, True) == "likely absent (96%)"
     assert describe_presence(0.5, False) == "likely present (50%, uncalibrated)"
+
+
+def test_with_a_mask_the_verdict_follows_the_mask() -> None:
+    assert describe_presence(0.87, True, found=True) == "present (presence 87%)"
+    assert describe_presence(0.04, True, found=False) == "absent (presence 4%)"
+    assert describe_presence(0.45, True, found=True) == "present (presence 45%, low confidence)"
+    assert describe_presence(0.62, False, found=False) == "absent (presence 62%, low confidence, uncalibrated)"
+    for presence, found in product((0.0, 0.3, 0.5, 0.9, 1.0), (True, False)):
+        assert is_present(presence, found) == found
+        assert describe_presence(presence, True, found=found).startswith("present" if found else "absent")
+    assert is_present(0.5) and not is_present(0.49)
+
+
+def test_verdict_counts_compare_presence_with_the_mask() -> None:
+    pairs = [(0.45, True), (0.9, True), (0.2, True), (0.7, False), (0.1, False)]
+    assert verdict_counts(pairs) == {"mask_verdict_disagreements": 0, "masks_with_low_presence": 2,
+                                     "empty_with_high_presence": 1}
+    assert verdict_counts([]) == {"mask_verdict_disagreements": 0, "masks_with_low_presence": 0,
+                                  "empty_with_high_presence": 0}
 
 
 def test_auroc_matches_pairwise_definition() -> None:
@@ -106,12 +127,13 @@ def test_predictions_carry_raw_or_calibrated_presence(model_copy: Path) -> None:
 
 
 class PresenceSegmenter:
-    """Empty masks; presence taken from a list, one value per call."""
+    """Presence taken from a list, one value per call; a one-pixel mask where it is high (or where ``found``
+    says, one value per call)."""
 
     name = "scripted"
 
-    def __init__(self, presence: list[float]) -> None:
-        self.presence = iter(presence)
+    def __init__(self, presence: list[float], found: list[bool] | None = None) -> None:
+        self.presence, self.found = iter(presence), iter(found) if found is not None else None
 
     def model_size(self) -> dict[str, float]:
         return {"parameters": 1, "trainable_parameters": 1, "megabytes": 0.0}
@@ -119,7 +141,7 @@ class PresenceSegmenter:
     def predict(self, image: np.ndarray, prompts: list[str], threshold: float | None = None) -> list[Prediction]:
         value = next(self.presence)
         mask = np.zeros(image.shape[:2], bool)
-        mask[0, 0] = value > 0.5                                    # a detection when presence is high
+        mask[0, 0] = value > 0.5 if self.found is None else next(self.found)
         return [Prediction(p, mask.astype(np.float32), mask, torch.zeros(2, 2), 0.5, value) for p in prompts]
 
 
@@ -142,6 +164,14 @@ def test_evaluation_reports_presence_auroc_with_negatives(tmp_path: Path) -> Non
     assert progress[-1] == (6, 6)
     with (out / "per_image.csv").open() as handle:
         assert [float(r["presence"]) for r in csv.DictReader(handle)] == [0.9, 0.6, 0.7]
+
+
+def test_evaluation_counts_masks_the_presence_disagrees_with(tmp_path: Path) -> None:
+    split = CocoSplit(make_split(tmp_path / "split"))
+    segmenter = PresenceSegmenter([0.45, 0.9, 0.7], found=[True, True, False])
+    scores = evaluate_split(segmenter, split, ["p"], panels=0)["prompts"]["p"]
+    assert (scores["mask_verdict_disagreements"], scores["masks_with_low_presence"],
+            scores["empty_with_high_presence"]) == (0, 1, 1)
 
 
 def _data_root(directory: Path) -> Path:
