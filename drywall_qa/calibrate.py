@@ -107,7 +107,8 @@ def held_out_miou(by_shape: Mapping[str, ThresholdSweep], repeats: int = 20, see
 
 
 def fit_calibration(records: PresenceRecords) -> dict[str, dict[str, Any]]:
-    """Per prompt: Platt ``a``, ``b``, and the AUROC and class counts of the presence logits it was fitted on."""
+    """Per prompt: Platt ``a``, ``b``, and the AUROC (None below :data:`~drywall_qa.presence.MIN_AUROC_CLASS`
+    images of a class) and class counts of the presence logits it was fitted on."""
     summary = records.summary()
     fits = {}
     for prompt, scores in records.scores.items():
@@ -132,6 +133,11 @@ def store_calibration(segmenter: Segmenter, model_dir: Path, fits: Mapping[str, 
     write_atomic(config_file, json.dumps(config, indent=2) + "\n")
     for key in (CONFIG_KEY, "prompt_shapes", "prompt_thresholds"):
         setattr(segmenter.backend.model.config, key, config[key])
+
+
+def _auroc_cell(value: float | None) -> str:
+    """The AUROC column: ``'   n/a'`` below :data:`~drywall_qa.presence.MIN_AUROC_CLASS` images of a class."""
+    return "   n/a" if value is None else f"{value:6.3f}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -173,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     for prompt, fit in fits.items():
         out = outputs[prompt]
         print(f"{prompt[:32]:<32} {out['shape']:>6} {out['threshold']:5.2f} {out['miou']:6.3f} {out['dice']:6.3f} "
-              f"{out['held_out_miou']:8.3f} | {fit['a']:7.3f} {fit['b']:7.3f} {fit['auroc']:6.3f} {fit['positives']:5d} "
-              f"{fit['negatives']:7d}")
+              f"{out['held_out_miou']:8.3f} | {fit['a']:7.3f} {fit['b']:7.3f} {_auroc_cell(fit['auroc'])} "
+              f"{fit['positives']:5d} {fit['negatives']:7d}")
     print(f"output shapes, thresholds and presence calibration written to {args.model / 'config.json'}")
     return 0
 

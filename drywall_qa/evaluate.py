@@ -34,7 +34,7 @@ from drywall_qa.data import DATASETS, CocoSplit, Sample, get_dataset
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa import visual_prompts
 from drywall_qa.metrics import ImageScores, ThresholdSweep, aggregate, mean_width, score_image
-from drywall_qa.presence import PresenceRecords, verdict_counts
+from drywall_qa.presence import PresenceRecords, describe_auroc, verdict_counts
 from drywall_qa.robustness import LEVELS, PERTURBATIONS, REPORTED, PerturbedSplit, drop_rows, parse_perturbations, \
     plot_drops
 from drywall_qa.segmenter import Condition, Prediction, Segmenter, clean_prompt, truncation_note, \
@@ -324,9 +324,7 @@ def _print_summary(metrics: dict[str, Any], out_dir: Path) -> None:
               f"{m['shape']}")
     for prompt, presence in metrics["presence"].items():
         counts = metrics["prompts"][prompt]
-        if presence["auroc"] is not None:
-            print(f"presence AUROC {presence['auroc']:.3f} ({presence['positives']} with / {presence['negatives']} "
-                  f"without the target): {prompt}")
+        print(f"presence AUROC {describe_auroc(presence)}: {prompt}")
         print(f"  verdict follows the mask ({counts['mask_verdict_disagreements']} contradictions); presence "
               f"disagrees (low confidence) on {counts['masks_with_low_presence']} images with a mask and "
               f"{counts['empty_with_high_presence']} without")

@@ -5,7 +5,8 @@ model's native output — high when some region clearly matches, whatever its si
 as a wide seam (averaged in logit space, so it still ranks images where probabilities saturate at 1). Platt
 scaling turns it into a probability, ``sigmoid(a · z + b)``, with ``(a, b)`` fitted per prompt on a validation
 split (``python -m drywall_qa.calibrate``); an uncalibrated prompt uses ``(1, 0)``, i.e. ``sigmoid(z)``. AUROC
-measures how well a score separates images with and without the target.
+measures how well a score separates images with and without the target; it is reported only from
+:data:`MIN_AUROC_CLASS` images of each class.
 
 Where a mask was drawn, the verdict follows the mask (a non-empty mask is "present", an empty one "absent") and the
 presence probability is shown beside it as a confidence, flagged "low confidence" when the two disagree, so the words
@@ -22,6 +23,8 @@ import torch
 
 #: fraction of native-resolution pixels whose logits make the presence logit (at least one pixel)
 TOP_FRACTION = 0.005
+#: fewest images with and without the target from which an AUROC is reported (below it, a few images decide it)
+MIN_AUROC_CLASS = 10
 
 
 def presence_logit(logits: torch.Tensor) -> float:
@@ -122,12 +125,27 @@ class PresenceRecords:
         self.labels[prompt].append(bool(label))
 
     def summary(self) -> dict[str, dict[str, float | int | None]]:
-        """Per prompt: ``auroc`` (None without both classes), counts and mean score of each class."""
+        """Per prompt: ``auroc`` (None below :data:`MIN_AUROC_CLASS` images of either class), counts and mean score
+        of each class."""
         out = {}
         for prompt, scores in self.scores.items():
             scores, labels = np.asarray(scores), np.asarray(self.labels[prompt])
-            out[prompt] = {"auroc": auroc(scores, labels), "positives": int(labels.sum()),
-                           "negatives": int((~labels).sum()),
+            positives, negatives = int(labels.sum()), int((~labels).sum())
+            enough = min(positives, negatives) >= MIN_AUROC_CLASS
+            out[prompt] = {"auroc": auroc(scores, labels) if enough else None, "positives": positives,
+                           "negatives": negatives,
                            "mean_positive": float(scores[labels].mean()) if labels.any() else None,
                            "mean_negative": float(scores[~labels].mean()) if (~labels).any() else None}
         return out
+
+
+def describe_auroc(summary: dict[str, float | int | None] | None) -> str:
+    """A :meth:`PresenceRecords.summary` entry in words, always with the class counts: ``'0.912 (40 with / 60
+    without the target)'``, or why there is no AUROC (``'n/a — add a negatives split (208 with / 1 without …)'``)."""
+    if summary is None:
+        return "n/a — no presence scores"
+    counts = f"{summary['positives']} with / {summary['negatives']} without the target"
+    if summary["auroc"] is not None:
+        return f"{summary['auroc']:.3f} ({counts})"
+    fix = "add a negatives split" if summary["negatives"] < MIN_AUROC_CLASS else "score more images with the target"
+    return f"n/a — {fix} ({counts}; needs {MIN_AUROC_CLASS} of each)"

@@ -19,8 +19,11 @@ from drywall_qa.data import DATASETS, CocoSplit
 from drywall_qa.evaluate import evaluate_split
 from drywall_qa.evaluate import main as evaluate_main
 from drywall_qa.presence import (
+    MIN_AUROC_CLASS,
     TOP_FRACTION,
+    PresenceRecords,
     auroc,
+    describe_auroc,
     describe_presence,
     fit_platt,
     is_present,
@@ -78,6 +81,28 @@ def test_verdict_counts_compare_presence_with_the_mask() -> None:
                                      "empty_with_high_presence": 1}
     assert verdict_counts([]) == {"mask_verdict_disagreements": 0, "masks_with_low_presence": 0,
                                   "empty_with_high_presence": 0}
+
+
+def _records(positives: int, negatives: int) -> PresenceRecords:
+    records = PresenceRecords()
+    for i in range(positives):
+        records.add("p", 0.6 + i / 1000, True)
+    for i in range(negatives):
+        records.add("p", 0.4 - i / 1000, False)
+    return records
+
+
+def test_auroc_needs_enough_images_of_each_class() -> None:
+    summary = _records(MIN_AUROC_CLASS, MIN_AUROC_CLASS).summary()["p"]
+    assert summary["auroc"] == 1.0
+    assert describe_auroc(summary) == f"1.000 ({MIN_AUROC_CLASS} with / {MIN_AUROC_CLASS} without the target)"
+    one_negative = _records(208, 1).summary()["p"]
+    assert one_negative["auroc"] is None and (one_negative["positives"], one_negative["negatives"]) == (208, 1)
+    assert describe_auroc(one_negative) == (f"n/a — add a negatives split (208 with / 1 without the target; needs "
+                                            f"{MIN_AUROC_CLASS} of each)")
+    assert describe_auroc(_records(MIN_AUROC_CLASS - 1, 50).summary()["p"]).startswith(
+        "n/a — score more images with the target")
+    assert describe_auroc(None) == "n/a — no presence scores"
 
 
 def test_auroc_matches_pairwise_definition() -> None:
@@ -155,8 +180,7 @@ def test_evaluation_reports_presence_auroc_with_negatives(tmp_path: Path) -> Non
     metrics = evaluate_split(segmenter, split, ["p"], out_dir=out, panels=0, negatives=negatives,
                              progress=lambda done, total: progress.append((done, total)))
     presence = metrics["presence"]["p"]
-    pairs = [(1.0 if p > n else 0.0) for p in (0.9, 0.6) for n in (0.7, 0.2, 0.8, 0.1)]
-    assert presence["auroc"] == pytest.approx(np.mean(pairs))
+    assert presence["auroc"] is None                        # 2 with / 4 without: below MIN_AUROC_CLASS
     assert (presence["positives"], presence["negatives"]) == (2, 4)
     assert presence["mean_positive"] == pytest.approx(0.75)
     assert metrics["negatives"]["num_images"] == 3
@@ -219,4 +243,4 @@ def test_calibrate_and_evaluate_real_data(model_copy: Path, data_root: Path, tmp
     for prompt in DATASETS["cracks"].prompts:
         presence = metrics["presence"][prompt]
         assert presence["negatives"] >= 3 and presence["positives"] >= 1
-        assert 0.0 <= presence["auroc"] <= 1.0
+        assert presence["auroc"] is None                     # 3 images of each split: below MIN_AUROC_CLASS

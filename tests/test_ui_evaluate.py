@@ -92,9 +92,9 @@ def test_robustness_report_and_presence_auroc_against_negatives(tab: EvaluateTab
     [folder] = (tab.out_dir / "evaluations").iterdir()
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["negatives"]["num_images"] == 2
-    for prompt, auroc in zip(table["Prompt"], table["Presence AUROC"]):
-        assert metrics["presence"][prompt]["negatives"] == 2 and 0 <= auroc <= 1
-        assert auroc == pytest.approx(metrics["presence"][prompt]["auroc"], abs=1e-4)
+    for prompt, auroc in zip(table["Prompt"], table["Presence AUROC"]):           # 2 with / 2 without: too few
+        assert metrics["presence"][prompt]["negatives"] == 2 and metrics["presence"][prompt]["auroc"] is None
+        assert auroc.startswith("n/a — add a negatives split (") and "/ 2 without the target" in auroc
     assert [Path(f).name for f in files] == ["metrics.json", "per_image.csv", "robustness.csv", "robustness.png"]
     rows = list(csv.DictReader((folder / "robustness.csv").open()))
     assert [(r["level"], r["prompt"]) for r in rows] == [(level, p) for level in ("low", "high") for p in PROMPTS]

@@ -11,6 +11,7 @@ import gradio as gr
 import pandas as pd
 from matplotlib.figure import Figure
 
+from drywall_qa.presence import describe_auroc
 from drywall_qa.robustness import drops_figure
 from drywall_qa.visualisation import palette
 
@@ -21,14 +22,13 @@ DROP_HEADERS = ["Perturbation", "Prompt", "mIoU", "mIoU drop", "Dice drop", "Poo
 
 def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
     """One row per prompt: the aggregate scores, the threshold used, the sweep's best threshold and the presence
-    AUROC (empty without images lacking the target)."""
+    AUROC with its class counts (``n/a`` below :data:`~drywall_qa.presence.MIN_AUROC_CLASS` images of a class)."""
     rows = []
     for prompt, m in metrics["prompts"].items():
         best = metrics["threshold_sweep"][prompt]["best_threshold"]
-        auroc = metrics.get("presence", {}).get(prompt, {}).get("auroc")
         rows.append([prompt, *(round(m[k], 4) for k in ("miou", "dice", "pooled_iou", "precision", "recall",
                                                           "loss")), m["threshold"], best,
-                     None if auroc is None else round(auroc, 4)])
+                     describe_auroc(metrics.get("presence", {}).get(prompt))])
     return pd.DataFrame(rows, columns=HEADERS)
 
 
