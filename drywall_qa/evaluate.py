@@ -42,6 +42,7 @@ from drywall_qa.segmenter import Condition, Prediction, Segmenter, clean_prompt,
 from drywall_qa.visualisation import panel
 
 Progress = Callable[[int, int], None]
+Stop = Callable[[], bool]
 CSV_FIELDS = ("image", "prompt", "iou", "dice", "loss", "pred_area", "true_area", "pred_width", "true_width",
               "presence")
 ROBUSTNESS_FIELDS = ("perturbation", "level", "strength", "label", "prompt",
@@ -148,10 +149,11 @@ class _Totals:
                 self.presence.add(prompt, prediction.presence, False)
             self.detections[prompt].append(prediction.coverage)
 
-    def negatives(self) -> dict[str, dict[str, float]]:
-        """Per prompt: fraction of negative images with any predicted pixel, and their mean predicted coverage."""
-        return {p: {"images_with_detections": float(np.mean(np.asarray(c) > 0)), "mean_coverage": float(np.mean(c))}
-                for p, c in self.detections.items()}
+    def negatives(self) -> dict[str, dict[str, float | None]]:
+        """Per prompt: fraction of negative images with any predicted pixel, and their mean predicted coverage
+        (None before any negative image was scored)."""
+        return {p: {"images_with_detections": float(np.mean(np.asarray(c) > 0)) if c else None,
+                    "mean_coverage": float(np.mean(c)) if c else None} for p, c in self.detections.items()}
 
     def per_prompt(self) -> dict[str, dict[str, float]]:
         return {p: {**aggregate(self.scores[p]), "threshold": self.thresholds[p], "shape": self.shapes[p],
@@ -198,7 +200,7 @@ def predictions_over(segmenter: Segmenter, split: Split, prompts: Sequence[Condi
 def evaluate_split(segmenter: Segmenter, split: Split, prompts: Sequence[Condition], threshold: float | None = None,
                    out_dir: Path | None = None, limit: int | None = None, panels: int = 8,
                    progress: Progress | None = None, dataset: str | None = None,
-                   negatives: Split | None = None) -> dict[str, Any]:
+                   negatives: Split | None = None, stop: Stop | None = None) -> dict[str, Any]:
     """Score ``prompts`` (text or visual) on the first ``limit`` images of ``split`` (all when None) and return the
     metrics dict.
 
@@ -210,40 +212,61 @@ def evaluate_split(segmenter: Segmenter, split: Split, prompts: Sequence[Conditi
     each image. Timing counts only ``segmenter.predict`` on ``split`` (one call per image, all prompts).
     ``metrics["skipped_annotations"]`` / ``["skipped_polygons"]`` (and the same in ``metrics["negatives"]``): what
     :class:`~drywall_qa.data.CocoSplit` dropped from the whole annotation file, missing from the ground truth.
+
+    ``stop()`` is asked after each image; once true, the images scored so far make the results, marked
+    ``metrics["partial"]`` with ``metrics["stopped_after"]`` (see :func:`mark_stopped`).
     """
     prompts = _check_prompts(prompts)
     total = _image_count(split, limit)
     overall = total + (_image_count(negatives, limit) if negatives is not None else 0)
     writer = _PanelWriter(Path(out_dir) / "panels", panels) if out_dir is not None else None
-    totals, model_seconds = _Totals([prompt_label(p) for p in prompts]), 0.0
+    totals, model_seconds, done, stopped = _Totals([prompt_label(p) for p in prompts]), 0.0, 0, False
     for index, sample, predictions, seconds in predictions_over(segmenter, split, prompts, threshold, limit):
-        model_seconds += seconds
+        model_seconds, done = model_seconds + seconds, index + 1
         image_scores = totals.add(sample, predictions)
         if writer is not None:
             writer.offer(index, sample, predictions, image_scores)
-        if progress is not None:
-            progress(index + 1, overall)
-    if negatives is not None:
-        for index, _, predictions, _ in predictions_over(segmenter, negatives, prompts, threshold, limit,
-                                                         desc="negatives"):
+        stopped = _report(progress, stop, done, overall)
+        if stopped:
+            break
+    scored = done
+    if negatives is not None and not stopped:
+        for _, _, predictions, _ in predictions_over(segmenter, negatives, prompts, threshold, limit,
+                                                     desc="negatives"):
             totals.add_negative(predictions)
-            if progress is not None:
-                progress(total + index + 1, overall)
+            done += 1
+            if _report(progress, stop, done, overall):
+                break
     metrics = {
         "dataset": dataset, "split": str(split.root), "model": segmenter.name, "threshold": threshold,
-        "num_images": total, "prompts": totals.per_prompt(), "presence": totals.presence.summary(),
-        "timing": {"total_s": model_seconds, "per_image_per_prompt_s": model_seconds / (total * len(prompts))},
+        "num_images": scored, "partial": False, "prompts": totals.per_prompt(), "presence": totals.presence.summary(),
+        "timing": {"total_s": model_seconds, "per_image_per_prompt_s": model_seconds / (scored * len(prompts))},
         "model_size": segmenter.model_size(), "threshold_sweep": totals.sweep(), **_skipped(split),
     }
     metrics["concepts"] = totals.concepts
     if negatives is not None:
-        metrics["negatives"] = {"split": str(negatives.root), "num_images": overall - total,
+        metrics["negatives"] = {"split": str(negatives.root), "num_images": done - scored,
                                 "prompts": totals.negatives(), **_skipped(negatives)}
+    if done < overall:
+        mark_stopped(metrics, done, overall, "images")
     if writer is not None:
         writer.finish()
         _write_csv(Path(out_dir) / "per_image.csv", totals.rows, CSV_FIELDS)
         write_atomic(Path(out_dir) / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+def _report(progress: Progress | None, stop: Stop | None, done: int, total: int) -> bool:
+    """Tell ``progress`` that ``done`` of ``total`` steps are done; whether to stop now (never after the last)."""
+    if progress is not None:
+        progress(done, total)
+    return done < total and stop is not None and stop()
+
+
+def mark_stopped(metrics: dict[str, Any], done: int, of: int, unit: str) -> None:
+    """Mark ``metrics`` as the partial result of a run stopped after ``done`` of ``of`` ``unit``:
+    ``"partial": true, "stopped_after": {"done": 31, "of": 175, "unit": "images"}``."""
+    metrics.update(partial=True, stopped_after={"done": done, "of": of, "unit": unit})
 
 
 def _skipped(split: Split) -> dict[str, int | None]:
@@ -255,13 +278,14 @@ def _skipped(split: Split) -> dict[str, int | None]:
 def evaluate_robustness(segmenter: Segmenter, split: Split, prompts: Sequence[Condition],
                         perturbations: Sequence[str], threshold: float | None = None, limit: int | None = None,
                         clean: dict[str, dict[str, float]] | None = None, out_dir: Path | None = None,
-                        progress: Progress | None = None) -> list[dict[str, Any]]:
+                        progress: Progress | None = None, stop: Stop | None = None) -> list[dict[str, Any]]:
     """Re-score ``split`` under each perturbation (names of :data:`~drywall_qa.robustness.PERTURBATIONS`) at both
     strengths; one row per perturbation, strength and prompt with the scores and their drop from ``clean``.
 
     ``clean``: the unperturbed ``metrics["prompts"]`` of the same split, prompts and limit (computed when None).
     With ``out_dir``, writes robustness.csv and robustness.png (mIoU drop per prompt). ``progress(done, total)``
-    is called after each perturbed pass.
+    is called after each of the :func:`robustness_passes` perturbed passes; once ``stop()`` is true, the rows of
+    the passes done so far are returned (and written).
     """
     if clean is None:
         clean = evaluate_split(segmenter, split, prompts, threshold, limit=limit)["prompts"]
@@ -272,12 +296,18 @@ def evaluate_robustness(segmenter: Segmenter, split: Split, prompts: Sequence[Co
         perturbed = evaluate_split(segmenter, PerturbedSplit(split, perturbation, strength), prompts, threshold,
                                    limit=limit)
         rows += drop_rows(clean, perturbation, level, strength, perturbed["prompts"])
-        if progress is not None:
-            progress(done, len(runs))
+        if _report(progress, stop, done, len(runs)):
+            break
     if out_dir is not None:
         _write_csv(Path(out_dir) / "robustness.csv", rows, ROBUSTNESS_FIELDS)
         write_atomic(Path(out_dir) / "robustness.png", plot_drops(rows))
     return rows
+
+
+def robustness_passes(perturbations: Sequence[str]) -> int:
+    """How many perturbed passes :func:`evaluate_robustness` makes over the split: one per perturbation and
+    strength."""
+    return sum(len(PERTURBATIONS[name].strengths) for name in perturbations)
 
 
 def _write_csv(path: Path, rows: Sequence[dict[str, Any]], fields: Sequence[str]) -> None:

@@ -125,6 +125,7 @@ def test_scores_match_hand_computation(split_dir: Path, tmp_path: Path) -> None:
     sweep = metrics["threshold_sweep"]["first"]
     assert sweep["miou"] == pytest.approx([1 / 3] * len(sweep["thresholds"]))
     assert (metrics["dataset"], metrics["model"], metrics["num_images"]) == ("cracks", "scripted", 3)
+    assert metrics["partial"] is False and "stopped_after" not in metrics
     assert metrics["model_size"]["parameters"] == 10
 
     assert json.loads((out / "metrics.json").read_text()) == metrics
@@ -160,6 +161,25 @@ def test_limit_and_no_output(split_dir: Path) -> None:
     segmenter = ScriptedSegmenter(split, {"p": ["truth"] * 3})
     metrics = evaluate_split(segmenter, split, ["p"], None, None, limit=2)
     assert metrics["num_images"] == 2 and len(segmenter.calls) == 2
+
+
+def test_stop_keeps_the_images_scored_so_far(split_dir: Path, tmp_path: Path) -> None:
+    split = CocoSplit(split_dir)
+    segmenter = ScriptedSegmenter(split, {"p": ["truth"] * 3})
+    progress: list[tuple[int, int]] = []
+    out = tmp_path / "out"
+    metrics = evaluate_split(segmenter, split, ["p"], None, out, panels=1, progress=lambda *a: progress.append(a),
+                             stop=lambda: len(progress) >= 2)
+    assert progress == [(1, 3), (2, 3)] and len(segmenter.calls) == 2
+    assert metrics["partial"] is True and metrics["stopped_after"] == {"done": 2, "of": 3, "unit": "images"}
+    assert metrics["num_images"] == 2 and metrics["prompts"]["p"]["miou"] == 1.0
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+    assert [r["image"] for r in _read_csv(out / "per_image.csv")] == ["img 0.png", "img 1.png"]
+    metrics = evaluate_split(ScriptedSegmenter(split, {"p": ["truth"] * 3}), split, ["p"], stop=lambda: True)
+    assert metrics["num_images"] == 1 and metrics["partial"] is True
+    metrics = evaluate_split(ScriptedSegmenter(split, {"p": ["truth"] * 3}), split, ["p"], limit=1,
+                             stop=lambda: True)
+    assert metrics["partial"] is False and "stopped_after" not in metrics    # Stop on the last image: complete
 
 
 def test_write_atomic_gives_the_permissions_of_a_plain_new_file(tmp_path: Path) -> None:

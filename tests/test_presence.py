@@ -159,12 +159,13 @@ class PresenceSegmenter:
 
     def __init__(self, presence: list[float], found: list[bool] | None = None) -> None:
         self.presence, self.found = iter(presence), iter(found) if found is not None else None
+        self.calls = 0
 
     def model_size(self) -> dict[str, float]:
         return {"parameters": 1, "trainable_parameters": 1, "megabytes": 0.0}
 
     def predict(self, image: np.ndarray, prompts: list[str], threshold: float | None = None) -> list[Prediction]:
-        value = next(self.presence)
+        value, self.calls = next(self.presence), self.calls + 1
         mask = np.zeros(image.shape[:2], bool)
         mask[0, 0] = value > 0.5 if self.found is None else next(self.found)
         return [Prediction(p, mask.astype(np.float32), mask, torch.zeros(2, 2), 0.5, value) for p in prompts]
@@ -196,6 +197,19 @@ def test_evaluation_counts_masks_the_presence_disagrees_with(tmp_path: Path) -> 
     scores = evaluate_split(segmenter, split, ["p"], panels=0)["prompts"]["p"]
     assert (scores["mask_verdict_disagreements"], scores["masks_with_low_presence"],
             scores["empty_with_high_presence"]) == (0, 1, 1)
+
+
+def test_stop_among_the_negatives_keeps_the_split_and_the_negatives_so_far(tmp_path: Path) -> None:
+    split, negatives = CocoSplit(make_split(tmp_path / "split")), CocoSplit(make_split(tmp_path / "negatives"))
+    segmenter = PresenceSegmenter([0.9, 0.6, 0.7, 0.2, 0.8, 0.1])
+    metrics = evaluate_split(segmenter, split, ["p"], panels=0, negatives=negatives, stop=lambda: segmenter.calls >= 4)
+    assert metrics["num_images"] == 3 and metrics["negatives"]["num_images"] == 1
+    assert metrics["partial"] is True and metrics["stopped_after"] == {"done": 4, "of": 6, "unit": "images"}
+    assert metrics["presence"]["p"]["negatives"] == 2               # the split's empty image and one negative
+    metrics = evaluate_split(PresenceSegmenter([0.9] * 3), split, ["p"], negatives=negatives, limit=1,
+                             stop=lambda: True)                         # stopped before any negative
+    assert metrics["negatives"]["num_images"] == 0
+    assert metrics["negatives"]["prompts"]["p"] == {"images_with_detections": None, "mean_coverage": None}
 
 
 def _data_root(directory: Path) -> Path:

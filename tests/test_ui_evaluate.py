@@ -1,10 +1,11 @@
-"""Evaluate tab callbacks: a complete run, a stopped run that writes nothing, refused splits, the robustness report
-and the presence AUROC against a negatives split."""
+"""Evaluate tab callbacks: a complete run, a stopped run that keeps its partial results, refused splits, the
+robustness report and the presence AUROC against a negatives split."""
 
 from __future__ import annotations
 
 import csv
 import json
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,6 +13,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from drywall_qa.ui.evaluate_tab import EvaluateTab
+from drywall_qa.ui.messages import escape_md
 from drywall_qa.ui.models import ModelCache
 from tests.test_ui_splits import make_split
 
@@ -56,14 +58,18 @@ def test_run_scores_the_first_images_and_offers_downloads(tab: EvaluateTab, tiny
     assert drops["visible"] is False and drops_plot["visible"] is False      # no robustness report asked for
 
 
-def test_stop_ends_the_run_and_leaves_no_output(tab: EvaluateTab, tiny_lite_dir: Path) -> None:
+def test_stop_keeps_the_partial_results(tab: EvaluateTab, tiny_lite_dir: Path) -> None:
     def press_stop(*args, **kwargs) -> None:
         tab.stop(SimpleNamespace(session_hash="s1"))
 
-    status, *outputs = run(tab, tiny_lite_dir, limit=5, progress=press_stop)
-    assert "stopped after 2 of 5 images; nothing was written" in status
-    assert outputs == [None] * 6
-    assert list((tab.out_dir / "evaluations").iterdir()) == []
+    status, table, _, _, files, _, _ = run(tab, tiny_lite_dir, limit=5, progress=press_stop)
+    assert status.startswith("Stopped after 1 of 5 images: partial results below and saved as ")
+    assert "Error" not in status and list(table["Prompt"]) == PROMPTS
+    [folder] = (tab.out_dir / "evaluations").iterdir()
+    assert folder.name.endswith("-stopped") and status.count(escape_md(folder.name)) == 1
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["partial"] is True and metrics["stopped_after"] == {"done": 1, "of": 5, "unit": "images"}
+    assert metrics["num_images"] == 1 and [Path(f).name for f in files] == ["metrics.json", "per_image.csv"]
     status, *_ = run(tab, tiny_lite_dir)          # the next run of the session is not stopped
     assert "Evaluated 3" in status
 
@@ -71,6 +77,43 @@ def test_stop_ends_the_run_and_leaves_no_output(tab: EvaluateTab, tiny_lite_dir:
 def test_another_sessions_stop_does_not_stop_this_run(tab: EvaluateTab, tiny_lite_dir: Path) -> None:
     status, *_ = run(tab, tiny_lite_dir, progress=lambda *a, **k: tab.stop(SimpleNamespace(session_hash="other")))
     assert "Evaluated 3" in status
+
+
+def test_stop_during_robustness_keeps_the_clean_scores_and_the_passes_done(tab: EvaluateTab,
+                                                                           tiny_lite_dir: Path) -> None:
+    def stop_in_robustness(*args, **kwargs) -> None:
+        if kwargs.get("desc") == "Robustness":
+            tab.stop(SimpleNamespace(session_hash="s1"))
+
+    status, _, _, _, _, drops, _ = run(tab, tiny_lite_dir, limit=2, progress=stop_in_robustness,
+                                       perturbations=["blur"])
+    assert status.startswith("Stopped after 1 of 2 perturbed passes: partial results below")
+    [folder] = (tab.out_dir / "evaluations").iterdir()
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["num_images"] == 2 and len(metrics["robustness"]) == len(PROMPTS) == len(drops["value"])
+    assert metrics["stopped_after"] == {"done": 1, "of": 2, "unit": "perturbed passes"}
+
+
+def test_stop_while_waiting_is_not_an_error(tab: EvaluateTab, tiny_lite_dir: Path) -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    def other_job() -> None:
+        with tab.lane.admit("other"):
+            entered.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=other_job)
+    thread.start()
+    assert entered.wait(5)
+    def press_stop(*args, **kwargs) -> None:          # called with "Waiting: 1 job(s) ahead"
+        tab.stop(SimpleNamespace(session_hash="s1"))
+
+    try:
+        status, *outputs = run(tab, tiny_lite_dir, progress=press_stop)
+    finally:
+        release.set()
+        thread.join(5)
+    assert status == "Stopped while waiting for another job to finish; nothing was run." and outputs == [None] * 6
 
 
 def test_refused_split_and_missing_model_give_messages(tab: EvaluateTab, tiny_lite_dir: Path,

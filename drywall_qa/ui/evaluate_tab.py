@@ -3,12 +3,14 @@ threshold sweep plot, panels, and downloads of ``metrics.json`` / ``per_image.cs
 (images without the prompts' targets: presence AUROC in the table) and a robustness report (``evaluate_robustness``
 under the ticked perturbations: drop table, plot, ``robustness.csv``).
 
-A run writes into a hidden ``.partial-…`` folder that is renamed to ``<out>/evaluations/<split>-<time>`` only when
-it completes; a stopped or failed run removes it, so an output folder is always a complete one.
+A run writes into a hidden ``.partial-…`` folder that is renamed to ``<out>/evaluations/<split>-<time>`` when it
+ends; a failed run removes it. Stop is not a failure: the images scored so far are kept, as a folder named
+``…-stopped`` whose ``metrics.json`` says ``"partial": true`` and where the run stopped.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -20,15 +22,15 @@ from pathlib import Path
 
 import gradio as gr
 
-from drywall_qa.errors import DrywallQAError, InputError
+from drywall_qa.errors import InputError
 from drywall_qa.atomic import write_atomic
-from drywall_qa.evaluate import evaluate_robustness, evaluate_split
+from drywall_qa.evaluate import evaluate_robustness, evaluate_split, mark_stopped, robustness_passes
 from drywall_qa.robustness import PERTURBATIONS
 from drywall_qa.ui.evaluation_views import DROP_HEADERS, HEADERS, metrics_table, panel_files, robustness_outputs, \
     sweep_figure
 from drywall_qa.ui.messages import escape_md, guarded, skipped_note
 from drywall_qa.ui.job_limits import check_job_size
-from drywall_qa.ui.lanes import HeavyLane, client_address
+from drywall_qa.ui.lanes import HeavyLane, JobStopped, client_address
 from drywall_qa.ui.models import ModelCache, SharedModel
 from drywall_qa.ui.prompts import parse_prompts
 from drywall_qa.ui.splits import ConfinedSplit, dataset_name, discover_splits, open_split, split_prompts, \
@@ -39,10 +41,6 @@ from drywall_qa.ui.widgets import prompt_inputs, split_input, threshold_inputs, 
 DEFAULT_LIMIT = 20
 DEFAULT_PANELS = 4
 MAX_PANELS = 16
-
-
-class EvaluationStopped(DrywallQAError):
-    """The user pressed Stop; nothing was written."""
 
 
 def negatives_split(value: str | None, split: ConfinedSplit, roots: Sequence[Path]) -> ConfinedSplit | None:
@@ -76,14 +74,10 @@ class EvaluateTab:
         with self._lock:
             return session in self._stops
 
-    def _reporter(self, session: str, progress: gr.Progress, desc: str, unit: str) -> Callable[[int, int], None]:
-        """A ``progress(done, total)`` callback that moves the bar and raises :class:`EvaluationStopped` once the
-        session pressed Stop."""
-        def report(done: int, of: int) -> None:
-            if self._stopped(session):
-                raise EvaluationStopped(f"stopped after {done} of {of} {unit}; nothing was written")
-            progress((done, of), desc=desc)
-        return report
+    @staticmethod
+    def _reporter(progress: gr.Progress, desc: str) -> Callable[[int, int], None]:
+        """A ``progress(done, total)`` callback that moves the bar."""
+        return lambda done, of: progress((done, of), desc=desc)
 
     @guarded(outputs=6)
     def run(self, key: str | None, split_value: str | None, selected: Sequence[str] | None, typed: str | None,
@@ -104,18 +98,18 @@ class EvaluateTab:
         perturbations = list(perturbations or [])
         negative_count = min(total, len(negative_split)) if negative_split is not None else 0
         check_job_size(total, negative_count, len(prompts), len(perturbations))
-        with self.lane.admit(client_address(request), lambda: self._stopped(session),
-                             lambda ahead: progress(0, desc=f"Waiting: {ahead} job(s) ahead")):
-            model = self.models.get(key)
-            notes += model.prompt_notes(prompts)
-            final, metrics = self._evaluate(model, split, negative_split, prompts, threshold_value(tuned, threshold),
-                                            total, panel_count, perturbations, session, progress)
+        try:
+            with self.lane.admit(client_address(request), lambda: self._stopped(session),
+                                 lambda ahead: progress(0, desc=f"Waiting: {ahead} job(s) ahead")):
+                model = self.models.get(key)
+                notes += model.prompt_notes(prompts)
+                final, metrics = self._evaluate(model, split, negative_split, prompts,
+                                                threshold_value(tuned, threshold), total, panel_count, perturbations,
+                                                session, progress)
+        except JobStopped:
+            return ("Stopped while waiting for another job to finish; nothing was run.", *([None] * 6))
         prune_evaluations(self.out_dir / "evaluations", self.retention, keep=final)
-        timing = metrics["timing"]
-        status = (f"Evaluated {total} of {len(split)} images × {len(prompts)} prompts with "
-                  f"{escape_md(model.name)} in {timing['total_s']:.1f} s "
-                  f"({1000 * timing['per_image_per_prompt_s']:.0f} ms per image per prompt) · "
-                  f"saved as {escape_md(final.name)}")
+        status = _headline(metrics, len(split), len(prompts), model.name, final.name)
         if negative_split is not None:
             status += f" · {metrics['negatives']['num_images']} negative images for the presence AUROC"
         notes += [note for note in (skipped_note(split), skipped_note(negative_split)) if note]
@@ -128,20 +122,25 @@ class EvaluateTab:
     def _evaluate(self, model: SharedModel, split: ConfinedSplit, negative_split: ConfinedSplit | None,
                   prompts: list[str], cutoff: float | None, total: int, panels: int, perturbations: list[str],
                   session: str, progress: gr.Progress) -> tuple[Path, dict]:
-        """Write the evaluation into a hidden folder, renamed into place when complete; ``(folder, metrics)``."""
+        """Write the evaluation into a hidden folder, renamed into place when it ends (``…-stopped`` when Stop
+        ended it early); ``(folder, metrics)``."""
         final = self.out_dir / "evaluations" / f"{split_slug(split)}-{time.strftime('%Y%m%d-%H%M%S')}"
         partial = final.with_name(f"{PARTIAL_PREFIX}{final.name}-{uuid.uuid4().hex[:6]}")
         partial.mkdir(parents=True)
+        stop = functools.partial(self._stopped, session)
         try:
             metrics = evaluate_split(model, split, prompts, cutoff, partial, limit=total, panels=panels,
-                                     progress=self._reporter(session, progress, "Evaluating", "images"),
-                                     dataset=dataset_name(split), negatives=negative_split)
-            if perturbations:
-                metrics["robustness"] = evaluate_robustness(
-                    model, split, prompts, perturbations, cutoff, total, metrics["prompts"], partial,
-                    self._reporter(session, progress, "Robustness", "perturbed passes"))
+                                     progress=self._reporter(progress, "Evaluating"), dataset=dataset_name(split),
+                                     negatives=negative_split, stop=stop)
+            if perturbations and not metrics["partial"]:
+                metrics["robustness"] = evaluate_robustness(model, split, prompts, perturbations, cutoff, total,
+                                                            metrics["prompts"], partial,
+                                                            self._reporter(progress, "Robustness"), stop)
+                passes, done = robustness_passes(perturbations), len(metrics["robustness"]) // len(prompts)
+                if done < passes:
+                    mark_stopped(metrics, done, passes, "perturbed passes")
                 write_atomic(partial / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-            final = _unique(final)
+            final = _unique(final.with_name(f"{final.name}-stopped") if metrics["partial"] else final)
             os.replace(partial, final)
         finally:
             shutil.rmtree(partial, ignore_errors=True)
@@ -185,6 +184,19 @@ class EvaluateTab:
         run.click(self.run, inputs, [status, table, plot, gallery, files, drops, drops_plot], concurrency_id="batch",
                   concurrency_limit=self.lane.capacity + 1, api_name="evaluate")
         stop.click(self.stop, None, status, queue=False, api_name="stop_evaluation")
+
+
+def _headline(metrics: dict, split_size: int, prompts: int, model: str, folder: str) -> str:
+    """The status line's start: what was scored, how fast and where it was saved; led by where Stop ended a
+    stopped run."""
+    timing = metrics["timing"]
+    scored = (f"{metrics['num_images']} of {split_size} images × {prompts} prompts with {escape_md(model)} in "
+              f"{timing['total_s']:.1f} s ({1000 * timing['per_image_per_prompt_s']:.0f} ms per image per prompt)")
+    if not metrics["partial"]:
+        return f"Evaluated {scored} · saved as {escape_md(folder)}"
+    stopped = metrics["stopped_after"]
+    return (f"Stopped after {stopped['done']} of {stopped['of']} {stopped['unit']}: partial results below and saved "
+            f"as {escape_md(folder)} · scored {scored}")
 
 
 def _unique(path: Path) -> Path:
