@@ -6,6 +6,7 @@ import colorsys
 from collections.abc import Sequence
 
 import numpy as np
+from scipy import ndimage
 from matplotlib import colormaps
 from PIL import Image, ImageDraw, ImageFont
 
@@ -60,6 +61,13 @@ def overlay(image: np.ndarray, masks: Sequence[np.ndarray], colors: Sequence[RGB
         mask = _check_mask(mask, image.shape)
         out[mask] = (1 - alpha) * out[mask] + alpha * np.asarray(color, np.float32)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def outlines(masks: Sequence[np.ndarray], width: int = 2) -> list[np.ndarray]:
+    """Each mask's boundary, ``width`` pixels thick inside it, so overlapping masks stay visible when drawn
+    together (a mask thinner than ``2 × width`` is all boundary)."""
+    return [mask & ~ndimage.binary_erosion(mask, iterations=width, border_value=0) if mask.any() else mask
+            for mask in (np.asarray(m, bool) for m in masks)]
 
 
 def error_map(pred: np.ndarray, truth: np.ndarray, image: np.ndarray | None = None, alpha: float = 0.7) -> np.ndarray:

@@ -168,3 +168,30 @@ def test_evaluate_three_images_shows_the_table(page) -> None:
     sync_api.expect(page.locator("#evaluate-plot img")).to_be_visible()
     sync_api.expect(page.locator("#evaluate-panels img").first).to_be_visible()
     screenshot(page, "evaluate.png", "#evaluate-split")
+
+
+def test_uploads_after_an_example_still_go_through_the_loader(page) -> None:
+    page.locator("#inspect-examples button").first.click()
+    page.wait_for_selector("#inspect-image img")
+    page.locator("#inspect-image button[aria-label='Remove Image']").click()
+    page.set_input_files("#inspect-image input[type=file]",
+                         files=[{"name": "fake.jpg", "mimeType": "image/jpeg", "buffer": b"a text file, renamed"}])
+    page.wait_for_timeout(1000)
+    page.click("#inspect-run")
+    page.locator("#inspect-status").get_by_text("not a readable image").wait_for()   # our message, not a toast
+    assert "fake.jpg" in page.inner_text("#inspect-status")
+
+
+def test_typed_threshold_and_arrow_keys_re_render(page) -> None:
+    page.set_input_files("#inspect-image input[type=file]", str(REPO / "examples" / "seam_and_crack.png"))
+    page.wait_for_selector("#inspect-image img")
+    page.click("#inspect-run")
+    page.locator("#inspect-legend li").nth(1).wait_for()
+    box = page.locator("#inspect-threshold input[type=number]")
+    box.fill("0.3")
+    box.press("Enter")
+    sync_api.expect(page.locator("#inspect-legend")).to_contain_text("threshold 0.30")
+    assert "threshold 0.50" not in page.inner_text("#inspect-legend")
+    page.locator("#inspect-threshold input[type=range]").focus()
+    page.keyboard.press("ArrowRight")
+    sync_api.expect(page.locator("#inspect-legend")).to_contain_text("threshold 0.31")

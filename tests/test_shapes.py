@@ -95,7 +95,7 @@ def test_segmenter_and_inspect_tab_apply_the_stored_shape(tiny_lite_dir) -> None
     np.testing.assert_array_equal(crack.mask, shape_mask(crack.probabilities > 0.5, BOXES))
     np.testing.assert_array_equal(seam.mask, seam.probabilities > 0.5)
     result = InspectResult(image, "x", "m", ["segment crack", "segment seam"],
-                           [crack.probabilities, seam.probabilities], [0.5, 0.5], 1.0, ["", ""], [BOXES, PIXELS])
+                           [crack.probabilities, seam.probabilities], [0.5, 0.5], 1.0, [0.5, 0.5], [BOXES, PIXELS])
     for threshold in (None, 0.3):
         t = 0.5 if threshold is None else threshold
         boxed, plain = result.masks(threshold)

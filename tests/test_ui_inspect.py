@@ -137,7 +137,7 @@ def test_kept_runs_are_compact_and_shared_within_a_budget(tiny_lite_dir: Path, t
 
 def test_compact_maps_give_the_same_masks_away_from_the_threshold() -> None:
     ramp = np.linspace(0, 1, 4001, dtype=np.float32).reshape(1, -1)
-    result = InspectResult(np.zeros((1, 4001, 3), np.uint8), "x", "m", ["p"], [ramp], [0.5], 1.0, [""])
+    result = InspectResult(np.zeros((1, 4001, 3), np.uint8), "x", "m", ["p"], [ramp], [0.5], 1.0, [0.5])
     compact = result.compact()
     assert compact.nbytes() < result.nbytes() / 3
     for threshold in (0.1, 0.37, 0.5, 0.93):
@@ -149,10 +149,20 @@ def test_compact_maps_give_the_same_masks_away_from_the_threshold() -> None:
 def test_empty_masks_say_not_found() -> None:
     result = InspectResult(np.zeros((10, 12, 3), np.uint8), "x", "m", ["segment crack", "segment seam"],
                            [np.zeros((10, 12), np.float32), np.full((10, 12), 0.9, np.float32)], [0.5, 0.5], 1.0,
-                           ["likely absent (90%)", "likely present (99%)"])
+                           [0.1, 0.4], calibrated=[True, True])
     shown, legend, tiles, files = InspectTab._render(result, None, 0.5)
     assert [caption for _, caption in tiles] == ["segment crack · not found", "segment seam · 100.00 %"]
-    assert legend.count("not found") == 1 and "likely absent (90%)" in legend
+    assert legend.count("not found") == 1 and "absent (presence 10%)" in legend
+    assert "present (presence 40%, low confidence)" in legend          # the verdict follows the mask
+
+
+def test_unknown_concepts_are_drawn_but_called_unreliable() -> None:
+    result = InspectResult(np.zeros((10, 12, 3), np.uint8), "x", "m", ["segment crack", "segment water stain"],
+                           [np.full((10, 12), 0.9, np.float32)] * 2, [0.5, 0.5], 1.0, [0.9, 0.9],
+                           unknown=[False, True])
+    shown, legend, tiles, files = InspectTab._render(result, None, 0.5)
+    assert legend.count("unknown concept: unreliable") == 1 and "present (presence 90%, uncalibrated)" in legend
+    assert [caption for _, caption in tiles][1] == "segment water stain · 100.00 %"
     assert np.all(np.asarray(tiles[1][0].convert("RGB")) == palette(2)[1])
 
 
@@ -171,3 +181,32 @@ def test_prompts_are_cleaned_deduplicated_and_capped() -> None:
 def test_mask_file_names_stay_unique_and_safe() -> None:
     names = mask_file_names("../my wall", ["segment joint/tape", "segment joint tape", "ünïcode?"])
     assert names == ["my_wall__segment_joint_tape.png", "my_wall__segment_joint_tape-2.png", "my_wall__unicode.png"]
+
+
+def test_outlines_keep_overlapping_masks_visible(tab: InspectTab, tiny_lite_dir: Path, photo: Path) -> None:
+    from drywall_qa.visualisation import outlines
+
+    square = np.zeros((20, 20), bool)
+    square[4:16, 4:16] = True
+    [edge] = outlines([square])
+    assert edge[4, 10] and edge[5, 10] and not edge[6, 10] and not edge[10, 10] and edge.sum() < square.sum()
+    assert not outlines([np.zeros((5, 5), bool)])[0].any()
+    run_key = tab.run(str(tiny_lite_dir), str(photo), PROMPTS, "", False, 0.0, 0.5)[-1]
+    filled = tab.rerender(run_key, False, 0.0, 0.5, False)[0]         # threshold 0: both masks cover everything
+    edges = tab.rerender(run_key, False, 0.0, 0.5, True)[0]
+    assert not np.array_equal(filled, edges)
+    assert np.array_equal(edges[20, 40], np.asarray(Image.open(photo))[20, 40])   # the interior is not painted
+    assert not np.array_equal(edges[0, 40], np.asarray(Image.open(photo))[0, 40])   # the border is painted
+
+
+def test_example_clicks_hand_over_a_plain_path(tmp_path: Path) -> None:
+    tab = InspectTab(ModelCache(device="cpu"), [str(EXAMPLE)])
+    assert tab.example(0) == str(EXAMPLE)
+    assert tab.example(1) is None and tab.example(-1) is None and tab.example(None) is None
+
+
+def test_a_prompt_of_no_trained_concept_is_flagged_in_the_status(tmp_path: Path) -> None:
+    tab = InspectTab(ModelCache(device="cpu"), [])
+    status, _, legend, *_ = tab.run("lite", str(EXAMPLE), ["segment crack"], "segment water stain", False, 0.5, 0.5)
+    assert "'segment water stain' is not a concept drywall-qa-lite was trained on (closest:" in status
+    assert "CLIPSeg handles open-vocabulary prompts" in status and legend.count("unknown concept: unreliable") == 1

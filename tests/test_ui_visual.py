@@ -121,8 +121,8 @@ def test_preview_shows_the_engineered_example_or_why_not(tab: InspectTab) -> Non
 def test_legend_gives_each_prompts_presence(tab: InspectTab, tiny_lite_dir: Path, photo: Path) -> None:
     _, _, legend, *_, result = segment(tab, tiny_lite_dir, photo, ["segment crack", "segment taping area"])
     predictions = tab.models.get(str(tiny_lite_dir)).segmenter.predict(photo, result.prompts, 0.5)
-    for prediction in predictions:
-        assert describe_presence(prediction.presence, False) in legend      # the tiny model has no calibration
+    for prediction in predictions:                                      # the tiny model has no calibration
+        assert describe_presence(prediction.presence, False, found=bool(prediction.mask.any())) in legend
 
 
 def test_semantic_map_labels_each_pixel_with_its_most_probable_prompt() -> None:
@@ -131,7 +131,7 @@ def test_semantic_map_labels_each_pixel_with_its_most_probable_prompt() -> None:
     first[:, 4:8], second[:, 4:8] = 0.6, 0.8        # both above 0.5: the second wins
     second[:, 8:] = 0.55                            # only the second, and only below a threshold of 0.7
     result = InspectResult(np.zeros((10, 12, 3), np.uint8), "x", "m", ["segment crack", "segment seam"],
-                           [first, second], [0.5, 0.5], 1.0, ["", ""])
+                           [first, second], [0.5, 0.5], 1.0, [0.5, 0.5])
     tab = InspectTab(ModelCache(device="cpu"), [])
     key = tab.results.put(result)
     update = tab.semantic(key, True, False, 0.5, 1.0)

@@ -22,7 +22,7 @@ from PIL import Image
 
 from drywall_qa.imaging import load_image
 from drywall_qa.presence import describe_presence
-from drywall_qa.segmenter import Prediction, borrowed_settings_note
+from drywall_qa.segmenter import Prediction, borrowed_settings_note, unknown_concept_note
 from drywall_qa.semantic import render_semantic, semantic_map
 from drywall_qa.shapes import PIXELS, threshold_mask
 from drywall_qa.ui.exports import scratch_dir, write_downloads
@@ -33,13 +33,17 @@ from drywall_qa.ui.result_store import ResultStore
 from drywall_qa.ui.visual_box import OFF, VisualBox, is_on, with_example
 from drywall_qa.ui.widgets import for_display, prompt_inputs, threshold_inputs, threshold_value
 from drywall_qa.visual_prompts import STEPS
-from drywall_qa.visualisation import RGB, overlay, palette
+from drywall_qa.visualisation import RGB, outlines, overlay, palette
 
 DEFAULT_PROMPTS = ("segment crack", "segment taping area")
 #: background of the per-prompt mask tiles
 MASK_BACKGROUND: RGB = (24, 24, 24)
 #: how long a session keeps the key of its last run (the run itself may be dropped earlier to save memory)
 STATE_TTL_S = 3600
+#: the legend's presence words for a prompt of a concept the model was not trained on (its mask is still drawn:
+#: the concept check is a text similarity, wrong about one prompt in 25 near its bar, so hiding masks would hide
+#: correct ones too; the status line says why it is unreliable)
+UNRELIABLE = "unknown concept: unreliable"
 #: shown instead of a re-render when the session's run is no longer kept
 DROPPED = "This run was released to save server memory: press <b>Segment</b> again to re-render it."
 
@@ -64,10 +68,14 @@ class InspectResult:
     probabilities: list[np.ndarray]
     tuned_thresholds: list[float]
     latency_ms: float
-    #: presence verdict per prompt (threshold-independent), e.g. "likely absent (96%, uncalibrated)"
-    presence: list[str]
+    #: presence probability per prompt (threshold-independent)
+    presence: list[float]
     #: output shape per prompt (:mod:`drywall_qa.shapes`); empty: pixels
     shapes: list[str] = field(default_factory=list)
+    #: whether each prompt's presence went through a calibration the checkpoint holds; empty: none did
+    calibrated: list[bool] = field(default_factory=list)
+    #: whether each prompt is far from every concept the model was trained on; empty: none is
+    unknown: list[bool] = field(default_factory=list)
 
     def thresholds(self, threshold: float | None) -> list[float]:
         return list(self.tuned_thresholds) if threshold is None else [threshold] * len(self.prompts)
@@ -90,6 +98,14 @@ class InspectResult:
         return replace(self, image=small, probabilities=[
             p if p.dtype == np.uint8 else np.rint(np.clip(p, 0, 1) * 255).astype(np.uint8)
             for p in self.probabilities])
+
+    def verdicts(self, masks: Sequence[np.ndarray]) -> list[str]:
+        """Each prompt's presence in words, agreeing with its mask (see
+        :func:`~drywall_qa.presence.describe_presence`); "unreliable" for a prompt of an unknown concept."""
+        calibrated = self.calibrated or [False] * len(self.prompts)
+        unknown = self.unknown or [False] * len(self.prompts)
+        return [UNRELIABLE if strange else describe_presence(p, c, found=bool(mask.any()))
+                for p, c, strange, mask in zip(self.presence, calibrated, unknown, masks)]
 
     def nbytes(self) -> int:
         return self.image.nbytes + sum(p.nbytes for p in self.probabilities)
@@ -150,9 +166,9 @@ class InspectTab:
     def run(self, key: str | None, image: str | bytes | None, selected: Sequence[str] | None, typed: str | None,
             tuned: bool, threshold: float, opacity: float, example: str = OFF, example_image: dict | None = None,
             example_split: str | None = None, example_index: float = 0, engineering: Sequence[str] = STEPS,
-            alpha: float = 1.0, mix_text: str | None = None) -> tuple:
+            alpha: float = 1.0, mix_text: str | None = None, outline: bool = False) -> tuple:
         """``(status, overlay, legend, masks, downloads, result key)``; ``example`` … ``mix_text``: the visual prompt
-        (see :meth:`VisualBox.prompt`; ``example`` "off" by default)."""
+        (see :meth:`VisualBox.prompt`; ``example`` "off" by default); ``outline`` draws mask boundaries only."""
         if image is None:
             return "Upload a photo or click an example first.", None, None, None, None, None
         name = Path(image).name if isinstance(image, str) else "image"
@@ -167,24 +183,32 @@ class InspectTab:
         predictions = model.predict(array, conditions)
         latency_ms = 1000 * (time.perf_counter() - start)
         notes += [borrowed_settings_note(p) for p in predictions if p.borrowed_settings]
+        notes += [unknown_concept_note(p, model.family) for p in predictions if p.unknown_concept]
         prompts = [p.prompt for p in predictions]
         result = InspectResult(array, Path(name).stem, model.name, prompts,
                                [p.probabilities for p in predictions], [p.threshold for p in predictions],
-                               latency_ms, [describe_presence(p.presence, model.presence_calibrated(p))
-                                            for p in predictions], [p.shape for p in predictions]).compact()
+                               latency_ms, [p.presence for p in predictions], [p.shape for p in predictions],
+                               [model.presence_calibrated(p) for p in predictions],
+                               [p.unknown_concept for p in predictions]).compact()
         height, width = result.size
         del predictions, array                  # the full-size float maps: only the compact run is kept
         status = (f"{len(prompts)} prompt{'s' * (len(prompts) > 1)} on {escape_md(name)} "
                   f"({width}×{height}) in **{latency_ms:.0f} ms** · {escape_md(model.name)}")
         if notes:
             status += " · " + escape_md("; ".join(notes))
-        return (status, *self._render(result, threshold_value(tuned, threshold), opacity), self.results.put(result))
+        return (status, *self._render(result, threshold_value(tuned, threshold), opacity, outline),
+                self.results.put(result))
 
-    def set_threshold(self, key: str | None, threshold: float, opacity: float) -> tuple:
+    def example(self, index: int | None) -> str | None:
+        """The clicked example's path (None for an index that is not one)."""
+        return self.examples[index] if isinstance(index, int) and 0 <= index < len(self.examples) else None
+
+    def set_threshold(self, key: str | None, threshold: float, opacity: float, outline: bool = False) -> tuple:
         """The slider was moved: untick "tuned thresholds" and re-render with the slider's value."""
-        return (False, *self.rerender(key, False, threshold, opacity))
+        return (False, *self.rerender(key, False, threshold, opacity, outline))
 
-    def rerender(self, key: str | None, tuned: bool, threshold: float, opacity: float) -> tuple:
+    def rerender(self, key: str | None, tuned: bool, threshold: float, opacity: float,
+                 outline: bool = False) -> tuple:
         """``(overlay, legend, masks, downloads)`` for new threshold/opacity, from the kept probabilities; a note in
         the legend when the run was released."""
         if key is None:
@@ -192,7 +216,7 @@ class InspectTab:
         result = self.results.get(key)
         if result is None:
             return gr.skip(), DROPPED, gr.skip(), gr.skip()
-        return self._render(result, threshold_value(tuned, threshold), opacity)
+        return self._render(result, threshold_value(tuned, threshold), opacity, outline)
 
     def semantic(self, key: str | None, show: bool, tuned: bool, threshold: float, opacity: float) -> dict:
         """The semantic-map image, shown while ``show`` is ticked (from the kept probabilities)."""
@@ -202,7 +226,7 @@ class InspectTab:
         return gr.update(visible=True, value=semantic_picture(result, threshold_value(tuned, threshold), opacity))
 
     @staticmethod
-    def _render(result: InspectResult, threshold: float | None, opacity: float) -> tuple:
+    def _render(result: InspectResult, threshold: float | None, opacity: float, outline: bool = False) -> tuple:
         thresholds, masks = result.thresholds(threshold), result.masks(threshold)
         colors = palette(len(masks))
         coverages = [float(m.mean()) for m in masks]
@@ -210,8 +234,9 @@ class InspectTab:
         tiles = [(mask_tile(m, c), f"{p} · {coverage_text(v)}")
                  for m, c, p, v in zip(small_masks, colors, result.prompts, coverages)]
         files = write_downloads(scratch_dir(), result.name, result.model, result.prompts, thresholds, masks)
-        return (overlay(small, small_masks, colors, alpha=float(opacity)),
-                legend_html(result.prompts, colors, coverages, thresholds, result.presence), tiles,
+        drawn = outlines(small_masks) if outline else small_masks
+        return (overlay(small, drawn, colors, alpha=max(float(opacity), 0.8) if outline else float(opacity)),
+                legend_html(result.prompts, colors, coverages, thresholds, result.verdicts(masks)), tiles,
                 [str(f) for f in files])
 
     def build(self, model_key: gr.State) -> None:
@@ -219,18 +244,20 @@ class InspectTab:
         with gr.Row():
             with gr.Column(scale=2):
                 image = raw_upload(gr.Image(label="Photo", type="filepath", sources=["upload", "clipboard"],
-                                            height=340, elem_id="inspect-image"))
+                                            height=300, elem_id="inspect-image"))
                 selected, typed = prompt_inputs(DEFAULT_PROMPTS)
-                tuned, threshold = threshold_inputs()
+                button = gr.Button("Segment", variant="primary", elem_id="inspect-run")
+                tuned, threshold = threshold_inputs("inspect-threshold")
                 with gr.Row():
                     opacity = gr.Slider(0, 1, 0.5, step=0.05, label="Overlay opacity", scale=2)
+                    outline = gr.Checkbox(False, label="Outlines", elem_id="inspect-outline",
+                                          info="borders only: overlaps stay visible", scale=1)
                     semantic = gr.Checkbox(False, label="Semantic map", elem_id="inspect-semantic-toggle",
-                                           info="one label per pixel: the most probable prompt", scale=1)
+                                           info="one prompt per pixel", scale=1)
                 visual = self.visual.build(model_key)
-                button = gr.Button("Segment", variant="primary", elem_id="inspect-run")
-                if self.examples:
-                    gr.Examples([[e] for e in self.examples], inputs=[image], label="Examples",
-                                examples_per_page=8)
+                examples = gr.Dataset(components=[image], samples=[[e] for e in self.examples], type="index",
+                                      label="Examples", samples_per_page=8, visible=bool(self.examples),
+                                      elem_id="inspect-examples")
             with gr.Column(scale=3):
                 status = gr.Markdown(elem_id="inspect-status")
                 legend = gr.HTML(elem_id="inspect-legend")
@@ -239,19 +266,23 @@ class InspectTab:
                                  height=420)
                 semantic_shown = gr.Image(label="Semantic map", format="png", interactive=False, visible=False,
                                           elem_id="inspect-semantic", height=420)
-                masks = gr.Gallery(label="Mask per prompt", format="png", columns=4, height=220,
-                                   elem_id="inspect-masks")
+                masks = gr.Gallery(label="Mask per prompt", format="png", columns=3, height="auto",
+                                   object_fit="contain", elem_id="inspect-masks")
                 files = gr.File(label="Downloads: masks (PNG, 0/255) and JSON (coverage, COCO RLE)",
                                 file_count="multiple", interactive=False, elem_id="inspect-files")
         result = gr.State(None, time_to_live=STATE_TTL_S)
-        inputs = [model_key, image, selected, typed, tuned, threshold, opacity, *visual]
+        inputs = [model_key, image, selected, typed, tuned, threshold, opacity, *visual, outline]
         outputs = [status, shown, legend, masks, files, result]
         quiet = {"show_progress": "hidden", "trigger_mode": "always_last", "api_visibility": "private"}
         show_semantic = (self.semantic, [result, semantic, tuned, threshold, opacity], semantic_shown)
         gr.on([button.click, typed.submit], self.run, inputs, outputs, concurrency_id="model",
               api_name="segment").then(*show_semantic, **quiet)
-        view = [result, tuned, threshold, opacity]
-        gr.on([tuned.input, opacity.release], self.rerender, view, [shown, legend, masks, files], **quiet)
-        gr.on([semantic.input, tuned.input, opacity.release], *show_semantic, **quiet)
-        threshold.release(self.set_threshold, [result, threshold, opacity], [tuned, shown, legend, masks, files],
-                          **quiet).then(*show_semantic, **quiet)
+        view = [result, tuned, threshold, opacity, outline]
+        # a plain value, not gr.Examples' prop update: that would replace the photo box with a fresh gr.Image for
+        # the session, without the raw_upload hook, and later uploads would skip load_image
+        examples.click(self.example, examples, image, **quiet)
+        # input, not release: typing a value + Enter and arrow keys fire input only
+        gr.on([tuned.input, opacity.input, outline.input], self.rerender, view, [shown, legend, masks, files], **quiet)
+        gr.on([semantic.input, tuned.input, opacity.input], *show_semantic, **quiet)
+        threshold.input(self.set_threshold, [result, threshold, opacity, outline], [tuned, shown, legend, masks, files],
+                        **quiet).then(*show_semantic, **quiet)

@@ -25,11 +25,12 @@ def prompt_inputs(default: Sequence[str]) -> tuple[gr.CheckboxGroup, gr.Textbox]
     return selected, typed
 
 
-def threshold_inputs() -> tuple[gr.Checkbox, gr.Slider]:
-    """A checkbox for the model's tuned per-prompt thresholds, and one threshold for every prompt otherwise."""
+def threshold_inputs(elem_id: str | None = None) -> tuple[gr.Checkbox, gr.Slider]:
+    """A checkbox for the model's tuned per-prompt thresholds, and one threshold for every prompt otherwise
+    (``elem_id``: the slider's, for browser tests)."""
     with gr.Row():
         tuned = gr.Checkbox(True, label="Model's tuned thresholds", info="else the slider's, for every prompt")
-        value = gr.Slider(0.05, 0.95, 0.5, step=0.01, label="Threshold")
+        value = gr.Slider(0.05, 0.95, 0.5, step=0.01, label="Threshold", elem_id=elem_id)
     return tuned, value
 
 
