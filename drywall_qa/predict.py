@@ -113,8 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     for note in notes:
         print(f"{parser.prog}: note: {note}", file=sys.stderr)
     for prediction in predictions:
-        print(f"{prediction.prompt[:48]:<48} coverage {prediction.coverage:7.2%}  "
-              f"{describe_presence(prediction.presence, prediction.settings_from in calibrated)}")
+        verdict = describe_presence(prediction.presence, prediction.settings_from in calibrated,
+                                    found=prediction.coverage > 0)
+        print(f"{prediction.prompt[:48]:<48} coverage {prediction.coverage:7.2%}  {verdict}")
     print(f"results in {args.out}")
     return 0
 

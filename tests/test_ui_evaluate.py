@@ -174,3 +174,13 @@ def test_old_evaluations_beyond_the_retention_are_removed(models: ModelCache, ti
     for _ in range(3):
         assert "Evaluated" in run(tab, tiny_lite_dir, limit=1)[0]
     assert len(list((tab.out_dir / "evaluations").iterdir())) == 2
+
+
+def test_sweep_curves_of_synonyms_stay_apart() -> None:
+    from drywall_qa.ui.evaluation_views import sweep_figure
+
+    sweep = {"thresholds": [0.1, 0.5, 0.9], "miou": [0.2, 0.5, 0.3], "dice": [0.3, 0.6, 0.4]}
+    metrics = {"num_images": 3, "threshold_sweep": {"segment crack": sweep, "segment wall crack": sweep},
+               "prompts": {"segment crack": {"threshold": 0.5}, "segment wall crack": {"threshold": 0.5}}}
+    first, second = sweep_figure(metrics).axes[0].get_lines()[::2]       # the curves (axvlines in between)
+    assert (first.get_linestyle(), first.get_marker()) != (second.get_linestyle(), second.get_marker())

@@ -39,15 +39,23 @@ def drops_table(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
                         columns=DROP_HEADERS)
 
 
+#: line dashes and markers of the threshold-sweep curves, by prompt
+LINESTYLES = ("-", "--", "-.", ":")
+MARKERS = ("o", "s", "^", "D", "v")
+
+
 def sweep_figure(metrics: dict[str, Any]) -> Figure:
     """mIoU and Dice against the threshold, one line per prompt, the threshold used marked (no pyplot state)."""
     figure = Figure(figsize=(9, 3.4), layout="constrained")
     axes = figure.subplots(1, 2, sharex=True)
     prompts = list(metrics["threshold_sweep"])
-    for prompt, color in zip(prompts, palette(len(prompts))):
+    for index, (prompt, color) in enumerate(zip(prompts, palette(len(prompts)))):
         sweep, rgb = metrics["threshold_sweep"][prompt], tuple(c / 255 for c in color)
+        # synonyms often score alike: each line gets its own dash and marker, so none hides another
+        style = {"linestyle": LINESTYLES[index % len(LINESTYLES)], "marker": MARKERS[index % len(MARKERS)],
+                 "markevery": (index % 3, 3), "markersize": 4}
         for ax, key in zip(axes, ("miou", "dice")):
-            ax.plot(sweep["thresholds"], sweep[key], color=rgb, label=prompt)
+            ax.plot(sweep["thresholds"], sweep[key], color=rgb, label=prompt, **style)
             ax.axvline(metrics["prompts"][prompt]["threshold"], color=rgb, linestyle=":", linewidth=1)
     for ax, title in zip(axes, ("mIoU", "Dice")):
         ax.set(title=f"{title} vs threshold ({metrics['num_images']} images)", xlabel="threshold", ylim=(0, 1))
