@@ -121,7 +121,7 @@ def test_visual_prompt_box_says_lite_needs_clipseg_and_text_prompts_still_run(pa
     page.wait_for_selector("#inspect-image img")
     page.click("#inspect-run")
     page.locator("#inspect-status").get_by_text("2 prompts").wait_for()
-    assert "likely" in page.inner_text("#inspect-legend")      # each prompt's presence verdict
+    assert "(presence " in page.inner_text("#inspect-legend")      # each prompt's presence verdict
 
 
 def test_segment_endpoint_serves_api_clients(server: str) -> None:

@@ -244,9 +244,10 @@ class InspectTab:
         with gr.Row():
             with gr.Column(scale=2):
                 image = raw_upload(gr.Image(label="Photo", type="filepath", sources=["upload", "clipboard"],
-                                            height=300, elem_id="inspect-image"))
-                selected, typed = prompt_inputs(DEFAULT_PROMPTS)
+                                            height=260, elem_id="inspect-image"))
+                # right under the photo: above the fold at 1280×800 (the ticked prompts are the defaults)
                 button = gr.Button("Segment", variant="primary", elem_id="inspect-run")
+                selected, typed = prompt_inputs(DEFAULT_PROMPTS)
                 tuned, threshold = threshold_inputs("inspect-threshold")
                 with gr.Row():
                     opacity = gr.Slider(0, 1, 0.5, step=0.05, label="Overlay opacity", scale=2)
@@ -266,7 +267,7 @@ class InspectTab:
                                  height=420)
                 semantic_shown = gr.Image(label="Semantic map", format="png", interactive=False, visible=False,
                                           elem_id="inspect-semantic", height=420)
-                masks = gr.Gallery(label="Mask per prompt", format="png", columns=3, height="auto",
+                masks = gr.Gallery(label="Mask per prompt", format="png", columns=4,
                                    object_fit="contain", elem_id="inspect-masks")
                 files = gr.File(label="Downloads: masks (PNG, 0/255) and JSON (coverage, COCO RLE)",
                                 file_count="multiple", interactive=False, elem_id="inspect-files")
