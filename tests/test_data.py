@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from drywall_qa.coco_checks import OUTLINE_LIMIT
 from drywall_qa.data import (
     ANNOTATION_FILE,
     DATASETS,
-    OUTLINE_LIMIT,
     CocoSplit,
     Sample,
     data_roots,
