@@ -21,6 +21,8 @@ ANNOTATION_FILE = "_annotations.coco.json"
 #: Most outline, in multiples of (width + height), that the polygons and boxes of one image may trace.
 OUTLINE_LIMIT = 100
 COCO_HINT = "export the dataset in COCO format (Roboflow: 'COCO Segmentation' or 'COCO')"
+#: Largest annotation file read (the splits here hold 0.3–3 MB; a COCO file of 100,000 polygons is about 100 MB).
+MAX_ANNOTATION_BYTES = 256_000_000
 
 
 def locate(path: Path, annotation_file: str | Path | None) -> tuple[Path, Path]:
@@ -45,6 +47,10 @@ def read_json(path: Path) -> dict[str, Any]:
     if not path.is_file():
         hint = f"check the path (Roboflow names it {ANNOTATION_FILE})"
         raise InputError(str(path), "annotation file not found", hint)
+    size = path.stat().st_size
+    if size > MAX_ANNOTATION_BYTES:
+        raise InputError(str(path), f"{size / 1e6:,.0f} MB, over the {MAX_ANNOTATION_BYTES / 1e6:.0f} MB an annotation "
+                         "file may have (it is read whole)", "split the dataset into smaller splits")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:

@@ -87,6 +87,11 @@ def set_slider(page, elem_id: str, value: int) -> None:
     box.press("Enter")
 
 
+def test_segment_button_is_above_the_fold(page) -> None:
+    button = page.locator("#inspect-run").bounding_box()
+    assert button["y"] + button["height"] <= VIEWPORT["height"]
+
+
 def test_inspect_two_prompts_shows_overlay_and_coverage(page) -> None:
     page.set_input_files("#inspect-image input[type=file]", str(REPO / "examples" / "seam_and_crack.png"))
     page.wait_for_selector("#inspect-image img")

@@ -434,3 +434,15 @@ def test_data_tests_skip_for_a_folder_without_the_splits(tmp_path: Path, monkeyp
     monkeypatch.setattr(conftest, "REPO", tmp_path / "repo")           # no ../shared/data beside it either
     root, reason = conftest._real_data_root()
     assert root is None and "lacks drywall-join-detect/train" in reason and "cracks/valid" in reason
+
+
+def test_an_oversized_annotation_file_is_refused_unread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from drywall_qa import coco_checks
+
+    folder = tmp_path / "split"
+    folder.mkdir()
+    (folder / ANNOTATION_FILE).write_text('{"images": [], "annotations": []}' + " " * 2000)
+    monkeypatch.setattr(coco_checks, "MAX_ANNOTATION_BYTES", 1000)
+    monkeypatch.setattr(Path, "read_text", lambda *a, **k: pytest.fail("the file was read"))
+    with pytest.raises(InputError, match=r"over the 0 MB an annotation file may have"):
+        CocoSplit(folder)
