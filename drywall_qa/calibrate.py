@@ -1,12 +1,13 @@
-"""Tune a checkpoint's post-processing on validation splits and store it in its config.
+"""Tune a checkpoint's post-processing on validation splits and store it beside its weights (``postprocess.json``,
+:mod:`drywall_qa.postprocess`).
 
 For every prompt of every registered dataset:
 
 * the output shape (:mod:`drywall_qa.shapes`: ``pixels`` or ``boxes``) and threshold with the highest mIoU on the
-  prompt's own dataset, written as ``prompt_shapes`` and ``prompt_thresholds``;
+  prompt's own dataset, written as ``shapes`` and ``thresholds``;
 * the image-level presence score: positives are that dataset's images with an annotated target, negatives the
   other datasets' images (and its own images without annotations); a Platt fit (:mod:`drywall_qa.presence`) is
-  written as ``presence_calibration: {prompt: [a, b]}``.
+  written as ``presence: {prompt: [a, b]}``.
 
 Predictions of that checkpoint then use these shapes and thresholds and carry calibrated presence. Choosing them on
 the split they are scored on flatters the score; the "held-out" column estimates by how much: the mIoU on one half of
@@ -18,7 +19,6 @@ the images when the shape and threshold are chosen on the other half (repeated r
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,17 +27,15 @@ from typing import Any
 
 import numpy as np
 
-from drywall_qa.atomic import write_atomic
 from drywall_qa.cli_args import count_arg, path_arg
 from drywall_qa.data import DATASETS, CocoSplit, data_roots, split_dir
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.evaluate import Progress, Split, predictions_over
 from drywall_qa.metrics import ThresholdSweep
+from drywall_qa.postprocess import SETTINGS_FILE, PostprocessSettings
 from drywall_qa.presence import PresenceRecords, fit_platt, presence_logit
 from drywall_qa.segmenter import Segmenter
 from drywall_qa.shapes import SHAPES
-
-CONFIG_KEY = "presence_calibration"
 
 
 @dataclass
@@ -122,17 +120,14 @@ def fit_calibration(records: PresenceRecords) -> dict[str, dict[str, Any]]:
 
 def store_calibration(segmenter: Segmenter, model_dir: Path, fits: Mapping[str, Mapping[str, Any]],
                       outputs: Mapping[str, Mapping[str, Any]]) -> None:
-    """Write presence ``{prompt: [a, b]}``, output shapes and thresholds into ``model_dir/config.json``
-    (atomically) and into the loaded model."""
-    config_file = Path(model_dir) / "config.json"
-    config = json.loads(config_file.read_text())
-    config[CONFIG_KEY] = {prompt: [fit["a"], fit["b"]] for prompt, fit in fits.items()}
-    config["prompt_shapes"] = {**config.get("prompt_shapes", {}), **{p: o["shape"] for p, o in outputs.items()}}
-    config["prompt_thresholds"] = {**config.get("prompt_thresholds", {}),
-                                   **{p: o["threshold"] for p, o in outputs.items()}}
-    write_atomic(config_file, json.dumps(config, indent=2) + "\n")
-    for key in (CONFIG_KEY, "prompt_shapes", "prompt_thresholds"):
-        setattr(segmenter.backend.model.config, key, config[key])
+    """Replace the presence calibration with ``fits`` and update output shapes and thresholds with ``outputs``, in
+    the loaded model's settings and in ``model_dir/postprocess.json`` (atomically)."""
+    old = segmenter.backend.settings
+    settings = PostprocessSettings(thresholds={**old.thresholds, **{p: o["threshold"] for p, o in outputs.items()}},
+                                   shapes={**old.shapes, **{p: o["shape"] for p, o in outputs.items()}},
+                                   presence={p: (fit["a"], fit["b"]) for p, fit in fits.items()})
+    settings.save_pretrained(model_dir)
+    segmenter.backend.settings = settings
 
 
 def _auroc_cell(value: float | None) -> str:
@@ -143,7 +138,7 @@ def _auroc_cell(value: float | None) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m drywall_qa.calibrate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, type=path_arg, help="checkpoint folder (the calibration is stored in "
-                        "its config.json)")
+                        f"its {SETTINGS_FILE})")
     parser.add_argument("--data-root", type=path_arg, help="folder holding the datasets (default: $DRYWALL_QA_DATA, "
                         "./data or ../shared/data)")
     parser.add_argument("--split", default="valid", help="split name in every dataset (default valid)")
@@ -181,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{prompt[:32]:<32} {out['shape']:>6} {out['threshold']:5.2f} {out['miou']:6.3f} {out['dice']:6.3f} "
               f"{out['held_out_miou']:8.3f} | {fit['a']:7.3f} {fit['b']:7.3f} {_auroc_cell(fit['auroc'])} "
               f"{fit['positives']:5d} {fit['negatives']:7d}")
-    print(f"output shapes, thresholds and presence calibration written to {args.model / 'config.json'}")
+    print(f"output shapes, thresholds and presence calibration written to {args.model / SETTINGS_FILE}")
     return 0
 
 

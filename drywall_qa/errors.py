@@ -18,3 +18,9 @@ class InputError(DrywallQAError, ValueError):
 
 class ModelLoadError(DrywallQAError, OSError):
     """A checkpoint could not be loaded (no network, bad directory, unknown model type)."""
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for quoting a bad value in a one-line message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"

@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     except (InputError, ModelLoadError) as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2
-    calibrated = list(segmenter.backend.presence_calibration)
+    calibrated = list(segmenter.backend.settings.presence)
     try:
         _write(args, image, example, predictions, calibrated)
     except OSError as err:  # no permission, disk full, a file where a folder should be

@@ -22,7 +22,6 @@ from drywall_qa.presence import presence_logit, presence_probability
 from drywall_qa.shapes import PIXELS, threshold_mask
 from drywall_qa.visual_prompts import VisualPrompt
 
-DEFAULT_THRESHOLD = 0.5
 #: most prompts one call runs: they are decoded in one batch, so memory grows with each (the app allows 8)
 MAX_PROMPTS = 32
 #: what a prompt may be: text, or an example image with its mask
@@ -41,7 +40,7 @@ class Prediction:
     logits: torch.Tensor
     threshold: float
     #: image-level presence probability (see :mod:`drywall_qa.presence`): calibrated when the checkpoint holds a
-    #: ``presence_calibration`` for the prompt, else the sigmoid of the presence logit
+    #: presence calibration for the prompt (:mod:`drywall_qa.postprocess`), else the sigmoid of the presence logit
     presence: float | None = None
     #: the prompt's text is longer than the text encoder's token limit, so only its start was used
     truncated: bool = False
@@ -181,10 +180,7 @@ class Segmenter:
         labels = [p if isinstance(p, str) else p.label for p in prompts]
         sources = [self.settings_source(label) if isinstance(p, str) or p.text_only else None
                    for p, label in zip(prompts, labels)]
-        backend = self.backend
-        tuned, shapes, calibration = backend.thresholds, backend.prompt_shapes, backend.presence_calibration
-        settings = [(source, tuned.get(source, DEFAULT_THRESHOLD) if threshold is None else threshold,
-                     shapes.get(source, PIXELS), calibration.get(source)) for source in sources]
+        settings = [(source, *self.backend.settings.lookup(source, threshold)) for source in sources]
         info = list(zip(labels, self.truncated(prompts), settings, self.concepts(prompts)))
         return [[_prediction(out, array.shape[:2], *rest) for rest, out in zip(info, image_logits)]
                 for array, image_logits in zip(arrays, logits)]
@@ -192,8 +188,7 @@ class Segmenter:
     def calibrated_prompts(self) -> list[str]:
         """The prompts the checkpoint has tuned settings for (threshold, shape or presence calibration): those it was
         trained and calibrated on, and the concepts it knows."""
-        backend = self.backend
-        return list(dict.fromkeys([*backend.thresholds, *backend.prompt_shapes, *backend.presence_calibration]))
+        return self.backend.settings.calibrated_prompts()
 
     def closest_concepts(self, prompts: Sequence[str]) -> list[tuple[str, float] | None]:
         """Per text prompt: the calibrated prompt whose text embedding is most similar and their cosine similarity

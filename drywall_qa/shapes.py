@@ -3,7 +3,7 @@
 ``pixels`` keeps the thresholded pixels. ``boxes`` fills every connected region to its bounding box: the taping
 annotations are boxes, and a box-shaped answer matches them far better than the model's strip of pixels. Which
 shape (and threshold) each prompt of a checkpoint uses is chosen on validation data by ``python -m
-drywall_qa.calibrate`` and stored in its ``config.json`` as ``prompt_shapes``.
+drywall_qa.calibrate`` and stored in its ``postprocess.json`` (:mod:`drywall_qa.postprocess`).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ def test_shipped_files_are_small_and_documented() -> None:
 
 
 def test_thresholds_were_chosen_for_every_dataset_prompt(bundled: Segmenter) -> None:
-    thresholds = bundled.backend.thresholds
+    thresholds = bundled.backend.settings.thresholds
     assert set(PROMPTS) <= set(thresholds)
     assert all(0 < t < 1 for t in thresholds.values())
 

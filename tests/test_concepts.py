@@ -51,7 +51,7 @@ def test_a_paraphrase_that_borrows_settings_is_known() -> None:
 
 def test_clipseg_never_flags(tiny_clipseg_dir: Path) -> None:
     backend = load_backend(tiny_clipseg_dir)
-    backend.model.config.prompt_thresholds = {"segment crack": 0.3}
+    backend.settings.thresholds = {"segment crack": 0.3}
     for prediction in Segmenter(backend).predict(IMAGE, ["segment water stain", "segment crack"]):
         assert (prediction.unknown_concept, prediction.closest_concept, prediction.concept_similarity) == \
             (False, None, None)

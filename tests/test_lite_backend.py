@@ -9,6 +9,7 @@ import torch
 from drywall_qa.backends import load_backend
 from drywall_qa.backends.base import repeat_features
 from drywall_qa.backends.lite import LiteBackend, LiteConfig, LiteModel
+from drywall_qa.postprocess import PostprocessSettings
 from drywall_qa.segmenter import Segmenter
 from tests.tiny_lite import TINY_LITE
 
@@ -54,10 +55,11 @@ def test_paraphrases_embed_closer_than_unrelated_prompts(backend: LiteBackend) -
 
 
 def test_save_and_load_round_trip_keeps_predictions_and_thresholds(backend: LiteBackend, tmp_path) -> None:
-    model = LiteModel(LiteConfig(**TINY_LITE, prompt_thresholds={"segment crack": 0.3}))
+    model = LiteModel(LiteConfig(**TINY_LITE))
     LiteBackend(model, backend.text_encoder).save_pretrained(tmp_path)
+    PostprocessSettings(thresholds={"segment crack": 0.3}).save_pretrained(tmp_path)
     reloaded = load_backend(tmp_path)
-    assert reloaded.thresholds == {"segment crack": 0.3}
+    assert reloaded.settings.thresholds == {"segment crack": 0.3}
     image = np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8)
     before = Segmenter(LiteBackend(model.eval(), backend.text_encoder)).predict(image, ["segment crack"])[0]
     after = Segmenter(reloaded).predict(image, ["segment crack"])[0]

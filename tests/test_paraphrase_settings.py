@@ -11,8 +11,9 @@ from PIL import Image
 
 from drywall_qa.backends import load_backend
 from drywall_qa.data import DATASETS
+from drywall_qa.postprocess import DEFAULT_THRESHOLD, PostprocessSettings
 from drywall_qa.presence import presence_logit, presence_probability
-from drywall_qa.segmenter import DEFAULT_THRESHOLD, Segmenter
+from drywall_qa.segmenter import Segmenter
 from drywall_qa.shapes import BOXES, PIXELS, threshold_mask
 from drywall_qa.training.samples import DISTRACTOR_PROMPTS
 from drywall_qa.training.validation import UNRELATED_PROMPTS
@@ -25,10 +26,9 @@ REGISTERED = [p for spec in DATASETS.values() for p in spec.prompts]
 @pytest.fixture
 def segmenter(tiny_lite_dir: Path) -> Segmenter:
     backend = load_backend(tiny_lite_dir)
-    config = backend.model.config
-    config.prompt_thresholds = {p: 0.3 for p in REGISTERED}
-    config.prompt_shapes = {p: BOXES if "crack" not in p else PIXELS for p in REGISTERED}
-    config.presence_calibration = {p: [2.0, 1.0] for p in REGISTERED}
+    backend.settings = PostprocessSettings({p: 0.3 for p in REGISTERED},
+                                           {p: BOXES if "crack" not in p else PIXELS for p in REGISTERED},
+                                           {p: (2.0, 1.0) for p in REGISTERED})
     return Segmenter(backend)
 
 
@@ -74,5 +74,5 @@ def test_inspect_tab_says_whose_settings_a_paraphrase_uses(segmenter: Segmenter,
 
 def test_clipseg_never_borrows_settings(tiny_clipseg_dir: Path) -> None:
     backend = load_backend(tiny_clipseg_dir)
-    backend.model.config.prompt_thresholds = {"segment joint/tape": 0.3}
+    backend.settings.thresholds = {"segment joint/tape": 0.3}
     assert Segmenter(backend).settings_source("segment joint tape") is None   # CLIP's similarities were not measured

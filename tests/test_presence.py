@@ -31,6 +31,7 @@ from drywall_qa.presence import (
     presence_probability,
     verdict_counts,
 )
+from drywall_qa.postprocess import SETTINGS_FILE
 from drywall_qa.segmenter import Prediction, Segmenter
 from tests.test_evaluate import make_split
 
@@ -145,7 +146,7 @@ def test_predictions_carry_raw_or_calibrated_presence(model_copy: Path) -> None:
     raw = segmenter.predict(image, ["segment crack", "segment taping area"])
     for prediction in raw:
         assert prediction.presence == pytest.approx(presence_probability(presence_logit(prediction.logits)))
-    segmenter.backend.model.config.presence_calibration = {"segment crack": [2.0, -1.0]}
+    segmenter.backend.settings.presence = {"segment crack": (2.0, -1.0)}
     crack, taping = segmenter.predict(image, ["segment crack", "segment taping area"])
     assert crack.presence == pytest.approx(presence_probability(presence_logit(raw[0].logits), (2.0, -1.0)))
     assert taping.presence == pytest.approx(raw[1].presence)
@@ -218,18 +219,20 @@ def _data_root(directory: Path) -> Path:
     return directory
 
 
-def test_calibrate_cli_writes_config(model_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_calibrate_cli_writes_settings(model_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = _data_root(tmp_path / "data")
+    config = (model_copy / "config.json").read_text()
     assert calibrate_main(["--model", str(model_copy), "--data-root", str(root)]) == 0
-    stored = json.loads((model_copy / "config.json").read_text())["presence_calibration"]
+    assert (model_copy / "config.json").read_text() == config
+    settings = json.loads((model_copy / SETTINGS_FILE).read_text())
+    stored = settings["presence"]
     assert set(stored) == {p for spec in DATASETS.values() for p in spec.prompts}
     assert all(len(v) == 2 and np.isfinite(v).all() for v in stored.values())
     assert "presence calibration written" in capsys.readouterr().out
-    config = json.loads((model_copy / "config.json").read_text())
-    assert set(config["prompt_shapes"]) == set(stored) and set(config["prompt_shapes"].values()) <= set(SHAPES)
-    assert set(config["prompt_thresholds"]) == set(stored)
+    assert set(settings["shapes"]) == set(stored) and set(settings["shapes"].values()) <= set(SHAPES)
+    assert set(settings["thresholds"]) == set(stored)
     segmenter = Segmenter.load(model_copy, device="cpu")
-    assert segmenter.backend.presence_calibration["segment crack"] == tuple(stored["segment crack"])
+    assert segmenter.backend.settings.presence["segment crack"] == tuple(stored["segment crack"])
     prediction, = segmenter.predict(CocoSplit(root / "cracks" / "valid").load_image(0), "segment crack")
     assert prediction.presence == pytest.approx(presence_probability(presence_logit(prediction.logits),
                                                                      tuple(stored["segment crack"])))
@@ -247,7 +250,7 @@ def test_calibrate_cli_errors(tiny_clipseg_dir: Path, tmp_path: Path, capsys: py
 
 def test_calibrate_and_evaluate_real_data(model_copy: Path, data_root: Path, tmp_path: Path) -> None:
     assert calibrate_main(["--model", str(model_copy), "--data-root", str(data_root), "--limit", "3"]) == 0
-    assert "presence_calibration" in json.loads((model_copy / "config.json").read_text())
+    assert "segment crack" in json.loads((model_copy / SETTINGS_FILE).read_text())["presence"]
     out = tmp_path / "eval"
     rc = evaluate_main(["--split", str(data_root / "cracks" / "valid"), "--dataset", "cracks", "--model",
                         str(model_copy), "--limit", "3", "--panels", "0", "--out", str(out),

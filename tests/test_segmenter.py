@@ -139,7 +139,7 @@ def test_path_and_array_inputs_agree(segmenter: Segmenter, image: np.ndarray, tm
 
 
 def test_thresholds(segmenter: Segmenter, image: np.ndarray) -> None:
-    segmenter.backend.model.config.prompt_thresholds = {PROMPTS[0]: 0.9}
+    segmenter.backend.settings.thresholds = {PROMPTS[0]: 0.9}
     stored, default = segmenter.predict(image, PROMPTS[:2])
     assert (stored.threshold, default.threshold) == (0.9, 0.5)
     np.testing.assert_array_equal(stored.mask, stored.probabilities > 0.9)

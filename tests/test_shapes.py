@@ -88,7 +88,7 @@ def test_held_out_miou_exposes_a_choice_fitted_to_noise() -> None:
 
 def test_segmenter_and_inspect_tab_apply_the_stored_shape(tiny_lite_dir) -> None:
     backend = load_backend(tiny_lite_dir)
-    backend.model.config.prompt_shapes = {"segment crack": BOXES}
+    backend.settings.shapes = {"segment crack": BOXES}
     image = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
     crack, seam = Segmenter(backend).predict(image, ["segment crack", "segment seam"], threshold=0.5)
     assert (crack.shape, seam.shape) == (BOXES, PIXELS)

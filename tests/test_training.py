@@ -6,6 +6,7 @@ run on the real data when it is present. Multi-process tests (SIGKILL, torchrun)
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from safetensors.torch import load_file
 import drywall_qa.training.loop as loop
 from drywall_qa.backends import load_backend
 from drywall_qa.data import DATASETS, CocoSplit, split_dir
+from drywall_qa.postprocess import LEGACY_FIELDS, SETTINGS_FILE, PostprocessSettings
 from drywall_qa.training.checkpoint import STATE_FILE
 from drywall_qa.training.feature_cache import FeatureCache
 from drywall_qa.training.history import read_history
@@ -155,8 +157,37 @@ def test_resume_after_interruption_matches_uninterrupted_run(run: str, request: 
 def test_last_checkpoint_holds_the_final_weights(lite_run: TrainConfig) -> None:
     last = lite_run.output_dir / "last"
     assert_same_weights(load_file(last / "model.safetensors"), state_of(lite_run.output_dir)["model"])
-    thresholds = json.loads((last / "config.json").read_text())["prompt_thresholds"]
+    thresholds = json.loads((last / SETTINGS_FILE).read_text())["thresholds"]
     assert set(thresholds) == set(PROMPTS)
+
+
+@pytest.mark.parametrize("stored_in", ["postprocess.json", "config.json"])
+def test_fine_tuning_a_calibrated_checkpoint_starts_from_empty_settings(tiny_lite_dir: Path, data: Path,
+                                                                        tmp_path: Path, stored_in: str) -> None:
+    """The old weights' boxes, thresholds and presence calibration neither shape validation nor reach OUT/best and
+    OUT/last (they did when they lived in config.json and training reset only the thresholds)."""
+    model = shutil.copytree(tiny_lite_dir, tmp_path / "calibrated")
+    stale = PostprocessSettings({p: 0.9 for p in PROMPTS}, {p: "boxes" for p in PROMPTS},
+                                {p: (2.0, 1.0) for p in PROMPTS})
+    if stored_in == "postprocess.json":
+        stale.save_pretrained(model)
+    else:
+        config = json.loads((model / "config.json").read_text())
+        legacy = {"prompt_thresholds": stale.thresholds, "prompt_shapes": stale.shapes,
+                  "presence_calibration": stale.presence}
+        (model / "config.json").write_text(json.dumps({**config, **legacy}))
+    assert load_backend(model).settings == stale
+    config = tiny_config(model, data, tmp_path / "run", epochs=1, train_size=32)
+    train(config)
+    record, = read_history(config.output_dir)
+    scored = [m for block in record["valid"].values() for m in block["prompts"].values()]
+    assert {(m["shape"], m["threshold"]) for m in scored} == {("pixels", 0.5)}
+    chosen = {p: t for block in record["valid"].values() for p, t in block["thresholds"].items()}
+    for name in ("best", "last"):
+        folder = config.output_dir / name
+        assert json.loads((folder / SETTINGS_FILE).read_text()) == {"thresholds": chosen, "shapes": {}, "presence": {}}
+        assert not set(LEGACY_FIELDS.values()) & set(json.loads((folder / "config.json").read_text()))
+        assert load_backend(folder).settings == PostprocessSettings(thresholds=chosen)
 
 
 def test_same_seed_same_metrics_other_seed_differs(lite_run: TrainConfig, tmp_path: Path) -> None:
@@ -482,6 +513,6 @@ def test_end_to_end_on_real_data(capsys, data_root: Path, tiny_lite_dir: Path, t
     best = out / "best"
     assert {"config.json", "model.safetensors", "training_args.json"} <= {p.name for p in best.iterdir()}
     assert json.loads((best / "training_args.json").read_text())["limit"] == 4
-    thresholds = json.loads((best / "config.json").read_text())["prompt_thresholds"]
+    thresholds = json.loads((best / SETTINGS_FILE).read_text())["thresholds"]
     assert set(thresholds) == set(PROMPTS) and all(0 < t < 1 for t in thresholds.values())
-    assert load_backend(best).thresholds == thresholds
+    assert load_backend(best).settings.thresholds == thresholds

@@ -9,6 +9,7 @@ import torch
 from drywall_qa.backends import checks
 from drywall_qa.backends.base import Backend, Features, repeat_features
 from drywall_qa.errors import ModelLoadError
+from drywall_qa.postprocess import PostprocessSettings, strip_legacy_fields
 
 DEFAULT_CLIPSEG = "CIDAS/clipseg-rd64-refined"
 BUNDLED_DIR = Path(__file__).resolve().parents[1] / "weights" / "drywall-qa-lite"
@@ -44,9 +45,10 @@ def _model_type(config: dict, file: Path) -> str:
 def load_backend(model: str | Path | None = None, device: str | torch.device | None = None) -> Backend:
     """Load a backend from a local checkpoint directory, an alias (``lite``, ``clipseg``) or a hub id.
 
-    ``None`` loads the bundled drywall-qa-lite model. A damaged or hand-edited checkpoint (unreadable config.json,
-    settings out of range, corrupt or non-finite weights, a smoke prediction that is not finite) raises
-    :class:`ModelLoadError` naming the file and field (:mod:`drywall_qa.backends.checks`).
+    ``None`` loads the bundled drywall-qa-lite model. The checkpoint's post-processing settings are loaded into
+    ``backend.settings`` (:meth:`PostprocessSettings.from_pretrained`). A damaged or hand-edited checkpoint
+    (unreadable config.json, settings out of range, corrupt or non-finite weights, a smoke prediction that is not
+    finite) raises :class:`ModelLoadError` naming the file and field (:mod:`drywall_qa.backends.checks`).
     """
     source = ALIASES.get(str(model), model) if model is not None else BUNDLED_DIR
     path = Path(source)
@@ -54,7 +56,7 @@ def load_backend(model: str | Path | None = None, device: str | torch.device | N
     if local:
         config = checks.read_config(path)
         kind = _model_type(config, path / "config.json")
-        checks.check_settings(config, path / "config.json")
+        settings = PostprocessSettings.from_pretrained(path, config)
         checks.check_weight_files(path)
     elif path.is_absolute() or str(source).startswith("."):
         raise ModelLoadError(f"{source}: checkpoint directory not found — pass an existing directory or a hub id")
@@ -62,7 +64,9 @@ def load_backend(model: str | Path | None = None, device: str | torch.device | N
         kind = "clipseg"  # a hub id: only CLIPSeg checkpoints are published there
     backend = _load_family(kind, str(source), device)
     if not local:  # a hub checkpoint's settings are seen only once it is downloaded
-        checks.check_settings(backend.model.config.to_dict(), str(source))
+        settings = PostprocessSettings.from_config(backend.model.config.to_dict(), str(source))
+    strip_legacy_fields(backend.model.config)  # saving the model must not write stale settings
+    backend.settings = settings
     checks.check_loaded(backend, str(source))
     return backend
 

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from drywall_qa.postprocess import PostprocessSettings
+
 Features = tuple[torch.Tensor, ...]
 
 
@@ -23,6 +25,8 @@ class Backend(ABC):
     """A model family behind one contract. ``model`` is a transformers ``PreTrainedModel``."""
 
     model: PreTrainedModel
+    #: per-prompt post-processing loaded beside the model (:mod:`drywall_qa.postprocess`); empty until loaded or set
+    settings: PostprocessSettings
     #: short name shown in the UI and written to metrics files
     family: str = "backend"
     #: True when ``encode_image`` has no trainable parameters, so training may cache its output per image
@@ -47,24 +51,6 @@ class Backend(ABC):
     @abstractmethod
     def input_size(self) -> int:
         """Side of the square model input, in pixels."""
-
-    @property
-    def thresholds(self) -> dict[str, float]:
-        """Per-prompt thresholds stored with the checkpoint (empty: use the caller's threshold)."""
-        return dict(getattr(self.model.config, "prompt_thresholds", None) or {})
-
-    @property
-    def prompt_shapes(self) -> dict[str, str]:
-        """Per-prompt output shape stored with the checkpoint (:mod:`drywall_qa.shapes`; a prompt not listed:
-        ``pixels``)."""
-        return dict(getattr(self.model.config, "prompt_shapes", None) or {})
-
-    @property
-    def presence_calibration(self) -> dict[str, tuple[float, float]]:
-        """Per-prompt Platt parameters ``(a, b)`` of the image-level presence score (``python -m
-        drywall_qa.calibrate`` writes them to the checkpoint's config; empty: uncalibrated)."""
-        stored = getattr(self.model.config, "presence_calibration", None) or {}
-        return {prompt: (float(a), float(b)) for prompt, (a, b) in stored.items()}
 
     @abstractmethod
     def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
@@ -124,7 +110,8 @@ class Backend(ABC):
 
     @abstractmethod
     def save_pretrained(self, directory: str | Path) -> None:
-        """Write model (safetensors) and whatever preprocessing/tokenizer files loading needs."""
+        """Write model (safetensors) and whatever preprocessing/tokenizer files loading needs (not :attr:`settings`:
+        they are saved on their own, ``settings.save_pretrained``)."""
 
 
 def repeat_features(features: Features, repeats: int) -> Features:

@@ -1,15 +1,14 @@
 """Checks that a checkpoint is whole and sane before it serves a request, so a damaged or hand-edited one fails at
 load with one line naming the file and the field — not later with empty masks, "nan%" or an unexpected error.
 
-Before loading: ``config.json`` is a readable JSON object and its per-prompt settings are in range; every
-``*.safetensors`` header parses and covers its file. After loading: every weight is finite and one smoke prediction
-(a small grey ramp, one prompt) gives finite logits: about 30 ms in all for the bundled model on one CPU thread.
+Before loading: ``config.json`` is a readable JSON object (post-processing settings are checked where they are read,
+:mod:`drywall_qa.postprocess`); every ``*.safetensors`` header parses and covers its file. After loading: every
+weight is finite and one smoke prediction (a small grey ramp, one prompt) gives finite logits: about 30 ms in all for
+the bundled model on one CPU thread.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,16 +17,14 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from drywall_qa.backends.base import Backend
-from drywall_qa.errors import ModelLoadError
+from drywall_qa.errors import ModelLoadError, shown
 from drywall_qa.imaging import path_problem, short_path
-from drywall_qa.shapes import SHAPES
+from drywall_qa.postprocess import read_json_object
 
 #: largest model input side accepted from a checkpoint (the bundled model uses 384, CLIPSeg 352)
 MAX_INPUT_SIZE = 2048
 #: the smoke prediction: a model input of this side (a multiple of the largest stride, 32) and this prompt
 SMOKE_SIZE, SMOKE_PROMPT = 64, "segment crack"
-#: what to do about per-prompt settings out of range
-RECALIBRATE = "run `python -m drywall_qa.calibrate --model DIR` again, or delete the entry"
 #: what to do about damaged files
 RESTORE = "the checkpoint is damaged: copy it again from its source, or retrain"
 
@@ -48,33 +45,10 @@ def read_config(directory: Path) -> dict[str, Any]:
     """``directory/config.json`` as a dict; ModelLoadError when it is missing, unreadable or not a JSON object."""
     file = directory / "config.json"
     try:
-        config = json.loads(file.read_text(encoding="utf-8"))
+        return read_json_object(file, RESTORE)
     except FileNotFoundError:
         raise ModelLoadError(f"{directory}: no config.json. pass a checkpoint directory written by save_pretrained "
                              "(e.g. the output of `python -m train`) or a hub id") from None
-    except OSError as err:
-        raise ModelLoadError(f"{file}: cannot be read ({err.strerror or err}). {RESTORE}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ModelLoadError(f"{file}: not valid JSON ({err}). {RESTORE}") from None
-    except RecursionError:
-        raise ModelLoadError(f"{file}: JSON nested too deeply to read. {RESTORE}") from None
-    if not isinstance(config, dict):
-        raise ModelLoadError(f"{file}: holds a JSON {type(config).__name__}, not an object of settings. {RESTORE}")
-    return config
-
-
-def check_settings(config: Mapping[str, Any], where: str | Path) -> None:
-    """Per-prompt settings written by training and calibration: ``prompt_thresholds`` probabilities in [0, 1],
-    ``prompt_shapes`` known (:data:`~drywall_qa.shapes.SHAPES`), ``presence_calibration`` pairs of finite numbers."""
-    for prompt, value in _prompt_map(config, "prompt_thresholds", where).items():
-        if not (_finite(value) and 0 <= value <= 1):
-            raise _bad_setting(where, "prompt_thresholds", prompt, f"{value!r} is not a probability in [0, 1]")
-    for prompt, shape in _prompt_map(config, "prompt_shapes", where).items():
-        if shape not in SHAPES:
-            raise _bad_setting(where, "prompt_shapes", prompt, f"{shape!r} is not one of {', '.join(SHAPES)}")
-    for prompt, pair in _prompt_map(config, "presence_calibration", where).items():
-        if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(_finite(v) for v in pair)):
-            raise _bad_setting(where, "presence_calibration", prompt, f"{pair!r} is not a pair of finite numbers")
 
 
 def check_positive_ints(config: Mapping[str, Any], limits: Mapping[str, tuple[int, int, int]],
@@ -88,7 +62,7 @@ def check_positive_ints(config: Mapping[str, Any], limits: Mapping[str, tuple[in
         values = [value] if count == 0 else value if isinstance(value, list) and len(value) == count else None
         if values is None or not all(_int(v) and low <= v <= high for v in values):
             wanted = "a whole number" if count == 0 else f"a list of {count} whole numbers"
-            raise ModelLoadError(f"{where}: field '{field}' is {_show(value)}, not {wanted} from {low} to {high}. "
+            raise ModelLoadError(f"{where}: field '{field}' is {shown(value)}, not {wanted} from {low} to {high}. "
                                  f"{RESTORE}")
 
 
@@ -135,26 +109,5 @@ def reason(err: BaseException, limit: int = 200) -> str:
     return lines[0] if len(lines[0]) <= limit else lines[0][:limit] + "…"
 
 
-def _prompt_map(config: Mapping[str, Any], field: str, where: str | Path) -> dict[str, Any]:
-    value = config.get(field) or {}
-    if not isinstance(value, dict):
-        raise ModelLoadError(f"{where}: field '{field}' is {_show(value)}, not an object {{prompt: value}}. "
-                             f"{RECALIBRATE}")
-    return value
-
-
-def _bad_setting(where: str | Path, field: str, prompt: str, problem: str) -> ModelLoadError:
-    return ModelLoadError(f"{where}: {field}[{_show(prompt)}] = {problem}. {RECALIBRATE}")
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _show(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "…"

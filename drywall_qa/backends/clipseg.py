@@ -15,6 +15,7 @@ from transformers import CLIPSegForImageSegmentation, CLIPSegProcessor, CLIPToke
 from drywall_qa.backends.base import Backend, Features
 from drywall_qa.backends.checks import MAX_INPUT_SIZE, check_positive_ints, reason
 from drywall_qa.errors import InputError, ModelLoadError
+from drywall_qa.postprocess import PostprocessSettings
 
 
 class ClipSegBackend(Backend):
@@ -27,6 +28,7 @@ class ClipSegBackend(Backend):
     def __init__(self, model: CLIPSegForImageSegmentation, processor: CLIPSegProcessor) -> None:
         self.model = model.eval()
         self.processor = processor
+        self.settings = PostprocessSettings()
         self.image_mean = tuple(processor.image_processor.image_mean)
         self.image_std = tuple(processor.image_processor.image_std)
         model.clip.requires_grad_(False)

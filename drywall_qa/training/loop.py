@@ -27,6 +27,7 @@ from transformers import get_cosine_schedule_with_warmup
 from drywall_qa.backends import DEFAULT_CLIPSEG, Backend, Features, load_backend
 from drywall_qa.data import DATASETS, CocoSplit, split_dir
 from drywall_qa.errors import InputError
+from drywall_qa.postprocess import PostprocessSettings
 from drywall_qa.segmenter import Segmenter
 from drywall_qa.training.augment import AugmentConfig
 from drywall_qa.training.checkpoint import STATE_FILE, load_training_state, replace_directory, save_training_state
@@ -167,8 +168,9 @@ def _splits(config: TrainConfig, split: str) -> dict[str, tuple]:
 def build_backend(config: TrainConfig) -> Backend:
     """A fresh drywall-qa-lite model for ``lite``, else a checkpoint, with its frozen parts frozen.
 
-    Thresholds stored with a checkpoint belong to its old weights: they are dropped, so validation uses 0.5 until
-    the best checkpoint stores new ones.
+    Post-processing settings stored with a checkpoint belong to its old weights: training starts from empty ones, so
+    validation scores plain pixels at 0.5 (and sweeps the threshold), and the checkpoints it writes carry only the
+    thresholds it chose.
     """
     if config.model == "lite":
         from drywall_qa.backends.lite import LiteBackend, LiteConfig, LiteModel
@@ -184,7 +186,7 @@ def build_backend(config: TrainConfig) -> Backend:
             raise InputError("--unfreeze-last", f"the {backend.family} image encoder trains in full already",
                              "leave --unfreeze-last out")
         backend.unfreeze_last(config.unfreeze_last)
-    backend.model.config.prompt_thresholds = {}
+    backend.settings = PostprocessSettings()
     return backend
 
 
@@ -313,14 +315,11 @@ def _end_of_epoch(accelerator: Accelerator, config: TrainConfig, backend: Backen
 
 
 def _save_checkpoint(backend: Backend, config: TrainConfig, thresholds: dict[str, float], name: str) -> None:
-    """``OUT/name``: checkpoint (safetensors + processor), its per-prompt thresholds and ``training_args.json``,
-    swapped in whole."""
+    """``OUT/name``: checkpoint (safetensors + processor), settings holding only its per-prompt thresholds
+    (``postprocess.json``) and ``training_args.json``, swapped in whole."""
     def write(folder: Path) -> None:
-        backend.model.config.prompt_thresholds = thresholds
-        try:
-            backend.save_pretrained(folder)
-        finally:
-            backend.model.config.prompt_thresholds = {}
+        backend.save_pretrained(folder)
+        PostprocessSettings(thresholds=thresholds).save_pretrained(folder)
         (folder / ARGS_FILE).write_text(json.dumps(asdict(config), indent=2, default=str))
 
     replace_directory(config.output_dir / name, write)

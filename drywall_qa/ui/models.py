@@ -115,7 +115,7 @@ class SharedModel:
 
     def presence_calibrated(self, prediction: Prediction) -> bool:
         """Whether the prediction's presence went through a calibration the checkpoint holds."""
-        return prediction.settings_from in self.segmenter.backend.presence_calibration
+        return prediction.settings_from in self.segmenter.backend.settings.presence
 
     def predict(self, image: np.ndarray, prompts: Sequence[Condition],
                 threshold: float | None = None) -> list[Prediction]:
