@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from drywall_qa.backends import load_backend
+from drywall_qa.backends import BUNDLED_DIR, load_backend
 from drywall_qa.errors import ModelLoadError
 from drywall_qa.postprocess import DEFAULT_THRESHOLD, LEGACY_FIELDS, SETTINGS_FILE, PostprocessSettings
 from drywall_qa.shapes import BOXES, PIXELS
@@ -68,3 +68,10 @@ def test_legacy_config_fields_are_read_when_there_is_no_settings_file(tiny_lite_
     PostprocessSettings(thresholds={"segment crack": 0.8}).save_pretrained(model)
     assert load_backend(model, device="cpu").settings.thresholds == {"segment crack": 0.8}  # the file wins
 
+
+def test_the_bundled_model_ships_the_new_layout() -> None:
+    config = json.loads((BUNDLED_DIR / "config.json").read_text())
+    assert not set(LEGACY_FIELDS.values()) & set(config)
+    settings = PostprocessSettings.from_pretrained(BUNDLED_DIR)
+    assert set(settings.shapes.values()) == {PIXELS, BOXES}
+    assert set(settings.thresholds) == set(settings.shapes) == set(settings.presence)
