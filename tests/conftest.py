@@ -54,3 +54,22 @@ def tiny_lite_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.tiny_lite import make_tiny_lite
 
     return make_tiny_lite(tmp_path_factory.mktemp("tiny_lite"))
+
+
+#: test modules that start the app as a server or train models (minutes, not seconds)
+SLOW_MODULES = {"test_hostile", "test_browser", "test_training", "test_training_processes", "test_training_demo",
+                "test_crash_safety"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Markers from what a test uses: ``real_data`` (the data_root fixture), ``browser`` (Chromium), ``slow``
+    (a server or training), so ``pytest -m "not slow and not real_data"`` is a quick run."""
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if "data_root" in fixtures:
+            item.add_marker(pytest.mark.real_data)
+        if module == "test_browser":
+            item.add_marker(pytest.mark.browser)
+        if module in SLOW_MODULES or "server" in fixtures:
+            item.add_marker(pytest.mark.slow)
