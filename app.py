@@ -12,16 +12,16 @@ from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from drywall_qa.ui.memory import cap_malloc_arenas  # noqa: E402 — light: before torch or gradio start threads
+from drywall_qa.ui.memory import cap_malloc_arenas  # light: before torch or gradio start threads
 
 cap_malloc_arenas()
 
-from drywall_qa.cli_args import count_arg, existing_folder_arg, folder_arg, port_arg, positive_float_arg, \
-    threads_arg  # noqa: E402
-from drywall_qa.data import data_roots  # noqa: E402 — after the analytics switch, before gradio is imported
-from drywall_qa.ui.app import MODEL_THREADS, AppConfig, build_app, launch  # noqa: E402
-from drywall_qa.ui.result_store import DEFAULT_BUDGET_MB  # noqa: E402
-from drywall_qa.ui.retention import Retention  # noqa: E402
+# after the analytics switch and the arena cap, before gradio is imported (pyproject: E402 allowed here)
+from drywall_qa.cli_args import count_arg, existing_folder_arg, folder_arg, port_arg, positive_float_arg, threads_arg
+from drywall_qa.data import data_roots
+from drywall_qa.ui.app import MODEL_THREADS, AppConfig, build_app, launch
+from drywall_qa.ui.result_store import DEFAULT_BUDGET_MB
+from drywall_qa.ui.retention import Retention
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -15,10 +15,23 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from drywall_qa import imaging
-from drywall_qa.coco_checks import ANNOTATION_FILE  # noqa: F401 — part of this module's interface
-from drywall_qa.coco_checks import (COCO_HINT, add_outline, box_polygon, check_bounds, check_images, check_rle,
-                                     check_unique_ids, int_field, locate, numbers, polygon_area, read_json, records,
-                                     to_rle)
+from drywall_qa.coco_checks import (
+    ANNOTATION_FILE,  # noqa: F401 — part of this module's interface
+    COCO_HINT,
+    add_outline,
+    box_polygon,
+    check_bounds,
+    check_images,
+    check_rle,
+    check_unique_ids,
+    int_field,
+    locate,
+    numbers,
+    polygon_area,
+    read_json,
+    records,
+    to_rle,
+)
 from drywall_qa.errors import InputError
 
 

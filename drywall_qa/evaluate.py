@@ -28,17 +28,23 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from drywall_qa import visual_prompts
 from drywall_qa.atomic import write_atomic
 from drywall_qa.cli_args import add_model_arguments, count_arg, folder_arg, path_arg
 from drywall_qa.data import DATASETS, CocoSplit, Sample, get_dataset
 from drywall_qa.errors import InputError, ModelLoadError
-from drywall_qa import visual_prompts
 from drywall_qa.metrics import ImageScores, ThresholdSweep, aggregate, mean_width, score_image
 from drywall_qa.presence import PresenceRecords, describe_auroc, verdict_counts
-from drywall_qa.robustness import LEVELS, PERTURBATIONS, REPORTED, PerturbedSplit, drop_rows, parse_perturbations, \
-    plot_drops
-from drywall_qa.segmenter import Condition, Prediction, Segmenter, clean_prompt, truncation_note, \
-    unknown_concept_note
+from drywall_qa.robustness import (
+    LEVELS,
+    PERTURBATIONS,
+    REPORTED,
+    PerturbedSplit,
+    drop_rows,
+    parse_perturbations,
+    plot_drops,
+)
+from drywall_qa.segmenter import Condition, Prediction, Segmenter, clean_prompt, truncation_note, unknown_concept_note
 from drywall_qa.visualisation import panel
 
 Progress = Callable[[int, int], None]

@@ -22,14 +22,20 @@ from pathlib import Path
 import numpy as np
 
 from drywall_qa import visual_prompts
-from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.atomic import write_atomic
 from drywall_qa.cli_args import add_model_arguments, folder_arg, path_arg
+from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.evaluate import write_png
 from drywall_qa.imaging import load_image, short_path
 from drywall_qa.presence import describe_presence
-from drywall_qa.segmenter import Condition, Prediction, Segmenter, borrowed_settings_note, truncation_note, \
-    unknown_concept_note
+from drywall_qa.segmenter import (
+    Condition,
+    Prediction,
+    Segmenter,
+    borrowed_settings_note,
+    truncation_note,
+    unknown_concept_note,
+)
 from drywall_qa.semantic import render_semantic, semantic_map
 
 

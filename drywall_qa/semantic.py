@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from drywall_qa.data import DATASETS, CocoSplit, data_roots, split_dir
-from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.atomic import write_atomic
 from drywall_qa.cli_args import add_model_arguments, count_arg, folder_arg, path_arg
+from drywall_qa.data import DATASETS, CocoSplit, data_roots, split_dir
+from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.evaluate import Progress, Split, predictions_over, write_png
 from drywall_qa.imaging import resize_mask
 from drywall_qa.segmenter import Prediction, Segmenter

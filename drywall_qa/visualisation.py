@@ -6,9 +6,9 @@ import colorsys
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import ndimage
 from matplotlib import colormaps
 from PIL import Image, ImageDraw, ImageFont
+from scipy import ndimage
 
 from drywall_qa.imaging import resize_mask
 

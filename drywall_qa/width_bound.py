@@ -110,7 +110,8 @@ def centre_features(backend: Backend, image: np.ndarray, item: Redraw) -> np.nda
 def fit_ridge(x: np.ndarray, y: np.ndarray, folds: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Ridge regression on standardised features, its strength chosen by ``folds``-fold cross-validation.
 
-    Returns ``(mean, scale, coefficients, intercept)``: predict with ``((x - mean) / scale) @ coefficients + intercept``.
+    Returns ``(mean, scale, coefficients, intercept)``: predict with
+    ``((x - mean) / scale) @ coefficients + intercept``.
     """
     mean, scale = x.mean(0), x.std(0) + 1e-6
     z = (x - mean) / scale
@@ -143,7 +144,8 @@ def probe_widths(backend: Backend, train: CocoSplit, target: CocoSplit, train_it
 
     (x_train, y_train), (x, y) = table(train, train_items), table(target, items)
     if len(y_train) < 10:
-        raise InputError(str(train.annotation_file), f"only {len(y_train)} non-empty masks", "the probe needs at least 10")
+        raise InputError(str(train.annotation_file), f"only {len(y_train)} non-empty masks",
+                         "the probe needs at least 10")
     mean, scale, coef, intercept = fit_ridge(x_train, y_train)
     predicted = ((x - mean) / scale) @ coef + intercept
     r2 = 1 - np.sum((y - predicted) ** 2) / max(np.sum((y - y.mean()) ** 2), 1e-12)

@@ -323,7 +323,8 @@ def test_app_survives_a_burst_of_bad_requests(server: AppServer, uploads: dict[s
         outcomes = list(pool.map(outcome, jobs))
     refused = ("not in the list of choices", "outside the configured data folders")   # by gradio, or by the tab
     expected = [("empty",), ("not a readable image",), ("truncated or corrupt",), ("too many pixels",),
-                ("no prompt given",), ("at most 8",), ("no prompt given",), refused, refused, ("nothing scored in this session",)]
+                ("no prompt given",), ("at most 8",), ("no prompt given",), refused, refused,
+                ("nothing scored in this session",)]
     for text, problems in zip(outcomes, expected):
         assert text.startswith("**Error:**") or "AppError" in text, text
         assert any(problem in text for problem in problems), text

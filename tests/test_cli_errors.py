@@ -15,8 +15,18 @@ import pytest
 from PIL import Image
 
 import app
-from drywall_qa.cli_args import (count_arg, existing_folder_arg, folder_arg, fraction_arg, non_negative_float_arg,
-                                 path_arg, port_arg, positive_float_arg, probability_arg, threads_arg)
+from drywall_qa.cli_args import (
+    count_arg,
+    existing_folder_arg,
+    folder_arg,
+    fraction_arg,
+    non_negative_float_arg,
+    path_arg,
+    port_arg,
+    positive_float_arg,
+    probability_arg,
+    threads_arg,
+)
 from drywall_qa.errors import InputError
 from drywall_qa.predict import main as predict_main
 from drywall_qa.training.loop import TrainConfig

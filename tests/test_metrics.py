@@ -11,8 +11,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from drywall_qa.metrics import (ImageScores, ThresholdSweep, aggregate, bce_with_logits, mean_width, score_image,
-                                score_masks, soft_target, sweep_thresholds)
+from drywall_qa.metrics import (
+    ImageScores,
+    ThresholdSweep,
+    aggregate,
+    bce_with_logits,
+    mean_width,
+    score_image,
+    score_masks,
+    soft_target,
+    sweep_thresholds,
+)
 
 
 def _mask(rows: list[str]) -> np.ndarray:

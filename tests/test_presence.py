@@ -14,10 +14,10 @@ import torch
 
 from drywall_qa.backends.clipseg import ClipSegBackend
 from drywall_qa.calibrate import main as calibrate_main
-from drywall_qa.shapes import SHAPES
 from drywall_qa.data import DATASETS, CocoSplit
 from drywall_qa.evaluate import evaluate_split
 from drywall_qa.evaluate import main as evaluate_main
+from drywall_qa.postprocess import SETTINGS_FILE
 from drywall_qa.presence import (
     MIN_AUROC_CLASS,
     TOP_FRACTION,
@@ -31,8 +31,8 @@ from drywall_qa.presence import (
     presence_probability,
     verdict_counts,
 )
-from drywall_qa.postprocess import SETTINGS_FILE
 from drywall_qa.segmenter import Prediction, Segmenter
+from drywall_qa.shapes import SHAPES
 from tests.test_evaluate import make_split
 
 

@@ -22,6 +22,7 @@ from drywall_qa.ui.exports import coco_rle, mask_png
 from drywall_qa.ui.widgets import DISPLAY_SIDE, for_display
 from drywall_qa.visualisation import FN_COLOR, FP_COLOR, TP_COLOR, error_map, overlay
 
+
 @pytest.fixture(autouse=True, scope="module")
 def one_torch_thread():
     """The metrics run tiny tensors: with several intra-op threads on a busy machine each call waits ~40 ms at

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from drywall_qa.data import DATASETS, CocoSplit
+from drywall_qa.segmenter import Prediction
 from drywall_qa.semantic import (
     LEGEND_CHARS,
     Confusion,
@@ -21,7 +22,6 @@ from drywall_qa.semantic import (
     render_semantic,
     semantic_map,
 )
-from drywall_qa.segmenter import Prediction
 from drywall_qa.visualisation import palette
 from tests.test_evaluate import make_split
 

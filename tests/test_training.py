@@ -20,14 +20,19 @@ import drywall_qa.training.loop as loop
 from drywall_qa.backends import load_backend
 from drywall_qa.data import DATASETS, CocoSplit, split_dir
 from drywall_qa.postprocess import LEGACY_FIELDS, SETTINGS_FILE, PostprocessSettings
+from drywall_qa.training.augment import AugmentConfig
 from drywall_qa.training.checkpoint import STATE_FILE
 from drywall_qa.training.feature_cache import FeatureCache
 from drywall_qa.training.history import read_history
-from drywall_qa.training.augment import AugmentConfig
 from drywall_qa.training.loop import TrainConfig, TrainStep, train
 from drywall_qa.training.losses import LOSSES
 from drywall_qa.training.samples import (
-    DISTRACTOR_PROMPTS, EpochSampler, PromptedSegmentationSet, Source, balanced_weights, can_overlay,
+    DISTRACTOR_PROMPTS,
+    EpochSampler,
+    PromptedSegmentationSet,
+    Source,
+    balanced_weights,
+    can_overlay,
 )
 from drywall_qa.training.validation import UNRELATED_PROMPTS
 from train.__main__ import main

@@ -13,10 +13,10 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from drywall_qa.ui.exports import mask_file_names
-from drywall_qa.ui.result_store import ResultStore
 from drywall_qa.ui.inspect_tab import InspectResult, InspectTab, legend_html, raw_upload
 from drywall_qa.ui.models import ModelCache
 from drywall_qa.ui.prompts import MAX_PROMPT_CHARS, MAX_PROMPTS, parse_prompts
+from drywall_qa.ui.result_store import ResultStore
 from drywall_qa.visualisation import palette
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,8 +11,15 @@ from PIL import Image, ImageDraw
 
 from drywall_qa.data import DATASETS
 from drywall_qa.errors import InputError
-from drywall_qa.ui.splits import (ConfinedSplit, dataset_name, discover_splits, open_split, resolve_split, split_prompts,
-                                  within)
+from drywall_qa.ui.splits import (
+    ConfinedSplit,
+    dataset_name,
+    discover_splits,
+    open_split,
+    resolve_split,
+    split_prompts,
+    within,
+)
 
 
 def make_split(directory: Path, n: int = 4, size: int = 64, seed: int = 0) -> Path:

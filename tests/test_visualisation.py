@@ -5,8 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drywall_qa.visualisation import (BAND_COLOR, FN_COLOR, FP_COLOR, GAP, GT_COLOR, TN_DIM, TP_COLOR, error_map,
-                                      overlay, palette, panel, titled)
+from drywall_qa.visualisation import (
+    BAND_COLOR,
+    FN_COLOR,
+    FP_COLOR,
+    GAP,
+    GT_COLOR,
+    TN_DIM,
+    TP_COLOR,
+    error_map,
+    overlay,
+    palette,
+    panel,
+    titled,
+)
 
 
 @pytest.mark.parametrize("n", [1, 3, 10, 11, 40])

@@ -13,8 +13,14 @@ from drywall_qa.backends import DEFAULT_CLIPSEG
 from drywall_qa.backends.checks import MAX_INPUT_SIZE
 from drywall_qa.backends.efficientnet_lite import ARCHITECTURE
 from drywall_qa.backends.lite import ENCODERS
-from drywall_qa.cli_args import (count_arg, folder_arg, fraction_arg, non_negative_float_arg, path_arg,
-                                 positive_float_arg)
+from drywall_qa.cli_args import (
+    count_arg,
+    folder_arg,
+    fraction_arg,
+    non_negative_float_arg,
+    path_arg,
+    positive_float_arg,
+)
 from drywall_qa.errors import DrywallQAError
 from drywall_qa.training.loop import TrainConfig, train
 from drywall_qa.training.losses import LOSSES

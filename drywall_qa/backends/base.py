@@ -57,7 +57,8 @@ class Backend(ABC):
         """RGB uint8 ``H×W×3`` arrays → pixel values ``[B, 3, S, S]`` on the model's device."""
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        """Float images in [0, 1], ``[B, 3, S, S]`` at ``input_size`` → pixel values (training feeds augmented images)."""
+        """Float images in [0, 1], ``[B, 3, S, S]`` at ``input_size`` → pixel values (training feeds augmented
+        images)."""
         mean = torch.tensor(self.image_mean, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
         std = torch.tensor(self.image_std, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
         return (images - mean) / std

@@ -32,8 +32,14 @@ from drywall_qa.segmenter import Segmenter
 from drywall_qa.training.augment import AugmentConfig
 from drywall_qa.training.checkpoint import STATE_FILE, load_training_state, replace_directory, save_training_state
 from drywall_qa.training.feature_cache import FeatureCache
-from drywall_qa.training.history import (CURVES_FILE, HISTORY_FILE, append_history, plot_curves, read_history,
-                                         truncate_history)
+from drywall_qa.training.history import (
+    CURVES_FILE,
+    HISTORY_FILE,
+    append_history,
+    plot_curves,
+    read_history,
+    truncate_history,
+)
 from drywall_qa.training.losses import LOSSES
 from drywall_qa.training.samples import EpochSampler, PromptedSegmentationSet, Source, balanced_weights, collate
 from drywall_qa.training.validation import best_thresholds, mean_dice, validate

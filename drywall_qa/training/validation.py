@@ -24,7 +24,8 @@ def cross_prompt_scores(segmenter: Segmenter, split: CocoSplit, prompts: Sequenc
     for i in range(min(len(split), limit or len(split))):
         for prediction in segmenter.predict(split.load_image(i), list(prompts), threshold=None):
             areas[prediction.prompt].append(prediction.coverage)
-    return {p: {"mean_area": float(np.mean(a)), "false_positive_rate": float(np.mean(np.array(a) > FALSE_POSITIVE_AREA))}
+    return {p: {"mean_area": float(np.mean(a)),
+                "false_positive_rate": float(np.mean(np.array(a) > FALSE_POSITIVE_AREA))}
             for p, a in areas.items()}
 
 

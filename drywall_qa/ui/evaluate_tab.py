@@ -22,20 +22,25 @@ from pathlib import Path
 
 import gradio as gr
 
-from drywall_qa.errors import InputError
 from drywall_qa.atomic import write_atomic
+from drywall_qa.errors import InputError
 from drywall_qa.evaluate import evaluate_robustness, evaluate_split, mark_stopped, robustness_passes
 from drywall_qa.robustness import PERTURBATIONS
-from drywall_qa.ui.evaluation_views import DROP_HEADERS, HEADERS, metrics_table, panel_files, robustness_outputs, \
-    sweep_figure
-from drywall_qa.ui.messages import escape_md, guarded, skipped_note
+from drywall_qa.ui.evaluation_views import (
+    DROP_HEADERS,
+    HEADERS,
+    metrics_table,
+    panel_files,
+    robustness_outputs,
+    sweep_figure,
+)
 from drywall_qa.ui.job_limits import check_job_size
 from drywall_qa.ui.lanes import HeavyLane, JobStopped, client_address
+from drywall_qa.ui.messages import escape_md, guarded, skipped_note
 from drywall_qa.ui.models import ModelCache, SharedModel
 from drywall_qa.ui.prompts import parse_prompts
-from drywall_qa.ui.splits import ConfinedSplit, dataset_name, discover_splits, open_split, split_prompts, \
-    split_slug
 from drywall_qa.ui.retention import PARTIAL_PREFIX, Retention, prune_evaluations
+from drywall_qa.ui.splits import ConfinedSplit, dataset_name, discover_splits, open_split, split_prompts, split_slug
 from drywall_qa.ui.widgets import prompt_inputs, split_input, threshold_inputs, threshold_value, whole_number
 
 DEFAULT_LIMIT = 20
@@ -153,7 +158,8 @@ class EvaluateTab:
             split = split_input(choices, "evaluate-split")
             limit = gr.Slider(1, self.max_images, min(DEFAULT_LIMIT, self.max_images), step=1,
                               label="Images", info="the first N images of the split", elem_id="evaluate-limit")
-            panels = gr.Slider(0, MAX_PANELS, DEFAULT_PANELS, step=1, label="Panels", info="first N and worst N images drawn")
+            panels = gr.Slider(0, MAX_PANELS, DEFAULT_PANELS, step=1, label="Panels",
+                               info="first N and worst N images drawn")
         with gr.Accordion("Prompts and threshold", open=False):
             selected, typed = prompt_inputs(split_prompts(choices[0][1], self.roots) if choices else [])
             tuned, threshold = threshold_inputs()

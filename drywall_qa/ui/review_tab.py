@@ -22,8 +22,14 @@ from drywall_qa.ui.models import ModelCache, SharedModel
 from drywall_qa.ui.prompts import parse_prompts
 from drywall_qa.ui.reviews import ReviewStore, review_slug
 from drywall_qa.ui.splits import ConfinedSplit, discover_splits, open_split, split_name, split_prompts
-from drywall_qa.ui.widgets import for_display, prompt_inputs, split_input, threshold_inputs, threshold_value, \
-    whole_number
+from drywall_qa.ui.widgets import (
+    for_display,
+    prompt_inputs,
+    split_input,
+    threshold_inputs,
+    threshold_value,
+    whole_number,
+)
 from drywall_qa.visualisation import FN_COLOR, FP_COLOR, GT_COLOR, TP_COLOR, error_map, overlay, palette
 
 HEADERS = ["Image", "Prompt", "IoU", "Dice", "Precision", "Recall", "Decision", "Comment"]

@@ -15,11 +15,11 @@ import gradio as gr
 import numpy as np
 
 from drywall_qa.errors import InputError
+from drywall_qa.imaging import load_image
 from drywall_qa.ui.messages import error_message, escape_md, guarded
 from drywall_qa.ui.models import ModelCache, SharedModel
 from drywall_qa.ui.splits import discover_splits, open_split, split_name
 from drywall_qa.ui.widgets import split_input
-from drywall_qa.imaging import load_image
 from drywall_qa.visual_prompts import STEPS, VisualPrompt, load_mask
 
 OFF, DRAWN, DATASET = "off", "drawn", "dataset"
