@@ -17,7 +17,6 @@ import csv
 import heapq
 import io
 import json
-import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -33,6 +32,7 @@ from drywall_qa.atomic import write_atomic
 from drywall_qa.cli_args import add_model_arguments, count_arg, folder_arg, path_arg
 from drywall_qa.data import DATASETS, CocoSplit, Sample, get_dataset
 from drywall_qa.errors import InputError, ModelLoadError
+from drywall_qa.file_names import safe_name
 from drywall_qa.metrics import ImageScores, ThresholdSweep, aggregate, mean_width, score_image
 from drywall_qa.presence import PresenceRecords, describe_auroc, verdict_counts
 from drywall_qa.robustness import (
@@ -74,10 +74,6 @@ def write_png(path: Path, rgb: np.ndarray) -> None:
     write_atomic(path, buffer.getvalue())
 
 
-def _safe_stem(file_name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(file_name).stem)[:80] or "image"
-
-
 class _PanelWriter:
     """Writes the first ``n`` panels at once and keeps the rendered panels of the ``n`` lowest-IoU images seen so
     far (by the first prompt; ties keep the earlier image), so memory stays bounded by ``n``."""
@@ -98,7 +94,7 @@ class _PanelWriter:
         if not (first or worst):
             return
         titled = [(f"{p.prompt} · IoU {s.iou:.2f}", p.mask) for p, s in zip(predictions, scores)]
-        rendered, stem = panel(sample.image, sample.mask, titled), _safe_stem(sample.file_name)
+        rendered, stem = panel(sample.image, sample.mask, titled), safe_name(Path(sample.file_name).stem)
         if first:
             write_png(self.directory / f"first_{index:03d}_{stem}.png", rendered)
         if worst and len(self._worst) < self.n:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +25,7 @@ from drywall_qa.atomic import write_atomic
 from drywall_qa.cli_args import add_model_arguments, folder_arg, path_arg
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.evaluate import write_png
+from drywall_qa.file_names import safe_name
 from drywall_qa.imaging import load_image, short_path
 from drywall_qa.presence import describe_presence
 from drywall_qa.segmenter import (
@@ -39,10 +39,6 @@ from drywall_qa.segmenter import (
 from drywall_qa.semantic import render_semantic, semantic_map
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:60] or "prompt"
-
-
 def write_outputs(image: np.ndarray, predictions: Sequence[Prediction], out_dir: Path, semantic: bool,
                   calibrated: Sequence[str] = ()) -> dict:
     """Write the masks, ``predictions.json`` and (``semantic``) the label map and its picture; return the JSON.
@@ -50,7 +46,7 @@ def write_outputs(image: np.ndarray, predictions: Sequence[Prediction], out_dir:
     (out_dir / "masks").mkdir(parents=True, exist_ok=True)
     report: dict = {"predictions": []}
     for index, prediction in enumerate(predictions):
-        name = f"masks/{index:02d}_{_slug(prediction.prompt)}.png"
+        name = f"masks/{index:02d}_{safe_name(prediction.prompt, 'prompt')}.png"
         write_png(out_dir / name, np.repeat(prediction.mask[..., None].astype(np.uint8) * 255, 3, axis=2))
         report["predictions"].append({"prompt": prediction.prompt, "threshold": prediction.threshold,
                                       "coverage": prediction.coverage, "presence": prediction.presence,

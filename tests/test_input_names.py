@@ -14,8 +14,9 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from drywall_qa.errors import InputError
+from drywall_qa.file_names import safe_name
 from drywall_qa.imaging import load_image, path_problem, short_path
-from drywall_qa.ui.exports import mask_file_names, safe_name, write_downloads
+from drywall_qa.ui.exports import mask_file_names, write_downloads
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import shutil
 import tempfile
 import threading
 import time
-import unicodedata
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,8 +17,8 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-#: longest image or prompt part of a download name: ``{image}__{prompt}-NN.png`` stays far below 255 bytes
-MAX_STEM = 80
+from drywall_qa.file_names import safe_name
+
 #: scratch folders of downloads older than this are deleted when a new one is made
 SCRATCH_TTL_S = 3600
 #: how often the scratch root is scanned for stale folders
@@ -28,13 +26,6 @@ PRUNE_EVERY_S = 60
 
 _pruned_at: dict[Path, float] = {}
 _pruned_lock = threading.Lock()
-
-
-def safe_name(text: str, fallback: str = "image") -> str:
-    """``text`` reduced to a file-name-safe ASCII stem of at most ``MAX_STEM`` characters: accents dropped, runs of
-    other characters (``/``, NUL, controls) become ``_``, no leading ``.`` (hidden) or ``-`` (read as an option)."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", ascii_text).strip("._-")[:MAX_STEM] or fallback
 
 
 def scratch_dir(root: Path | None = None) -> Path:
