@@ -15,8 +15,10 @@ os.umask(_UMASK)
 NEW_FILE_MODE = 0o666 & ~_UMASK
 
 
-def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Let ``write`` fill a temp file next to ``path``, then rename it over ``path``."""
+def write_atomic(path: Path, data: bytes | str | Callable[[BinaryIO], None]) -> None:
+    """Write text (UTF-8), bytes, or what ``data(handle)`` writes, to a temp file next to ``path``, fsync it and
+    rename it over ``path``."""
+    write = data if callable(data) else (lambda handle: handle.write(data.encode() if isinstance(data, str) else data))
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -28,8 +30,3 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write text (UTF-8) or bytes to ``path`` atomically."""
-    atomic_write(path, lambda handle: handle.write(data.encode() if isinstance(data, str) else data))

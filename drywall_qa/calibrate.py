@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from drywall_qa.cli_args import count_arg, path_arg
-from drywall_qa.data import DATASETS, CocoSplit, data_roots, split_dir
+from drywall_qa.data import DATASETS, CocoSplit, data_root, split_dir
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.evaluate import Progress, Split, predictions_over
 from drywall_qa.metrics import ThresholdSweep
@@ -158,10 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         if not (args.model / "config.json").is_file():
             raise InputError(str(args.model), "not a checkpoint folder (no config.json)",
                              "pass a folder written by save_pretrained, e.g. runs/x/best")
-        roots = [args.data_root] if args.data_root is not None else data_roots()
-        if not roots:
-            raise InputError("--data-root", "no data folder found", "pass --data-root or set DRYWALL_QA_DATA")
-        splits = {name: CocoSplit(split_dir(roots[0], name, args.split)) for name in dict.fromkeys(args.datasets)}
+        root = data_root(args.data_root)
+        splits = {name: CocoSplit(split_dir(root, name, args.split)) for name in dict.fromkeys(args.datasets)}
         segmenter = Segmenter.load(args.model, device=args.device)
         records = collect(segmenter, splits, args.limit, shapes=args.shapes)
         fits, outputs = fit_calibration(records.presence), choose_outputs(records.sweeps)

@@ -77,6 +77,14 @@ def data_roots() -> list[Path]:
     return roots
 
 
+def data_root(given: Path | None) -> Path:
+    """The data folder a command reads: ``given`` (``--data-root``), else the first of :func:`data_roots`."""
+    roots = [given] if given is not None else data_roots()
+    if not roots:
+        raise InputError("--data-root", "no data folder found", "pass --data-root or set DRYWALL_QA_DATA")
+    return roots[0]
+
+
 def split_dir(root: Path, dataset: str, split: str) -> Path:
     """``root / <dataset folder> / split``, e.g. ``data/cracks/valid``."""
     return Path(root) / get_dataset(dataset).folder / split

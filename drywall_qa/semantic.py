@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from drywall_qa.atomic import write_atomic
 from drywall_qa.cli_args import add_model_arguments, count_arg, folder_arg, path_arg
-from drywall_qa.data import DATASETS, CocoSplit, data_roots, split_dir
+from drywall_qa.data import DATASETS, CocoSplit, data_root, split_dir
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.evaluate import Progress, Split, predictions_over, write_png
 from drywall_qa.imaging import resize_mask
@@ -218,10 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        roots = [args.data_root] if args.data_root is not None else data_roots()
-        if not roots:
-            raise InputError("--data-root", "no data folder found", "pass --data-root or set DRYWALL_QA_DATA")
-        classes = classes_from_datasets(roots[0], args.datasets, args.split, args.prompts)
+        classes = classes_from_datasets(data_root(args.data_root), args.datasets, args.split, args.prompts)
         args.out.mkdir(parents=True, exist_ok=True)
         segmenter = Segmenter.load(args.model, device=args.device)
         report = evaluate_semantic(segmenter, classes, args.threshold, args.limit, args.out, args.panels)

@@ -301,15 +301,15 @@ def test_cache_key_follows_content_encoder_weights_and_size(clipseg, data: Path,
 
 def test_cache_writes_atomically_and_recomputes_damaged_entries(clipseg, data: Path, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    import drywall_qa.training.feature_cache as feature_cache
+    import drywall_qa.atomic as atomic
 
     image, directory = image_files(data)[0], tmp_path / "cache"
 
-    def crash_mid_write(tensors, path):
-        Path(path).write_bytes(b"partial")
+    def crash_before_rename(source, target):
+        assert Path(source).stat().st_size > 0           # the temp file was written in full
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(feature_cache, "save_file", crash_mid_write)
+    monkeypatch.setattr(atomic.os, "replace", crash_before_rename)
     with pytest.raises(KeyboardInterrupt):
         FeatureCache(clipseg, directory).get(image)
     assert list(directory.iterdir()) == []

@@ -13,14 +13,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from drywall_qa.atomic import atomic_write
+from drywall_qa.atomic import write_atomic
 
 STATE_FILE = "training_state.pt"
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """``torch.save`` that a kill cannot leave half-written."""
-    atomic_write(path, lambda handle: torch.save(obj, handle))
+    write_atomic(path, lambda handle: torch.save(obj, handle))
 
 
 def replace_directory(directory: Path, write: Callable[[Path], None]) -> None:

@@ -10,15 +10,14 @@ the training loss only in its last digits (about 1e-5 relative); pass ``dtype=to
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections import OrderedDict
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
+from drywall_qa.atomic import write_atomic
 from drywall_qa.backends import Backend, Features
 from drywall_qa.errors import InputError
 from drywall_qa.imaging import load_image
@@ -81,13 +80,6 @@ class FeatureCache:
         with torch.inference_mode():
             pixels = self.backend.preprocess([load_image(image_file)])
             features = tuple(f.to("cpu", self.dtype).contiguous() for f in self.backend.encode_image(pixels))
-        fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file({str(i): f for i, f in enumerate(features)}, tmp)
-            os.replace(tmp, self._path(key))
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(self._path(key), save({str(i): f for i, f in enumerate(features)}))
         self.computed += 1
         return features
