@@ -27,7 +27,7 @@ from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.evaluate import Progress, Split, predictions_over, write_png
 from drywall_qa.imaging import resize_mask
 from drywall_qa.segmenter import Prediction, Segmenter
-from drywall_qa.visualisation import BAND_COLOR, GAP, RGB, TEXT_COLOR, overlay, palette, titled
+from drywall_qa.visualisation import BAND_COLOR, GAP, RGB, TEXT_COLOR, overlay, palette, panel_image, side_by_side
 
 BACKGROUND = "background"
 #: legend entries longer than this many characters are cut and end with …
@@ -91,17 +91,11 @@ def _shrink_labels(labels: np.ndarray, size: tuple[int, int], num_classes: int) 
 def semantic_panel(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray, names: Sequence[str],
                    height: int = 320) -> np.ndarray:
     """``[Input | Ground truth | Prediction | legend]``, tiles scaled to ``height`` with titles."""
-    size = (height, max(1, round(image.shape[1] * height / image.shape[0])))
-    small = np.asarray(Image.fromarray(image).resize(size[::-1], Image.Resampling.BILINEAR))
-    band = max(14, round(height * 0.08))
-    tiles = [titled(small, "Input", band)] + [
-        titled(label_overlay(small, _shrink_labels(labels, size, len(names)), len(names)), title, band)
+    small = panel_image(image, height)
+    tiles = [("Input", small)] + [
+        (title, label_overlay(small, _shrink_labels(labels, small.shape[:2], len(names)), len(names)))
         for title, labels in (("Ground truth", truth), ("Prediction", prediction))]
-    key = legend(names, font_size=max(12, round(height * 0.05)))
-    key = np.pad(key, ((0, max(0, height + band - key.shape[0])), (0, 0), (0, 0)), constant_values=BAND_COLOR[0])
-    tiles.append(key[: height + band])
-    gap = np.full((height + band, GAP, 3), BAND_COLOR, np.uint8)
-    return np.concatenate([part for tile in tiles for part in (tile, gap)][:-1], axis=1)
+    return side_by_side([*tiles, (None, legend(names, font_size=max(12, round(height * 0.05))))], height)
 
 
 class Confusion:

@@ -114,9 +114,8 @@ def panel(image: np.ndarray, truth: np.ndarray | None, predictions: Sequence[tup
     title on a top band. With ``truth``, predictions are drawn as :func:`error_map` s over the image; without it
     the ground-truth tile is left out and predictions are plain overlays."""
     image = _as_rgb(image)
-    h, w = image.shape[:2]
-    size = (height, max(1, round(w * height / h)))
-    small = np.asarray(Image.fromarray(image).resize(size[::-1], Image.Resampling.BILINEAR))
+    small = panel_image(image, height)
+    size = small.shape[:2]
 
     def shrink(mask: np.ndarray) -> np.ndarray:
         return resize_mask(_check_mask(mask, image.shape), size)
@@ -129,7 +128,24 @@ def panel(image: np.ndarray, truth: np.ndarray | None, predictions: Sequence[tup
     for (title, mask), color in zip(predictions, colors):
         mask = shrink(mask)
         tiles.append((title, error_map(mask, truth, small) if truth is not None else overlay(small, [mask], [color])))
+    return side_by_side(tiles, height)
+
+
+def panel_image(image: np.ndarray, height: int) -> np.ndarray:
+    """``image`` scaled to ``height`` rows, keeping its aspect ratio: a panel's first tile."""
+    size = (height, max(1, round(image.shape[1] * height / image.shape[0])))
+    return np.asarray(Image.fromarray(image).resize(size[::-1], Image.Resampling.BILINEAR))
+
+
+def side_by_side(tiles: Sequence[tuple[str | None, np.ndarray]], height: int) -> np.ndarray:
+    """``(title, tile)`` pairs of ``height`` rows side by side with gaps, each title on a band above its tile; a tile
+    titled None (a legend) fills the band's height too, padded or cut."""
     band = max(14, round(height * 0.08))
+    parts = []
+    for title, tile in tiles:
+        if title is None:
+            tile = np.pad(tile, ((0, max(0, height + band - tile.shape[0])), (0, 0), (0, 0)),
+                          constant_values=BAND_COLOR[0])[: height + band]
+        parts.append(tile if title is None else titled(tile, title, band))
     gap = np.full((height + band, GAP, 3), BAND_COLOR, np.uint8)
-    parts = [titled(tile, title, band) for title, tile in tiles]
     return np.concatenate([p for part in parts for p in (part, gap)][:-1], axis=1)
