@@ -42,6 +42,17 @@ def data_root() -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread (several threads mostly wait for each other on a busy machine)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_clipseg_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.tiny_clipseg import make_tiny_clipseg

@@ -40,8 +40,7 @@ from drywall_qa.ui.inspect_tab import InspectTab
 from drywall_qa.ui.models import ModelCache
 from drywall_qa.ui.review_tab import ReviewTab
 from tests.app_server import AppServer, serve_app
-from tests.test_imaging import _png_header_only
-from tests.test_ui_splits import make_split
+from tests.helpers import make_split, png_header_only
 
 RNG = np.random.default_rng(11)
 #: images in the server's split: enough that Stop and cancel usually land while an evaluation runs
@@ -95,7 +94,7 @@ def test_corrupt_png_data_is_refused_by_api_and_app(models: ModelCache, tiny_lit
 
 def test_decompression_bomb_upload_names_the_limit(models: ModelCache, tiny_lite_dir: Path, tmp_path: Path) -> None:
     path = tmp_path / "bomb.png"
-    path.write_bytes(_png_header_only(20_000, 20_000))
+    path.write_bytes(png_header_only(20_000, 20_000))
     status, *_ = inspect(models, tiny_lite_dir, path)
     assert "bomb.png" in status and "too many pixels" in status and f"{MAX_PIXELS:,}" in status
 
@@ -285,7 +284,7 @@ def uploads(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     good = io.BytesIO()
     Image.fromarray(noise(64, 64)).save(good, "JPEG")
     contents = {"good.jpg": good.getvalue(), "empty.jpg": b"", "notes.jpg": b"meeting notes, not a photo",
-                "cut.jpg": good.getvalue()[:700], "bomb.png": _png_header_only(30_000, 30_000)}
+                "cut.jpg": good.getvalue()[:700], "bomb.png": png_header_only(30_000, 30_000)}
     for name, data in contents.items():
         (folder / name).write_bytes(data)
     return {name: folder / name for name in contents}

@@ -15,7 +15,7 @@ import pytest
 
 from drywall_qa.backends import BUNDLED_DIR
 from tests.app_server import serve_app
-from tests.test_ui_splits import make_split
+from tests.helpers import make_split
 
 CHROMIUM = Path("/usr/bin/chromium")
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed: pip install playwright")

@@ -14,7 +14,7 @@ from drywall_qa import concepts, evaluate, predict
 from drywall_qa.backends import load_backend
 from drywall_qa.backends.lite import LiteBackend
 from drywall_qa.segmenter import Segmenter, unknown_concept_note
-from tests.test_evaluate import make_split
+from tests.helpers import make_mixed_split
 
 IMAGE = np.random.default_rng(3).integers(0, 256, (40, 56, 3), dtype=np.uint8)
 
@@ -96,7 +96,7 @@ def test_predict_cli_writes_the_flag_and_a_note(photo: Path, tmp_path: Path,
 
 def test_evaluate_cli_writes_the_flag_and_a_note(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
-    assert evaluate.main(["--split", str(make_split(tmp_path / "split")), "--prompts", "segment crack",
+    assert evaluate.main(["--split", str(make_mixed_split(tmp_path / "split")), "--prompts", "segment crack",
                           "segment window", "--model", "lite", "--device", "cpu", "--limit", "1", "--panels", "0",
                           "--out", str(out)]) == 0
     flags = json.loads((out / "metrics.json").read_text())["concepts"]

@@ -18,7 +18,7 @@ import pytest
 
 from drywall_qa.ui.evaluate_tab import EvaluateTab
 from drywall_qa.ui.models import ModelCache
-from tests.test_ui_splits import make_split
+from tests.helpers import make_split
 
 REPO = Path(__file__).resolve().parents[1]
 #: each payload is large enough that the writer spends nearly all its time inside write_atomic

@@ -16,38 +16,17 @@ import torch
 from PIL import Image
 
 import drywall_qa.backends
+from drywall_qa.atomic import write_atomic
 from drywall_qa.data import DATASETS, CocoSplit
-from drywall_qa.evaluate import evaluate_split, main, write_atomic
+from drywall_qa.evaluate import evaluate_split, main
 from drywall_qa.metrics import mean_width
 from drywall_qa.segmenter import Prediction
+from tests.helpers import MIXED_SIZES, make_mixed_split
 
 REPO = Path(__file__).resolve().parents[1]
-SIZES = [(48, 64), (64, 48), (40, 40)]        # (h, w) of the three generated images
 METRIC_KEYS = {"loss", "miou", "dice", "pooled_iou", "precision", "recall", "threshold"}
 SCORE_KEYS = METRIC_KEYS | {"shape", "mask_verdict_disagreements", "masks_with_low_presence",
                              "empty_with_high_presence"}
-
-
-def make_split(directory: Path) -> Path:
-    """Three images: one polygon, one box-only annotation (empty segmentation), one unannotated."""
-    directory.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    images = []
-    for index, (h, w) in enumerate(SIZES):
-        name = f"img {index}.png"                 # a space, to check panel names are sanitised
-        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(directory / name)
-        images.append({"id": index + 1, "file_name": name, "height": h, "width": w})
-    annotations = [
-        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [4, 4, 30, 20], "area": 300, "iscrowd": 0,
-         "segmentation": [[4, 4, 34, 4, 34, 24, 4, 24, 10, 14]]},
-        {"id": 2, "image_id": 2, "category_id": 1, "bbox": [5, 10, 20, 30], "area": 600, "iscrowd": 0,
-         "segmentation": []},
-    ]
-    categories = [{"id": 0, "name": "defects", "supercategory": "none"},
-                  {"id": 1, "name": "crack", "supercategory": "defects"}]
-    (directory / "_annotations.coco.json").write_text(
-        json.dumps({"images": images, "annotations": annotations, "categories": categories}))
-    return directory
 
 
 def edit_annotations(directory: Path, edit: Callable[[dict], None]) -> Path:
@@ -70,7 +49,7 @@ def add_degenerate_annotations(document: dict) -> None:
 
 @pytest.fixture
 def split_dir(tmp_path: Path) -> Path:
-    return make_split(tmp_path / "split")
+    return make_mixed_split(tmp_path / "split")
 
 
 class ScriptedSegmenter:
@@ -115,7 +94,7 @@ def test_scores_match_hand_computation(split_dir: Path, tmp_path: Path) -> None:
     first, second = metrics["prompts"]["first"], metrics["prompts"]["second"]
     # ious: [1, 0 (missed everything), 0 (full mask on an empty truth)]
     assert first["miou"] == pytest.approx(1 / 3) and first["dice"] == pytest.approx(1 / 3)
-    h2, w2 = SIZES[2]
+    h2, w2 = MIXED_SIZES[2]
     assert first["pooled_iou"] == pytest.approx(areas[0] / (areas[0] + areas[1] + h2 * w2))
     assert first["precision"] == pytest.approx((1 + 1 + 0) / 3)    # empty prediction counts as precise
     assert first["recall"] == pytest.approx((1 + 0 + 1) / 3)       # empty truth counts as fully recalled
@@ -227,7 +206,7 @@ def test_cli_tiny_clipseg(split_dir: Path, tiny_clipseg_dir: Path, tmp_path: Pat
     out = tmp_path / "out"
     prompts = ["segment crack", "segment wall crack"]
     edit_annotations(split_dir, add_degenerate_annotations)
-    negatives = make_split(tmp_path / "negatives")
+    negatives = make_mixed_split(tmp_path / "negatives")
     with pytest.warns(UserWarning, match="degenerate polygon|nothing to draw"):
         rc = main(["--split", str(split_dir), "--prompts", *prompts, "--model", str(tiny_clipseg_dir),
                    "--panels", "2", "--negatives-split", str(negatives), "--out", str(out)])

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import io
-import struct
 import warnings
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,7 @@ from PIL import Image, ImageFile
 
 from drywall_qa.errors import InputError
 from drywall_qa.imaging import MAX_PIXELS, load_image, resize_mask, resize_probabilities
+from tests.helpers import png_header_only
 
 RNG = np.random.default_rng(0)
 RGB = RNG.integers(0, 256, size=(12, 20, 3), dtype=np.uint8)
@@ -27,16 +26,6 @@ def _png_bytes(img: Image.Image) -> bytes:
     buffer = io.BytesIO()
     img.save(buffer, "PNG")
     return buffer.getvalue()
-
-
-def _png_header_only(width: int, height: int) -> bytes:
-    """A PNG that declares ``width × height`` but holds almost no pixel data."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
 
 
 @pytest.mark.parametrize("kind", ["path", "str", "bytes", "pil", "array"])
@@ -176,7 +165,7 @@ def test_oversized_images_are_refused_before_decoding(width: int, height: int) -
     assert width * height > MAX_PIXELS
     with warnings.catch_warnings(record=True) as caught, pytest.raises(InputError, match=f"{MAX_PIXELS:,}") as info:
         warnings.simplefilter("always")
-        load_image(_png_header_only(width, height), name="bomb.png")
+        load_image(png_header_only(width, height), name="bomb.png")
     assert "bomb.png" in str(info.value) and "truncated" not in str(info.value)
     assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
 

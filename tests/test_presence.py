@@ -33,7 +33,7 @@ from drywall_qa.presence import (
 )
 from drywall_qa.segmenter import Prediction, Segmenter
 from drywall_qa.shapes import SHAPES
-from tests.test_evaluate import make_split
+from tests.helpers import make_mixed_split
 
 
 def test_presence_logit_averages_the_most_confident_logits() -> None:
@@ -173,8 +173,8 @@ class PresenceSegmenter:
 
 
 def test_evaluation_reports_presence_auroc_with_negatives(tmp_path: Path) -> None:
-    split = CocoSplit(make_split(tmp_path / "split"))          # images 0, 1 annotated; image 2 empty
-    negatives = CocoSplit(make_split(tmp_path / "negatives"))
+    split = CocoSplit(make_mixed_split(tmp_path / "split"))          # images 0, 1 annotated; image 2 empty
+    negatives = CocoSplit(make_mixed_split(tmp_path / "negatives"))
     # split: 0.9, 0.6 (targets), 0.7 (empty) ; negatives: 0.2, 0.8, 0.1
     segmenter = PresenceSegmenter([0.9, 0.6, 0.7, 0.2, 0.8, 0.1])
     progress: list[tuple[int, int]] = []
@@ -193,7 +193,7 @@ def test_evaluation_reports_presence_auroc_with_negatives(tmp_path: Path) -> Non
 
 
 def test_evaluation_counts_masks_the_presence_disagrees_with(tmp_path: Path) -> None:
-    split = CocoSplit(make_split(tmp_path / "split"))
+    split = CocoSplit(make_mixed_split(tmp_path / "split"))
     segmenter = PresenceSegmenter([0.45, 0.9, 0.7], found=[True, True, False])
     scores = evaluate_split(segmenter, split, ["p"], panels=0)["prompts"]["p"]
     assert (scores["mask_verdict_disagreements"], scores["masks_with_low_presence"],
@@ -201,7 +201,8 @@ def test_evaluation_counts_masks_the_presence_disagrees_with(tmp_path: Path) -> 
 
 
 def test_stop_among_the_negatives_keeps_the_split_and_the_negatives_so_far(tmp_path: Path) -> None:
-    split, negatives = CocoSplit(make_split(tmp_path / "split")), CocoSplit(make_split(tmp_path / "negatives"))
+    split = CocoSplit(make_mixed_split(tmp_path / "split"))
+    negatives = CocoSplit(make_mixed_split(tmp_path / "negatives"))
     segmenter = PresenceSegmenter([0.9, 0.6, 0.7, 0.2, 0.8, 0.1])
     metrics = evaluate_split(segmenter, split, ["p"], panels=0, negatives=negatives, stop=lambda: segmenter.calls >= 4)
     assert metrics["num_images"] == 3 and metrics["negatives"]["num_images"] == 1
@@ -215,7 +216,7 @@ def test_stop_among_the_negatives_keeps_the_split_and_the_negatives_so_far(tmp_p
 
 def _data_root(directory: Path) -> Path:
     for name in DATASETS.values():
-        make_split(directory / name.folder / "valid")
+        make_mixed_split(directory / name.folder / "valid")
     return directory
 
 
@@ -242,7 +243,7 @@ def test_calibrate_cli_errors(tiny_clipseg_dir: Path, tmp_path: Path, capsys: py
     assert calibrate_main(["--model", str(tmp_path / "nothing"), "--data-root", str(tmp_path)]) == 2
     assert "config.json" in capsys.readouterr().err
     root = tmp_path / "data"
-    make_split(root / "cracks" / "valid")
+    make_mixed_split(root / "cracks" / "valid")
     copy = shutil.copytree(tiny_clipseg_dir, tmp_path / "model")
     assert calibrate_main(["--model", str(copy), "--data-root", str(root), "--datasets", "cracks", "taping"]) == 2
     assert "drywall-join-detect" in capsys.readouterr().err          # the missing split is named

@@ -17,13 +17,13 @@ from drywall_qa.errors import InputError
 from drywall_qa.evaluate import ROBUSTNESS_FIELDS, evaluate_robustness, evaluate_split, main
 from drywall_qa.robustness import LEVELS, PERTURBATIONS, PerturbedSplit, parse_perturbations
 from drywall_qa.segmenter import Prediction
-from tests.test_evaluate import make_split
+from tests.helpers import make_mixed_split
 
 
 @pytest.fixture
 def drawn_split(tmp_path: Path) -> CocoSplit:
     """The evaluation test split with every image replaced by its mask drawn white on black (lossless PNG)."""
-    split = CocoSplit(make_split(tmp_path / "split"))
+    split = CocoSplit(make_mixed_split(tmp_path / "split"))
     for i in range(len(split)):
         Image.fromarray(np.repeat(split.mask(i)[..., None], 3, axis=2).astype(np.uint8) * 255).save(
             split.image_path(i))
@@ -114,7 +114,7 @@ def test_report_drops(drawn_split: CocoSplit, tmp_path: Path) -> None:
 
 def test_cli_perturb_tiny_clipseg(tiny_clipseg_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    rc = main(["--split", str(make_split(tmp_path / "split")), "--prompts", "segment crack", "segment wall crack",
+    rc = main(["--split", str(make_mixed_split(tmp_path / "split")), "--prompts", "segment crack", "segment wall crack",
                "--model", str(tiny_clipseg_dir), "--limit", "2", "--panels", "0", "--perturb", "blur,rotate",
                "--out", str(out)])
     assert rc == 0

@@ -23,7 +23,7 @@ from drywall_qa.semantic import (
     semantic_map,
 )
 from drywall_qa.visualisation import palette
-from tests.test_evaluate import make_split
+from tests.helpers import make_mixed_split
 
 
 def _prediction(prompt: str, probabilities: np.ndarray, threshold: float) -> Prediction:
@@ -95,8 +95,8 @@ class ChannelSegmenter:
 
 
 def test_evaluate_semantic_scores_the_multiclass_truth(tmp_path: Path) -> None:
-    cracks = _paint(CocoSplit(make_split(tmp_path / "cracks")), 0)
-    taping = _paint(CocoSplit(make_split(tmp_path / "taping")), 1)
+    cracks = _paint(CocoSplit(make_mixed_split(tmp_path / "cracks")), 0)
+    taping = _paint(CocoSplit(make_mixed_split(tmp_path / "taping")), 1)
     classes = [SemanticClass("crack", "red", cracks), SemanticClass("taping", "green", taping)]
     report = evaluate_semantic(ChannelSegmenter(), classes, out_dir=tmp_path / "out", panels=1)
     for name in ("background", "crack", "taping"):
@@ -118,7 +118,7 @@ def test_evaluate_semantic_scores_the_multiclass_truth(tmp_path: Path) -> None:
 def test_cli_tiny_clipseg(tiny_clipseg_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = tmp_path / "data"
     for spec in DATASETS.values():
-        make_split(root / spec.folder / "valid")
+        make_mixed_split(root / spec.folder / "valid")
     out = tmp_path / "out"
     assert main(["--data-root", str(root), "--model", str(tiny_clipseg_dir), "--out", str(out), "--panels", "1"]) == 0
     report = json.loads((out / "semantic.json").read_text())
@@ -133,7 +133,7 @@ def test_cli_tiny_clipseg(tiny_clipseg_dir: Path, tmp_path: Path, capsys: pytest
 def test_cli_prompt_count_must_match(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = tmp_path / "data"
     for spec in DATASETS.values():
-        make_split(root / spec.folder / "valid")
+        make_mixed_split(root / spec.folder / "valid")
     assert main(["--data-root", str(root), "--prompts", "only one", "--out", str(tmp_path / "o")]) == 2
     assert "--prompts" in capsys.readouterr().err
 

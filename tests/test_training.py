@@ -21,7 +21,6 @@ from drywall_qa.backends import load_backend
 from drywall_qa.data import DATASETS, CocoSplit, split_dir
 from drywall_qa.postprocess import LEGACY_FIELDS, SETTINGS_FILE, PostprocessSettings
 from drywall_qa.training.augment import AugmentConfig
-from drywall_qa.training.checkpoint import STATE_FILE
 from drywall_qa.training.feature_cache import FeatureCache
 from drywall_qa.training.history import read_history
 from drywall_qa.training.loop import TrainConfig, TrainStep, train
@@ -35,69 +34,18 @@ from drywall_qa.training.samples import (
     can_overlay,
 )
 from drywall_qa.training.validation import UNRELATED_PROMPTS
+from tests.helpers import make_data_root, state_of, tiny_config, write_training_split
 from train.__main__ import main
 
-SIDE = 48
 PROMPTS = [p for spec in DATASETS.values() for p in spec.prompts]
 
 
-def _write_split(folder: Path, dataset: str, count: int, seed: int) -> None:
-    """``count`` generated images with a COCO file: taping = a pale band marked by its box (empty segmentation),
-    cracks = a dark diagonal polygon."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    images, annotations = [], []
-    for i in range(count):
-        image = rng.normal(120, 20, (SIDE, SIDE, 3))
-        x, y, w, h = (int(v) for v in rng.integers(4, SIDE // 2, 4))
-        if dataset == "taping":
-            image[y:y + h, x:x + w] += 80
-            annotation = {"bbox": [x, y, w, h], "segmentation": []}
-        else:
-            polygon = [x, y, x + 3, y, x + w + 3, y + h, x + w, y + h]
-            yy, xx = np.mgrid[:SIDE, :SIDE]
-            image[(np.abs((xx - x) * h - (yy - y) * w) < 2 * h) & (yy >= y) & (yy <= y + h)] -= 80
-            annotation = {"bbox": [x, y, w + 3, h], "segmentation": [polygon]}
-        name = f"{dataset}_{seed}_{i}.png"
-        Image.fromarray(image.clip(0, 255).astype(np.uint8)).save(folder / name)
-        images.append({"id": i, "file_name": name, "width": SIDE, "height": SIDE})
-        annotations.append({"id": i, "image_id": i, "category_id": 1, "iscrowd": 0, "area": w * h, **annotation})
-    coco = {"images": images, "annotations": annotations,
-            "categories": [{"id": 0, "name": "super"}, {"id": 1, "name": dataset}]}
-    (folder / "_annotations.coco.json").write_text(json.dumps(coco))
-
-
-def make_data_root(root: Path, train_count: int = 4, valid_count: int = 2) -> Path:
-    """Both datasets in the Roboflow layout under ``root``."""
-    for number, name in enumerate(DATASETS):
-        _write_split(split_dir(root, name, "train"), name, train_count, seed=2 * number)
-        _write_split(split_dir(root, name, "valid"), name, valid_count, seed=2 * number + 1)
-    return root
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (several threads mostly wait for each other on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_data_root(tmp_path_factory.mktemp("data"))
-
-
-def tiny_config(model: Path, data: Path, out: Path, **overrides) -> TrainConfig:
-    """A quick run: both datasets, all prompts, some negatives, 2 epochs of 2 steps."""
-    settings = dict(dataset="both", data_root=data, output_dir=out, model=str(model), epochs=2, batch_size=4,
-                    lr=1e-3, prompts="all", negatives=0.25, loss="bce+dice")
-    return TrainConfig(**{**settings, **overrides})
-
-
-def state_of(out: Path) -> dict:
-    return torch.load(out / STATE_FILE, map_location="cpu", weights_only=False)
 
 
 def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
@@ -437,7 +385,7 @@ def test_unweighted_epoch_is_a_seeded_draw_without_repeats() -> None:
 
 def test_balanced_epoch_gives_each_dataset_an_equal_share_even_past_the_smaller_one(tmp_path: Path) -> None:
     for number, (name, count) in enumerate({"taping": 3, "cracks": 12}.items()):
-        _write_split(split_dir(tmp_path, name, "train"), name, count, seed=number)
+        write_training_split(split_dir(tmp_path, name, "train"), name, count, seed=number)
     dataset = PromptedSegmentationSet(sources(tmp_path), 32, images=False)
     per_epoch = 4 * len(dataset)  # more draws than either dataset holds
     draws = list(EpochSampler(len(dataset), seed=0, per_epoch=per_epoch, weights=balanced_weights(dataset)))

@@ -19,7 +19,9 @@ from safetensors.torch import load_file
 from drywall_qa.training.checkpoint import STATE_FILE
 from drywall_qa.training.history import read_history
 from drywall_qa.training.loop import train
-from tests.test_training import make_data_root, one_thread, state_of, tiny_config  # noqa: F401 (fixture)
+from tests.helpers import make_data_root, state_of, tiny_config
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from drywall_qa.ui.evaluate_tab import EvaluateTab
 from drywall_qa.ui.messages import escape_md
 from drywall_qa.ui.models import ModelCache
-from tests.test_ui_splits import make_split
+from tests.helpers import make_split
 
 PROMPTS = ["segment crack", "segment wall crack"]
 

@@ -16,7 +16,7 @@ from drywall_qa.errors import InputError
 from drywall_qa.ui.models import ModelCache
 from drywall_qa.ui.review_tab import ReviewTab
 from drywall_qa.ui.reviews import ReviewStore
-from tests.test_ui_splits import make_split
+from tests.helpers import make_split
 
 PROMPTS = ["segment crack", "segment wall crack"]
 

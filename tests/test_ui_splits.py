@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from drywall_qa.data import DATASETS
 from drywall_qa.errors import InputError
@@ -20,26 +19,7 @@ from drywall_qa.ui.splits import (
     split_prompts,
     within,
 )
-
-
-def make_split(directory: Path, n: int = 4, size: int = 64, seed: int = 0) -> Path:
-    """A COCO split of ``n`` noisy images, each with one dark polygon labelled as its mask."""
-    rng = np.random.default_rng(seed)
-    directory.mkdir(parents=True, exist_ok=True)
-    images, annotations = [], []
-    for i in range(n):
-        image = Image.fromarray(rng.integers(150, 230, (size, size, 3), dtype=np.uint8))
-        x, y = rng.integers(4, size // 2, 2)
-        polygon = [float(min(v, size - 1)) for v in (x, y, x + size // 3 + 2 * i, y, x + size // 4, y + size // 3 + i)]
-        ImageDraw.Draw(image).polygon(polygon, fill=(40, 40, 40))
-        image.save(directory / f"img{i}.png")
-        images.append({"id": i, "file_name": f"img{i}.png", "width": size, "height": size})
-        annotations.append({"id": i, "image_id": i, "category_id": 1, "segmentation": [polygon], "iscrowd": 0,
-                            "bbox": [0, 0, 1, 1], "area": 1})
-    document = {"images": images, "annotations": annotations,
-                "categories": [{"id": 0, "name": "cracks"}, {"id": 1, "name": "crack"}]}
-    (directory / "_annotations.coco.json").write_text(json.dumps(document))
-    return directory
+from tests.helpers import make_split
 
 
 @pytest.fixture

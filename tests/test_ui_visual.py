@@ -17,7 +17,7 @@ from drywall_qa.ui.splits import open_split
 from drywall_qa.ui.visual_box import DATASET, DRAWN, OFF
 from drywall_qa.visual_prompts import VisualPrompt, engineer
 from drywall_qa.visualisation import palette
-from tests.test_ui_splits import make_split
+from tests.helpers import make_split
 
 H, W = 48, 64
 

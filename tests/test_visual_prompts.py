@@ -27,7 +27,7 @@ from drywall_qa.visual_prompts import (
     mask_from_array,
     parse_engineering,
 )
-from tests.test_evaluate import make_split
+from tests.helpers import make_mixed_split
 
 rng = np.random.default_rng(7)
 IMAGE = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
@@ -196,7 +196,7 @@ def test_lite_backend_refuses_visual_prompts_clearly(tiny_lite_dir: Path) -> Non
 
 
 def test_from_split_uses_the_annotation(tmp_path: Path) -> None:
-    split = CocoSplit(make_split(tmp_path / "split"))
+    split = CocoSplit(make_mixed_split(tmp_path / "split"))
     example = VisualPrompt.from_split(split, 0, engineering="crop")
     np.testing.assert_array_equal(example.mask, split.mask(0))
     assert example.name == split.file_name(0)
@@ -217,7 +217,7 @@ def test_from_split_real_data(data_root: Path, clipseg: Segmenter) -> None:
 
 
 def test_evaluate_cli_scores_a_visual_prompt(tiny_clipseg_dir: Path, tmp_path: Path) -> None:
-    split = make_split(tmp_path / "split")
+    split = make_mixed_split(tmp_path / "split")
     out = tmp_path / "out"
     rc = evaluate_main(["--split", str(split), "--prompts", "segment crack", "--support-split", str(split),
                         "--support-index", "1", "--alpha", "0.5", "--model", str(tiny_clipseg_dir),

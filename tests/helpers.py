@@ -1,0 +1,118 @@
+"""Test data built in code, shared by the test modules: COCO splits and damaged image files."""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from drywall_qa.data import DATASETS, split_dir
+from drywall_qa.training.checkpoint import STATE_FILE
+from drywall_qa.training.loop import TrainConfig
+
+#: side of the images of :func:`make_data_root`
+SIDE = 48
+#: (h, w) of the three images of :func:`make_mixed_split`
+MIXED_SIZES = [(48, 64), (64, 48), (40, 40)]
+
+
+def make_split(directory: Path, n: int = 4, size: int = 64, seed: int = 0) -> Path:
+    """A COCO split of ``n`` noisy images, each with one dark polygon labelled as its mask."""
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    images, annotations = [], []
+    for i in range(n):
+        image = Image.fromarray(rng.integers(150, 230, (size, size, 3), dtype=np.uint8))
+        x, y = rng.integers(4, size // 2, 2)
+        polygon = [float(min(v, size - 1)) for v in (x, y, x + size // 3 + 2 * i, y, x + size // 4, y + size // 3 + i)]
+        ImageDraw.Draw(image).polygon(polygon, fill=(40, 40, 40))
+        image.save(directory / f"img{i}.png")
+        images.append({"id": i, "file_name": f"img{i}.png", "width": size, "height": size})
+        annotations.append({"id": i, "image_id": i, "category_id": 1, "segmentation": [polygon], "iscrowd": 0,
+                            "bbox": [0, 0, 1, 1], "area": 1})
+    document = {"images": images, "annotations": annotations,
+                "categories": [{"id": 0, "name": "cracks"}, {"id": 1, "name": "crack"}]}
+    (directory / "_annotations.coco.json").write_text(json.dumps(document))
+    return directory
+
+
+def make_mixed_split(directory: Path) -> Path:
+    """Three images: one polygon, one box-only annotation (empty segmentation), one unannotated."""
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    images = []
+    for index, (h, w) in enumerate(MIXED_SIZES):
+        name = f"img {index}.png"                 # a space, to check panel names are sanitised
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(directory / name)
+        images.append({"id": index + 1, "file_name": name, "height": h, "width": w})
+    annotations = [
+        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [4, 4, 30, 20], "area": 300, "iscrowd": 0,
+         "segmentation": [[4, 4, 34, 4, 34, 24, 4, 24, 10, 14]]},
+        {"id": 2, "image_id": 2, "category_id": 1, "bbox": [5, 10, 20, 30], "area": 600, "iscrowd": 0,
+         "segmentation": []},
+    ]
+    categories = [{"id": 0, "name": "defects", "supercategory": "none"},
+                  {"id": 1, "name": "crack", "supercategory": "defects"}]
+    (directory / "_annotations.coco.json").write_text(
+        json.dumps({"images": images, "annotations": annotations, "categories": categories}))
+    return directory
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares ``width × height`` but holds almost no pixel data."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
+
+
+def write_training_split(folder: Path, dataset: str, count: int, seed: int) -> None:
+    """``count`` generated images with a COCO file: taping = a pale band marked by its box (empty segmentation),
+    cracks = a dark diagonal polygon."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    images, annotations = [], []
+    for i in range(count):
+        image = rng.normal(120, 20, (SIDE, SIDE, 3))
+        x, y, w, h = (int(v) for v in rng.integers(4, SIDE // 2, 4))
+        if dataset == "taping":
+            image[y:y + h, x:x + w] += 80
+            annotation = {"bbox": [x, y, w, h], "segmentation": []}
+        else:
+            polygon = [x, y, x + 3, y, x + w + 3, y + h, x + w, y + h]
+            yy, xx = np.mgrid[:SIDE, :SIDE]
+            image[(np.abs((xx - x) * h - (yy - y) * w) < 2 * h) & (yy >= y) & (yy <= y + h)] -= 80
+            annotation = {"bbox": [x, y, w + 3, h], "segmentation": [polygon]}
+        name = f"{dataset}_{seed}_{i}.png"
+        Image.fromarray(image.clip(0, 255).astype(np.uint8)).save(folder / name)
+        images.append({"id": i, "file_name": name, "width": SIDE, "height": SIDE})
+        annotations.append({"id": i, "image_id": i, "category_id": 1, "iscrowd": 0, "area": w * h, **annotation})
+    coco = {"images": images, "annotations": annotations,
+            "categories": [{"id": 0, "name": "super"}, {"id": 1, "name": dataset}]}
+    (folder / "_annotations.coco.json").write_text(json.dumps(coco))
+
+
+def make_data_root(root: Path, train_count: int = 4, valid_count: int = 2) -> Path:
+    """Both datasets in the Roboflow layout under ``root``."""
+    for number, name in enumerate(DATASETS):
+        write_training_split(split_dir(root, name, "train"), name, train_count, seed=2 * number)
+        write_training_split(split_dir(root, name, "valid"), name, valid_count, seed=2 * number + 1)
+    return root
+
+
+def tiny_config(model: Path, data: Path, out: Path, **overrides) -> TrainConfig:
+    """A quick run: both datasets, all prompts, some negatives, 2 epochs of 2 steps."""
+    settings = dict(dataset="both", data_root=data, output_dir=out, model=str(model), epochs=2, batch_size=4,
+                    lr=1e-3, prompts="all", negatives=0.25, loss="bce+dice")
+    return TrainConfig(**{**settings, **overrides})
+
+
+def state_of(out: Path) -> dict:
+    return torch.load(out / STATE_FILE, map_location="cpu", weights_only=False)
