@@ -160,6 +160,10 @@ def test_editor_hands_files_over_undecoded_and_bounds_its_canvas_uploads(tmp_pat
     assert value == {"background": str(bomb), "layers": [], "composite": None}
     with pytest.raises(InputError, match="too many pixels"):
         editor_example(value)
+    small = tmp_path / "small.png"
+    Image.new("RGB", (8, 8)).save(small)
+    with pytest.raises(InputError, match=f"{MAX_LAYERS + 1} given, at most {MAX_LAYERS}"):
+        editor_example({"background": str(small), "layers": [str(small)] * (MAX_LAYERS + 1)})
     blob = lambda i, index="null": SimpleNamespace(data={"type": "layer", "index": index, "id": f"c{i}"},  # noqa: E731
                                                  files=[("x.png", b"png")])
     with pytest.raises(gr.Error, match="at most"):

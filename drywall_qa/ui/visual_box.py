@@ -91,12 +91,17 @@ def editor_example(editor: dict[str, Any] | None) -> tuple[np.ndarray, np.ndarra
     background = (editor or {}).get("background")
     if background is None:
         raise InputError("visual prompt", "no example image", "upload an example image and paint over the object")
+    layers = editor.get("layers") or []
+    if len(layers) > MAX_LAYERS:
+        raise InputError("painted layers", f"{len(layers)} given, at most {MAX_LAYERS}", "paint on fewer layers")
     image = load_image(background, name="example image")
-    layers = [load_mask(layer, name="painted layer") for layer in editor.get("layers") or []]
-    mask = np.logical_or.reduce(layers) if layers else np.zeros(image.shape[:2], bool)
-    if mask.shape != image.shape[:2]:
-        raise InputError("painted layer", f"is {mask.shape[1]}×{mask.shape[0]}, the example image "
-                         f"{image.shape[1]}×{image.shape[0]}", "paint over the example image again")
+    mask = np.zeros(image.shape[:2], bool)
+    for layer in layers:                              # one at a time: at most one decoded layer besides the mask
+        painted = load_mask(layer, name="painted layer")
+        if painted.shape != mask.shape:
+            raise InputError("painted layer", f"is {painted.shape[1]}×{painted.shape[0]}, the example image "
+                             f"{image.shape[1]}×{image.shape[0]}", "paint over the example image again")
+        mask |= painted
     return image, mask
 
 
