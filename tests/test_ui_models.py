@@ -143,8 +143,20 @@ def test_messages_to_clients_name_files_relative_to_server_folders(tmp_path: Pat
 
     root = tmp_path / "data"
     try:
-        messages.hide_server_paths([root])
+        messages.hide_server_paths([root, "data"])       # a relative root is hidden by its absolute path only
         text = messages.error_message(InputError(str(root / "cracks" / "valid" / "_annotations.coco.json"), "bad"))
         assert str(tmp_path) not in text and "…/cracks/valid/" in text
+        assert messages.without_server_paths(f"no data folder under {root}base") == f"no data folder under {root}base"
     finally:
         messages.hide_server_paths([])
+
+
+def test_failed_loads_leave_nothing_behind() -> None:
+    def loader(key: str, device: str | None) -> Segmenter:
+        raise ModelLoadError(f"{key}: no such checkpoint")
+
+    cache = ModelCache(loader=loader)
+    for index in range(50):
+        with pytest.raises(ModelLoadError):
+            cache.get(f"/runs/missing-{index}")
+    assert cache._loading == {} and len(cache._models) == 0

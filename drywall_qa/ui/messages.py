@@ -30,14 +30,15 @@ _hidden_prefixes: list[str] = []
 def hide_server_paths(folders: Sequence[Path | str]) -> None:
     """From now on, messages shown to clients name files inside ``folders`` relative to them: a remote user learns
     which split or image is at fault, not where the server keeps it."""
-    resolved = {str(Path(folder).resolve()) for folder in folders} | {str(Path(folder)) for folder in folders}
-    _hidden_prefixes[:] = sorted((p for p in resolved if p not in {"", ".", os.sep}), key=len, reverse=True)
+    resolved = {str(Path(folder).resolve()) for folder in folders}
+    _hidden_prefixes[:] = sorted((p for p in resolved if p != os.sep), key=len, reverse=True)
 
 
 def without_server_paths(text: str) -> str:
-    """``text`` with the folders given to :func:`hide_server_paths` replaced by ``…``."""
+    """``text`` with the absolute folders given to :func:`hide_server_paths` replaced by ``…`` where they start a
+    path (followed by ``/`` or the end of the path), never inside a word."""
     for prefix in _hidden_prefixes:
-        text = text.replace(prefix + os.sep, "…/").replace(prefix, "…")
+        text = re.sub(rf"{re.escape(prefix)}(?=/|\b|$)(?!\w)", "…", text)
     return text
 
 
