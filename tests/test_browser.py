@@ -187,6 +187,15 @@ def test_uploads_after_an_example_still_go_through_the_loader(page) -> None:
     assert "fake.jpg" in page.inner_text("#inspect-status")
 
 
+def test_an_example_from_a_data_folder_loads_and_segments(page) -> None:
+    samples = page.locator("#inspect-examples button")
+    samples.nth(len(list((REPO / "examples").glob("*.png")))).click()      # the first one after the generated
+    page.wait_for_selector("#inspect-image img")
+    page.click("#inspect-run")
+    page.locator("#inspect-status").get_by_text("prompts on").wait_for()
+    assert "Error" not in page.inner_text("#inspect-status")
+
+
 def test_typed_threshold_and_arrow_keys_re_render(page) -> None:
     page.set_input_files("#inspect-image input[type=file]", str(REPO / "examples" / "seam_and_crack.png"))
     page.wait_for_selector("#inspect-image img")

@@ -161,10 +161,12 @@ def build_app(config: AppConfig) -> gr.Blocks:
 
 def launch(demo: gr.Blocks, config: AppConfig, host: str | None = None, port: int | None = None, **kwargs):
     """Queue (bounded, ``CONCURRENCY`` per event group) and serve; ``host``/``port`` None use gradio's defaults
-    (``GRADIO_SERVER_NAME``/``GRADIO_SERVER_PORT``, else 127.0.0.1:7860), which is what Spaces sets."""
+    (``GRADIO_SERVER_NAME``/``GRADIO_SERVER_PORT``, else 127.0.0.1:7860), which is what Spaces sets. Besides the
+    output folder, gradio may serve the example images one by one (not the data folders they come from)."""
     if config.threads:
         torch.set_num_threads(config.threads)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
+    served = [str(Path(config.out_dir).resolve()), *(str(Path(e).resolve()) for e in example_images(config.roots))]
     return demo.launch(server_name=host, server_port=port, max_file_size=MAX_FILE_SIZE, show_error=True,
-                       allowed_paths=[str(Path(config.out_dir).resolve())], theme=gr.themes.Soft(), css=CSS,
+                       allowed_paths=served, theme=gr.themes.Soft(), css=CSS,
                        footer_links=["gradio", "settings"], **kwargs)
