@@ -122,7 +122,7 @@ def test_threshold_and_opacity_rerender_without_the_model(tab: InspectTab, tiny_
 
 
 def test_kept_runs_are_compact_and_shared_within_a_budget(tiny_lite_dir: Path, tmp_path: Path) -> None:
-    tab = InspectTab(ModelCache(device="cpu"), [], results=ResultStore(budget_mb=0.05))
+    tab = InspectTab(ModelCache(device="cpu"), [], results=ResultStore(budget_mb=2))      # one run of 1.5 MB
     photo = tmp_path / "big.png"
     Image.fromarray(np.random.default_rng(1).integers(0, 255, (1500, 300, 3), dtype=np.uint8)).save(photo)
     *_, first = tab.run(str(tiny_lite_dir), str(photo), PROMPTS, "", False, 0.5, 0.5)
@@ -130,9 +130,12 @@ def test_kept_runs_are_compact_and_shared_within_a_budget(tiny_lite_dir: Path, t
     assert kept.image.shape == (1024, 205, 3) and kept.size == (1500, 300)
     assert all(p.dtype == np.uint8 and p.shape == (1500, 300) for p in kept.probabilities)
     *_, second = tab.run(str(tiny_lite_dir), str(photo), PROMPTS, "", False, 0.5, 0.5)
-    assert len(tab.results) == 1 and tab.results.get(second) is not None     # the newest is kept, over budget
+    assert len(tab.results) == 1 and tab.results.get(second) is not None     # the older run made room
     overlay, legend, tiles, files = tab.rerender(first, False, 0.5, 0.5)
     assert "press <b>Segment</b> again" in legend
+    tab.results.budget = 1_000_000                                           # now smaller than one run
+    *_, third = tab.run(str(tiny_lite_dir), str(photo), PROMPTS, "", False, 0.5, 0.5)
+    assert tab.results.get(third) is None and tab.results.get(second) is not None
 
 
 def test_compact_maps_give_the_same_masks_away_from_the_threshold() -> None:

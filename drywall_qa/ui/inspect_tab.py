@@ -45,7 +45,8 @@ STATE_TTL_S = 3600
 #: correct ones too; the status line says why it is unreliable)
 UNRELIABLE = "unknown concept: unreliable"
 #: shown instead of a re-render when the session's run is no longer kept
-DROPPED = "This run was released to save server memory: press <b>Segment</b> again to re-render it."
+DROPPED = ("This run is not kept for re-rendering (released for newer runs, or too large for the server's memory "
+           "budget): press <b>Segment</b> again.")
 
 
 def raw_upload(component: gr.Image) -> gr.Image:

@@ -2,8 +2,8 @@
 
 A session's ``gr.State`` holds only a key. The runs themselves live here, least recently used first, and the oldest
 are dropped once their arrays exceed the budget — so memory stays flat however many sessions come and go, and a
-session whose run was dropped is asked to press Segment again. The newest run is always kept, even alone over
-the budget, so one large photo can still be re-rendered.
+session whose run was dropped is asked to press Segment again. A run larger than the whole budget (a very large
+photo with many prompts) is not kept at all: the budget is a bound, not a target.
 """
 
 from __future__ import annotations
@@ -31,11 +31,14 @@ class ResultStore:
         self._lock = threading.Lock()
 
     def put(self, run: Sized) -> str:
-        """Keep ``run``; returns its key. Older runs beyond the budget are dropped."""
-        key = uuid.uuid4().hex
+        """Keep ``run`` (unless it alone is over the budget); returns its key. Older runs beyond the budget are
+        dropped."""
+        key, size = uuid.uuid4().hex, run.nbytes()
+        if size > self.budget:
+            return key
         with self._lock:
-            self._runs[key], self._sizes[key] = run, run.nbytes()
-            while len(self._runs) > 1 and sum(self._sizes.values()) > self.budget:
+            self._runs[key], self._sizes[key] = run, size
+            while sum(self._sizes.values()) > self.budget:
                 oldest, _ = self._runs.popitem(last=False)
                 del self._sizes[oldest]
         return key
