@@ -184,3 +184,9 @@ def test_sweep_curves_of_synonyms_stay_apart() -> None:
                "prompts": {"segment crack": {"threshold": 0.5}, "segment wall crack": {"threshold": 0.5}}}
     first, second = sweep_figure(metrics).axes[0].get_lines()[::2]       # the curves (axvlines in between)
     assert (first.get_linestyle(), first.get_marker()) != (second.get_linestyle(), second.get_marker())
+
+
+def test_stop_from_a_session_without_an_evaluation_keeps_nothing(tab: EvaluateTab) -> None:
+    for index in range(20):
+        assert tab.stop(SimpleNamespace(session_hash=f"visitor{index}")).startswith("No evaluation")
+    assert tab._stops == set() and tab._running == set()

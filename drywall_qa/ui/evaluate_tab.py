@@ -66,13 +66,19 @@ class EvaluateTab:
                  lane: HeavyLane | None = None, retention: Retention | None = None) -> None:
         self.models, self.roots, self.out_dir, self.max_images = models, list(roots), Path(out_dir), max_images
         self.lane, self.retention = lane or HeavyLane(), retention or Retention()
+        #: sessions with an evaluation waiting or running, and those of them asked to stop
+        self._running: set[str] = set()
         self._stops: set[str] = set()
         self._lock = threading.Lock()
 
     def stop(self, request: gr.Request | None = None) -> str:
-        """Ask this session's running or waiting evaluation to stop after the current image."""
+        """Ask this session's running or waiting evaluation to stop after the current image (a session without one
+        leaves nothing behind)."""
+        session = getattr(request, "session_hash", None) or "local"
         with self._lock:
-            self._stops.add(getattr(request, "session_hash", None) or "local")
+            if session not in self._running:
+                return "No evaluation of this session is running."
+            self._stops.add(session)
         return "Stopping after the current image…"
 
     def _stopped(self, session: str) -> bool:
@@ -93,8 +99,6 @@ class EvaluateTab:
         ``perturbations`` (names of :data:`PERTURBATIONS`) add the robustness report, ``negatives`` (a split
         folder) adds images without the targets to the presence AUROC."""
         session = getattr(request, "session_hash", None) or "local"
-        with self._lock:
-            self._stops.discard(session)
         split = open_split(split_value, self.roots)
         negative_split = negatives_split(negatives, split, self.roots)
         prompts, notes = parse_prompts(selected, typed)
@@ -103,6 +107,8 @@ class EvaluateTab:
         perturbations = list(perturbations or [])
         negative_count = min(total, len(negative_split)) if negative_split is not None else 0
         check_job_size(total, negative_count, len(prompts), len(perturbations))
+        with self._lock:
+            self._running.add(session)
         try:
             with self.lane.admit(client_address(request), lambda: self._stopped(session),
                                  lambda ahead: progress(0, desc=f"Waiting: {ahead} job(s) ahead")):
@@ -113,6 +119,10 @@ class EvaluateTab:
                                                 session, progress)
         except JobStopped:
             return ("Stopped while waiting for another job to finish; nothing was run.", *([None] * 6))
+        finally:
+            with self._lock:
+                self._running.discard(session)
+                self._stops.discard(session)
         prune_evaluations(self.out_dir / "evaluations", self.retention, keep=final)
         status = _headline(metrics, len(split), len(prompts), model.name, final.name)
         if negative_split is not None:

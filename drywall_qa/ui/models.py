@@ -164,7 +164,12 @@ class ModelCache:
                 if key in self._models:
                     self._models.move_to_end(key)
                     return self._models[key]
-            model = SharedModel(key, self._load(key))
+            try:
+                model = SharedModel(key, self._load(key))
+            except BaseException:
+                with self._lock:                      # a failed key keeps no lock behind (keys come from clients)
+                    self._loading.pop(key, None)
+                raise
             with self._lock:
                 self._models[key] = model
                 evictable = [k for k in self._models if k not in self.pinned and k != key]
