@@ -134,4 +134,9 @@ def _bad(where: str | Path, key: str, prompt: str, problem: str) -> ModelLoadErr
 
 
 def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:                             # an integer too large for a float (JSON allows 400 digits)
+        return False

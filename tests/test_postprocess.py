@@ -40,6 +40,7 @@ def test_lookup_and_calibrated_prompts() -> None:
     ({"shapes": ["boxes"]}, "field 'shapes' is ['boxes'], not an object"),
     ({"shapes": {"segment crack": "circles"}}, "'circles' is not one of pixels, boxes"),
     ({"presence": {"segment crack": [1.0]}}, "presence['segment crack'] = [1.0] is not a pair of finite numbers"),
+    ({"presence": {"segment crack": [10 ** 400, 0]}}, "is not a pair of finite numbers"),
 ])
 def test_bad_settings_name_the_file_and_field(tmp_path: Path, data: dict, expected: str) -> None:
     file = tmp_path / SETTINGS_FILE
