@@ -36,7 +36,9 @@ def test_discovers_splits_held_out_first(root: Path) -> None:
 
 def test_a_root_that_is_itself_a_split_is_found(root: Path) -> None:
     [(label, value)] = discover_splits([root / "cracks" / "valid"])
-    assert Path(value) == root / "cracks" / "valid" and "valid" in label
+    assert Path(value) == root / "cracks" / "valid" and label == "valid  (valid)"
+    labels = [label for label, _ in discover_splits([root])]
+    assert "cracks/valid  (data)" in labels and not any(str(root.parent) in label for label in labels)
 
 
 @pytest.mark.parametrize("crafted", ["{root}/cracks/valid/../../..", "{outside}", "/etc", "{root}/../outside_split"])

@@ -56,7 +56,7 @@ def discover_splits(roots: Sequence[Path]) -> list[tuple[str, str]]:
                 if not (within(folder, roots) and within(annotation, roots)):
                     continue
                 relative = folder.relative_to(root).as_posix()
-                label = f"{relative if relative != '.' else folder.name}  ({root})"
+                label = f"{relative if relative != '.' else folder.name}  ({Path(root).resolve().name})"
                 found.setdefault(folder.resolve(), (label, str(folder)))
     return list(found.values())
 
