@@ -190,3 +190,16 @@ def test_skipped_annotations_are_reported(tab: ReviewTab, tiny_lite_dir: Path) -
     (folder / "_annotations.coco.json").write_text(json.dumps(document))
     status, *_ = score(tab, tiny_lite_dir)
     assert "0 annotation(s) with nothing to draw and 1 degenerate polygon(s) skipped" in status
+
+
+def test_a_full_review_file_refuses_new_entries_but_updates_old_ones(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from drywall_qa.ui import reviews
+
+    monkeypatch.setattr(reviews, "MAX_ENTRIES", 3)
+    store = ReviewStore(tmp_path / "r.json", "cracks/valid")
+    for index in range(3):
+        store.save(f"img{index}.png", "segment crack", "accept")
+    with pytest.raises(InputError, match="holds 3 decisions"):
+        store.save("img3.png", "segment crack", "accept")
+    assert store.save("img0.png", "segment crack", "reject")["decision"] == "reject"

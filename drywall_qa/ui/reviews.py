@@ -21,6 +21,8 @@ from drywall_qa.ui.splits import split_slug
 
 DECISIONS = ("accept", "reject")
 MAX_COMMENT_CHARS = 2000
+#: decisions one review file may hold (image × prompt); the whole file is rewritten on every save
+MAX_ENTRIES = 20_000
 VERSION = 1
 
 _locks: dict[Path, threading.Lock] = {}
@@ -68,6 +70,10 @@ class ReviewStore:
                  "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         with self._lock:
             document = self._read()
+            known = prompt in document["reviews"].get(image, {})
+            if not known and sum(map(len, document["reviews"].values())) >= MAX_ENTRIES:
+                raise InputError(str(self.path.name), f"holds {MAX_ENTRIES:,} decisions, the most one file may hold",
+                                 "download it and move it away to start a new one")
             document["reviews"].setdefault(image, {})[prompt] = entry
             self.path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(self.path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
