@@ -30,7 +30,7 @@ import numpy as np
 from drywall_qa.cli_args import count_arg, path_arg
 from drywall_qa.data import DATASETS, CocoSplit, data_root, split_dir
 from drywall_qa.errors import InputError, ModelLoadError
-from drywall_qa.evaluate import Progress, Split, predictions_over
+from drywall_qa.evaluation import Progress, Split, predictions_over
 from drywall_qa.metrics import ThresholdSweep
 from drywall_qa.postprocess import SETTINGS_FILE, PostprocessSettings
 from drywall_qa.presence import PresenceRecords, fit_platt, presence_logit

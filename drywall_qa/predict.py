@@ -24,7 +24,7 @@ from drywall_qa import visual_prompts
 from drywall_qa.atomic import write_atomic
 from drywall_qa.cli_args import add_model_arguments, folder_arg, path_arg
 from drywall_qa.errors import InputError, ModelLoadError
-from drywall_qa.evaluate import write_png
+from drywall_qa.evaluation import write_png
 from drywall_qa.file_names import safe_name
 from drywall_qa.imaging import load_image, short_path
 from drywall_qa.presence import describe_presence

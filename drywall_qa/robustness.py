@@ -5,7 +5,7 @@ gets its mask rotated the same way (the canvas grows to keep every pixel; new co
 Noise and drawn cracks are seeded per image, so a report is reproducible. A drawn crack (``crack``: dark random-walk
 lines, :mod:`drywall_qa.drawing`) is not added to the ground truth: it asks whether a crack elsewhere in the photo
 changes the answer to the other prompts (a taping area with a crack on it); on a crack split it is an unannotated
-crack, so the score drops by construction. :func:`drywall_qa.evaluate.evaluate_robustness` runs the
+crack, so the score drops by construction. :func:`drywall_qa.evaluation.evaluate_robustness` runs the
 split under each one with the ordinary evaluation code.
 """
 

@@ -24,7 +24,7 @@ from drywall_qa.atomic import write_atomic
 from drywall_qa.cli_args import add_model_arguments, count_arg, folder_arg, path_arg
 from drywall_qa.data import DATASETS, CocoSplit, data_root, split_dir
 from drywall_qa.errors import InputError, ModelLoadError
-from drywall_qa.evaluate import Progress, Split, predictions_over, write_png
+from drywall_qa.evaluation import Progress, Split, predictions_over, write_png
 from drywall_qa.imaging import resize_mask
 from drywall_qa.segmenter import Prediction, Segmenter
 from drywall_qa.visualisation import BAND_COLOR, GAP, RGB, TEXT_COLOR, overlay, palette, panel_image, side_by_side

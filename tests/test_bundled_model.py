@@ -9,7 +9,7 @@ import pytest
 from drywall_qa.backends import BUNDLED_DIR
 from drywall_qa.backends.lite import LiteBackend
 from drywall_qa.data import DATASETS, CocoSplit, split_dir
-from drywall_qa.evaluate import evaluate_split
+from drywall_qa.evaluation import evaluate_split
 from drywall_qa.segmenter import Segmenter
 from tests.golden.make_golden import GOLDEN, PROMPTS, predict
 

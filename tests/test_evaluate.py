@@ -18,7 +18,8 @@ from PIL import Image
 import drywall_qa.backends
 from drywall_qa.atomic import write_atomic
 from drywall_qa.data import DATASETS, CocoSplit
-from drywall_qa.evaluate import evaluate_split, main
+from drywall_qa.evaluate import main
+from drywall_qa.evaluation import evaluate_split
 from drywall_qa.metrics import mean_width
 from drywall_qa.segmenter import Prediction
 from tests.helpers import MIXED_SIZES, make_mixed_split

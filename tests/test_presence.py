@@ -15,8 +15,8 @@ import torch
 from drywall_qa.backends.clipseg import ClipSegBackend
 from drywall_qa.calibrate import main as calibrate_main
 from drywall_qa.data import DATASETS, CocoSplit
-from drywall_qa.evaluate import evaluate_split
 from drywall_qa.evaluate import main as evaluate_main
+from drywall_qa.evaluation import evaluate_split
 from drywall_qa.postprocess import SETTINGS_FILE
 from drywall_qa.presence import (
     MIN_AUROC_CLASS,

@@ -14,7 +14,8 @@ from PIL import Image
 
 from drywall_qa.data import CocoSplit
 from drywall_qa.errors import InputError
-from drywall_qa.evaluate import ROBUSTNESS_FIELDS, evaluate_robustness, evaluate_split, main
+from drywall_qa.evaluate import main
+from drywall_qa.evaluation import ROBUSTNESS_FIELDS, evaluate_robustness, evaluate_split
 from drywall_qa.robustness import LEVELS, PERTURBATIONS, PerturbedSplit, parse_perturbations
 from drywall_qa.segmenter import Prediction
 from tests.helpers import make_mixed_split

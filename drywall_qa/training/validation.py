@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from drywall_qa.data import CocoSplit, DatasetSpec
-from drywall_qa.evaluate import evaluate_split
+from drywall_qa.evaluation import evaluate_split
 from drywall_qa.segmenter import Segmenter
 
 #: prompts for nothing in either dataset, never used in training (see samples.DISTRACTOR_PROMPTS)

@@ -24,7 +24,7 @@ import gradio as gr
 
 from drywall_qa.atomic import write_atomic
 from drywall_qa.errors import InputError
-from drywall_qa.evaluate import evaluate_robustness, evaluate_split, mark_stopped, robustness_passes
+from drywall_qa.evaluation import evaluate_robustness, evaluate_split, mark_stopped, robustness_passes
 from drywall_qa.robustness import PERTURBATIONS
 from drywall_qa.ui.evaluation_views import (
     DROP_HEADERS,
