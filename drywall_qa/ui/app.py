@@ -22,7 +22,7 @@ from drywall_qa.ui.models import FOLDER, ModelCache, model_choices, model_key, s
 from drywall_qa.ui.result_store import DEFAULT_BUDGET_MB, ResultStore
 from drywall_qa.ui.retention import Retention, prune_leftovers
 from drywall_qa.ui.review_tab import ReviewTab
-from drywall_qa.ui.splits import ConfinedSplit, discover_splits
+from drywall_qa.ui.splits import discover_splits, open_split
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES_DIR = REPO / "examples"
@@ -69,11 +69,12 @@ class AppConfig:
 
 
 def example_images(roots: Sequence[Path], per_split: int = EXAMPLES_PER_SPLIT) -> list[str]:
-    """The generated demo images, then the first images of each split found in the data roots."""
+    """The generated demo images, then the first images of each split found in the data roots (splits opened
+    through the app's split cache, so start-up reads each annotation file once)."""
     found = sorted(str(p) for p in EXAMPLES_DIR.glob("*.png"))
     for _, value in discover_splits(roots):
         try:
-            split = ConfinedSplit(Path(value), roots)
+            split = open_split(value, roots)
             found += [str(split.image_path(i)) for i in range(min(per_split, len(split)))
                       if split.image_path(i).is_file()]
         except Exception:  # noqa: BLE001 — a broken split must not stop the app; Review reports it
@@ -88,11 +89,12 @@ class ModelBox:
     def __init__(self, models: ModelCache, startup: str | None, models_dirs: Sequence[Path] = ()) -> None:
         self.models, self.startup, self.models_dirs = models, startup, list(models_dirs)
         self.choices = model_choices(startup, self.models_dirs)
+        self.offered = {value for _, value in self.choices}
 
     def load(self, choice: str | None, folder: str | None, current: str | None) -> tuple[str, str | None]:
         """``(status, key)``: the new model, or the message and the previous model when it cannot be loaded."""
         try:
-            if choice and choice not in {value for _, value in self.choices}:
+            if choice and choice not in self.offered:
                 raise InputError("model", f"{choice[:80]!r} is not offered by this server", "pick one in the model box")
             key = model_key(choice, folder, self.models_dirs)
             return self.models.get(key).describe(), key
@@ -115,8 +117,7 @@ class ModelBox:
 
     def _value(self, key: str | None) -> str | None:
         """The dropdown value showing ``key``: its own choice, or the folder choice for a typed folder."""
-        values = {value for _, value in self.choices}
-        return key if key in values or key is None else FOLDER
+        return key if key in self.offered or key is None else FOLDER
 
     def build(self) -> gr.State:
         status, key = self.load(self.startup, None, None) if self.startup else ("Choose a model.", None)
