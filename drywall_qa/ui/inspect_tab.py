@@ -100,13 +100,13 @@ class InspectResult:
             p if p.dtype == np.uint8 else np.rint(np.clip(p, 0, 1) * 255).astype(np.uint8)
             for p in self.probabilities])
 
-    def verdicts(self, masks: Sequence[np.ndarray]) -> list[str]:
-        """Each prompt's presence in words, agreeing with its mask (see
+    def verdicts(self, coverages: Sequence[float]) -> list[str]:
+        """Each prompt's presence in words, agreeing with its mask's ``coverages`` (see
         :func:`~drywall_qa.presence.describe_presence`); "unreliable" for a prompt of an unknown concept."""
         calibrated = self.calibrated or [False] * len(self.prompts)
         unknown = self.unknown or [False] * len(self.prompts)
-        return [UNRELIABLE if strange else describe_presence(p, c, found=bool(mask.any()))
-                for p, c, strange, mask in zip(self.presence, calibrated, unknown, masks)]
+        return [UNRELIABLE if strange else describe_presence(p, c, found=coverage > 0)
+                for p, c, strange, coverage in zip(self.presence, calibrated, unknown, coverages)]
 
     def nbytes(self) -> int:
         return self.image.nbytes + sum(p.nbytes for p in self.probabilities)
@@ -237,7 +237,7 @@ class InspectTab:
         files = write_downloads(scratch_dir(), result.name, result.model, result.prompts, thresholds, masks)
         drawn = outlines(small_masks) if outline else small_masks
         return (overlay(small, drawn, colors, alpha=max(float(opacity), 0.8) if outline else float(opacity)),
-                legend_html(result.prompts, colors, coverages, thresholds, result.verdicts(masks)), tiles,
+                legend_html(result.prompts, colors, coverages, thresholds, result.verdicts(coverages)), tiles,
                 [str(f) for f in files])
 
     def build(self, model_key: gr.State) -> None:
