@@ -13,6 +13,7 @@ reads ``hostile_cases: <n> failures: <n> crashes: <n>``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import signal
@@ -120,21 +121,29 @@ def case_polygon_bombs(world: World) -> str:
     return f"Score refused both splits; evaluate CLI: {one_line_error(run)}"
 
 
+@functools.lru_cache
+def event(url: str, api: str) -> tuple[int, int]:
+    """``(fn_index, number of inputs)`` of the app's event named ``api``, from its config (read once)."""
+    config = httpx.get(url + "config", timeout=30).json()
+    [found] = [(i, len(d["inputs"])) for i, d in enumerate(config["dependencies"]) if d.get("api_name") == api]
+    return found
+
+
+def join(world: World, api: str, data: list, session: str) -> int:
+    """Queue ``data`` (raw JSON, so NaN is allowed) for the event named ``api`` as session ``session``, the way a
+    browser does; the HTTP status of the join."""
+    fn_index, inputs = event(world.server.url, api)
+    assert len(data) == inputs, f"{api} takes {inputs} inputs"
+    body = {"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None, "trigger_id": None}
+    return httpx.post(world.server.url + "gradio_api/queue/join", content=json.dumps(body),
+                      headers={"Content-Type": "application/json"}, timeout=30).status_code
+
+
 def case_heavy_flood(world: World) -> str:
-    config = httpx.get(world.server.url + "config", timeout=30).json()
-    [(fn_index, inputs)] = [(i, d["inputs"]) for i, d in enumerate(config["dependencies"])
-                            if d.get("api_name") == "evaluate"]
     data = [None, world.split(1, "flood/valid"), list(KNOWN_PROMPTS), "", True, 0.5, 12, 16,
             ["blur", "noise", "jpeg", "brightness", "rotate", "crack"], ""]
-    assert len(data) == len(inputs)
-
-    def join(_: int) -> int:
-        body = {"data": data, "fn_index": fn_index, "session_hash": uuid.uuid4().hex[:11], "event_data": None,
-                "trigger_id": None}
-        return httpx.post(world.server.url + "gradio_api/queue/join", json=body, timeout=30).status_code
-
     with ThreadPoolExecutor(8) as pool:
-        codes = list(pool.map(join, range(FLOOD)))
+        codes = list(pool.map(lambda _: join(world, "evaluate", data, uuid.uuid4().hex[:11]), range(FLOOD)))
     time.sleep(1.0)
     start = time.monotonic()
     outcome = world.client().send(Request(world.photo, PROMPTS, ""))
@@ -204,12 +213,8 @@ def case_load_model(world: World) -> str:
 
 def raw_call(world: World, api: str, data: list) -> str:
     """Send ``data`` (raw JSON, so NaN is allowed) to the event named ``api`` in a new session; its status line."""
-    config = httpx.get(world.server.url + "config", timeout=30).json()
-    [fn_index] = [i for i, d in enumerate(config["dependencies"]) if d.get("api_name") == api]
     session = uuid.uuid4().hex[:11]
-    body = {"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None, "trigger_id": None}
-    httpx.post(world.server.url + "gradio_api/queue/join", content=json.dumps(body),
-               headers={"Content-Type": "application/json"}, timeout=30).raise_for_status()
+    assert join(world, api, data, session) == 200
     with httpx.stream("GET", world.server.url + f"gradio_api/queue/data?session_hash={session}",
                       timeout=TIMEOUT_S) as stream:
         for line in stream.iter_lines():
