@@ -7,6 +7,16 @@ Conventions (all foreground-only, binary masks):
 * ``recall = TP / (TP + FN)``, ``1.0`` when the ground truth is empty (nothing missed);
 * ``pooled_iou`` = Σ intersections / Σ unions over the split, so large objects weigh more than in ``miou``;
 * ``mean_width`` of a mask = 2 × area / perimeter (pixel edges), the width of an elongated region such as a crack.
+
+Crack-aware scores compare skeletons (one-pixel centrelines, scikit-image's ``skeletonize``), so a thin prediction of
+a wide annotation is not penalised for its width:
+
+* ``cldice`` (Shit et al., CVPR 2021) = harmonic mean of topology precision (fraction of the predicted skeleton inside
+  the true mask) and topology sensitivity (fraction of the true skeleton inside the predicted mask);
+* ``tol_precision_<d>px`` = fraction of the predicted skeleton within ``d`` pixels of the true skeleton,
+  ``tol_recall_<d>px`` the reverse, ``tol_f1_<d>px`` their harmonic mean (the relaxed matching of DeepCrack / FPHBN
+  at a fixed threshold, distances from SciPy's Euclidean distance transform);
+* a fraction of an empty skeleton is 1, a harmonic mean with a 0 is 0: both masks empty score 1, one empty scores 0.
 """
 
 from __future__ import annotations
@@ -17,11 +27,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.ndimage import distance_transform_edt
+from skimage.morphology import skeletonize
 
 from drywall_qa.shapes import PIXELS, threshold_mask
 
 #: thresholds of a sweep: 0.05, 0.10, …, 0.95
 SWEEP_THRESHOLDS = np.round(np.arange(1, 20) * 0.05, 2)
+#: distances in pixels at which predicted and true skeletons count as matched, by default
+TOLERANCES = (2, 5)
 
 
 @dataclass(frozen=True)
@@ -36,6 +50,7 @@ class ImageScores:
     pred_area: int
     true_area: int
     intersection: int
+    crack: dict[str, float] = field(default_factory=dict)   # crack_scores, when asked for
 
     @property
     def union(self) -> int:
@@ -93,16 +108,80 @@ def bce_with_logits(logits: torch.Tensor, truth: np.ndarray) -> float:
     return float(F.binary_cross_entropy_with_logits(logits, target))
 
 
-def score_image(pred: np.ndarray, truth: np.ndarray, logits: torch.Tensor) -> ImageScores:
-    """All scores of one prediction: mask metrics at image size, loss on the native logits."""
+def score_image(pred: np.ndarray, truth: np.ndarray, logits: torch.Tensor, tolerances: Sequence[int] | None = None,
+                truth_skeleton: np.ndarray | None = None) -> ImageScores:
+    """All scores of one prediction: mask metrics at image size, loss on the native logits, and with ``tolerances``
+    the :func:`crack_scores` (``truth_skeleton`` saves recomputing the truth's skeleton for each prompt)."""
     iou, dice, precision, recall = score_masks(pred, truth)
+    crack = {} if tolerances is None else crack_scores(pred, truth, tolerances, truth_skeleton)
     return ImageScores(iou=iou, dice=dice, precision=precision, recall=recall, loss=bce_with_logits(logits, truth),
                        pred_area=int(np.count_nonzero(pred)), true_area=int(np.count_nonzero(truth)),
-                       intersection=int(np.count_nonzero(pred.astype(bool) & truth.astype(bool))))
+                       intersection=int(np.count_nonzero(pred.astype(bool) & truth.astype(bool))), crack=crack)
+
+
+def _bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, slice] | None:
+    """The slices of the smallest box holding every foreground pixel, grown by ``margin``; None for an empty mask."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not rows.size:
+        return None
+    return (slice(max(rows[0] - margin, 0), rows[-1] + margin + 1),
+            slice(max(cols[0] - margin, 0), cols[-1] + margin + 1))
+
+
+def skeleton(mask: np.ndarray) -> np.ndarray:
+    """The one-pixel-wide centreline of a boolean ``H×W`` mask (scikit-image's ``skeletonize``), computed within the
+    mask's bounding box grown by one background pixel, which gives the same skeleton faster."""
+    mask = np.asarray(mask, dtype=bool)
+    result = np.zeros_like(mask)
+    box = _bounding_box(mask, margin=1)
+    if box is not None:
+        result[box] = skeletonize(mask[box])
+    return result
+
+
+def crack_score_names(tolerances: Sequence[int]) -> list[str]:
+    """The keys of :func:`crack_scores` at ``tolerances``, in order."""
+    return ["cldice", *(f"tol_{kind}_{d}px" for d in tolerances for kind in ("precision", "recall", "f1"))]
+
+
+def _harmonic_mean(a: float, b: float) -> float:
+    return 2 * a * b / (a + b) if a + b else 0.0
+
+
+def _skeleton_distances(pred_skeleton: np.ndarray, true_skeleton: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each predicted skeleton pixel the distance to the nearest true one, and the reverse (infinite when the
+    other skeleton is empty). The distance transforms run within the skeletons' joint bounding box: every pixel
+    asked about, and every pixel it may be nearest to, lies inside it."""
+    if not (pred_skeleton.any() and true_skeleton.any()):
+        return (np.full(np.count_nonzero(pred_skeleton), np.inf), np.full(np.count_nonzero(true_skeleton), np.inf))
+    box = _bounding_box(pred_skeleton | true_skeleton)
+    pred, true = pred_skeleton[box], true_skeleton[box]
+    return distance_transform_edt(~true)[pred], distance_transform_edt(~pred)[true]
+
+
+def crack_scores(pred: np.ndarray, truth: np.ndarray, tolerances: Sequence[int] = TOLERANCES,
+                 truth_skeleton: np.ndarray | None = None) -> dict[str, float]:
+    """clDice and the tolerance precision, recall and F1 at each distance of ``tolerances`` (pixels) of two boolean
+    ``H×W`` masks, keyed by :func:`crack_score_names` (definitions in the module docstring)."""
+    _check_same_shape(pred, truth)
+    pred, truth = pred.astype(bool), truth.astype(bool)
+    pred_skeleton = skeleton(pred)
+    true_skeleton = skeleton(truth) if truth_skeleton is None else truth_skeleton
+    topology_precision = _ratio(np.count_nonzero(pred_skeleton & truth), np.count_nonzero(pred_skeleton))
+    topology_sensitivity = _ratio(np.count_nonzero(true_skeleton & pred), np.count_nonzero(true_skeleton))
+    scores = {"cldice": _harmonic_mean(topology_precision, topology_sensitivity)}
+    to_true, to_pred = _skeleton_distances(pred_skeleton, true_skeleton)
+    for d in tolerances:
+        precision = _ratio(np.count_nonzero(to_true <= d), to_true.size)
+        recall = _ratio(np.count_nonzero(to_pred <= d), to_pred.size)
+        scores.update({f"tol_precision_{d}px": precision, f"tol_recall_{d}px": recall,
+                       f"tol_f1_{d}px": _harmonic_mean(precision, recall)})
+    return {name: float(value) for name, value in scores.items()}
 
 
 def aggregate(scores: Sequence[ImageScores]) -> dict[str, float]:
-    """Split-level scores: means over images of loss/iou/dice/precision/recall, plus the pooled IoU."""
+    """Split-level scores: means over images of loss/iou/dice/precision/recall and of the crack scores the images
+    carry, plus the pooled IoU."""
     if not scores:
         raise ValueError("no image scores to aggregate")
 
@@ -110,8 +189,9 @@ def aggregate(scores: Sequence[ImageScores]) -> dict[str, float]:
         return float(np.mean([getattr(s, name) for s in scores]))
 
     pooled = _ratio(sum(s.intersection for s in scores), sum(s.union for s in scores))
+    crack = {name: float(np.mean([s.crack[name] for s in scores])) for name in scores[0].crack}
     return {"loss": mean("loss"), "miou": mean("iou"), "dice": mean("dice"), "pooled_iou": pooled,
-            "precision": mean("precision"), "recall": mean("recall")}
+            "precision": mean("precision"), "recall": mean("recall"), **crack}
 
 
 @dataclass

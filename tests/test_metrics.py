@@ -10,15 +10,19 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from skimage.morphology import skeletonize
 
 from drywall_qa.metrics import (
     ImageScores,
     ThresholdSweep,
     aggregate,
     bce_with_logits,
+    crack_score_names,
+    crack_scores,
     mean_width,
     score_image,
     score_masks,
+    skeleton,
     soft_target,
     sweep_thresholds,
 )
@@ -203,3 +207,82 @@ def test_sweep_matches_thresholded_masks(pair: tuple[np.ndarray, np.ndarray]) ->
     for t, iou, dice in zip(result["thresholds"], result["miou"], result["dice"]):
         expected = score_masks(prob > t, truth)
         assert (iou, dice) == pytest.approx(expected[:2])
+
+
+def _line(row: int, first: int = 10, last: int = 89, width: int = 1) -> np.ndarray:
+    """A horizontal line ``width`` pixels wide centred on ``row``, columns ``first`` to ``last``, in 100×100."""
+    mask = np.zeros((100, 100), bool)
+    mask[row - width // 2:row + width // 2 + 1, first:last + 1] = True
+    return mask
+
+
+def test_thin_prediction_of_a_wide_annotation_scores_well_on_skeletons() -> None:
+    thin, wide = _line(50), _line(50, width=9)
+    assert score_masks(thin, wide)[0] == pytest.approx(80 / 720)             # IoU ≈ 0.11
+    scores = crack_scores(thin, wide)
+    assert scores["cldice"] == pytest.approx(1, abs=0.02)    # the band's skeleton: its centre row, short end spurs
+    assert scores["tol_precision_5px"] == scores["tol_recall_5px"] == scores["tol_f1_5px"] == 1.0
+
+
+def test_offset_lines_match_within_their_distance() -> None:
+    truth, shifted = _line(50), _line(53)                                    # every pixel 3 px from the other line
+    scores = crack_scores(shifted, truth, tolerances=(2, 3, 5))
+    assert scores["cldice"] == 0.0 and score_masks(shifted, truth)[0] == 0.0
+    assert scores["tol_f1_2px"] == 0.0
+    assert scores["tol_f1_3px"] == scores["tol_f1_5px"] == 1.0               # a distance of exactly d matches
+
+
+def test_half_a_line_hand_computed() -> None:
+    truth, half = _line(50), _line(50, last=49)                              # 80 true pixels, 40 predicted
+    scores = crack_scores(half, truth)
+    assert scores["cldice"] == pytest.approx(2 * 1 * 0.5 / 1.5)              # precision 1, sensitivity 40/80
+    recall = 42 / 80                                                         # columns 10 … 51 lie within 2 px
+    assert (scores["tol_precision_2px"], scores["tol_recall_2px"]) == (1.0, recall)
+    assert scores["tol_f1_2px"] == pytest.approx(2 * recall / (1 + recall))
+
+
+@pytest.mark.parametrize(("pred", "truth", "precision", "recall", "expected"), [
+    (np.zeros((100, 100), bool), np.zeros((100, 100), bool), 1.0, 1.0, 1.0),   # nothing to find, nothing found
+    (np.zeros((100, 100), bool), _line(50), 1.0, 0.0, 0.0),                    # all missed, nothing wrong
+    (_line(50), np.zeros((100, 100), bool), 0.0, 1.0, 0.0),                    # all wrong, nothing missed
+    (_line(10), _line(80), 0.0, 0.0, 0.0),                                     # disjoint, far apart
+])
+def test_crack_scores_empty_and_disjoint(pred: np.ndarray, truth: np.ndarray, precision: float, recall: float,
+                                         expected: float) -> None:
+    scores = crack_scores(pred, truth)
+    assert scores["cldice"] == expected == score_masks(pred, truth)[0]
+    for d in (2, 5):
+        assert (scores[f"tol_precision_{d}px"], scores[f"tol_recall_{d}px"]) == (precision, recall)
+        assert scores[f"tol_f1_{d}px"] == expected
+
+
+def test_crack_score_names_follow_the_tolerances() -> None:
+    assert crack_score_names([1]) == ["cldice", "tol_precision_1px", "tol_recall_1px", "tol_f1_1px"]
+    assert list(crack_scores(_line(50), _line(50), tolerances=[1])) == crack_score_names([1])
+
+
+def test_score_image_and_aggregate_carry_crack_scores() -> None:
+    thin, wide = _line(50), _line(50, width=9)
+    assert score_image(thin, wide, torch.zeros(1, 1)).crack == {}
+    scores = [score_image(thin, wide, torch.zeros(1, 1), [5], skeleton(wide)),
+              score_image(np.zeros_like(wide), wide, torch.zeros(1, 1), [5])]
+    assert scores[0].crack == crack_scores(thin, wide, [5])
+    result = aggregate(scores)
+    assert result["tol_f1_5px"] == pytest.approx(0.5) and set(crack_score_names([5])) <= set(result)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 12).flatmap(lambda h: st.integers(1, 12).flatmap(lambda w: arrays(bool, (h, w)))))
+def test_skeleton_within_the_bounding_box_is_skeletonize(mask: np.ndarray) -> None:
+    assert np.array_equal(skeleton(mask), skeletonize(mask))
+
+
+@settings(max_examples=100, deadline=None)
+@given(masks)
+def test_crack_scores_swap_precision_and_recall(pair: tuple[np.ndarray, np.ndarray]) -> None:
+    pred, truth = pair
+    scores, swapped = crack_scores(pred, truth), crack_scores(truth, pred)
+    assert swapped["cldice"] == pytest.approx(scores["cldice"]) and 0.0 <= scores["cldice"] <= 1.0
+    for d in (2, 5):
+        assert swapped[f"tol_precision_{d}px"] == scores[f"tol_recall_{d}px"]
+        assert swapped[f"tol_f1_{d}px"] == pytest.approx(scores[f"tol_f1_{d}px"])
