@@ -36,7 +36,8 @@ from drywall_qa.errors import InputError
 from drywall_qa.imaging import MAX_PIXELS, load_image
 from drywall_qa.predict import main as predict_main
 from drywall_qa.segmenter import MAX_PROMPTS, Segmenter
-from drywall_qa.ui.inspect_tab import InspectTab
+from drywall_qa.ui.forms import SplitForm
+from drywall_qa.ui.inspect_tab import InspectForm, InspectTab
 from drywall_qa.ui.models import ModelCache
 from drywall_qa.ui.review_tab import ReviewTab
 from tests.app_server import AppServer, serve_app
@@ -67,7 +68,7 @@ def clipseg(tiny_clipseg_dir: Path) -> Segmenter:
 
 
 def inspect(models: ModelCache, key: Path, image: Path, selected=PROMPT, typed: str = "") -> tuple:
-    return InspectTab(models, []).run(str(key), str(image), selected, typed, True, 0.5, 0.5)
+    return InspectTab(models, []).run(InspectForm(model=str(key), image=str(image), selected=selected, typed=typed))
 
 
 def noise(height: int, width: int) -> np.ndarray:
@@ -249,7 +250,8 @@ def review(models: ModelCache, tmp_path: Path) -> ReviewTab:
 
 
 def score(tab: ReviewTab, key: Path, split: Path) -> tuple:
-    return tab.score(str(key), str(split), PROMPT, "", True, 0.5, 5, lambda *a, **k: None)
+    return tab.score(SplitForm(model=str(key), split=str(split), selected=PROMPT, limit=5),
+                     progress=lambda *a, **k: None)
 
 
 def test_review_of_a_malformed_annotation_file_says_so(review: ReviewTab, tiny_lite_dir: Path) -> None:

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from drywall_qa.ui.evaluate_tab import EvaluateTab
+from drywall_qa.ui.evaluate_tab import EvaluateForm, EvaluateTab
 from drywall_qa.ui.models import ModelCache
 from tests.helpers import make_split
 
@@ -99,8 +99,9 @@ def test_failed_rename_of_an_evaluation_keeps_the_previous_one(tiny_lite_dir: Pa
     tab = EvaluateTab(ModelCache(device="cpu"), [tmp_path / "data"], tmp_path / "out")
 
     def evaluate() -> str:
-        return tab.run(str(tiny_lite_dir), str(tmp_path / "data" / "cracks" / "valid"), ["segment crack"], "", True,
-                       0.5, 3, 1, SimpleNamespace(session_hash="s"), lambda *a, **k: None)[0]
+        form = EvaluateForm(model=str(tiny_lite_dir), split=str(tmp_path / "data" / "cracks" / "valid"),
+                            selected=["segment crack"], limit=3, panels=1)
+        return tab.run(form, SimpleNamespace(session_hash="s"), lambda *a, **k: None).status
 
     assert evaluate().startswith("Evaluated 3")
     [kept] = (tmp_path / "out" / "evaluations").iterdir()

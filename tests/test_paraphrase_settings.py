@@ -17,7 +17,7 @@ from drywall_qa.segmenter import Segmenter
 from drywall_qa.shapes import BOXES, PIXELS, threshold_mask
 from drywall_qa.training.samples import DISTRACTOR_PROMPTS
 from drywall_qa.training.validation import UNRELATED_PROMPTS
-from drywall_qa.ui.inspect_tab import InspectTab
+from drywall_qa.ui.inspect_tab import InspectForm, InspectTab
 from drywall_qa.ui.models import ModelCache
 
 REGISTERED = [p for spec in DATASETS.values() for p in spec.prompts]
@@ -66,7 +66,7 @@ def test_inspect_tab_says_whose_settings_a_paraphrase_uses(segmenter: Segmenter,
     photo = tmp_path / "wall.png"
     Image.fromarray(np.random.default_rng(1).integers(0, 255, (32, 48, 3), dtype=np.uint8)).save(photo)
     tab = InspectTab(ModelCache(device="cpu", loader=lambda key, device: segmenter), [])
-    status, *_, key = tab.run("paraphrase-model", str(photo), ["segment joint tape"], "", True, 0.5, 0.5)
+    status, *_, key = tab.run(InspectForm(model="paraphrase-model", image=str(photo), selected=["segment joint tape"]))
     result = tab.results.get(key)
     assert "uses the tuned threshold and mask shape of 'segment joint/tape'" in status
     assert result.thresholds(None) == [0.3] and result.shapes == [BOXES]

@@ -11,7 +11,7 @@ from drywall_qa.calibrate import choose_outputs, held_out_miou
 from drywall_qa.metrics import ThresholdSweep, score_masks
 from drywall_qa.segmenter import Segmenter
 from drywall_qa.shapes import BOXES, PIXELS, shape_mask, threshold_mask
-from drywall_qa.ui.inspect_tab import InspectResult
+from drywall_qa.ui.inspect_views import InspectResult
 
 
 def test_boxes_fill_each_connected_region_to_its_bounding_box() -> None:

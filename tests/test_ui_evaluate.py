@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 from matplotlib.figure import Figure
 
-from drywall_qa.ui.evaluate_tab import EvaluateTab
+from drywall_qa.ui.evaluate_tab import EvaluateForm, EvaluateTab
 from drywall_qa.ui.messages import escape_md
 from drywall_qa.ui.models import ModelCache
 from tests.helpers import make_split
@@ -34,8 +34,8 @@ def tab(models: ModelCache, tmp_path: Path) -> EvaluateTab:
 def run(tab: EvaluateTab, key: Path, limit: int = 3, progress=lambda *a, **k: None, value: str | None = None,
         session: str = "s1", **extra) -> tuple:
     value = value or str(tab.roots[0] / "cracks" / "valid")
-    return tab.run(str(key), value, PROMPTS, "", True, 0.5, limit, 2, SimpleNamespace(session_hash=session),
-                   progress, **extra)
+    form = EvaluateForm(model=str(key), split=value, selected=PROMPTS, limit=limit, panels=2, **extra)
+    return tab.run(form, SimpleNamespace(session_hash=session), progress)
 
 
 def test_run_scores_the_first_images_and_offers_downloads(tab: EvaluateTab, tiny_lite_dir: Path) -> None:

@@ -4,6 +4,7 @@ are named ``{image}__{prompt}.png`` (0/255, input size) plus a JSON with coverag
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import gradio as gr
@@ -13,7 +14,8 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from drywall_qa.ui.exports import mask_file_names
-from drywall_qa.ui.inspect_tab import InspectResult, InspectTab, legend_html, raw_upload
+from drywall_qa.ui.inspect_tab import InspectForm, InspectTab, ViewForm, raw_upload
+from drywall_qa.ui.inspect_views import InspectResult, legend_html, render
 from drywall_qa.ui.models import ModelCache
 from drywall_qa.ui.prompts import MAX_PROMPT_CHARS, MAX_PROMPTS, parse_prompts
 from drywall_qa.ui.result_store import ResultStore
@@ -38,8 +40,8 @@ def photo(tmp_path: Path) -> Path:
 
 def segment(tab: InspectTab, key: Path, image, prompts=PROMPTS, typed: str = "", tuned: bool = False,
             threshold: float = 0.5) -> tuple:
-    *outputs, run_key = tab.run(str(key), None if image is None else str(image), prompts, typed, tuned, threshold,
-                                0.5)
+    *outputs, run_key = tab.run(InspectForm(model=str(key), image=None if image is None else str(image),
+                                            selected=prompts, typed=typed, tuned=tuned, threshold=threshold))
     return (*outputs, tab.results.get(run_key))
 
 
@@ -110,31 +112,31 @@ def test_threshold_and_opacity_rerender_without_the_model(tab: InspectTab, tiny_
     monkeypatch.setattr(model.segmenter, "predict", lambda *a, **k: pytest.fail("the model was run again"))
     [key] = [k for k in tab.results._runs if tab.results._runs[k] is result]
     threshold = float(np.median(result.probabilities[0])) / 255
-    tuned, shown, legend, tiles, files = tab.set_threshold(key, threshold, 0.8)
+    tuned, shown, legend, tiles, files = tab.set_threshold(ViewForm(key, threshold=threshold, opacity=0.8))
     assert tuned is False
     pngs, summary = read_downloads(files)
     np.testing.assert_array_equal(pngs["wall_photo__segment_crack.png"] == 255,
                                   result.probabilities[0] > threshold * 255)
     assert summary["prompts"][0]["threshold"] == pytest.approx(threshold, abs=1e-4)
-    faint, strong = tab.rerender(key, False, threshold, 0.1)[0], shown
-    assert not np.array_equal(faint, strong)
-    assert tab.rerender(None, True, 0.5, 0.5) == tuple({"__type__": "update"} for _ in range(4))
+    faint = tab.rerender(ViewForm(key, tuned=False, threshold=threshold, opacity=0.1)).overlay
+    assert not np.array_equal(faint, shown)
+    assert tab.rerender(ViewForm(None)) == tuple({"__type__": "update"} for _ in range(4))
 
 
 def test_kept_runs_are_compact_and_shared_within_a_budget(tiny_lite_dir: Path, tmp_path: Path) -> None:
     tab = InspectTab(ModelCache(device="cpu"), [], results=ResultStore(budget_mb=2))      # one run of 1.5 MB
     photo = tmp_path / "big.png"
     Image.fromarray(np.random.default_rng(1).integers(0, 255, (1500, 300, 3), dtype=np.uint8)).save(photo)
-    *_, first = tab.run(str(tiny_lite_dir), str(photo), PROMPTS, "", False, 0.5, 0.5)
+    form = InspectForm(model=str(tiny_lite_dir), image=str(photo), selected=PROMPTS, tuned=False)
+    first = tab.run(form).result
     kept = tab.results.get(first)
     assert kept.image.shape == (1024, 205, 3) and kept.size == (1500, 300)
     assert all(p.dtype == np.uint8 and p.shape == (1500, 300) for p in kept.probabilities)
-    *_, second = tab.run(str(tiny_lite_dir), str(photo), PROMPTS, "", False, 0.5, 0.5)
+    second = tab.run(form).result
     assert len(tab.results) == 1 and tab.results.get(second) is not None     # the older run made room
-    overlay, legend, tiles, files = tab.rerender(first, False, 0.5, 0.5)
-    assert "press <b>Segment</b> again" in legend
+    assert "press <b>Segment</b> again" in tab.rerender(ViewForm(first, tuned=False)).legend
     tab.results.budget = 1_000_000                                           # now smaller than one run
-    *_, third = tab.run(str(tiny_lite_dir), str(photo), PROMPTS, "", False, 0.5, 0.5)
+    third = tab.run(form).result
     assert tab.results.get(third) is None and tab.results.get(second) is not None
 
 
@@ -153,7 +155,7 @@ def test_empty_masks_say_not_found() -> None:
     result = InspectResult(np.zeros((10, 12, 3), np.uint8), "x", "m", ["segment crack", "segment seam"],
                            [np.zeros((10, 12), np.float32), np.full((10, 12), 0.9, np.float32)], [0.5, 0.5], 1.0,
                            [0.1, 0.4], calibrated=[True, True])
-    shown, legend, tiles, files = InspectTab._render(result, None, 0.5)
+    shown, legend, tiles, files = render(result, None, 0.5)
     assert [caption for _, caption in tiles] == ["segment crack · not found", "segment seam · 100.00 %"]
     assert legend.count("not found") == 1 and "absent (presence 10%)" in legend
     assert "present (presence 40%, low confidence)" in legend          # the verdict follows the mask
@@ -163,7 +165,7 @@ def test_unknown_concepts_are_drawn_but_called_unreliable() -> None:
     result = InspectResult(np.zeros((10, 12, 3), np.uint8), "x", "m", ["segment crack", "segment water stain"],
                            [np.full((10, 12), 0.9, np.float32)] * 2, [0.5, 0.5], 1.0, [0.9, 0.9],
                            unknown=[False, True])
-    shown, legend, tiles, files = InspectTab._render(result, None, 0.5)
+    shown, legend, tiles, files = render(result, None, 0.5)
     assert legend.count("unknown concept: unreliable") == 1 and "present (presence 90%, uncalibrated)" in legend
     assert [caption for _, caption in tiles][1] == "segment water stain · 100.00 %"
     assert np.all(np.asarray(tiles[1][0].convert("RGB")) == palette(2)[1])
@@ -194,9 +196,10 @@ def test_outlines_keep_overlapping_masks_visible(tab: InspectTab, tiny_lite_dir:
     [edge] = outlines([square])
     assert edge[4, 10] and edge[5, 10] and not edge[6, 10] and not edge[10, 10] and edge.sum() < square.sum()
     assert not outlines([np.zeros((5, 5), bool)])[0].any()
-    run_key = tab.run(str(tiny_lite_dir), str(photo), PROMPTS, "", False, 0.0, 0.5)[-1]
-    filled = tab.rerender(run_key, False, 0.0, 0.5, False)[0]         # threshold 0: both masks cover everything
-    edges = tab.rerender(run_key, False, 0.0, 0.5, True)[0]
+    run_key = tab.run(InspectForm(model=str(tiny_lite_dir), image=str(photo), selected=PROMPTS, tuned=False,
+                                  threshold=0.0)).result
+    view = ViewForm(run_key, tuned=False, threshold=0.0)                # threshold 0: both masks cover everything
+    filled, edges = tab.rerender(view).overlay, tab.rerender(replace(view, outline=True)).overlay
     assert not np.array_equal(filled, edges)
     assert np.array_equal(edges[20, 40], np.asarray(Image.open(photo))[20, 40])   # the interior is not painted
     assert not np.array_equal(edges[0, 40], np.asarray(Image.open(photo))[0, 40])   # the border is painted
@@ -210,6 +213,7 @@ def test_example_clicks_hand_over_a_plain_path(tmp_path: Path) -> None:
 
 def test_a_prompt_of_no_trained_concept_is_flagged_in_the_status(tmp_path: Path) -> None:
     tab = InspectTab(ModelCache(device="cpu"), [])
-    status, _, legend, *_ = tab.run("lite", str(EXAMPLE), ["segment crack"], "segment water stain", False, 0.5, 0.5)
+    status, _, legend, *_ = tab.run(InspectForm(model="lite", image=str(EXAMPLE), selected=["segment crack"],
+                                                typed="segment water stain", tuned=False))
     assert "'segment water stain' is not a concept drywall-qa-lite was trained on (closest:" in status
     assert "CLIPSeg handles open-vocabulary prompts" in status and legend.count("unknown concept: unreliable") == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,8 +14,9 @@ import numpy as np
 import pytest
 
 from drywall_qa.errors import InputError
+from drywall_qa.ui.forms import SplitForm
 from drywall_qa.ui.models import ModelCache
-from drywall_qa.ui.review_tab import ReviewTab
+from drywall_qa.ui.review_tab import DecisionForm, ReviewTab
 from drywall_qa.ui.reviews import ReviewStore
 from tests.helpers import make_split
 
@@ -34,7 +36,7 @@ def tab(models: ModelCache, tmp_path: Path) -> ReviewTab:
 
 def score(tab: ReviewTab, key: Path, limit: int = 3, value: str | None = None) -> tuple:
     value = value or str(tab.roots[0] / "cracks" / "valid")
-    return tab.score(str(key), value, PROMPTS, "", True, 0.5, limit)
+    return tab.score(SplitForm(model=str(key), split=value, selected=PROMPTS, limit=limit))
 
 
 def test_scores_every_image_and_prompt_worst_first(tab: ReviewTab, tiny_lite_dir: Path) -> None:
@@ -66,7 +68,7 @@ def test_decisions_are_saved_shown_and_survive_a_restart(tab: ReviewTab, tiny_li
                                                          models: ModelCache) -> None:
     _, table, session, _ = score(tab, tiny_lite_dir)
     image, prompt = table.iloc[0]["Image"], table.iloc[0]["Prompt"]
-    status, table, review_file = tab.save(session, image, prompt, "reject", " wrong seam ")
+    status, table, review_file = tab.save(DecisionForm(session, image, prompt, "reject", " wrong seam "))
     assert "Saved reject" in status
     row = table[(table["Image"] == image) & (table["Prompt"] == prompt)].iloc[0]
     assert (row["Decision"], row["Comment"]) == ("reject", "wrong seam")
@@ -79,14 +81,14 @@ def test_decisions_are_saved_shown_and_survive_a_restart(tab: ReviewTab, tiny_li
 
 
 def test_bad_review_requests_give_messages(tab: ReviewTab, tiny_lite_dir: Path, tmp_path: Path) -> None:
-    status, *rest = tab.save(None, None, None, "accept", "")
+    status, *rest = tab.save(DecisionForm(None, None, None, "accept", ""))
     assert "press Score" in status and rest == [None, None]
     _, _, session, _ = score(tab, tiny_lite_dir)
-    status, *_ = tab.save(session, "", PROMPTS[0], "accept", "")
+    status, *_ = tab.save(DecisionForm(session, "", PROMPTS[0], "accept", ""))
     assert "click a row" in status
-    status, *_ = tab.save(session, "img0.png", PROMPTS[0], None, "  ")
+    status, *_ = tab.save(DecisionForm(session, "img0.png", PROMPTS[0], None, "  "))
     assert "nothing to save" in status
-    status, *_ = tab.save(session, "img9.png", PROMPTS[0], "accept", "")
+    status, *_ = tab.save(DecisionForm(session, "img9.png", PROMPTS[0], "accept", ""))
     assert "not in the scored table" in status
     status, *_ = tab.show(session, "not-scored.png", PROMPTS[0])
     assert "no scored row" in status
@@ -106,7 +108,7 @@ def test_same_split_name_in_two_roots_keeps_separate_decisions(models: ModelCach
     files = []
     for root, decision in zip(roots, ["accept", "reject"]):
         _, _, session, _ = score(tab, tiny_lite_dir, limit=2, value=str(root / "cracks" / "valid"))
-        _, _, review_file = tab.save(session, "img0.png", PROMPTS[0], decision, "")
+        _, _, review_file = tab.save(DecisionForm(session, "img0.png", PROMPTS[0], decision, ""))
         files.append(Path(review_file))
     assert files[0] != files[1]
     assert [json.loads(f.read_text())["reviews"]["img0.png"][PROMPTS[0]]["decision"] for f in files] == \
@@ -115,12 +117,11 @@ def test_same_split_name_in_two_roots_keeps_separate_decisions(models: ModelCach
 
 def test_heavy_requests_beyond_the_lane_are_refused_at_once(tab: ReviewTab, tiny_lite_dir: Path) -> None:
     client = SimpleNamespace(client=SimpleNamespace(host="203.0.113.9"))
+    form = SplitForm(model=str(tiny_lite_dir), split=str(tab.roots[0] / "cracks" / "valid"), selected=PROMPTS)
     with tab.lane.admit("203.0.113.9"):
-        status, table, *_ = tab.score(str(tiny_lite_dir), str(tab.roots[0] / "cracks" / "valid"), PROMPTS, "",
-                                      True, 0.5, 3, client)
+        status, table, *_ = tab.score(replace(form, limit=3), client)
     assert "already has 1 scoring or evaluation job" in status and table is None
-    status, *_ = tab.score(str(tiny_lite_dir), str(tab.roots[0] / "cracks" / "valid"), PROMPTS, "", True, 0.5,
-                           float("nan"), client)
+    status, *_ = tab.score(replace(form, limit=float("nan")), client)
     assert "images to score: nan is not a finite number" in status
 
 

@@ -3,6 +3,7 @@ answer of the lite model, presence verdicts in the legend, and the semantic map.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +12,11 @@ from PIL import Image
 
 from drywall_qa.errors import InputError
 from drywall_qa.presence import describe_presence
-from drywall_qa.ui.inspect_tab import InspectResult, InspectTab
+from drywall_qa.ui.inspect_tab import InspectForm, InspectTab, ViewForm
+from drywall_qa.ui.inspect_views import InspectResult
 from drywall_qa.ui.models import ModelCache
 from drywall_qa.ui.splits import open_split
-from drywall_qa.ui.visual_box import DATASET, DRAWN, OFF
+from drywall_qa.ui.visual_box import DATASET, DRAWN, OFF, VisualForm
 from drywall_qa.visual_prompts import VisualPrompt, engineer
 from drywall_qa.visualisation import palette
 from tests.helpers import make_split
@@ -51,15 +53,16 @@ def painted_editor(seed: int = 2) -> dict:
     return {"background": background, "layers": [layer], "composite": background}
 
 
-def segment(tab: InspectTab, key: Path, photo: Path, prompts: list[str], **visual) -> tuple:
-    *outputs, run_key = tab.run(str(key), str(photo), prompts, "", False, 0.5, 0.5, **visual)
+def segment(tab: InspectTab, key: Path, photo: Path, prompts: list[str], **example) -> tuple:
+    *outputs, run_key = tab.run(InspectForm(model=str(key), image=str(photo), selected=prompts, tuned=False,
+                                            example=VisualForm(**example)))
     return (*outputs, tab.results.get(run_key))
 
 
 def test_painted_example_conditions_clipseg(tab: InspectTab, tiny_clipseg_dir: Path, photo: Path) -> None:
     editor = painted_editor()
     status, shown, legend, tiles, files, result = segment(tab, tiny_clipseg_dir, photo, ["segment crack"],
-                                                          example=DRAWN, example_image=editor)
+                                                          source=DRAWN, editor=editor)
     label = "example image [crop+blur+darken]"
     assert "2 prompts" in status and result.prompts == ["segment crack", label]
     assert label in legend and len(tiles) == 2 and any(f.endswith("__example_image_crop_blur_darken.png")
@@ -75,18 +78,18 @@ def test_painted_example_conditions_clipseg(tab: InspectTab, tiny_clipseg_dir: P
 def test_split_example_mixed_with_the_first_prompt(tab: InspectTab, tiny_clipseg_dir: Path, photo: Path,
                                                    roots: list[Path]) -> None:
     value = str(roots[0] / "cracks" / "valid")
-    *_, result = segment(tab, tiny_clipseg_dir, photo, ["segment crack"], example=DATASET, example_split=value,
-                         example_index=1, engineering=["crop"], alpha=0.5)
+    *_, result = segment(tab, tiny_clipseg_dir, photo, ["segment crack"], source=DATASET, split=value,
+                         index=1, steps=["crop"], alpha=0.5)
     assert result.prompts[1] == "segment crack + img1.png [crop] alpha=0.5"
     example = VisualPrompt.from_split(open_split(value, roots), 1, engineering="crop", text="segment crack",
                                       alpha=0.5)
     segmenter = tab.models.get(str(tiny_clipseg_dir)).segmenter
     [expected] = segmenter.predict(photo, [example], 0.5)
     np.testing.assert_allclose(result.probabilities[1] / 255, expected.probabilities, atol=0.5 / 255 + 1e-5)
-    status, *outputs = segment(tab, tiny_clipseg_dir, photo, ["segment crack"], example=DATASET,
-                               example_split=value, example_index=3)
+    status, *outputs = segment(tab, tiny_clipseg_dir, photo, ["segment crack"], source=DATASET,
+                               split=value, index=3)
     assert "outside 0…2" in status and outputs == [None] * 5
-    status, *outputs = segment(tab, tiny_clipseg_dir, photo, ["segment crack"], example=DRAWN, example_image=None)
+    status, *outputs = segment(tab, tiny_clipseg_dir, photo, ["segment crack"], source=DRAWN, editor=None)
     assert "no example image" in status and outputs == [None] * 5
 
 
@@ -94,28 +97,28 @@ def test_lite_says_visual_prompts_need_clipseg(tab: InspectTab, tiny_lite_dir: P
                                                photo: Path) -> None:
     assert "need the CLIPSeg backend" in tab.visual.note(str(tiny_lite_dir))
     assert "need the CLIPSeg backend" not in tab.visual.note(str(tiny_clipseg_dir))
-    status, *_, result = segment(tab, tiny_lite_dir, photo, ["segment crack"], example=DRAWN,
-                                 example_image=painted_editor())
+    status, *_, result = segment(tab, tiny_lite_dir, photo, ["segment crack"], source=DRAWN,
+                                 editor=painted_editor())
     assert "example was skipped" in status and result.prompts == ["segment crack"]
-    status, *outputs = segment(tab, tiny_lite_dir, photo, [], example=DRAWN, example_image=painted_editor())
+    status, *outputs = segment(tab, tiny_lite_dir, photo, [], source=DRAWN, editor=painted_editor())
     assert "need the CLIPSeg backend" in status and outputs == [None] * 5
-    *_, result = segment(tab, tiny_lite_dir, photo, ["segment crack"], example=DRAWN, example_image=painted_editor(),
-                         alpha=0.0, mix_text="segment hole")           # α = 0 is the text alone: lite runs it
+    *_, result = segment(tab, tiny_lite_dir, photo, ["segment crack"], source=DRAWN, editor=painted_editor(),
+                         alpha=0.0, text="segment hole")           # α = 0 is the text alone: lite runs it
     assert result.prompts == ["segment crack", "segment hole"]
 
 
 def test_preview_shows_the_engineered_example_or_why_not(tab: InspectTab) -> None:
     editor = painted_editor()
-    status, shown = tab.visual.preview(DRAWN, editor, None, 0, ["blur", "darken"])
+    status, shown = tab.visual.preview(VisualForm(DRAWN, editor, steps=["blur", "darken"]))
     mask = np.zeros((H, W), bool)
     mask[10:30, 20:44] = True
     np.testing.assert_array_equal(shown, engineer(editor["background"][..., :3], mask, "blur+darken"))
     assert "15.6 % marked" in status
-    assert tab.visual.preview(OFF, editor, None, 0, ["crop"]) == ("", None)
+    assert tab.visual.preview(VisualForm(OFF, editor)) == ("", None)
     blank = {**editor, "layers": [np.zeros((H, W, 4), np.uint8)]}
-    assert "the mask is empty" in tab.visual.preview(DRAWN, blank, None, 0, ["crop"])[0]
-    assert "no step ticked" in tab.visual.preview(DRAWN, editor, None, 0, [])[0]
-    assert "Upload an example image" in tab.visual.preview(DRAWN, None, None, 0, ["crop"])[0]
+    assert "the mask is empty" in tab.visual.preview(VisualForm(DRAWN, blank, steps=["crop"])).status
+    assert "no step ticked" in tab.visual.preview(VisualForm(DRAWN, editor, steps=[])).status
+    assert "Upload an example image" in tab.visual.preview(VisualForm(DRAWN, None)).status
 
 
 def test_legend_gives_each_prompts_presence(tab: InspectTab, tiny_lite_dir: Path, photo: Path) -> None:
@@ -134,14 +137,14 @@ def test_semantic_map_labels_each_pixel_with_its_most_probable_prompt() -> None:
                            [first, second], [0.5, 0.5], 1.0, [0.5, 0.5])
     tab = InspectTab(ModelCache(device="cpu"), [])
     key = tab.results.put(result)
-    update = tab.semantic(key, True, False, 0.5, 1.0)
+    view = ViewForm(key, tuned=False, opacity=1.0, semantic=True)
+    update = tab.semantic(view)
     picture, colors = update["value"], palette(2)
     assert update["visible"] is True and picture.shape[0] >= 10 and picture.shape[1] > 12   # legend on the right
     assert np.all(picture[:10, :4] == colors[0]) and np.all(picture[:10, 4:12] == colors[1])
-    picture = tab.semantic(key, True, False, 0.7, 1.0)["value"]
+    picture = tab.semantic(replace(view, threshold=0.7))["value"]
     assert np.all(picture[:10, 4:8] == colors[1]) and np.all(picture[:10, 8:12] == 0)
-    assert tab.semantic(key, False, False, 0.5, 1.0) == {"__type__": "update", "visible": False,
-                                                                   "value": None}
+    assert tab.semantic(replace(view, semantic=False)) == {"__type__": "update", "visible": False, "value": None}
 
 
 def test_editor_hands_files_over_undecoded_and_bounds_its_canvas_uploads(tmp_path: Path) -> None:

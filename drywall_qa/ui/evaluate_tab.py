@@ -18,7 +18,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import gradio as gr
 
@@ -34,9 +36,10 @@ from drywall_qa.ui.evaluation_views import (
     robustness_outputs,
     sweep_figure,
 )
+from drywall_qa.ui.forms import SplitForm, handler, named_inputs
 from drywall_qa.ui.job_limits import check_job_size
 from drywall_qa.ui.lanes import HeavyLane, JobStopped, client_address
-from drywall_qa.ui.messages import escape_md, guarded, skipped_note
+from drywall_qa.ui.messages import cleared, escape_md, guarded, skipped_note
 from drywall_qa.ui.models import ModelCache, SharedModel
 from drywall_qa.ui.prompts import parse_prompts
 from drywall_qa.ui.retention import PARTIAL_PREFIX, Retention, prune_evaluations
@@ -46,6 +49,28 @@ from drywall_qa.ui.widgets import prompt_inputs, split_input, threshold_inputs, 
 DEFAULT_LIMIT = 20
 DEFAULT_PANELS = 4
 MAX_PANELS = 16
+
+
+@dataclass
+class EvaluateForm(SplitForm):
+    """A split job's controls plus the evaluation's own."""
+
+    #: panels drawn: the first N and the worst N images
+    panels: float | None = None
+    #: names of :data:`~drywall_qa.robustness.PERTURBATIONS` for the robustness report
+    perturbations: Sequence[str] | None = None
+    #: a split folder of images without the prompts' targets, for the presence AUROC
+    negatives: str | None = None
+
+
+class Evaluated(NamedTuple):
+    status: str
+    table: Any
+    plot: Any
+    panels: list[str] | None
+    downloads: list[str] | None
+    drops: Any
+    drops_plot: Any
 
 
 def negatives_split(value: str | None, split: ConfinedSplit, roots: Sequence[Path]) -> ConfinedSplit | None:
@@ -90,21 +115,18 @@ class EvaluateTab:
         """A ``progress(done, total)`` callback that moves the bar."""
         return lambda done, of: progress((done, of), desc=desc)
 
-    @guarded(outputs=6)
-    def run(self, key: str | None, split_value: str | None, selected: Sequence[str] | None, typed: str | None,
-            tuned: bool, threshold: float, limit: float, panels: float, request: gr.Request | None = None,
-            progress: gr.Progress = gr.Progress(), perturbations: Sequence[str] | None = None,
-            negatives: str | None = None) -> tuple:
-        """``(status, metrics table, sweep plot, panels, downloads, robustness table, robustness plot)``;
-        ``perturbations`` (names of :data:`PERTURBATIONS`) add the robustness report, ``negatives`` (a split
-        folder) adds images without the targets to the presence AUROC."""
+    @guarded(Evaluated)
+    def run(self, form: EvaluateForm, request: gr.Request | None = None,
+            progress: gr.Progress = gr.Progress()) -> Evaluated:
+        """Evaluate the form's split: metrics table, sweep plot, panels and downloads, plus the robustness report
+        when perturbations are ticked and the presence AUROC on the negatives split when one is chosen."""
         session = getattr(request, "session_hash", None) or "local"
-        split = open_split(split_value, self.roots)
-        negative_split = negatives_split(negatives, split, self.roots)
-        prompts, notes = parse_prompts(selected, typed)
-        total = min(len(split), whole_number(limit, "images", DEFAULT_LIMIT, 1, self.max_images))
-        panel_count = whole_number(panels, "panels", DEFAULT_PANELS, 0, MAX_PANELS)
-        perturbations = list(perturbations or [])
+        split = open_split(form.split, self.roots)
+        negative_split = negatives_split(form.negatives, split, self.roots)
+        prompts, notes = parse_prompts(form.selected, form.typed)
+        total = min(len(split), whole_number(form.limit, "images", DEFAULT_LIMIT, 1, self.max_images))
+        panel_count = whole_number(form.panels, "panels", DEFAULT_PANELS, 0, MAX_PANELS)
+        perturbations = list(form.perturbations or [])
         negative_count = min(total, len(negative_split)) if negative_split is not None else 0
         check_job_size(total, negative_count, len(prompts), len(perturbations))
         with self._lock:
@@ -112,13 +134,13 @@ class EvaluateTab:
         try:
             with self.lane.admit(client_address(request), lambda: self._stopped(session),
                                  lambda ahead: progress(0, desc=f"Waiting: {ahead} job(s) ahead")):
-                model = self.models.get(key)
+                model = self.models.get(form.model)
                 notes += model.prompt_notes(prompts)
                 final, metrics = self._evaluate(model, split, negative_split, prompts,
-                                                threshold_value(tuned, threshold), total, panel_count, perturbations,
-                                                session, progress)
+                                                threshold_value(form.tuned, form.threshold), total, panel_count,
+                                                perturbations, session, progress)
         except JobStopped:
-            return ("Stopped while waiting for another job to finish; nothing was run.", *([None] * 6))
+            return cleared(Evaluated, "Stopped while waiting for another job to finish; nothing was run.")
         finally:
             with self._lock:
                 self._running.discard(session)
@@ -130,9 +152,10 @@ class EvaluateTab:
         notes += [note for note in (skipped_note(split), skipped_note(negative_split)) if note]
         if notes:
             status += " · " + escape_md("; ".join(notes))
-        return (status, metrics_table(metrics), sweep_figure(metrics), panel_files(final),
-                [str(final / name) for name in ("metrics.json", "per_image.csv", "robustness.csv", "robustness.png")
-                 if (final / name).is_file()], *robustness_outputs(metrics.get("robustness")))
+        return Evaluated(status, metrics_table(metrics), sweep_figure(metrics), panel_files(final),
+                         [str(final / name) for name in ("metrics.json", "per_image.csv", "robustness.csv",
+                                                         "robustness.png") if (final / name).is_file()],
+                         *robustness_outputs(metrics.get("robustness")))
 
     def _evaluate(self, model: SharedModel, split: ConfinedSplit, negative_split: ConfinedSplit | None,
                   prompts: list[str], cutoff: float | None, total: int, panels: int, perturbations: list[str],
@@ -196,8 +219,11 @@ class EvaluateTab:
                         interactive=False)
         split.change(lambda value: split_prompts(value, self.roots) or gr.skip(), split, selected,
                      api_visibility="private")
-        inputs = [model_key, split, selected, typed, tuned, threshold, limit, panels, perturbations, negatives]
-        run.click(self.run, inputs, [status, table, plot, gallery, files, drops, drops_plot], concurrency_id="batch",
+        form = named_inputs(model=model_key, split=split, selected=selected, typed=typed, tuned=tuned,
+                            threshold=threshold, limit=limit, panels=panels, perturbations=perturbations,
+                            negatives=negatives)
+        run.click(handler(self.run, EvaluateForm), inputs_kwargs=form,
+                  outputs=Evaluated(status, table, plot, gallery, files, drops, drops_plot), concurrency_id="batch",
                   concurrency_limit=self.lane.capacity + 1, api_name="evaluate")
         stop.click(self.stop, None, status, queue=False, api_name="stop_evaluation")
 

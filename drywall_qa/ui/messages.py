@@ -8,11 +8,12 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from drywall_qa.errors import DrywallQAError
 
 log = logging.getLogger("drywall_qa.ui")
+Outputs = TypeVar("Outputs", bound=tuple)
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~])")
 
@@ -52,17 +53,22 @@ def error_message(err: BaseException) -> str:
             "The details are in the server log; please report it.")
 
 
-def guarded(outputs: int) -> Callable[[Callable[..., tuple]], Callable[..., tuple]]:
-    """Decorate a callback returning ``(status, *outputs)``: any exception returns ``(message, None, …)`` instead,
-    which clears the ``outputs`` components so no stale result sits next to the error."""
+def cleared(outputs: type[Outputs], status: str) -> Outputs:
+    """An ``outputs`` named tuple holding ``status`` and nothing else, so no stale result sits next to it."""
+    return outputs(status, *[None] * (len(outputs._fields) - 1))  # type: ignore[attr-defined]
 
-    def decorate(callback: Callable[..., tuple]) -> Callable[..., tuple]:
+
+def guarded(outputs: type[Outputs]) -> Callable[[Callable[..., Outputs]], Callable[..., Outputs]]:
+    """Decorate a callback returning an ``outputs`` named tuple (status first; its fields are the event's output
+    components): any exception returns the :func:`cleared` tuple with the error message instead."""
+
+    def decorate(callback: Callable[..., Outputs]) -> Callable[..., Outputs]:
         @functools.wraps(callback)
-        def run(*args: Any, **kwargs: Any) -> tuple:
+        def run(*args: Any, **kwargs: Any) -> Outputs:
             try:
                 return callback(*args, **kwargs)
             except Exception as err:  # noqa: BLE001 — the UI must keep serving whatever happened
-                return (error_message(err), *([None] * outputs))
+                return cleared(outputs, error_message(err))
 
         return run
 

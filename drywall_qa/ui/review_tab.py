@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import gradio as gr
 import pandas as pd
 
 from drywall_qa.errors import InputError
 from drywall_qa.metrics import score_masks
+from drywall_qa.ui.forms import SplitForm, handler, named_inputs
 from drywall_qa.ui.job_limits import check_job_size
 from drywall_qa.ui.lanes import HeavyLane, client_address
 from drywall_qa.ui.messages import escape_md, guarded, skipped_note
@@ -57,6 +59,45 @@ class ReviewSession:
         raise InputError("table row", f"{image} / {prompt} is not in the scored table", "score the split again")
 
 
+@dataclass
+class DecisionForm:
+    """A decision about one row of the session's scored table."""
+
+    session: ReviewSession | None = None
+    image: str | None = None
+    prompt: str | None = None
+    #: "accept", "reject" or none (a comment alone)
+    decision: str | None = None
+    comment: str | None = ""
+
+
+class Scored(NamedTuple):
+    status: str
+    table: pd.DataFrame | None
+    session: ReviewSession | None
+    review_file: str | None
+
+
+class Shown(NamedTuple):
+    """A scored row: its pictures, and the decision saved for it so far."""
+
+    status: str
+    input: Any
+    truth: Any
+    prediction: Any
+    errors: Any
+    image: str | None
+    prompt: str | None
+    decision: str | None
+    comment: str | None
+
+
+class Saved(NamedTuple):
+    status: str
+    table: pd.DataFrame | None
+    review_file: str | None
+
+
 def error_legend() -> str:
     """The error map's colours, as drawn by :func:`drywall_qa.visualisation.error_map`."""
     items = [(TP_COLOR, "true positive"), (FP_COLOR, "false positive"), (FN_COLOR, "missed (false negative)")]
@@ -75,31 +116,30 @@ class ReviewTab:
     def store(self, session: ReviewSession) -> ReviewStore:
         return ReviewStore(self.out_dir / "reviews" / f"{session.slug}.json", session.name)
 
-    @guarded(outputs=3)
-    def score(self, key: str | None, split_value: str | None, selected: Sequence[str] | None, typed: str | None,
-              tuned: bool, threshold: float, limit: float, request: gr.Request | None = None,
-              progress: gr.Progress = gr.Progress()) -> tuple:
-        """``(status, table, session, review file)`` for the first ``limit`` images of the split."""
-        split = open_split(split_value, self.roots)
-        prompts, notes = parse_prompts(selected, typed)
+    @guarded(Scored)
+    def score(self, form: SplitForm, request: gr.Request | None = None,
+              progress: gr.Progress = gr.Progress()) -> Scored:
+        """The first ``form.limit`` images of the form's split scored, worst first."""
+        split = open_split(form.split, self.roots)
+        prompts, notes = parse_prompts(form.selected, form.typed)
         if not len(split):
             raise InputError(f"split {split_name(split)}", "lists no images", "choose another split")
-        total = min(len(split), whole_number(limit, "images to score", DEFAULT_LIMIT, 1, self.max_images))
+        total = min(len(split), whole_number(form.limit, "images to score", DEFAULT_LIMIT, 1, self.max_images))
         check_job_size(total, 0, len(prompts))
-        value = threshold_value(tuned, threshold)
+        value = threshold_value(form.tuned, form.threshold)
         with self.lane.admit(client_address(request),
                              waiting=lambda ahead: progress(0, desc=f"Waiting: {ahead} job(s) ahead")):
-            model = self.models.get(key)
+            model = self.models.get(form.model)
             notes += model.prompt_notes(prompts)
             rows = self._scores(model, split, prompts, value, total, progress)
-        session = ReviewSession(split_value, split_name(split), review_slug(split), model.key, model.name, prompts,
+        session = ReviewSession(form.split, split_name(split), review_slug(split), model.key, model.name, prompts,
                                 value, rows, {split.file_name(i): i for i in range(total)})
         status = (f"Scored {total} of {len(split)} images of {escape_md(session.name)} × {len(prompts)} prompts "
                   f"with {escape_md(model.name)}, worst first. Click a row to see it.")
         notes += [note for note in [skipped_note(split)] if note]
         if notes:
             status += " " + escape_md("; ".join(notes))
-        return status, self.table(session), session, self._file(session)
+        return Scored(status, self.table(session), session, self._file(session))
 
     @staticmethod
     def _scores(model: SharedModel, split: ConfinedSplit, prompts: list[str], threshold: float | None, total: int,
@@ -126,14 +166,14 @@ class ReviewTab:
                             entry.get("decision") or "", entry.get("comment", "")])
         return pd.DataFrame(records, columns=HEADERS)
 
-    def select(self, session: ReviewSession | None, evt: gr.SelectData) -> tuple:
+    def select(self, session: ReviewSession | None, evt: gr.SelectData) -> Shown:
         """A table row was clicked: show its image and prompt (whatever column was clicked)."""
         row = evt.row_value or []
         return self.show(session, *(row[:2] if len(row) >= 2 else (None, None)))
 
-    @guarded(outputs=8)
-    def show(self, session: ReviewSession | None, image: str | None, prompt: str | None) -> tuple:
-        """``(status, input, ground truth, prediction, error map, image, prompt, decision, comment)``."""
+    @guarded(Shown)
+    def show(self, session: ReviewSession | None, image: str | None, prompt: str | None) -> Shown:
+        """The row of ``image`` and ``prompt``: input, ground truth, prediction, error map and saved decision."""
         if session is None or image not in session.index:
             raise InputError("review", "no scored row selected", "press Score, then click a row of the table")
         row = session.row(image, prompt)
@@ -143,27 +183,26 @@ class ReviewTab:
         entry = self.store(session).get(image, prompt) or {}
         status = (f"**{escape_md(image)}** · {escape_md(prompt)} · IoU {row['iou']:.3f} · Dice {row['dice']:.3f} · "
                   f"precision {row['precision']:.3f} · recall {row['recall']:.3f}")
-        return (status, small, overlay(small, [truth], [GT_COLOR]), overlay(small, [pred], palette(1)),
-                error_map(pred, truth, small), image, prompt, entry.get("decision"),
-                entry.get("comment", ""))
+        return Shown(status, small, overlay(small, [truth], [GT_COLOR]), overlay(small, [pred], palette(1)),
+                     error_map(pred, truth, small), image, prompt, entry.get("decision"), entry.get("comment", ""))
 
-    @guarded(outputs=2)
-    def save(self, session: ReviewSession | None, image: str | None, prompt: str | None, decision: str | None,
-             comment: str | None) -> tuple:
-        """``(status, table, review file)`` after recording the decision for ``image`` and ``prompt``, a row of the
-        session's scored table (clicking a row fills them in; API clients pass them after ``/score_split``)."""
+    @guarded(Saved)
+    def save(self, form: DecisionForm) -> Saved:
+        """Record the form's decision for its row of the session's scored table (clicking a row fills the row in;
+        API clients pass it after ``/score_split``)."""
+        session = form.session
         if session is None:
             raise InputError("review", "nothing scored in this session", "press Score (or call /score_split) first")
-        if not image or not prompt:
+        if not form.image or not form.prompt:
             raise InputError("review", "no row selected", "click a row of the table first")
-        if not decision and not (comment or "").strip():
+        if not form.decision and not (form.comment or "").strip():
             raise InputError("review", "nothing to save", "pick accept or reject, or write a comment")
-        row = session.row(image, prompt)
-        self.store(session).save(row["image"], row["prompt"], decision or None, comment or "",
+        row = session.row(form.image, form.prompt)
+        self.store(session).save(row["image"], row["prompt"], form.decision or None, form.comment or "",
                                  model=session.model, threshold=session.threshold, iou=row["iou"],
                                  dice=row["dice"])
-        return (f"Saved {decision or 'comment'} for {escape_md(row['image'])} · {escape_md(row['prompt'])}.",
-                self.table(session), self._file(session))
+        return Saved(f"Saved {form.decision or 'comment'} for {escape_md(row['image'])} · "
+                     f"{escape_md(row['prompt'])}.", self.table(session), self._file(session))
 
     def _file(self, session: ReviewSession) -> str | None:
         path = self.store(session).path
@@ -198,11 +237,14 @@ class ReviewTab:
         session = gr.State(None)
         split.change(lambda value: split_prompts(value, self.roots) or gr.skip(), split, selected,
                      api_visibility="private")
-        button.click(self.score, [model_key, split, selected, typed, tuned, threshold, limit],
-                     [status, table, session, review_file], concurrency_id="batch",
-                     concurrency_limit=self.lane.capacity + 1,
-                     api_name="score_split")
-        table.select(self.select, session, [status, *shown, image, prompt, decision, comment], concurrency_id="model",
-                     api_visibility="private")
-        save.click(self.save, [session, image, prompt, decision, comment], [status, table, review_file],
-                   api_name="save_review")
+        button.click(handler(self.score, SplitForm),
+                     inputs_kwargs=named_inputs(model=model_key, split=split, selected=selected, typed=typed,
+                                                tuned=tuned, threshold=threshold, limit=limit),
+                     outputs=Scored(status, table, session, review_file), concurrency_id="batch",
+                     concurrency_limit=self.lane.capacity + 1, api_name="score_split")
+        table.select(self.select, session, Shown(status, *shown, image, prompt, decision, comment),
+                     concurrency_id="model", api_visibility="private")
+        save.click(handler(self.save, DecisionForm),
+                   inputs_kwargs=named_inputs(session=session, image=image, prompt=prompt, decision=decision,
+                                              comment=comment),
+                   outputs=Saved(status, table, review_file), api_name="save_review")

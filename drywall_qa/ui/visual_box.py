@@ -8,14 +8,16 @@ and the run's status say so instead of failing.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import gradio as gr
 import numpy as np
 
 from drywall_qa.errors import InputError
 from drywall_qa.imaging import load_image
+from drywall_qa.ui.forms import handler, named_inputs
 from drywall_qa.ui.messages import error_message, escape_md, guarded
 from drywall_qa.ui.models import ModelCache, SharedModel
 from drywall_qa.ui.splits import discover_splits, open_split, split_name
@@ -30,6 +32,31 @@ MAX_LAYERS, MAX_PENDING_CANVASES = 4, 8
 NEEDS_CLIPSEG = "need the CLIPSeg backend"
 READY = ("Mark one example of what to look for: paint over it on an image, or take an annotated image of a split. "
          "It runs next to the ticked prompts and shows in the legend under its own name.")
+
+
+@dataclass
+class VisualForm:
+    """The box's controls: where the example comes from, how it is engineered and what text is mixed in."""
+
+    #: :data:`OFF`, :data:`DRAWN` or :data:`DATASET`
+    source: str | None = OFF
+    #: the image editor's value (:func:`raw_editor`): background and painted layers
+    editor: dict[str, Any] | None = None
+    #: the split of an annotated example, and the image's number in it
+    split: str | None = None
+    index: float | None = 0
+    #: ticked engineering steps (of :data:`~drywall_qa.visual_prompts.STEPS`)
+    steps: Sequence[str] | None = STEPS
+    #: weight of the example against ``text``
+    alpha: float = 1.0
+    text: str | None = None
+
+
+class Preview(NamedTuple):
+    """What the box shows for its controls."""
+
+    status: str
+    image: np.ndarray | None
 
 
 def is_on(source: str | None) -> bool:
@@ -125,36 +152,33 @@ class VisualBox:
     def __init__(self, models: ModelCache, roots: Sequence[Path]) -> None:
         self.models, self.roots = models, list(roots)
 
-    def prompt(self, source: str | None = OFF, editor: dict[str, Any] | None = None, split_value: str | None = None,
-               index: float | None = 0, steps: Sequence[str] | None = STEPS, alpha: float = 1.0,
-               text: str | None = None, fallback_text: str | None = None) -> VisualPrompt | None:
-        """The example the controls describe (None when the source is off); ``text`` mixed in by ``alpha``,
-        ``fallback_text`` when it is blank."""
-        if not is_on(source):
+    def prompt(self, form: VisualForm, fallback_text: str | None = None) -> VisualPrompt | None:
+        """The example ``form`` describes (None when its source is off); its text mixed in by its alpha,
+        ``fallback_text`` when the text is blank."""
+        if not is_on(form.source):
             return None
-        options = {"engineering": engineering(steps), "alpha": float(alpha),
-                   "text": (text or "").strip() or fallback_text}
-        if source == DRAWN:
-            return VisualPrompt(*editor_example(editor), **options)
-        split = open_split(split_value, self.roots)
-        number = int(index or 0)
+        options = {"engineering": engineering(form.steps), "alpha": float(form.alpha),
+                   "text": (form.text or "").strip() or fallback_text}
+        if form.source == DRAWN:
+            return VisualPrompt(*editor_example(form.editor), **options)
+        split = open_split(form.split, self.roots)
+        number = int(form.index or 0)
         if not 0 <= number < len(split):
             raise InputError(f"example image number {number}", f"is outside 0…{len(split) - 1} of "
                              f"{split_name(split)}", "pick an image number of the split")
         return VisualPrompt.from_split(split, number, **options)
 
-    @guarded(outputs=1)
-    def preview(self, source: str | None, editor: dict[str, Any] | None, split_value: str | None,
-                index: float | None, steps: Sequence[str] | None) -> tuple[str, np.ndarray | None]:
-        """``(status, prompt image)``: the engineered example the model will see."""
-        if source == DRAWN and (editor or {}).get("background") is None:
-            return "Upload an example image, then paint over the object with the brush.", None
-        example = self.prompt(source, editor, split_value, index, steps)
+    @guarded(Preview)
+    def preview(self, form: VisualForm) -> Preview:
+        """The engineered example the model will see, and how much of it is marked."""
+        if form.source == DRAWN and (form.editor or {}).get("background") is None:
+            return Preview("Upload an example image, then paint over the object with the brush.", None)
+        example = self.prompt(form)
         if example is None:
-            return "", None
+            return Preview("", None)
         marked = example.mask.mean()
-        return (f"{escape_md(example.name or 'Example image')}: {100 * marked:.1f} % marked · "
-                f"{example.engineering}"), example.support()
+        return Preview(f"{escape_md(example.name or 'Example image')}: {100 * marked:.1f} % marked · "
+                       f"{example.engineering}", example.support())
 
     def note(self, key: str | None) -> str:
         """What the loaded model makes of visual prompts."""
@@ -168,8 +192,8 @@ class VisualBox:
                 "image-prompt encoder: choose *CLIPSeg* in the model box (or a CLIPSeg checkpoint folder). With "
                 "α = 0 the text alone runs.")
 
-    def build(self, model_key: gr.State) -> list[gr.components.Component]:
-        """Lay out the accordion; returns the inputs of :meth:`prompt` in order (before ``fallback_text``)."""
+    def build(self, model_key: gr.State) -> dict[str, gr.components.Component]:
+        """Lay out the accordion; returns its controls, named as the fields of :class:`VisualForm`."""
         with gr.Accordion("Visual prompt: segment things like an example", open=False,
                           elem_id="visual-prompt") as box:
             note = gr.Markdown(READY, elem_id="visual-note")
@@ -193,7 +217,10 @@ class VisualBox:
         source.change(lambda value: (gr.update(visible=value == DRAWN), gr.update(visible=value == DATASET)),
                       source, [editor, from_split], api_visibility="private")
         gr.on([box.expand, model_key.change], self.note, model_key, note, api_visibility="private")
-        example = [source, editor, split, index, steps]
-        gr.on([source.change, editor.change, split.change, index.change, steps.change], self.preview, example,
-              [status, shown], trigger_mode="always_last", show_progress="hidden", api_visibility="private")
-        return [*example, alpha, text]
+        controls = {"source": source, "editor": editor, "split": split, "index": index, "steps": steps,
+                    "alpha": alpha, "text": text}
+        gr.on([source.change, editor.change, split.change, index.change, steps.change],
+              handler(self.preview, VisualForm), inputs_kwargs=named_inputs(**controls),
+              outputs=Preview(status, shown), trigger_mode="always_last", show_progress="hidden",
+              api_visibility="private")
+        return controls
