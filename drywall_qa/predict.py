@@ -57,7 +57,7 @@ def write_outputs(image: np.ndarray, predictions: Sequence[Prediction], out_dir:
                                       "closest_concept": prediction.closest_concept,
                                       "concept_similarity": prediction.concept_similarity, "mask": name})
     if semantic:
-        labels = semantic_map(predictions)
+        labels = semantic_map([p.probabilities for p in predictions], [p.mask for p in predictions])
         names = [p.prompt for p in predictions]
         write_png(out_dir / "semantic.png", render_semantic(image, labels, names))
         write_png(out_dir / "labels.png", np.repeat(labels[..., None], 3, axis=2))

@@ -26,7 +26,7 @@ from drywall_qa.data import DATASETS, CocoSplit, data_root, split_dir
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.evaluation import Progress, Split, predictions_over, write_png
 from drywall_qa.imaging import resize_mask
-from drywall_qa.segmenter import Prediction, Segmenter
+from drywall_qa.segmenter import Segmenter
 from drywall_qa.visualisation import BAND_COLOR, GAP, RGB, TEXT_COLOR, overlay, palette, panel_image, side_by_side
 
 BACKGROUND = "background"
@@ -34,14 +34,16 @@ BACKGROUND = "background"
 LEGEND_CHARS = 48
 
 
-def semantic_map(predictions: Sequence[Prediction]) -> np.ndarray:
-    """``H×W`` uint8 labels (0 background, ``i + 1`` = ``predictions[i]``) from predictions of one image."""
-    if not predictions or len(predictions) > 254:
-        raise ValueError(f"need 1 to 254 predictions, got {len(predictions)}")
-    labels = np.zeros(predictions[0].mask.shape, np.uint8)
+def semantic_map(probabilities: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> np.ndarray:
+    """``H×W`` uint8 labels of one image (0 background, ``i + 1`` = prompt ``i``) from each prompt's probability
+    map (float, or uint8 on a 0–255 scale) and its mask."""
+    if not probabilities or len(probabilities) > 254 or len(masks) != len(probabilities):
+        raise ValueError(f"need 1 to 254 probability maps and as many masks, got {len(probabilities)} and "
+                         f"{len(masks)}")
+    labels = np.zeros(masks[0].shape, np.uint8)
     best = np.full(labels.shape, -1.0, np.float32)
-    for label, prediction in enumerate(predictions, start=1):   # one map at a time: flat memory on large photos
-        score = np.where(prediction.mask, prediction.probabilities, np.float32(-1)).astype(np.float32, copy=False)
+    for label, (probability, mask) in enumerate(zip(probabilities, masks), start=1):   # one at a time: flat memory
+        score = np.where(mask, probability, np.float32(-1)).astype(np.float32, copy=False)
         better = score > best                                    # ties keep the earlier prompt
         labels[better], best[better] = label, score[better]
     return labels
@@ -159,7 +161,8 @@ def evaluate_semantic(segmenter: Segmenter, classes: Sequence[SemanticClass], th
         count = 0
         for index, sample, predictions, _ in predictions_over(segmenter, semantic_class.split, prompts, threshold,
                                                                limit, desc=semantic_class.name):
-            truth, prediction = sample.mask.astype(np.uint8) * label, semantic_map(predictions)
+            prediction = semantic_map([p.probabilities for p in predictions], [p.mask for p in predictions])
+            truth = sample.mask.astype(np.uint8) * label
             confusion.add(truth, prediction)
             if panel_dir is not None and index < panels:
                 picture = semantic_panel(sample.image, truth, prediction, names[1:])

@@ -32,9 +32,9 @@ def _prediction(prompt: str, probabilities: np.ndarray, threshold: float) -> Pre
 
 
 def test_each_pixel_gets_the_most_probable_prompt_above_its_threshold() -> None:
-    a = _prediction("a", [[0.9, 0.6, 0.2, 0.1, 0.55]], 0.5)
-    b = _prediction("b", [[0.7, 0.8, 0.1, 0.3, 0.65]], 0.7)   # 0.65 is below b's own threshold
-    labels = semantic_map([a, b])
+    a = np.array([[0.9, 0.6, 0.2, 0.1, 0.55]], np.float32)
+    b = np.array([[0.7, 0.8, 0.1, 0.3, 0.65]], np.float32)
+    labels = semantic_map([a, b], [a > 0.5, b > 0.7])          # 0.65 is below b's own threshold
     assert labels.dtype == np.uint8
     np.testing.assert_array_equal(labels, [[1, 2, 0, 0, 1]])
 

@@ -9,11 +9,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import numpy as np
-import torch
 from PIL import Image
 
 from drywall_qa.presence import describe_presence
-from drywall_qa.segmenter import Prediction
 from drywall_qa.semantic import render_semantic, semantic_map
 from drywall_qa.shapes import PIXELS, threshold_mask
 from drywall_qa.ui.exports import scratch_dir, write_downloads
@@ -124,10 +122,8 @@ def mask_tile(mask: np.ndarray, color: RGB) -> Image.Image:
 def semantic_picture(result: InspectResult, threshold: float | None, opacity: float) -> np.ndarray:
     """The run's semantic map (each pixel: the most probable prompt whose mask holds it) at display size, with a
     legend; ``threshold`` None uses the tuned thresholds."""
-    predictions = [Prediction(prompt, p, mask, torch.empty(0), t) for prompt, p, mask, t in
-                   zip(result.prompts, result.probabilities, result.masks(threshold), result.thresholds(threshold))]
-    labels = semantic_map(predictions)
-    small, masks = for_display(result.image, [labels == k for k in range(1, len(predictions) + 1)])
+    labels = semantic_map(result.probabilities, result.masks(threshold))
+    small, masks = for_display(result.image, [labels == k for k in range(1, len(result.prompts) + 1)])
     small_labels = np.zeros(small.shape[:2], np.uint8)
     for k, mask in enumerate(masks, start=1):
         small_labels[mask] = k
