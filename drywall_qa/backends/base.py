@@ -4,6 +4,9 @@ Flow: ``preprocess`` (RGB uint8 images → pixel values) → ``encode_image`` (p
 computed once per image) ; ``encode_prompts`` (text → conditioning vectors, frozen, cacheable) — or, where
 ``supports_visual_prompts``, ``encode_visual_prompts`` (example images → vectors in the same space) ;
 ``decode`` (features + vectors → logits at the model's native resolution).
+
+Capabilities a family may lack are methods whose default refuses with a clear error: building a new model
+(:meth:`Backend.new`, through ``backends.new_backend``), image prompts, unfreezing encoder layers, another input size.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from drywall_qa.errors import InputError
 from drywall_qa.postprocess import PostprocessSettings
 
 Features = tuple[torch.Tensor, ...]
@@ -43,6 +47,16 @@ class Backend(ABC):
     image_mean: tuple[float, ...] = (0.5, 0.5, 0.5)
     image_std: tuple[float, ...] = (0.5, 0.5, 0.5)
 
+    @classmethod
+    @abstractmethod
+    def from_pretrained(cls, source: str, device: str | torch.device | None = None) -> Backend:
+        """Load a checkpoint directory (or a hub id, where the family is published there); ``None``: CPU."""
+
+    @classmethod
+    def new(cls, device: str | torch.device | None = None, **options) -> Backend:
+        """A new model of this family to train (``options``: fields of its config); ``None``: CPU."""
+        raise NotImplementedError(f"the {cls.family} backend builds no new models: fine-tune a checkpoint")
+
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
@@ -51,6 +65,11 @@ class Backend(ABC):
     @abstractmethod
     def input_size(self) -> int:
         """Side of the square model input, in pixels."""
+
+    def resize_input(self, size: int) -> None:
+        """Take square inputs of side ``size`` from now on (fully convolutional families only)."""
+        raise InputError("--image-size", f"the {self.family} backend keeps its input size ({self.input_size})",
+                         "leave --image-size out")
 
     @abstractmethod
     def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
@@ -104,6 +123,11 @@ class Backend(ABC):
     def trainable_parameters(self) -> Iterator[torch.nn.Parameter]:
         """Parameters fine-tuning updates (default: all that require grad)."""
         return (p for p in self.model.parameters() if p.requires_grad)
+
+    def unfreeze_last(self, n: int) -> None:
+        """Also train the last ``n`` layers of a frozen image encoder (``frozen_image_encoder`` becomes False)."""
+        raise InputError("--unfreeze-last", f"the {self.family} image encoder trains in full already",
+                         "leave --unfreeze-last out")
 
     def cache_key(self) -> str:
         """Identifies the frozen image encoder, so cached features are invalidated when it changes."""

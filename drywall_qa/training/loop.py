@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
-from drywall_qa.backends import DEFAULT_CLIPSEG, Backend, Features, load_backend
+from drywall_qa.backends import DEFAULT_CLIPSEG, Backend, Features, load_backend, new_backend
 from drywall_qa.data import DATASETS, CocoSplit, split_dir
 from drywall_qa.errors import InputError
 from drywall_qa.postprocess import PostprocessSettings
@@ -48,6 +48,8 @@ logger = logging.getLogger(__name__)
 BEST_DIR = "best"
 LAST_DIR = "last"
 ARGS_FILE = "training_args.json"
+#: the ``--model`` value that trains a new drywall-qa-lite model (elsewhere "lite" names the bundled one)
+NEW_LITE_MODEL = "lite"
 #: files of a run that ``--overwrite`` removes (the feature cache stays: its entries are keyed by content)
 RUN_FILES = (BEST_DIR, LAST_DIR, STATE_FILE, HISTORY_FILE, CURVES_FILE, ARGS_FILE)
 #: settings a resumed run may change without changing its result
@@ -63,13 +65,13 @@ class TrainConfig:
     dataset: str
     data_root: Path
     output_dir: Path
-    model: str = DEFAULT_CLIPSEG  # hub id, checkpoint dir, or "lite" for a new drywall-qa-lite model
+    model: str = DEFAULT_CLIPSEG  # hub id, checkpoint dir, or NEW_LITE_MODEL
     epochs: int = 50
     batch_size: int = 4
     lr: float = 1e-5
     weight_decay: float = 1e-4
     warmup_fraction: float = 0.05
-    image_size: int | None = None  # model input side: a new lite model's (default 320), or a lite checkpoint's new one
+    image_size: int | None = None  # another model input side, for the families that take one (drywall-qa-lite)
     train_size: int | None = None  # side of the augmented training crops (default: the model input size)
     balance: bool = False  # give each dataset the same share of an epoch
     seed: int = 0
@@ -87,7 +89,7 @@ class TrainConfig:
     mixed_precision: str = "no"
     workers: int = 0
     cache_dir: Path | None = None
-    lite_options: dict = field(default_factory=dict)
+    lite_options: dict = field(default_factory=dict)  # LiteConfig fields of a new drywall-qa-lite model
 
     def __post_init__(self) -> None:
         """Refuse a learning rate or weight decay that would train to NaN, or not at all, without a word."""
@@ -172,38 +174,22 @@ def _splits(config: TrainConfig, split: str) -> dict[str, tuple]:
 
 
 def build_backend(config: TrainConfig) -> Backend:
-    """A fresh drywall-qa-lite model for ``lite``, else a checkpoint, with its frozen parts frozen.
+    """A new drywall-qa-lite model for :data:`NEW_LITE_MODEL`, else a checkpoint, with its frozen parts frozen.
 
     Post-processing settings stored with a checkpoint belong to its old weights: training starts from empty ones, so
     validation scores plain pixels at 0.5 (and sweeps the threshold), and the checkpoints it writes carry only the
     thresholds it chose.
     """
-    if config.model == "lite":
-        from drywall_qa.backends.lite import LiteBackend, LiteConfig, LiteModel
-
-        model = LiteModel(LiteConfig(image_size=config.image_size or 320, **config.lite_options))
-        model.backbone.load_imagenet_weights()
-        backend = LiteBackend(model)
+    if config.model == NEW_LITE_MODEL:
+        backend = new_backend("drywall-qa-lite", **config.lite_options)
     else:
         backend = load_backend(config.model)
-        _resize_input(backend, config.image_size)
+    if config.image_size not in (None, backend.input_size):
+        backend.resize_input(config.image_size)
     if config.unfreeze_last:
-        if not backend.frozen_image_encoder:
-            raise InputError("--unfreeze-last", f"the {backend.family} image encoder trains in full already",
-                             "leave --unfreeze-last out")
         backend.unfreeze_last(config.unfreeze_last)
     backend.settings = PostprocessSettings()
     return backend
-
-
-def _resize_input(backend: Backend, size: int | None) -> None:
-    """Fine-tune a lite checkpoint at another input size (it is fully convolutional); CLIPSeg keeps its own."""
-    if size is None or size == backend.input_size:
-        return
-    if backend.family != "drywall-qa-lite":
-        raise InputError("--image-size", f"{backend.family} keeps its processor's input size ({backend.input_size})",
-                         "leave --image-size out")
-    backend.model.config.image_size = size
 
 
 class PromptCache:

@@ -37,6 +37,13 @@ class LiteBackend(Backend):
         self.settings = PostprocessSettings()
 
     @classmethod
+    def new(cls, device: str | torch.device | None = None, **options) -> LiteBackend:
+        """A new model (``options``: :class:`LiteConfig` fields) whose encoder starts from ImageNet weights."""
+        model = LiteModel(LiteConfig(**options))
+        model.backbone.load_imagenet_weights()
+        return cls(model.to(device or "cpu"))
+
+    @classmethod
     def from_pretrained(cls, directory: str, device: str | torch.device | None = None) -> LiteBackend:
         """Load a checkpoint directory whose config.json sizes are sane and whose weights fit the model they build."""
         config = read_config(Path(directory))
@@ -52,6 +59,10 @@ class LiteBackend(Backend):
     @property
     def input_size(self) -> int:
         return self.model.config.image_size
+
+    def resize_input(self, size: int) -> None:
+        """The model is fully convolutional: it runs at any side."""
+        self.model.config.image_size = size
 
     @property
     def image_std(self) -> tuple[float, ...]:
