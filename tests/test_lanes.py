@@ -8,6 +8,7 @@ import time
 import pytest
 
 from drywall_qa.errors import InputError
+from drywall_qa.robustness import PERTURBATIONS
 from drywall_qa.ui.job_limits import MAX_JOB_PASSES, check_job_size, job_passes
 from drywall_qa.ui.lanes import HeavyLane, JobStopped, ServerBusy
 
@@ -70,7 +71,7 @@ def test_stop_while_waiting_gives_up_the_place() -> None:
 
 
 def test_job_size_counts_perturbed_passes_and_negatives() -> None:
-    assert job_passes(images=10, negatives=5, prompts=2, perturbations=3) == (10 * 7 + 5) * 2
+    assert job_passes(images=10, negatives=5, prompts=2, perturbations=["blur", "noise", "jpeg"]) == (10 * 7 + 5) * 2
     check_job_size(MAX_JOB_PASSES, 0, 1)
     with pytest.raises(InputError, match="model passes, the limit per request"):
-        check_job_size(500, 500, 8, 6)
+        check_job_size(500, 500, 8, list(PERTURBATIONS))

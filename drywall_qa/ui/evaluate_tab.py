@@ -27,7 +27,7 @@ import gradio as gr
 from drywall_qa.atomic import write_atomic
 from drywall_qa.errors import InputError
 from drywall_qa.evaluation import evaluate_robustness, evaluate_split, mark_stopped, robustness_passes
-from drywall_qa.robustness import PERTURBATIONS
+from drywall_qa.robustness import LEVELS, PERTURBATIONS
 from drywall_qa.ui.evaluation_views import (
     DROP_HEADERS,
     HEADERS,
@@ -128,7 +128,7 @@ class EvaluateTab:
         panel_count = whole_number(form.panels, "panels", DEFAULT_PANELS, 0, MAX_PANELS)
         perturbations = list(form.perturbations or [])
         negative_count = min(total, len(negative_split)) if negative_split is not None else 0
-        check_job_size(total, negative_count, len(prompts), len(perturbations))
+        check_job_size(total, negative_count, len(prompts), perturbations)
         with self._lock:
             self._running.add(session)
         try:
@@ -199,7 +199,8 @@ class EvaluateTab:
         with gr.Accordion("Robustness and presence", open=False, elem_id="evaluate-extra"):
             perturbations = gr.CheckboxGroup(list(PERTURBATIONS), label="Robustness: perturbations",
                                              elem_id="evaluate-perturbations",
-                                             info="the split is re-scored under each, at two strengths (slow)")
+                                             info=f"the split is re-scored under each, at its "
+                                             f"{' and '.join(LEVELS)} strengths (slow)")
             negatives = gr.Dropdown([("none", ""), *choices], value="", label="Negatives split",
                                     elem_id="evaluate-negatives",
                                     info="images without the prompts' targets (e.g. the other dataset's): "
