@@ -1,11 +1,11 @@
 """Score a model on a COCO split: every prompt on every image, one forward pass of the image encoder per image.
 
-Writes ``metrics.json`` (per-prompt scores, threshold sweep, presence AUROC, timing, model size), ``per_image.csv``
-and titled panels ``panels/first_NNN_<stem>.png`` / ``panels/worst_NNN_<stem>.png`` (worst by IoU of the first
-prompt). With ``--negatives-split`` the prompts also run on images without their target (presence AUROC, false
-detections); with ``--perturb`` the split is re-scored under each perturbation (``robustness.csv``,
-``robustness.png``). Every file is written to a temporary name and renamed, so an interrupted run never leaves half
-a file.
+Writes ``metrics.json`` (per-prompt scores with the crack-aware clDice and tolerance F1, threshold sweep, presence
+AUROC, timing, model size), ``per_image.csv`` and titled panels ``panels/first_NNN_<stem>.png`` /
+``panels/worst_NNN_<stem>.png`` (worst by IoU of the first prompt). With ``--negatives-split`` the prompts also run
+on images without their target (presence AUROC, false detections); with ``--perturb`` the split is re-scored under
+each perturbation (``robustness.csv``, ``robustness.png``). Every file is written to a temporary name and renamed, so
+an interrupted run never leaves half a file.
 
     python -m drywall_qa.evaluate --split ../shared/data/cracks/valid --dataset cracks --out runs/eval-cracks
 """
@@ -24,6 +24,7 @@ from drywall_qa.cli_args import add_model_arguments, count_arg, folder_arg, path
 from drywall_qa.data import DATASETS, CocoSplit, get_dataset
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.evaluation import evaluate_robustness, evaluate_split, prompt_label
+from drywall_qa.metrics import TOLERANCES
 from drywall_qa.presence import describe_auroc
 from drywall_qa.robustness import (
     PERTURBATIONS,
@@ -42,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(parser)
     parser.add_argument("--limit", type=count_arg(1), help="score only the first N images")
     parser.add_argument("--panels", type=count_arg(0), default=8, help="first N and worst N images drawn (default 8)")
+    parser.add_argument("--tolerances", nargs="+", type=count_arg(0), default=list(TOLERANCES), metavar="PX",
+                        help="distances in pixels within which predicted and true skeletons match: tolerance "
+                        f"precision, recall and F1 at each (default {' '.join(map(str, TOLERANCES))})")
     parser.add_argument("--out", required=True, type=folder_arg, help="output folder")
     parser.add_argument("--negatives-split", type=path_arg,
                         help="split whose images lack the prompts' targets (e.g. the other dataset's valid split): "
@@ -62,10 +66,13 @@ def _perturbations(text: str) -> list[str]:
 
 def _print_summary(metrics: dict[str, Any], out_dir: Path) -> None:
     print(f"{metrics['num_images']} images, model {metrics['model']}")
-    print(f"{'prompt':<32} {'mIoU':>6} {'Dice':>6} {'pooled':>6} {'thr':>5} shape")
+    f1_names = [f"tol_f1_{d}px" for d in metrics["tolerances"]]
+    f1_titles = "".join(f" {f'F1@{d}px':>7}" for d in metrics["tolerances"])
+    print(f"{'prompt':<32} {'mIoU':>6} {'Dice':>6} {'pooled':>6} {'clDice':>6}{f1_titles} {'thr':>5} shape")
     for prompt, m in metrics["prompts"].items():
-        print(f"{prompt[:32]:<32} {m['miou']:6.3f} {m['dice']:6.3f} {m['pooled_iou']:6.3f} {m['threshold']:5.2f} "
-              f"{m['shape']}")
+        f1_values = "".join(f" {m[name]:7.3f}" for name in f1_names)
+        print(f"{prompt[:32]:<32} {m['miou']:6.3f} {m['dice']:6.3f} {m['pooled_iou']:6.3f} {m['cldice']:6.3f}"
+              f"{f1_values} {m['threshold']:5.2f} {m['shape']}")
     for prompt, presence in metrics["presence"].items():
         counts = metrics["prompts"][prompt]
         print(f"presence AUROC {describe_auroc(presence)}: {prompt}")
@@ -107,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{parser.prog}: note: {unknown_concept_note(concept, segmenter.backend.family)}",
                       file=sys.stderr)
         metrics = evaluate_split(segmenter, split, prompts, args.threshold, args.out, limit=args.limit,
-                                 panels=args.panels, dataset=args.dataset, negatives=negatives)
+                                 panels=args.panels, dataset=args.dataset, negatives=negatives,
+                                 tolerances=list(dict.fromkeys(args.tolerances)))
         if args.perturb:
             metrics["robustness"] = evaluate_robustness(segmenter, split, prompts, args.perturb, args.threshold,
                                                         args.limit, metrics["prompts"], args.out)

@@ -19,13 +19,14 @@ import drywall_qa.backends
 from drywall_qa.atomic import write_atomic
 from drywall_qa.data import DATASETS, CocoSplit
 from drywall_qa.evaluate import main
-from drywall_qa.evaluation import evaluate_split
-from drywall_qa.metrics import mean_width
+from drywall_qa.evaluation import CSV_FIELDS, evaluate_split
+from drywall_qa.metrics import TOLERANCES, crack_score_names, mean_width
 from drywall_qa.segmenter import Prediction
 from tests.helpers import MIXED_SIZES, make_mixed_split
 
 REPO = Path(__file__).resolve().parents[1]
-METRIC_KEYS = {"loss", "miou", "dice", "pooled_iou", "precision", "recall", "threshold"}
+METRIC_KEYS = {"loss", "miou", "dice", "pooled_iou", "precision", "recall", "threshold",
+               *crack_score_names(TOLERANCES)}
 SCORE_KEYS = METRIC_KEYS | {"shape", "mask_verdict_disagreements", "masks_with_low_presence",
                              "empty_with_high_presence"}
 
@@ -101,6 +102,9 @@ def test_scores_match_hand_computation(split_dir: Path, tmp_path: Path) -> None:
     assert first["recall"] == pytest.approx((1 + 0 + 1) / 3)       # empty truth counts as fully recalled
     assert first["loss"] == pytest.approx(math.log(2))
     assert second["miou"] == second["pooled_iou"] == 1.0
+    # crack scores: one perfect image of three, as for the IoU; the truth predicted scores 1 everywhere
+    assert (first["cldice"], first["tol_f1_2px"], first["tol_precision_5px"]) == pytest.approx((1 / 3, 1 / 3, 2 / 3))
+    assert second["cldice"] == second["tol_f1_5px"] == 1.0 and metrics["tolerances"] == [2, 5]
     assert first["threshold"] == 0.5
     sweep = metrics["threshold_sweep"]["first"]
     assert sweep["miou"] == pytest.approx([1 / 3] * len(sweep["thresholds"]))
@@ -113,6 +117,7 @@ def test_scores_match_hand_computation(split_dir: Path, tmp_path: Path) -> None:
     assert [(r["image"], r["prompt"]) for r in rows] == [(f"img {i}.png", p) for i in range(3)
                                                           for p in ("first", "second")]
     assert [float(r["iou"]) for r in rows if r["prompt"] == "first"] == [1.0, 0.0, 0.0]
+    assert [float(r["cldice"]) for r in rows if r["prompt"] == "first"] == [1.0, 0.0, 0.0]
     assert [int(r["true_area"]) for r in rows if r["prompt"] == "second"] == areas
     second_rows = [r for r in rows if r["prompt"] == "second"]            # predicted the truth: same widths
     assert [float(r["true_width"]) for r in second_rows] == pytest.approx([mean_width(split.mask(i)) for i in range(3)])
@@ -134,6 +139,18 @@ def test_worst_panels_are_ranked(split_dir: Path, tmp_path: Path) -> None:
     evaluate_split(ScriptedSegmenter(split, script), split, ["p"], 0.3, out, panels=0)
     assert list((out / "panels").iterdir()) == []
     assert json.loads((out / "metrics.json").read_text())["prompts"]["p"]["threshold"] == 0.3
+
+
+def test_tolerances_name_the_crack_columns(split_dir: Path, tmp_path: Path) -> None:
+    split = CocoSplit(split_dir)
+    metrics = evaluate_split(ScriptedSegmenter(split, {"p": ["truth"] * 3}), split, ["p"], out_dir=tmp_path / "three",
+                             panels=0, tolerances=[3])
+    assert metrics["prompts"]["p"]["tol_f1_3px"] == 1.0 and "tol_f1_5px" not in metrics["prompts"]["p"]
+    assert list(_read_csv(tmp_path / "three" / "per_image.csv")[0]) == [*CSV_FIELDS, *crack_score_names([3])]
+    metrics = evaluate_split(ScriptedSegmenter(split, {"p": ["truth"] * 3}), split, ["p"], out_dir=tmp_path / "none",
+                             panels=0, tolerances=None)
+    assert metrics["tolerances"] is None and "cldice" not in metrics["prompts"]["p"]
+    assert list(_read_csv(tmp_path / "none" / "per_image.csv")[0]) == list(CSV_FIELDS)
 
 
 def test_limit_and_no_output(split_dir: Path) -> None:
@@ -217,7 +234,7 @@ def test_cli_tiny_clipseg(split_dir: Path, tiny_clipseg_dir: Path, tmp_path: Pat
     assert (metrics["skipped_annotations"], metrics["skipped_polygons"]) == (1, 2)
     assert (metrics["negatives"]["skipped_annotations"], metrics["negatives"]["skipped_polygons"]) == (0, 0)
     printed = capsys.readouterr().out
-    assert "segment crack" in printed
+    assert "segment crack" in printed and "clDice F1@2px F1@5px thr" in " ".join(printed.split())
     assert "\nsplit: 1 annotations with nothing to draw and 2 degenerate polygons skipped" in printed
     assert "negatives split:" not in printed
 
@@ -284,6 +301,7 @@ def test_cli_default_model_absent(split_dir: Path, tmp_path: Path, monkeypatch: 
     ["--split", "s", "--dataset", "walls", "--out", "o"],             # unknown dataset
     ["--split", "s", "--prompts", "x", "--threshold", "1.5", "--out", "o"],
     ["--split", "s", "--prompts", "x", "--limit", "0", "--out", "o"],
+    ["--split", "s", "--prompts", "x", "--tolerances", "-1", "--out", "o"],
 ])
 def test_cli_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:

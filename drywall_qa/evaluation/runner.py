@@ -15,8 +15,8 @@ from tqdm import tqdm
 from drywall_qa.atomic import write_atomic
 from drywall_qa.data import Sample
 from drywall_qa.errors import InputError
-from drywall_qa.evaluation.writers import CSV_FIELDS, ROBUSTNESS_FIELDS, PanelWriter, write_csv
-from drywall_qa.metrics import ImageScores, ThresholdSweep, aggregate, mean_width, score_image
+from drywall_qa.evaluation.writers import ROBUSTNESS_FIELDS, PanelWriter, csv_fields, write_csv
+from drywall_qa.metrics import TOLERANCES, ImageScores, ThresholdSweep, aggregate, mean_width, score_image, skeleton
 from drywall_qa.presence import PresenceRecords, verdict_counts
 from drywall_qa.robustness import (
     LEVELS,
@@ -43,10 +43,11 @@ class Split(Protocol):
 
 
 class _Totals:
-    """Per-prompt scores, threshold sweeps and CSV rows, filled one image at a time."""
+    """Per-prompt scores, threshold sweeps and CSV rows, filled one image at a time; crack scores at ``tolerances``
+    (none when None)."""
 
-    def __init__(self, prompts: list[str]) -> None:
-        self.prompts = prompts
+    def __init__(self, prompts: list[str], tolerances: Sequence[int] | None) -> None:
+        self.prompts, self.tolerances = prompts, tolerances
         self.scores: dict[str, list[ImageScores]] = {p: [] for p in prompts}
         self.sweeps: dict[str, ThresholdSweep] = {}  # in the output shape of the prompt's predictions
         self.thresholds: dict[str, float] = {}
@@ -58,7 +59,9 @@ class _Totals:
         self.verdicts: dict[str, list[tuple[float, bool]]] = {p: [] for p in prompts}   # (presence, mask found)
 
     def add(self, sample: Sample, predictions: Sequence[Prediction]) -> list[ImageScores]:
-        image_scores = [score_image(p.mask, sample.mask, p.logits) for p in predictions]
+        truth_skeleton = skeleton(sample.mask) if self.tolerances is not None else None
+        image_scores = [score_image(p.mask, sample.mask, p.logits, self.tolerances, truth_skeleton)
+                        for p in predictions]
         true_width = mean_width(sample.mask)
         for prompt, prediction, score in zip(self.prompts, predictions, image_scores):
             self.scores[prompt].append(score)
@@ -75,7 +78,7 @@ class _Totals:
             self.rows.append({"image": sample.file_name, "prompt": prompt, "iou": score.iou, "dice": score.dice,
                               "loss": score.loss, "pred_area": score.pred_area, "true_area": score.true_area,
                               "pred_width": mean_width(prediction.mask), "true_width": true_width,
-                              "presence": prediction.presence})
+                              "presence": prediction.presence, **score.crack})
         return image_scores
 
     def add_negative(self, predictions: Sequence[Prediction]) -> None:
@@ -136,7 +139,8 @@ def predictions_over(segmenter: Segmenter, split: Split, prompts: Sequence[Condi
 def evaluate_split(segmenter: Segmenter, split: Split, prompts: Sequence[Condition], threshold: float | None = None,
                    out_dir: Path | None = None, limit: int | None = None, panels: int = 8,
                    progress: Progress | None = None, dataset: str | None = None,
-                   negatives: Split | None = None, stop: Stop | None = None) -> dict[str, Any]:
+                   negatives: Split | None = None, stop: Stop | None = None,
+                   tolerances: Sequence[int] | None = TOLERANCES) -> dict[str, Any]:
     """Score ``prompts`` (text or visual) on the first ``limit`` images of ``split`` (all when None) and return the
     metrics dict.
 
@@ -149,6 +153,9 @@ def evaluate_split(segmenter: Segmenter, split: Split, prompts: Sequence[Conditi
     ``metrics["skipped_annotations"]`` / ``["skipped_polygons"]`` (and the same in ``metrics["negatives"]``): what
     :class:`~drywall_qa.data.CocoSplit` dropped from the whole annotation file, missing from the ground truth.
 
+    ``tolerances``: the distances (pixels) of the tolerance scores; None skips the crack scores (clDice and
+    tolerance precision, recall and F1 of :func:`~drywall_qa.metrics.crack_scores`), which cost a skeleton per mask.
+
     ``stop()`` is asked after each image; once true, the images scored so far make the results, marked
     ``metrics["partial"]`` with ``metrics["stopped_after"]`` (see :func:`mark_stopped`).
     """
@@ -156,7 +163,8 @@ def evaluate_split(segmenter: Segmenter, split: Split, prompts: Sequence[Conditi
     total = _image_count(split, limit)
     overall = total + (_image_count(negatives, limit) if negatives is not None else 0)
     writer = PanelWriter(Path(out_dir) / "panels", panels) if out_dir is not None else None
-    totals, model_seconds, done, stopped = _Totals([prompt_label(p) for p in prompts]), 0.0, 0, False
+    totals = _Totals([prompt_label(p) for p in prompts], tolerances)
+    model_seconds, done, stopped = 0.0, 0, False
     for index, sample, predictions, seconds in predictions_over(segmenter, split, prompts, threshold, limit):
         model_seconds, done = model_seconds + seconds, index + 1
         image_scores = totals.add(sample, predictions)
@@ -175,6 +183,7 @@ def evaluate_split(segmenter: Segmenter, split: Split, prompts: Sequence[Conditi
                 break
     metrics = {
         "dataset": dataset, "split": str(split.root), "model": segmenter.name, "threshold": threshold,
+        "tolerances": None if tolerances is None else list(tolerances),
         "num_images": scored, "partial": False, "prompts": totals.per_prompt(), "presence": totals.presence.summary(),
         "timing": {"total_s": model_seconds, "per_image_per_prompt_s": model_seconds / (scored * len(prompts))},
         "model_size": segmenter.model_size(), "threshold_sweep": totals.sweep(), **_skipped(split),
@@ -187,7 +196,7 @@ def evaluate_split(segmenter: Segmenter, split: Split, prompts: Sequence[Conditi
         mark_stopped(metrics, done, overall, "images")
     if writer is not None:
         writer.finish()
-        write_csv(Path(out_dir) / "per_image.csv", totals.rows, CSV_FIELDS)
+        write_csv(Path(out_dir) / "per_image.csv", totals.rows, csv_fields(tolerances))
         write_atomic(Path(out_dir) / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics
 
@@ -224,13 +233,13 @@ def evaluate_robustness(segmenter: Segmenter, split: Split, prompts: Sequence[Co
     the passes done so far are returned (and written).
     """
     if clean is None:
-        clean = evaluate_split(segmenter, split, prompts, threshold, limit=limit)["prompts"]
+        clean = evaluate_split(segmenter, split, prompts, threshold, limit=limit, tolerances=None)["prompts"]
     runs = [(PERTURBATIONS[name], level, strength) for name in perturbations
             for level, strength in zip(LEVELS, PERTURBATIONS[name].strengths)]
     rows: list[dict[str, Any]] = []
     for done, (perturbation, level, strength) in enumerate(runs, start=1):
         perturbed = evaluate_split(segmenter, PerturbedSplit(split, perturbation, strength), prompts, threshold,
-                                   limit=limit)
+                                   limit=limit, tolerances=None)
         rows += drop_rows(clean, perturbation, level, strength, perturbed["prompts"])
         if _report(progress, stop, done, len(runs)):
             break

@@ -16,7 +16,7 @@ from PIL import Image
 from drywall_qa.atomic import write_atomic
 from drywall_qa.data import Sample
 from drywall_qa.file_names import safe_name
-from drywall_qa.metrics import ImageScores
+from drywall_qa.metrics import ImageScores, crack_score_names
 from drywall_qa.robustness import (
     REPORTED,
 )
@@ -27,9 +27,13 @@ PANEL_GLOB = ("first_*.png", "worst_*.png")
 CSV_FIELDS = ("image", "prompt", "iou", "dice", "loss", "pred_area", "true_area", "pred_width", "true_width",
               "presence")
 
-
 ROBUSTNESS_FIELDS = ("perturbation", "level", "strength", "label", "prompt",
                      *(name for metric in REPORTED for name in (metric, f"{metric}_drop")))
+
+
+def csv_fields(tolerances: Sequence[int] | None) -> tuple[str, ...]:
+    """The columns of per_image.csv: :data:`CSV_FIELDS`, then the crack scores at ``tolerances`` (none when None)."""
+    return CSV_FIELDS if tolerances is None else (*CSV_FIELDS, *crack_score_names(tolerances))
 
 
 def write_png(path: Path, rgb: np.ndarray) -> None:
