@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ import gradio as gr
 import torch
 from PIL import Image
 
+import drywall_qa
 from drywall_qa.data import data_roots
 from drywall_qa.errors import InputError
 from drywall_qa.imaging import MAX_PIXELS
@@ -24,8 +26,17 @@ from drywall_qa.ui.retention import Retention, prune_leftovers
 from drywall_qa.ui.review_tab import ReviewTab
 from drywall_qa.ui.splits import discover_splits, open_split
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLES_DIR = REPO / "examples"
+
+def examples_dir() -> Path | None:
+    """The generated demo images' folder: the ``examples`` package beside ``drywall_qa`` (None where it cannot be
+    imported, e.g. an installed copy without the repository)."""
+    spec = importlib.util.find_spec("examples")
+    return Path(spec.origin).resolve().parent if spec is not None and spec.origin else None
+
+
+EXAMPLES_DIR = examples_dir()
+#: the code's own folder, hidden from messages like the data folders
+CODE_DIR = Path(drywall_qa.__file__).resolve().parent
 #: requests served at once per event group (a CPU box gains nothing from more; model calls are serialised anyway)
 CONCURRENCY = 2
 #: CPU threads per model call: CONCURRENCY requests are served at once, so one thread each keeps two cores busy
@@ -71,7 +82,7 @@ class AppConfig:
 def example_images(roots: Sequence[Path], per_split: int = EXAMPLES_PER_SPLIT) -> list[str]:
     """The generated demo images, then the first images of each split found in the data roots (splits opened
     through the app's split cache, so start-up reads each annotation file once)."""
-    found = sorted(str(p) for p in EXAMPLES_DIR.glob("*.png"))
+    found = sorted(str(p) for p in EXAMPLES_DIR.glob("*.png")) if EXAMPLES_DIR else []
     for _, value in discover_splits(roots):
         try:
             split = open_split(value, roots)
@@ -140,7 +151,8 @@ def build_app(config: AppConfig) -> gr.Blocks:
     """The whole UI; the startup model is loaded here (and never evicted) so the first request is not slow. Leftovers
     of writes killed in an earlier run are removed from the output folder."""
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS      # gradio's own decoders refuse bombs too, not only load_image
-    hide_server_paths([*config.roots, config.out_dir, *config.models_dirs, REPO, tempfile.gettempdir()])
+    hide_server_paths([*config.roots, config.out_dir, *config.models_dirs, CODE_DIR, *filter(None, [EXAMPLES_DIR]),
+                       tempfile.gettempdir()])
     prune_leftovers(config.out_dir)
     models, lane = ModelCache(config.device), HeavyLane()
     startup = startup_choice(config.model)
