@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import app
 from drywall_qa.cli_args import (
     count_arg,
     existing_folder_arg,
@@ -30,6 +29,7 @@ from drywall_qa.cli_args import (
 from drywall_qa.errors import InputError
 from drywall_qa.predict import main as predict_main
 from drywall_qa.training.loop import TrainConfig
+from drywall_qa.ui.app import parse_args as app_args
 from train.__main__ import parse_args as train_args
 
 REPO = Path(__file__).resolve().parents[1]
@@ -174,7 +174,7 @@ def test_train_config_refuses_non_finite_numbers(tmp_path: Path, field: str, val
     (["--out", __file__], f"argument --out: {__file__}: is an existing file, not a folder"),
 ])
 def test_app_argument_errors(capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
-    assert _exit_message(capsys, app.parse_args, *args).startswith(f"python app.py: error: {message}")
+    assert _exit_message(capsys, app_args, *args).startswith(f"drywall-qa-app: error: {message}")
 
 
 @pytest.mark.parametrize("command", [
