@@ -20,7 +20,8 @@ from drywall_qa.cli_args import (
     positive_float_arg,
 )
 from drywall_qa.errors import DrywallQAError
-from drywall_qa.training.loop import NEW_LITE_MODEL, TrainConfig, train
+from drywall_qa.training.config import NEW_LITE_MODEL, TrainConfig
+from drywall_qa.training.loop import train
 from drywall_qa.training.losses import LOSSES
 
 PROG = "python -m train"

@@ -3,104 +3,54 @@
 CLIPSeg: CLIP stays frozen and its activations come from the on-disk feature cache, so a step costs only the
 decoder. drywall-qa-lite: the image encoder trains on augmented images (a new model's EfficientNet-Lite0 starts
 from ImageNet weights, its stem and first blocks frozen); its text encoder stays frozen.
+
+:func:`train` reads top to bottom: check the run, build the model, the data and the optimiser, resume, log a run
+summary, then per epoch train one epoch and end it (validate, checkpoint, save the resumable state).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
-import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from accelerate.scheduler import AcceleratedScheduler
 from accelerate.utils import InitProcessGroupKwargs, set_seed
 from torch import nn
+from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
-from drywall_qa.backends import DEFAULT_CLIPSEG, Backend, Features, load_backend, new_backend
-from drywall_qa.data import DATASETS, CocoSplit, split_dir
+from drywall_qa.backends import Backend, Features, load_backend, new_backend
+from drywall_qa.data import DATASETS, CocoSplit, DatasetSpec, split_dir
 from drywall_qa.errors import InputError
 from drywall_qa.postprocess import PostprocessSettings
 from drywall_qa.segmenter import Segmenter
 from drywall_qa.training.augment import AugmentConfig
 from drywall_qa.training.checkpoint import STATE_FILE, load_training_state, replace_directory, save_training_state
-from drywall_qa.training.feature_cache import FeatureCache
-from drywall_qa.training.history import (
-    CURVES_FILE,
-    HISTORY_FILE,
-    append_history,
-    plot_curves,
-    read_history,
-    truncate_history,
+from drywall_qa.training.config import (
+    ARGS_FILE,
+    BEST_DIR,
+    LAST_DIR,
+    NEW_LITE_MODEL,
+    TrainConfig,
+    check_run,
+    clear_run,
 )
+from drywall_qa.training.feature_cache import FeatureCache
+from drywall_qa.training.history import append_history, plot_curves, read_history, truncate_history
 from drywall_qa.training.losses import LOSSES
 from drywall_qa.training.samples import EpochSampler, PromptedSegmentationSet, Source, balanced_weights, collate
 from drywall_qa.training.validation import best_thresholds, mean_dice, validate
 
 logger = logging.getLogger(__name__)
-BEST_DIR = "best"
-LAST_DIR = "last"
-ARGS_FILE = "training_args.json"
-#: the ``--model`` value that trains a new drywall-qa-lite model (elsewhere "lite" names the bundled one)
-NEW_LITE_MODEL = "lite"
-#: files of a run that ``--overwrite`` removes (the feature cache stays: its entries are keyed by content)
-RUN_FILES = (BEST_DIR, LAST_DIR, STATE_FILE, HISTORY_FILE, CURVES_FILE, ARGS_FILE)
-#: settings a resumed run may change without changing its result
-RESUME_MAY_CHANGE = {"data_root", "output_dir", "resume", "overwrite", "workers", "cache_dir", "mixed_precision"}
 #: how long the other processes wait while the main one validates
 BARRIER_TIMEOUT = timedelta(hours=3)
-
-
-@dataclass
-class TrainConfig:
-    """Everything a run depends on; written to ``training_args.json`` beside the best checkpoint."""
-
-    dataset: str
-    data_root: Path
-    output_dir: Path
-    model: str = DEFAULT_CLIPSEG  # hub id, checkpoint dir, or NEW_LITE_MODEL
-    epochs: int = 50
-    batch_size: int = 4
-    lr: float = 1e-5
-    weight_decay: float = 1e-4
-    warmup_fraction: float = 0.05
-    image_size: int | None = None  # another model input side, for the families that take one (drywall-qa-lite)
-    train_size: int | None = None  # side of the augmented training crops (default: the model input size)
-    balance: bool = False  # give each dataset the same share of an epoch
-    seed: int = 0
-    loss: str = "bce"
-    prompts: str = "canonical"
-    negatives: float = 0.1
-    overlay: float = 0.0  # probability of darkening a thin mask of another dataset into a training image
-    limit: int | None = None
-    samples_per_epoch: int | None = None
-    augment: bool = True
-    crop_scale: tuple[float, float] = (AugmentConfig.min_scale, AugmentConfig.max_scale)  # crop side / image side
-    resume: bool = False
-    overwrite: bool = False
-    unfreeze_last: int = 0
-    mixed_precision: str = "no"
-    workers: int = 0
-    cache_dir: Path | None = None
-    lite_options: dict = field(default_factory=dict)  # LiteConfig fields of a new drywall-qa-lite model
-
-    def __post_init__(self) -> None:
-        """Refuse a learning rate or weight decay that would train to NaN, or not at all, without a word."""
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise InputError("lr", f"{self.lr} is not a finite number above 0", "pass e.g. 1e-5")
-        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            raise InputError("weight_decay", f"{self.weight_decay} is not a finite number of at least 0",
-                             "pass e.g. 1e-4")
-
-    def datasets(self) -> list[str]:
-        return ["taping", "cracks"] if self.dataset == "both" else [self.dataset]
 
 
 class TrainStep(nn.Module):
@@ -116,61 +66,70 @@ class TrainStep(nn.Module):
         return self.backend.decode(features, embeddings)
 
 
-def _check_paths(config: TrainConfig) -> None:
-    if not config.data_root.is_dir():
-        raise InputError(str(config.data_root), "data root not found",
-                         "pass --data-root DIR holding one folder per dataset (e.g. ../shared/data)")
-    for name in config.datasets():
-        for split in ("train", "valid"):
-            folder = split_dir(config.data_root, name, split)
-            if not (folder / "_annotations.coco.json").is_file():
-                raise InputError(str(folder), f"no _annotations.coco.json for dataset '{name}' ({split} split)",
-                                 "check --data-root: it must hold the Roboflow COCO export folders")
-    out = config.output_dir
-    if out.exists() and not out.is_dir():
-        raise InputError(str(out), "--output-dir is a file", "pass a folder")
-    if out.exists() and any(out.iterdir()) and not (config.resume or config.overwrite):
-        raise InputError(str(out), "output directory already holds files (another run?)",
-                         "pass --resume to continue that run, --overwrite to start afresh, or another --output-dir")
-    if config.resume:
-        _check_resumable(config)
+class PromptCache:
+    """Frozen prompt embeddings, computed once per distinct prompt and one prompt at a time: batching with other
+    prompts pads the tokens, which changes the result in the last bits, so a resumed run would drift."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend, self.vectors = backend, {}
+
+    def __call__(self, prompts: list[str]) -> torch.Tensor:
+        for prompt in prompts:
+            if prompt not in self.vectors:
+                self.vectors[prompt] = self.backend.encode_prompts([prompt])[0]
+        return torch.stack([self.vectors[p] for p in prompts])
 
 
-def _check_resumable(config: TrainConfig) -> None:
-    """Refuse to resume a run with settings that would change its result."""
-    path = config.output_dir / ARGS_FILE
-    if not path.is_file():
-        return
-    try:
-        stored = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise InputError(str(path), f"unreadable run settings ({err})", "start afresh with --overwrite") from err
-    current = json.loads(json.dumps(asdict(config), default=str))
-    changed = sorted(k for k in (stored.keys() & current.keys()) - RESUME_MAY_CHANGE if stored[k] != current[k])
-    if changed:
-        differences = ", ".join(f"{k}: {stored[k]!r} → {current[k]!r}" for k in changed)
-        raise InputError(str(path), f"--resume with settings that differ from the run's ({differences})",
-                         "resume with the original settings, or start afresh with --overwrite or another --output-dir")
+@dataclass
+class TrainingData:
+    """What a run trains and validates on."""
+
+    dataset: PromptedSegmentationSet
+    loader: DataLoader  # prepared by Accelerate: this process's batches
+    valid: dict[str, tuple[DatasetSpec, CocoSplit]]
+    cache: FeatureCache | None  # the frozen image encoder's features, read in place of images; None: images
+    samples_per_epoch: int
 
 
-def _clear_run(out: Path) -> None:
-    """Remove the files of an earlier run in ``out`` (``--overwrite``)."""
-    for name in RUN_FILES:
-        path = out / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
+def train(config: TrainConfig) -> dict:
+    """Run (or resume) training; returns the last validation report. Best checkpoint: ``OUT/best``."""
+    accelerator = _accelerator(config)
+    _prepare_output_dir(accelerator, config)
+    set_seed(config.seed)
+    backend = build_backend(config)
+    data = build_data(accelerator, config, backend)
+    # the prepared scheduler advances once per process at every optimizer step (one step per process batch)
+    total_steps = config.epochs * len(data.loader) * accelerator.num_processes
+    optimizer, scheduler = build_optimizer(config, backend, total_steps)
+    start, best = _start_or_resume(accelerator, config, backend, optimizer, scheduler)
+    step, optimizer, scheduler = accelerator.prepare(TrainStep(backend), optimizer, scheduler)
+    _log_run_summary(accelerator, config, backend, data, start)
+    prompts = PromptCache(backend)
+    report = (read_history(config.output_dir) or [{}])[-1]  # what a run that is complete already returns
+    for epoch in range(start, config.epochs):
+        train_loss = train_one_epoch(accelerator, config, data, step, prompts, optimizer, scheduler, epoch)
+        report = end_of_epoch(accelerator, config, backend, data.valid, epoch, train_loss, optimizer, scheduler, best)
+        best = max(best, report.get("score", best))
+    accelerator.end_training()
+    return report
 
 
-def _splits(config: TrainConfig, split: str) -> dict[str, tuple]:
-    result = {}
-    for name in config.datasets():
-        loaded = CocoSplit(split_dir(config.data_root, name, split))
-        if len(loaded) == 0:
-            raise InputError(str(loaded.annotation_file), "the split lists no images", "check the export")
-        result[name] = (DATASETS[name], loaded)
-    return result
+def _accelerator(config: TrainConfig) -> Accelerator:
+    """One device or many. Without CUDA, Accelerate runs each process of a ``torchrun`` launch as a separate
+    single-process run unless told to use the CPU, so a multi-process launch then gets ``cpu=True`` (gloo)."""
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return Accelerator(cpu=launched and not torch.cuda.is_available(), mixed_precision=config.mixed_precision,
+                       kwargs_handlers=[InitProcessGroupKwargs(timeout=BARRIER_TIMEOUT)])
+
+
+def _prepare_output_dir(accelerator: Accelerator, config: TrainConfig) -> None:
+    """Check the run (:func:`check_run`), then create the output folder, emptied of an earlier run's files where
+    ``--overwrite`` asks."""
+    check_run(config)
+    accelerator.wait_for_everyone()  # every process has checked the folder before the main one writes to it
+    config.output_dir.mkdir(parents=True, exist_ok=True)
+    if accelerator.is_main_process and config.overwrite:
+        clear_run(config.output_dir)
 
 
 def build_backend(config: TrainConfig) -> Backend:
@@ -192,94 +151,112 @@ def build_backend(config: TrainConfig) -> Backend:
     return backend
 
 
-class PromptCache:
-    """Frozen prompt embeddings, computed once per distinct prompt and one prompt at a time: batching with other
-    prompts pads the tokens, which changes the result in the last bits, so a resumed run would drift."""
-
-    def __init__(self, backend: Backend) -> None:
-        self.backend, self.vectors = backend, {}
-
-    def __call__(self, prompts: list[str]) -> torch.Tensor:
-        for prompt in prompts:
-            if prompt not in self.vectors:
-                self.vectors[prompt] = self.backend.encode_prompts([prompt])[0]
-        return torch.stack([self.vectors[p] for p in prompts])
-
-
-def _accelerator(config: TrainConfig) -> Accelerator:
-    """One device or many. Without CUDA, Accelerate runs each process of a ``torchrun`` launch as a separate
-    single-process run unless told to use the CPU, so a multi-process launch then gets ``cpu=True`` (gloo)."""
-    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    return Accelerator(cpu=launched and not torch.cuda.is_available(), mixed_precision=config.mixed_precision,
-                       kwargs_handlers=[InitProcessGroupKwargs(timeout=BARRIER_TIMEOUT)])
-
-
-def train(config: TrainConfig) -> dict:
-    """Run (or resume) training; returns the last validation report. Best checkpoint: ``OUT/best``."""
-    accelerator = _accelerator(config)
-    _check_paths(config)
-    accelerator.wait_for_everyone()  # every process has checked the folder before the main one writes to it
-    out = config.output_dir
-    out.mkdir(parents=True, exist_ok=True)
-    if accelerator.is_main_process and config.overwrite:
-        _clear_run(out)
-    set_seed(config.seed)
-    backend = build_backend(config)
+def build_data(accelerator: Accelerator, config: TrainConfig, backend: Backend) -> TrainingData:
+    """The training samples (augmented crops, or cached features where the image encoder is frozen), their
+    per-epoch draw and loader, and the validation splits."""
     cached = backend.frozen_image_encoder
-    size = backend.input_size if cached else config.train_size or backend.input_size
     train_sources = [Source(spec, split) for spec, split in _splits(config, "train").values()]
     valid = _splits(config, "valid")
     if cached and config.overlay:
         raise InputError("--overlay", "this model trains on cached image features, so nothing can be drawn into "
                          "the images", "drop --overlay, or pass --unfreeze-last N to train on images")
-    dataset = PromptedSegmentationSet(train_sources, size, config.prompts, config.negatives, config.seed,
-                                      AugmentConfig(config.augment and not cached, *config.crop_scale), config.limit,
-                                      images=not cached, overlay=config.overlay)
+    dataset = PromptedSegmentationSet(
+        sources=train_sources, size=backend.input_size if cached else config.train_size or backend.input_size,
+        prompts=config.prompts, negatives=config.negatives, seed=config.seed,
+        augmentation=AugmentConfig(config.augment and not cached, *config.crop_scale), limit=config.limit,
+        images=not cached, overlay=config.overlay)
     sampler = EpochSampler(len(dataset), config.seed, config.samples_per_epoch,
                            balanced_weights(dataset) if config.balance else None)
-    loader = accelerator.prepare(DataLoader(dataset, config.batch_size, sampler=sampler, collate_fn=collate,
-                                            num_workers=config.workers, drop_last=len(sampler) > config.batch_size))
+    loader = DataLoader(dataset, config.batch_size, sampler=sampler, collate_fn=collate, num_workers=config.workers,
+                        drop_last=len(sampler) > config.batch_size)
+    cache = FeatureCache(backend, config.cache_dir or config.output_dir / "feature_cache") if cached else None
+    return TrainingData(dataset, accelerator.prepare(loader), valid, cache, len(sampler))
+
+
+def _splits(config: TrainConfig, split: str) -> dict[str, tuple[DatasetSpec, CocoSplit]]:
+    result = {}
+    for name in config.datasets():
+        loaded = CocoSplit(split_dir(config.data_root, name, split))
+        if len(loaded) == 0:
+            raise InputError(str(loaded.annotation_file), "the split lists no images", "check the export")
+        result[name] = (DATASETS[name], loaded)
+    return result
+
+
+def build_optimizer(config: TrainConfig, backend: Backend,
+                    total_steps: int) -> tuple[torch.optim.Optimizer, LRScheduler]:
+    """AdamW over the trainable parameters, and a cosine schedule with linear warm-up over ``total_steps``."""
     optimizer = torch.optim.AdamW(list(backend.trainable_parameters()), lr=config.lr,
                                   weight_decay=config.weight_decay)
-    # the prepared scheduler advances once per process at every optimizer step (one step per process batch)
-    steps = config.epochs * len(loader) * accelerator.num_processes
-    scheduler = get_cosine_schedule_with_warmup(optimizer, int(config.warmup_fraction * steps), steps)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, int(config.warmup_fraction * total_steps), total_steps)
+    return optimizer, scheduler
+
+
+def _start_or_resume(accelerator: Accelerator, config: TrainConfig, backend: Backend,
+                     optimizer: torch.optim.Optimizer, scheduler: LRScheduler) -> tuple[int, float]:
+    """The first epoch to run and the best score so far (from the saved state when resuming); the run's settings
+    are written, and history records past the last saved state dropped, before the first step."""
     start, best = 0, -1.0
+    out = config.output_dir
     if config.resume and (out / STATE_FILE).exists():
         start, best = load_training_state(out, backend.model, optimizer, scheduler)
         logger.info("resumed after epoch %d (best mean Dice %.4f)", start, best)
     if accelerator.is_main_process:
         truncate_history(out, start)  # records of an epoch after the last checkpoint are redone
-        (out / ARGS_FILE).write_text(json.dumps(asdict(config), indent=2, default=str))
+        (out / ARGS_FILE).write_text(config.to_json())
     accelerator.wait_for_everyone()
-    step_module, optimizer, scheduler = accelerator.prepare(TrainStep(backend), optimizer, scheduler)
-    cache = FeatureCache(backend, config.cache_dir or out / "feature_cache") if cached else None
-    prompt_cache, loss_fn = PromptCache(backend), LOSSES[config.loss]
-    report = (read_history(out) or [{}])[-1]  # what a run that is complete already returns
-    for epoch in range(start, config.epochs):
-        loader.set_epoch(epoch)  # the prepared loader passes it on to sampler and dataset (else it counts from 0)
-        step_module.train()
-        totals = torch.zeros(2, dtype=torch.float64, device=accelerator.device)  # loss sum, batches
-        for batch in tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not accelerator.is_main_process):
-            inputs = cache.batch([dataset.image_file(i) for i in batch["index"].tolist()]) if cached else batch["image"]
-            with accelerator.autocast():
-                logits = step_module(inputs, prompt_cache(batch["prompt"]))
-                loss = loss_fn(logits.float(), batch["target"].to(logits.device))
-            accelerator.backward(loss)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            totals += torch.tensor([loss.item(), 1.0], dtype=torch.float64, device=accelerator.device)
-        loss_sum, batches = accelerator.reduce(totals, "sum").tolist()
-        report = _end_of_epoch(accelerator, config, backend, valid, epoch, loss_sum / max(batches, 1), scheduler,
-                               optimizer, best)
-        best = max(best, report.get("score", best))
-    accelerator.end_training()
-    return report
+    return start, best
 
 
-def _end_of_epoch(accelerator: Accelerator, config: TrainConfig, backend: Backend, valid: dict, epoch: int,
-                  train_loss: float, scheduler, optimizer, best: float) -> dict:
+def _log_run_summary(accelerator: Accelerator, config: TrainConfig, backend: Backend, data: TrainingData,
+                     start: int) -> None:
+    """What is about to run: model, examples, batches, steps and devices."""
+    if not accelerator.is_main_process:
+        return
+    trainable = sum(p.numel() for p in backend.trainable_parameters())
+    inputs = "cached image features" if data.cache else f"{data.dataset.size} px crops"
+    steps = len(data.loader)
+    summary = {
+        "model": f"{config.model} ({backend.family}), {trainable:,} trainable parameters",
+        "examples": f"{len(data.dataset)} training images ({', '.join(config.datasets())}), "
+                    f"{data.samples_per_epoch} samples per epoch as {inputs}",
+        "batch size": f"{config.batch_size} per process, {accelerator.num_processes} process(es) on "
+                      f"{accelerator.device} (mixed precision: {config.mixed_precision})",
+        "steps": f"{steps} per epoch, {steps * config.epochs} in all over {config.epochs} epoch(s)"
+                 + (f", from epoch {start + 1}" if start else ""),
+    }
+    logger.info("training run\n%s", "\n".join(f"  {key}: {value}" for key, value in summary.items()))
+
+
+def train_one_epoch(accelerator: Accelerator, config: TrainConfig, data: TrainingData, step: nn.Module,
+                    prompts: PromptCache, optimizer: torch.optim.Optimizer, scheduler: AcceleratedScheduler,
+                    epoch: int) -> float:
+    """One pass over the epoch's draw; returns the mean training loss over every process's batches."""
+    data.loader.set_epoch(epoch)  # the prepared loader passes it on to sampler and dataset (else it counts from 0)
+    step.train()
+    loss_fn = LOSSES[config.loss]
+    totals = torch.zeros(2, dtype=torch.float64, device=accelerator.device)  # loss sum, batches
+    for batch in tqdm(data.loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not accelerator.is_main_process):
+        if data.cache:
+            inputs = data.cache.batch([data.dataset.image_file(i) for i in batch["index"].tolist()])
+        else:
+            inputs = batch["image"]
+        with accelerator.autocast():
+            logits = step(inputs, prompts(batch["prompt"]))
+            loss = loss_fn(logits.float(), batch["target"].to(logits.device))
+        accelerator.backward(loss)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        totals += torch.tensor([loss.item(), 1.0], dtype=torch.float64, device=accelerator.device)
+    loss_sum, batches = accelerator.reduce(totals, "sum").tolist()
+    return loss_sum / max(batches, 1)
+
+
+def end_of_epoch(accelerator: Accelerator, config: TrainConfig, backend: Backend,
+                 valid: dict[str, tuple[DatasetSpec, CocoSplit]], epoch: int,
+                 train_loss: float, optimizer: torch.optim.Optimizer, scheduler: AcceleratedScheduler,
+                 best: float) -> dict:
     """Validate, log, keep the best checkpoint and the last one and write the resumable state (main process only).
 
     ``OUT/last`` holds the latest epoch's weights: a model chosen without looking at validation scores, so those
@@ -312,6 +289,6 @@ def _save_checkpoint(backend: Backend, config: TrainConfig, thresholds: dict[str
     def write(folder: Path) -> None:
         backend.save_pretrained(folder)
         PostprocessSettings(thresholds=thresholds).save_pretrained(folder)
-        (folder / ARGS_FILE).write_text(json.dumps(asdict(config), indent=2, default=str))
+        (folder / ARGS_FILE).write_text(config.to_json())
 
     replace_directory(config.output_dir / name, write)
