@@ -1,9 +1,9 @@
 """Post-processing settings of a checkpoint, kept beside its weights (as transformers keeps ``GenerationConfig`` beside
-the model config): per prompt the threshold, the output shape (:mod:`drywall_qa.shapes`) and the Platt parameters of
-the presence score (:mod:`drywall_qa.presence`).
+the model config): per prompt the threshold, the output shape (:mod:`drywall_qa.shapes`), the Platt parameters of
+the presence score (:mod:`drywall_qa.presence`) and the scale policy (:mod:`drywall_qa.tiling`).
 
 They belong to one set of weights: training starts from empty settings and stores the thresholds it chose;
-``python -m drywall_qa.calibrate`` writes all three. File: ``postprocess.json`` in the checkpoint directory.
+``python -m drywall_qa.calibrate`` writes them all. File: ``postprocess.json`` in the checkpoint directory.
 Checkpoints written before it kept them in ``config.json`` as ``prompt_thresholds``, ``prompt_shapes`` and
 ``presence_calibration``; those are read when there is no ``postprocess.json``.
 """
@@ -20,6 +20,7 @@ from typing import Any
 from drywall_qa.atomic import write_atomic
 from drywall_qa.errors import ModelLoadError, shown
 from drywall_qa.shapes import PIXELS, SHAPES
+from drywall_qa.tiling import ScalePolicy
 
 SETTINGS_FILE = "postprocess.json"
 #: the threshold of a prompt without a tuned one
@@ -41,10 +42,12 @@ class PostprocessSettings:
     shapes: dict[str, str] = field(default_factory=dict)
     #: Platt parameters ``(a, b)`` of the image-level presence score
     presence: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: which views of a photo the prompt is predicted from
+    scales: dict[str, ScalePolicy] = field(default_factory=dict)
 
     def calibrated_prompts(self) -> list[str]:
         """The prompts with any tuned setting, in the order first listed."""
-        return list(dict.fromkeys([*self.thresholds, *self.shapes, *self.presence]))
+        return list(dict.fromkeys([*self.thresholds, *self.shapes, *self.presence, *self.scales]))
 
     def lookup(self, prompt: str | None,
                threshold: float | None = None) -> tuple[float, str, tuple[float, float] | None]:
@@ -55,7 +58,8 @@ class PostprocessSettings:
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return {"thresholds": dict(self.thresholds), "shapes": dict(self.shapes),
-                "presence": {p: list(pair) for p, pair in self.presence.items()}}
+                "presence": {p: list(pair) for p, pair in self.presence.items()},
+                "scales": {p: policy.to_dict() for p, policy in self.scales.items()}}
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Write ``directory/postprocess.json`` atomically."""
@@ -66,8 +70,9 @@ class PostprocessSettings:
                   names: Mapping[str, str] | None = None) -> PostprocessSettings:
         """Checked settings from ``data``; ``names`` maps each field to its key in ``data`` (default: the field's
         name). ModelLoadError names ``where`` and the key: thresholds not in [0, 1], unknown shapes, Platt pairs
-        that are not two finite numbers."""
-        names = names or {name: name for name in LEGACY_FIELDS}
+        that are not two finite numbers, scale policies :class:`ScalePolicy` refuses (``scales``, read only from
+        ``postprocess.json``)."""
+        names = names or {name: name for name in [*LEGACY_FIELDS, "scales"]}
         maps = {name: _prompt_map(data, key, where) for name, key in names.items()}
         for prompt, value in maps["thresholds"].items():
             if not (_finite(value) and 0 <= value <= 1):
@@ -79,7 +84,8 @@ class PostprocessSettings:
             if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(_finite(v) for v in pair)):
                 raise _bad(where, names["presence"], prompt, f"{shown(pair)} is not a pair of finite numbers")
         return cls({p: float(t) for p, t in maps["thresholds"].items()}, dict(maps["shapes"]),
-                   {p: (float(a), float(b)) for p, (a, b) in maps["presence"].items()})
+                   {p: (float(a), float(b)) for p, (a, b) in maps["presence"].items()},
+                   {p: _scale_policy(value, where, p) for p, value in maps.get("scales", {}).items()})
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], where: str | Path) -> PostprocessSettings:
@@ -127,6 +133,15 @@ def _prompt_map(data: Mapping[str, Any], key: str, where: str | Path) -> dict[st
         raise ModelLoadError(f"{where}: field '{key}' is {shown(value)}, not an object {{prompt: value}}. "
                              f"{RECALIBRATE}")
     return value
+
+
+def _scale_policy(value: Any, where: str | Path, prompt: str) -> ScalePolicy:
+    if not isinstance(value, dict) or set(value) - {"view", "window"}:
+        raise _bad(where, "scales", prompt, f"{shown(value)} is not an object {{view, window}}")
+    try:
+        return ScalePolicy(**value)
+    except (TypeError, ValueError) as err:
+        raise _bad(where, "scales", prompt, str(err)) from None
 
 
 def _bad(where: str | Path, key: str, prompt: str, problem: str) -> ModelLoadError:

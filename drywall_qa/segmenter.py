@@ -1,109 +1,40 @@
-"""Image + prompts → masks, with the work shared across prompts: the image is encoded once per call, prompt
-embeddings are cached, and all prompts are decoded in one batch. A prompt is text or a
+"""Image + prompts → masks, with the work shared across prompts: each view of the image is encoded once per call
+(:mod:`drywall_qa.views`), prompt embeddings are cached, and all prompts are decoded in one batch. A prompt is text or a
 :class:`~drywall_qa.visual_prompts.VisualPrompt` (an example image, optionally mixed with text)."""
 
 from __future__ import annotations
 
-import unicodedata
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from drywall_qa.backends import Backend, display_name, load_backend, repeat_features
+from drywall_qa.backends import Backend, display_name, load_backend
 from drywall_qa.errors import InputError
-from drywall_qa.imaging import ImageSource, load_image, resize_probabilities
-from drywall_qa.presence import presence_logit, presence_probability
-from drywall_qa.shapes import PIXELS, threshold_mask
+from drywall_qa.imaging import ImageSource, load_image
+from drywall_qa.prediction import (
+    Concept,
+    Prediction,
+    borrowed_settings_note,
+    clean_prompt,
+    truncation_note,
+    unknown_concept_note,
+)
+from drywall_qa.presence import presence_probability
+from drywall_qa.shapes import threshold_mask
+from drywall_qa.tiling import TILING_MODES, WHOLE, ScalePolicy
+from drywall_qa.views import Progress, ViewResult, predict_views
 from drywall_qa.visual_prompts import VisualPrompt
+
+__all__ = ["Segmenter", "Prediction", "Concept", "Condition", "MAX_PROMPTS", "clean_prompt", "select_device",
+           "truncation_note", "borrowed_settings_note", "unknown_concept_note"]
 
 #: most prompts one call runs: they are decoded in one batch, so memory grows with each (the app allows 8)
 MAX_PROMPTS = 32
 #: what a prompt may be: text, or an example image with its mask
 Condition = str | VisualPrompt
-
-
-@dataclass
-class Prediction:
-    """One prompt's result on one image; ``probabilities`` and ``mask`` have the input image's size."""
-
-    #: the text prompt, or a visual prompt's label
-    prompt: str
-    probabilities: np.ndarray
-    mask: np.ndarray
-    #: raw model output at the model's native resolution (CPU, float32)
-    logits: torch.Tensor
-    threshold: float
-    #: image-level presence probability (see :mod:`drywall_qa.presence`): calibrated when the checkpoint holds a
-    #: presence calibration for the prompt (:mod:`drywall_qa.postprocess`), else the sigmoid of the presence logit
-    presence: float | None = None
-    #: the prompt's text is longer than the text encoder's token limit, so only its start was used
-    truncated: bool = False
-    #: how the mask was shaped from the thresholded probabilities (:mod:`drywall_qa.shapes`)
-    shape: str = PIXELS
-    #: the calibrated prompt whose threshold, shape and presence calibration were used: the prompt itself, one it
-    #: paraphrases (see :meth:`Segmenter.settings_source`), or None (defaults)
-    settings_from: str | None = None
-    #: the trained (calibrated) prompt whose text embedding is closest to this prompt's, and their cosine similarity;
-    #: None where the backend does not measure it (CLIPSeg, visual prompts, an uncalibrated checkpoint)
-    closest_concept: str | None = None
-    concept_similarity: float | None = None
-    #: the prompt is further than the backend's ``known_concept_similarity`` from every trained prompt, so the mask
-    #: and presence answer a question the model was never taught (see :func:`unknown_concept_note`)
-    unknown_concept: bool = False
-
-    @property
-    def borrowed_settings(self) -> bool:
-        """Whether the threshold, shape and presence calibration are another (calibrated) prompt's."""
-        return self.settings_from not in (None, self.prompt)
-
-    @property
-    def coverage(self) -> float:
-        """Fraction of the image's pixels in the mask."""
-        return float(self.mask.mean())
-
-
-class Concept(NamedTuple):
-    """How close a prompt is to what the model was trained on (fields as in :class:`Prediction`)."""
-
-    prompt: str
-    closest_concept: str | None = None
-    concept_similarity: float | None = None
-    unknown_concept: bool = False
-
-
-def clean_prompt(text: str) -> str:
-    """Control and format characters and other whitespace become spaces; runs of spaces collapse to one."""
-    visible = "".join(" " if unicodedata.category(c)[0] in "CZ" else c for c in text)
-    return " ".join(visible.split())
-
-
-def _shorten(prompt: str) -> str:
-    return prompt if len(prompt) <= 40 else prompt[:40] + "…"
-
-
-def truncation_note(prompt: str, limit: int | None) -> str:
-    """What to tell a user whose prompt was truncated by the text encoder."""
-    return f"prompt '{_shorten(prompt)}' is longer than the model's {limit}-token limit; only its start was used"
-
-
-def borrowed_settings_note(prediction: Prediction) -> str:
-    """What to tell a user whose prompt uses the tuned settings of a calibrated prompt it paraphrases."""
-    return (f"prompt '{_shorten(prediction.prompt)}' uses the tuned threshold and mask shape of "
-            f"'{prediction.settings_from}'")
-
-
-def unknown_concept_note(prediction: Prediction | Concept, model: str) -> str:
-    """What to tell a user whose prompt is far from every prompt ``model`` (a family name, e.g. ``segmenter.backend
-    .family``) was trained on; for a prediction or concept with ``unknown_concept`` set."""
-    return (f"'{_shorten(prediction.prompt)}' is not a concept {model} was trained on (closest: "
-            f"'{prediction.closest_concept}', similarity {prediction.concept_similarity:.2f}) — results are "
-            "unreliable; CLIPSeg handles open-vocabulary prompts")
 
 
 def select_device(preferred: str | torch.device | None = None) -> torch.device:
@@ -154,36 +85,38 @@ class Segmenter:
                 "trainable_parameters": sum(p.numel() for p in self.backend.trainable_parameters()),
                 "megabytes": sum(t.numel() * t.element_size() for t in tensors) / 2**20}
 
-    def predict(self, image: ImageSource, prompts: Sequence[Condition] | Condition,
-                threshold: float | None = None) -> list[Prediction]:
-        """One prediction per prompt; ``threshold`` None uses the checkpoint's per-prompt threshold or 0.5."""
-        return self.predict_batch([image], prompts, threshold)[0]
+    def predict(self, image: ImageSource, prompts: Sequence[Condition] | Condition, threshold: float | None = None,
+                tiling: str = "auto", scale: ScalePolicy | None = None,
+                progress: Progress | None = None) -> list[Prediction]:
+        """One prediction per prompt, at the image's size ``H×W``.
 
-    def predict_batch(self, images: Sequence[ImageSource], prompts: Sequence[Condition] | Condition,
-                      threshold: float | None = None) -> list[list[Prediction]]:
-        """``predict`` for several images in one forward pass (pass chunks of a large set).
-
-        Text prompts are cleaned (:func:`clean_prompt`); at most ``MAX_PROMPTS`` per call. A prompt longer than the
-        text encoder's token limit is truncated to it and its predictions say so (``truncated``). Returned logits
-        are ordinary tensors (cloned outside inference mode), safe to use in later computations.
+        ``threshold`` None uses the checkpoint's per-prompt threshold or 0.5. Each prompt is predicted from the
+        views its scale policy names (:mod:`drywall_qa.tiling`): the checkpoint's, else the whole image; ``tiling``
+        ``off`` / ``on`` forces the whole view / tiles, and ``scale`` replaces every prompt's policy. ``progress``
+        is called with (windows done, windows in all) while tiles run. Text prompts are cleaned
+        (:func:`clean_prompt`); at most ``MAX_PROMPTS`` per call. A prompt longer than the text encoder's token limit
+        is truncated to it and its prediction says so (``truncated``).
         """
         prompts = self._check_prompts(prompts)
         _check_threshold(threshold)
-        arrays = [load_image(image) for image in images]
-        if not arrays:
-            return []
-        with torch.inference_mode():
-            features = self.backend.encode_image(self.backend.preprocess(arrays))
-            embeddings = self._prompt_embeddings(prompts).repeat(len(arrays), 1)
-            logits = self.backend.decode(repeat_features(features, len(prompts)), embeddings)
-        logits = logits.float().cpu().view(len(arrays), len(prompts), *logits.shape[-2:])
+        if tiling not in TILING_MODES:
+            raise InputError("tiling", f"{tiling!r} is not one of {', '.join(TILING_MODES)}", "use auto, off or on")
+        array = load_image(image)
         labels = [p if isinstance(p, str) else p.label for p in prompts]
         sources = [self.settings_source(label) if isinstance(p, str) or p.text_only else None
                    for p, label in zip(prompts, labels)]
+        policies = [(scale or self.scale_policy(source)).forced(tiling) for source in sources]
+        with torch.inference_mode():
+            embeddings = self._prompt_embeddings(prompts)
+        views = predict_views(self.backend, array, embeddings, policies, progress)
         settings = [(source, *self.backend.settings.lookup(source, threshold)) for source in sources]
-        info = list(zip(labels, self.truncated(prompts), settings, self.concepts(prompts)))
-        return [[_prediction(out, array.shape[:2], *rest) for rest, out in zip(info, image_logits)]
-                for array, image_logits in zip(arrays, logits)]
+        return [_prediction(*args) for args in
+                zip(labels, views, policies, settings, self.truncated(prompts), self.concepts(prompts))]
+
+    def scale_policy(self, prompt: str | None) -> ScalePolicy:
+        """The checkpoint's scale policy of a calibrated prompt, else the whole view (tiles of the model input's
+        side when forced on)."""
+        return self.backend.settings.scales.get(prompt) or ScalePolicy(WHOLE, self.backend.input_size)
 
     def calibrated_prompts(self) -> list[str]:
         """The prompts the checkpoint has tuned settings for (threshold, shape or presence calibration): those it was
@@ -278,15 +211,15 @@ class Segmenter:
         return [clean_prompt(p) if isinstance(p, str) else p for p in prompts]
 
 
-def _prediction(logits: torch.Tensor, size: tuple[int, int], prompt: str, truncated: bool,
-                settings: tuple[str | None, float, str, tuple[float, float] | None], concept: Concept) -> Prediction:
-    """One prompt's prediction on one image; ``settings``: the source prompt (see ``Segmenter.settings_source``)
-    resolved to a threshold, a shape and a presence calibration."""
+def _prediction(prompt: str, view: ViewResult, policy: ScalePolicy,
+                settings: tuple[str | None, float, str, tuple[float, float] | None], truncated: bool,
+                concept: Concept) -> Prediction:
+    """One prompt's prediction; ``settings``: the source prompt (see ``Segmenter.settings_source``) resolved to a
+    threshold, a shape and a presence calibration."""
     source, threshold, shape, calibration = settings
-    probabilities = resize_probabilities(torch.sigmoid(logits), size)
-    return Prediction(prompt, probabilities, threshold_mask(probabilities, threshold, shape), logits.clone(),
-                      float(threshold), presence_probability(presence_logit(logits), calibration), truncated, shape,
-                      source, *concept[1:])
+    return Prediction(prompt, view.probabilities, threshold_mask(view.probabilities, threshold, shape), view.logits,
+                      float(threshold), presence_probability(view.presence_logit, calibration), truncated, shape,
+                      source, *concept[1:], policy=policy, view=view.view, presence_logit=view.presence_logit)
 
 
 def _weighted_keys(prompt: Condition) -> list[tuple[str | tuple, float]]:

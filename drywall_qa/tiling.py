@@ -1,0 +1,102 @@
+"""How a photo is shown to a model whose input is a small square: whole or in overlapping windows.
+
+* ``whole``: the photo, its aspect ratio kept by padding it to a square, shrunk to the model input. Right for
+  structures as large as the photo (taping areas: the training photos are whole walls shrunk to 640 px).
+* ``tiles``: overlapping square windows of ``window`` photo pixels, each shrunk to the model input — the scale the
+  model was trained at, whatever the photo's size. Right for thin structures (cracks) in wide shots.
+* ``both``: the mean of the two probability maps.
+
+Window probabilities are blended with weights that fall linearly to the window edges over the overlap, normalised
+so they sum to one at every pixel. A :class:`ScalePolicy` per prompt says which view runs; it is stored with the
+checkpoint's post-processing settings (:mod:`drywall_qa.postprocess`) and chosen by ``python -m drywall_qa.calibrate``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+WHOLE, TILES, BOTH = "whole", "tiles", "both"
+VIEWS = (WHOLE, TILES, BOTH)
+#: what ``--tiling`` may say: the checkpoint's per-prompt policy, never tile, always tile
+TILING_MODES = ("auto", "off", "on")
+#: windows overlap by this fraction of their side
+OVERLAP = 0.25
+#: smallest and largest window side a policy may name, in photo pixels
+MIN_WINDOW, MAX_WINDOW = 32, 4096
+
+
+@dataclass(frozen=True)
+class ScalePolicy:
+    """Which view of a photo a prompt is predicted from; ``window``: the tile side in photo pixels (the scale the
+    model was trained at), used by ``tiles`` and ``both``."""
+
+    view: str = WHOLE
+    window: int = 640
+
+    def __post_init__(self) -> None:
+        if self.view not in VIEWS:
+            raise ValueError(f"view {self.view!r} is not one of {', '.join(VIEWS)}")
+        if not (type(self.window) is int and MIN_WINDOW <= self.window <= MAX_WINDOW):
+            raise ValueError(f"window {self.window!r} is not a whole number from {MIN_WINDOW} to {MAX_WINDOW}")
+
+    @property
+    def tiled(self) -> bool:
+        return self.view != WHOLE
+
+    @property
+    def needs_whole(self) -> bool:
+        return self.view != TILES
+
+    def to_dict(self) -> dict[str, str | int]:
+        return {"view": self.view, "window": self.window}
+
+    def forced(self, mode: str) -> ScalePolicy:
+        """This policy under ``--tiling``: ``auto`` keeps it, ``off`` is the whole view, ``on`` tiles (``both``
+        stays ``both``)."""
+        if mode not in TILING_MODES:
+            raise ValueError(f"tiling {mode!r} is not one of {', '.join(TILING_MODES)}")
+        if mode == "off":
+            return ScalePolicy(WHOLE, self.window)
+        if mode == "on" and self.view == WHOLE:
+            return ScalePolicy(TILES, self.window)
+        return self
+
+
+def window_starts(length: int, window: int, overlap: int) -> list[int]:
+    """Starts of windows of side ``window`` covering ``0..length`` with at least ``overlap`` in common, spread
+    evenly; one window at 0 when the length fits in it."""
+    if length <= window:
+        return [0]
+    count = math.ceil((length - overlap) / (window - overlap))
+    return [round(i * (length - window) / (count - 1)) for i in range(count)]
+
+
+def window_grid(height: int, width: int, window: int, overlap: int | None = None) -> list[tuple[int, int]]:
+    """``(top, left)`` of every window, row by row; windows may reach past the photo's bottom and right edges
+    (the model sees padding there)."""
+    overlap = round(OVERLAP * window) if overlap is None else overlap
+    return [(top, left) for top in window_starts(height, window, overlap)
+            for left in window_starts(width, window, overlap)]
+
+
+def blend_ramp(window: int, overlap: int) -> np.ndarray:
+    """1-D weights of a window: rising linearly over ``overlap`` pixels from each edge, 1 in the middle, never 0."""
+    position = np.arange(window, dtype=np.float32) + 0.5
+    ramp = np.minimum(position, window - position) / max(overlap, 1)
+    return np.clip(ramp, 1.0 / max(overlap, 1), 1.0)
+
+
+def blend_weights(window: int, overlap: int | None = None) -> np.ndarray:
+    """``window×window`` weights of one window (outer product of :func:`blend_ramp`)."""
+    overlap = round(OVERLAP * window) if overlap is None else overlap
+    ramp = blend_ramp(window, overlap)
+    return np.outer(ramp, ramp)
+
+
+def describe(policy: ScalePolicy, windows: int) -> str:
+    """How a prediction was made, for users: "whole image", "tiled: 35 windows at 640 px", or both."""
+    tiles = f"{windows} window{'s' if windows != 1 else ''} at {policy.window} px"
+    return {WHOLE: "whole image", TILES: f"tiled: {tiles}", BOTH: f"whole image + {tiles}"}[policy.view]

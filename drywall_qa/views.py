@@ -1,0 +1,185 @@
+"""Run a backend over one photo's views (:mod:`drywall_qa.tiling`) and blend them into probability maps at the
+photo's size.
+
+The whole view is encoded once for all prompts that use it. Tiled prompts are grouped by window side; for each group
+the windows are encoded a few at a time, every prompt is decoded per window, and the window probabilities are added
+into a band of rows one window high that is finished and released as the windows move down the photo. Full-size maps
+are kept as float16, so a 50 MP photo with 8 prompts holds under a gigabyte of maps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from drywall_qa.backends import Backend, repeat_features
+from drywall_qa.imaging import resize_probabilities
+from drywall_qa.presence import presence_logit
+from drywall_qa.tiling import WHOLE, ScalePolicy, blend_weights, describe, window_grid
+
+#: windows encoded in one forward pass
+WINDOW_BATCH = 4
+#: called with (windows done, windows in all) as tiles are decoded
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class ViewResult:
+    """One prompt's blended output on one photo."""
+
+    #: ``H×W`` float16 in [0, 1]
+    probabilities: np.ndarray
+    #: logits at the model's scale: the whole view's (cropped to the photo), or the blended map at most
+    #: ``input_size`` on its longer side for tiled predictions
+    logits: torch.Tensor
+    #: raw presence (:func:`~drywall_qa.presence.presence_logit`), the highest over the views' windows
+    presence_logit: float
+    #: how the prediction was made (:func:`drywall_qa.tiling.describe`)
+    view: str
+
+
+def predict_views(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, policies: Sequence[ScalePolicy],
+                  progress: Progress | None = None) -> list[ViewResult]:
+    """Per prompt (row of ``embeddings`` ``[P, D]``), its probabilities under its policy.
+
+    A tiled policy whose windows would hold the whole photo in one runs as the whole view (the same pixels).
+    """
+    height, width = image.shape[:2]
+    grids = {p.window: window_grid(height, width, p.window) for p in policies if p.tiled}
+    policies = [p if not p.tiled or len(grids[p.window]) > 1 else ScalePolicy(WHOLE, p.window) for p in policies]
+    probabilities: list[np.ndarray | None] = [None] * len(policies)
+    logits: list[torch.Tensor | None] = [None] * len(policies)
+    presence = [-np.inf] * len(policies)
+    whole = [i for i, p in enumerate(policies) if p.needs_whole]
+    if whole:
+        for i, (prob, logit) in zip(whole, _whole_view(backend, image, embeddings[whole])):
+            probabilities[i], logits[i], presence[i] = prob, logit, presence_logit(logit)
+    tiled = {w: group for w in grids if (group := [i for i, p in enumerate(policies) if p.tiled and p.window == w])}
+    total, done = sum(len(grids[w]) for w in tiled), 0
+    for window, group in tiled.items():
+        maps = [np.empty((height, width), np.float16) if probabilities[i] is None else probabilities[i] for i in group]
+        fused = [probabilities[i] is not None for i in group]
+        window_presence = _tiled_view(backend, image, embeddings[group], window, grids[window], maps, fused,
+                                      lambda n: progress and progress(done + n, total))
+        done += len(grids[window])
+        for i, prob, raw in zip(group, maps, window_presence):
+            probabilities[i], logits[i], presence[i] = prob, _overview_logits(prob, backend.input_size), \
+                max(presence[i], raw)
+    return [ViewResult(p, lg, float(z), describe(policy, len(grids.get(policy.window, ()))))
+            for p, lg, z, policy in zip(probabilities, logits, presence, policies)]
+
+
+def _pad_colour(backend: Backend) -> np.ndarray:
+    """The colour that normalises to zero (the model's mean), as uint8 RGB."""
+    return np.round(255 * np.asarray(backend.image_mean)).astype(np.uint8)
+
+
+def _whole_view(backend: Backend, image: np.ndarray,
+                embeddings: torch.Tensor) -> list[tuple[np.ndarray, torch.Tensor]]:
+    """``(probabilities H×W float16, logits over the photo)`` per prompt from the photo padded to a square and
+    shrunk to the model input; a square photo goes to ``preprocess`` as it is."""
+    height, width = image.shape[:2]
+    side = backend.input_size
+    if height == width:
+        pixels, (rows, cols) = backend.preprocess([image]), (side, side)
+    else:
+        scale = side / max(height, width)
+        rows, cols = max(1, round(height * scale)), max(1, round(width * scale))
+        canvas = np.empty((side, side, 3), np.uint8)
+        canvas[:] = _pad_colour(backend)
+        canvas[:rows, :cols] = np.asarray(Image.fromarray(image).resize((cols, rows), Image.Resampling.BILINEAR))
+        pixels = backend.preprocess([canvas])
+    with torch.inference_mode():
+        features = backend.encode_image(pixels)
+        out = backend.decode(repeat_features(features, len(embeddings)), embeddings)
+    out = out.float().cpu()
+    out = F.interpolate(out[:, None], size=(side, side), mode="bilinear", align_corners=False)[:, 0] \
+        if out.shape[-1] != side else out
+    results = []
+    for logit in out[:, :rows, :cols]:
+        logit = logit.clone()
+        results.append((resize_probabilities(torch.sigmoid(logit), (height, width)).astype(np.float16), logit))
+    return results
+
+
+def _tiled_view(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, window: int,
+                grid: list[tuple[int, int]], maps: list[np.ndarray], fused: list[bool],
+                progress: Callable[[int], None]) -> list[float]:
+    """Blend every window's probabilities into ``maps`` (averaged with what a fused map already holds); returns
+    each prompt's highest window presence logit."""
+    height, width = image.shape[:2]
+    weights = torch.from_numpy(blend_weights(window))
+    band = _Band(len(embeddings), window, width)
+    presence = torch.full((len(embeddings),), -torch.inf)
+    for start in range(0, len(grid), WINDOW_BATCH):
+        chunk = grid[start:start + WINDOW_BATCH]
+        window_logits = _decode_windows(backend, image, embeddings, window, chunk)
+        presence = torch.maximum(presence, torch.tensor([[presence_logit(lg) for lg in per_window]
+                                                         for per_window in window_logits]).amax(0))
+        probs = F.interpolate(torch.sigmoid(window_logits), size=(window, window), mode="bilinear",
+                              align_corners=False, antialias=window < window_logits.shape[-1])
+        for (top, left), prob in zip(chunk, probs):
+            band.finish_above(top, maps, fused)
+            band.add(top, left, prob, weights, height, width)
+        progress(start + len(chunk))
+    band.finish_above(height, maps, fused)
+    return presence.tolist()
+
+
+def _decode_windows(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, window: int,
+                    chunk: list[tuple[int, int]]) -> torch.Tensor:
+    """Logits ``[N, P, S, S]`` of the ``N`` windows at ``chunk`` (padded with the mean colour past the photo)."""
+    crops = []
+    for top, left in chunk:
+        crop = image[top:top + window, left:left + window]
+        if crop.shape[:2] != (window, window):
+            padded = np.empty((window, window, 3), np.uint8)
+            padded[:] = _pad_colour(backend)
+            padded[:crop.shape[0], :crop.shape[1]] = crop
+            crop = padded
+        crops.append(crop)
+    with torch.inference_mode():
+        features = backend.encode_image(backend.preprocess(crops))
+        logits = backend.decode(repeat_features(features, len(embeddings)), embeddings.repeat(len(crops), 1))
+    return logits.float().cpu().view(len(crops), len(embeddings), *logits.shape[-2:])
+
+
+class _Band:
+    """Weighted sums of window probabilities over the rows ``[top, top + window)``, full width."""
+
+    def __init__(self, prompts: int, window: int, width: int) -> None:
+        self.top, self.window = 0, window
+        self.sums = torch.zeros(prompts, window, width)
+        self.weights = torch.zeros(window, width)
+
+    def add(self, top: int, left: int, prob: torch.Tensor, weights: torch.Tensor, height: int, width: int) -> None:
+        """Add one window's ``[P, window, window]`` probabilities (the part inside the photo)."""
+        rows, cols = min(self.window, height - top), min(self.window, width - left)
+        offset = top - self.top
+        self.sums[:, offset:offset + rows, left:left + cols] += prob[:, :rows, :cols] * weights[:rows, :cols]
+        self.weights[offset:offset + rows, left:left + cols] += weights[:rows, :cols]
+
+    def finish_above(self, row: int, maps: list[np.ndarray], fused: list[bool]) -> None:
+        """Write the rows above ``row`` (no later window reaches them) into ``maps`` and move the band down."""
+        count = min(row, maps[0].shape[0]) - self.top if maps else 0
+        if count <= 0:
+            return
+        blended = (self.sums[:, :count] / self.weights[:count].clamp(min=1e-12)).numpy()
+        for prob, out, fuse in zip(blended, maps, fused):
+            rows = out[self.top:self.top + count]
+            rows[:] = (prob + rows.astype(np.float32)) / 2 if fuse else prob
+        self.sums = torch.cat([self.sums[:, count:], torch.zeros_like(self.sums[:, :count])], dim=1)
+        self.weights = torch.cat([self.weights[count:], torch.zeros_like(self.weights[:count])])
+        self.top += count
+
+
+def _overview_logits(probabilities: np.ndarray, side: int) -> torch.Tensor:
+    """Logits of ``probabilities`` sampled every k-th pixel so the longer side is at most ``side``."""
+    step = max(1, -(-max(probabilities.shape) // side))
+    sampled = torch.from_numpy(probabilities[::step, ::step].astype(np.float32)).clamp(1e-6, 1 - 1e-6)
+    return torch.logit(sampled)

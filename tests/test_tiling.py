@@ -1,0 +1,157 @@
+"""Tiled inference: windows cover the photo, blending is a weighted mean, sizes are kept, policies persist."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from drywall_qa.backends import Backend, load_backend
+from drywall_qa.errors import InputError, ModelLoadError
+from drywall_qa.postprocess import PostprocessSettings
+from drywall_qa.segmenter import Segmenter
+from drywall_qa.tiling import BOTH, TILES, WHOLE, ScalePolicy, blend_weights, describe, window_grid, window_starts
+from drywall_qa.views import predict_views
+from tests.helpers import png_header_only
+
+SIZES = [(1, 1), (1, 301), (301, 1), (37, 91), (64, 64), (65, 64), (129, 257), (300, 97)]
+
+
+@pytest.mark.parametrize("height, width", SIZES)
+@pytest.mark.parametrize("window", [32, 64])
+def test_windows_cover_every_pixel_and_overlap(height: int, width: int, window: int) -> None:
+    covered = np.zeros((height, width), int)
+    for top, left in window_grid(height, width, window):
+        covered[top:top + window, left:left + window] += 1
+    assert covered.min() >= 1
+    for length in (height, width):
+        starts = window_starts(length, window, window // 4)
+        assert starts[0] == 0 and (length <= window or starts[-1] == length - window)
+        assert all(b - a <= window - window // 4 for a, b in zip(starts, starts[1:]))
+
+
+def test_blend_weights_are_positive_and_peak_in_the_middle() -> None:
+    weights = blend_weights(64)
+    assert weights.shape == (64, 64) and weights.min() > 0
+    assert weights[32, 32] == 1 and weights[0, 0] < weights[8, 8] < weights[16, 16]
+
+
+class PixelBackend(Backend):
+    """A backend whose logit at each input pixel is a pointwise function of that pixel: any correct blend of
+    windows reproduces the function of the photo, whatever the layout."""
+
+    family = "pixels"
+
+    def __init__(self, side: int) -> None:
+        self.model = torch.nn.Linear(1, 1)
+        self.side = side
+
+    @property
+    def input_size(self) -> int:
+        return self.side
+
+    def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        batch = torch.stack([torch.from_numpy(np.ascontiguousarray(im)).permute(2, 0, 1).float() for im in images])
+        assert batch.shape[-2:] == (self.side, self.side), "the views hand over windows at the input size"
+        return batch
+
+    def encode_image(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (pixel_values[:, :1],)
+
+    def encode_prompts(self, prompts: Sequence[str]) -> torch.Tensor:
+        return torch.ones(len(prompts), 1)
+
+    def decode(self, features: tuple[torch.Tensor, ...], embeddings: torch.Tensor) -> torch.Tensor:
+        return (features[0][:, 0] - 128) / 32 * embeddings[:, :1, None]
+
+    @classmethod
+    def from_pretrained(cls, source: str, device: str | torch.device | None = None) -> Backend:
+        raise NotImplementedError
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        raise NotImplementedError
+
+
+@pytest.mark.parametrize("height, width", [(70, 200), (200, 70), (129, 257), (33, 500)])
+def test_tiles_blend_to_the_pointwise_answer(height: int, width: int) -> None:
+    photo = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    expected = torch.sigmoid((torch.from_numpy(photo[..., 0]).float() - 128) / 32).numpy()
+    result, = predict_views(PixelBackend(32), photo, torch.ones(1, 1), [ScalePolicy(TILES, 32)])
+    assert result.probabilities.shape == (height, width)
+    np.testing.assert_allclose(result.probabilities.astype(np.float32), expected, atol=2e-3)
+    assert result.view == f"tiled: {len(window_grid(height, width, 32))} windows at 32 px"
+
+
+def test_progress_counts_every_window() -> None:
+    photo = np.zeros((100, 150, 3), np.uint8)
+    calls: list[tuple[int, int]] = []
+    predict_views(PixelBackend(32), photo, torch.ones(2, 1), [ScalePolicy(TILES, 32)] * 2,
+                  lambda done, total: calls.append((done, total)))
+    total = len(window_grid(100, 150, 32))
+    assert calls[-1] == (total, total) and [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
+@pytest.fixture(scope="module")
+def lite(tiny_lite_dir: Path) -> Segmenter:
+    return Segmenter.load(tiny_lite_dir, device="cpu")
+
+
+@pytest.mark.parametrize("height, width", [(1, 157), (157, 1), (97, 131), (64, 64)])
+@pytest.mark.parametrize("view", [WHOLE, TILES, BOTH])
+def test_every_view_keeps_the_photo_size(lite: Segmenter, height: int, width: int, view: str) -> None:
+    photo = np.random.default_rng(1).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    prediction, = lite.predict(photo, "segment crack", scale=ScalePolicy(view, 48))
+    assert prediction.probabilities.shape == prediction.mask.shape == (height, width)
+    assert prediction.probabilities.dtype == np.float16 and np.isfinite(prediction.presence_logit)
+
+
+def test_a_photo_inside_one_window_gets_the_untiled_answer(lite: Segmenter) -> None:
+    photo = np.random.default_rng(2).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    whole, = lite.predict(photo, "segment crack", tiling="off")
+    for view in (TILES, BOTH):
+        tiled, = lite.predict(photo, "segment crack", scale=ScalePolicy(view, 64))
+        torch.testing.assert_close(tiled.logits, whole.logits)
+        np.testing.assert_array_equal(tiled.probabilities, whole.probabilities)
+        assert tiled.view == "whole image"
+
+
+def test_tiling_modes_force_the_view(lite: Segmenter) -> None:
+    photo = np.random.default_rng(3).integers(0, 256, (150, 100, 3), dtype=np.uint8)
+    lite.backend.settings.scales = {"segment crack": ScalePolicy(TILES, 48)}
+    try:
+        auto, = lite.predict(photo, "segment crack")
+        off, = lite.predict(photo, "segment crack", tiling="off")
+        other, = lite.predict(photo, "segment taping area", tiling="on")
+    finally:
+        lite.backend.settings.scales = {}
+    assert auto.view == describe(ScalePolicy(TILES, 48), len(window_grid(150, 100, 48)))
+    assert off.view == "whole image"
+    assert other.view.startswith("tiled:") and other.policy.window == lite.backend.input_size
+    with pytest.raises(InputError, match="tiling"):
+        lite.predict(photo, "segment crack", tiling="sometimes")
+
+
+def test_policy_round_trips_through_the_checkpoint(tiny_lite_dir: Path, tmp_path: Path) -> None:
+    backend = load_backend(tiny_lite_dir, "cpu")
+    settings = PostprocessSettings(scales={"segment crack": ScalePolicy(TILES, 640),
+                                           "segment taping area": ScalePolicy(BOTH, 96)})
+    backend.save_pretrained(tmp_path)
+    settings.save_pretrained(tmp_path)
+    assert load_backend(tmp_path, "cpu").settings.scales == settings.scales
+
+
+@pytest.mark.parametrize("value, problem", [({"view": "zoom", "window": 640}, "view 'zoom'"),
+                                            ({"view": "tiles", "window": 7}, "window 7"),
+                                            ({"view": "tiles", "window": True}, "window True"),
+                                            ("tiles", "not an object")])
+def test_bad_policies_are_refused_by_name(value: object, problem: str) -> None:
+    with pytest.raises(ModelLoadError, match=rf"postprocess.json: scales\['segment crack'\] = .*{problem}"):
+        PostprocessSettings.from_dict({"scales": {"segment crack": value}}, "postprocess.json")
+
+
+def test_the_bomb_guard_applies_before_any_window(lite: Segmenter) -> None:
+    with pytest.raises(InputError, match="pixels"):
+        lite.predict(png_header_only(10_000, 10_000), "segment crack", tiling="on")
