@@ -138,7 +138,7 @@ def test_fine_tuning_a_calibrated_checkpoint_starts_from_empty_settings(tiny_lit
     chosen = {p: t for block in record["valid"].values() for p, t in block["thresholds"].items()}
     for name in ("best", "last"):
         folder = config.output_dir / name
-        assert json.loads((folder / SETTINGS_FILE).read_text()) == {"thresholds": chosen, "shapes": {}, "presence": {}}
+        assert json.loads((folder / SETTINGS_FILE).read_text()) == PostprocessSettings(thresholds=chosen).to_dict()
         assert not set(LEGACY_FIELDS.values()) & set(json.loads((folder / "config.json").read_text()))
         assert load_backend(folder).settings == PostprocessSettings(thresholds=chosen)
 
