@@ -5,6 +5,9 @@ For every prompt of every registered dataset:
 
 * the output shape (:mod:`drywall_qa.shapes`: ``pixels`` or ``boxes``) and threshold with the highest mIoU on the
   prompt's own dataset, written as ``shapes`` and ``thresholds``;
+* the scale policy (:mod:`drywall_qa.tiling`: whole photo, tiles, or both) with the best mean mIoU on the photos
+  and on the wide shots they make (:mod:`drywall_qa.scale_choice`), written as ``scales``; thresholds and shapes
+  are then chosen with it;
 * the image-level presence score: positives are that dataset's images with an annotated target, negatives the
   other datasets' images (and its own images without annotations); a Platt fit (:mod:`drywall_qa.presence`) is
   written as ``presence: {prompt: [a, b]}``.
@@ -21,21 +24,23 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from drywall_qa import scale_choice
 from drywall_qa.cli_args import count_arg, path_arg
 from drywall_qa.data import DATASETS, CocoSplit, data_root, split_dir
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.evaluation import Progress, Split, predictions_over
 from drywall_qa.metrics import ThresholdSweep
 from drywall_qa.postprocess import SETTINGS_FILE, PostprocessSettings
-from drywall_qa.presence import PresenceRecords, fit_platt, presence_logit
+from drywall_qa.presence import PresenceRecords, fit_platt
 from drywall_qa.segmenter import Segmenter
 from drywall_qa.shapes import SHAPES
+from drywall_qa.tiling import ScalePolicy
 
 
 @dataclass
@@ -59,7 +64,7 @@ def collect(segmenter: Segmenter, splits: Mapping[str, Split], limit: int | None
         for _, sample, predictions, _ in predictions_over(segmenter, split, prompts, None, limit, desc=name):
             for prediction in predictions:
                 mine = prediction.prompt in own
-                records.presence.add(prediction.prompt, presence_logit(prediction.logits),
+                records.presence.add(prediction.prompt, prediction.presence_logit,
                                      mine and bool(sample.mask.any()))
                 if mine:
                     if prediction.prompt not in records.sweeps:
@@ -118,14 +123,29 @@ def fit_calibration(records: PresenceRecords) -> dict[str, dict[str, Any]]:
     return fits
 
 
+def choose_scales(segmenter: Segmenter, splits: Mapping[str, Split],
+                  limit: int | None = None) -> dict[str, dict[ScalePolicy, float]]:
+    """Per prompt of every dataset in ``splits``: each candidate scale policy's score (:mod:`.scale_choice`), and
+    the loaded model's settings take the best policies (so the thresholds are then chosen with them)."""
+    policies = scale_choice.candidates(segmenter.backend.tile_window)
+    scores = {prompt: by_policy for name, split in splits.items()
+              for prompt, by_policy in scale_choice.score_candidates(segmenter, name, split, policies,
+                                                                     limit).items()}
+    settings = segmenter.backend.settings
+    segmenter.backend.settings = replace(settings, scales={**settings.scales, **scale_choice.choose(scores)})
+    return scores
+
+
 def store_calibration(segmenter: Segmenter, model_dir: Path, fits: Mapping[str, Mapping[str, Any]],
                       outputs: Mapping[str, Mapping[str, Any]]) -> None:
     """Replace the presence calibration with ``fits`` and update output shapes and thresholds with ``outputs``, in
-    the loaded model's settings and in ``model_dir/postprocess.json`` (atomically)."""
+    the loaded model's settings and in ``model_dir/postprocess.json`` (atomically); scale policies are kept as the
+    loaded settings hold them."""
     old = segmenter.backend.settings
     settings = PostprocessSettings(thresholds={**old.thresholds, **{p: o["threshold"] for p, o in outputs.items()}},
                                    shapes={**old.shapes, **{p: o["shape"] for p, o in outputs.items()}},
-                                   presence={p: (fit["a"], fit["b"]) for p, fit in fits.items()})
+                                   presence={p: (fit["a"], fit["b"]) for p, fit in fits.items()},
+                                   scales=dict(old.scales))
     settings.save_pretrained(model_dir)
     segmenter.backend.settings = settings
 
@@ -133,6 +153,18 @@ def store_calibration(segmenter: Segmenter, model_dir: Path, fits: Mapping[str, 
 def _auroc_cell(value: float | None) -> str:
     """The AUROC column: ``'   n/a'`` below :data:`~drywall_qa.presence.MIN_AUROC_CLASS` images of a class."""
     return "   n/a" if value is None else f"{value:6.3f}"
+
+
+def _print_scales(scores: Mapping[str, Mapping[ScalePolicy, float]], chosen: Mapping[str, ScalePolicy]) -> None:
+    """The mean of photo and wide-shot mIoU of every candidate policy, per prompt, and the one chosen."""
+    if not scores:
+        return
+    policies = list(next(iter(scores.values())))
+    names = [f"{p.view}@{p.window}" if p.tiled else p.view for p in policies]
+    print(f"{'prompt':<32} " + " ".join(f"{n:>10}" for n in names) + "  chosen")
+    for prompt, by_policy in scores.items():
+        print(f"{prompt[:32]:<32} " + " ".join(f"{by_policy[p]:10.3f}" for p in policies)
+              + f"  {names[policies.index(chosen[prompt])]}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=count_arg(1), help="first N images of each dataset")
     parser.add_argument("--shapes", nargs="+", choices=SHAPES, default=list(SHAPES),
                         help="output shapes to choose from (default: all; 'pixels' alone keeps raw masks)")
+    parser.add_argument("--keep-scales", action="store_true",
+                        help="keep the checkpoint's scale policies instead of choosing them (faster)")
     parser.add_argument("--device", help="cuda, mps or cpu (default: best available)")
     return parser
 
@@ -161,12 +195,14 @@ def main(argv: list[str] | None = None) -> int:
         root = data_root(args.data_root)
         splits = {name: CocoSplit(split_dir(root, name, args.split)) for name in dict.fromkeys(args.datasets)}
         segmenter = Segmenter.load(args.model, device=args.device)
+        scales = {} if args.keep_scales else choose_scales(segmenter, splits, args.limit)
         records = collect(segmenter, splits, args.limit, shapes=args.shapes)
         fits, outputs = fit_calibration(records.presence), choose_outputs(records.sweeps)
         store_calibration(segmenter, args.model, fits, outputs)
     except (InputError, ModelLoadError) as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2
+    _print_scales(scales, segmenter.backend.settings.scales)
     print(f"{'prompt':<32} {'shape':>6} {'thr':>5} {'mIoU':>6} {'Dice':>6} {'held-out':>8} | {'a':>7} {'b':>7} "
           f"{'AUROC':>6} {'with':>5} {'without':>7}")
     for prompt, fit in fits.items():
@@ -174,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{prompt[:32]:<32} {out['shape']:>6} {out['threshold']:5.2f} {out['miou']:6.3f} {out['dice']:6.3f} "
               f"{out['held_out_miou']:8.3f} | {fit['a']:7.3f} {fit['b']:7.3f} {_auroc_cell(fit['auroc'])} "
               f"{fit['positives']:5d} {fit['negatives']:7d}")
-    print(f"output shapes, thresholds and presence calibration written to {args.model / SETTINGS_FILE}")
+    print(f"scale policies, output shapes, thresholds and presence calibration written to "
+          f"{args.model / SETTINGS_FILE}")
     return 0
 
 

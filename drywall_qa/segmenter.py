@@ -114,9 +114,9 @@ class Segmenter:
                 zip(labels, views, policies, settings, self.truncated(prompts), self.concepts(prompts))]
 
     def scale_policy(self, prompt: str | None) -> ScalePolicy:
-        """The checkpoint's scale policy of a calibrated prompt, else the whole view (tiles of the model input's
-        side when forced on)."""
-        return self.backend.settings.scales.get(prompt) or ScalePolicy(WHOLE, self.backend.input_size)
+        """The checkpoint's scale policy of a calibrated prompt, else the whole view (tiles of the backend's
+        ``tile_window`` when forced on)."""
+        return self.backend.settings.scales.get(prompt) or ScalePolicy(WHOLE, self.backend.tile_window)
 
     def calibrated_prompts(self) -> list[str]:
         """The prompts the checkpoint has tuned settings for (threshold, shape or presence calibration): those it was

@@ -232,6 +232,7 @@ def test_calibrate_cli_writes_settings(model_copy: Path, tmp_path: Path, capsys:
     assert "presence calibration written" in capsys.readouterr().out
     assert set(settings["shapes"]) == set(stored) and set(settings["shapes"].values()) <= set(SHAPES)
     assert set(settings["thresholds"]) == set(stored)
+    assert set(settings["scales"]) == set(stored) and {s["view"] for s in settings["scales"].values()} <= set(VIEWS)
     segmenter = Segmenter.load(model_copy, device="cpu")
     assert segmenter.backend.settings.presence["segment crack"] == tuple(stored["segment crack"])
     prediction, = segmenter.predict(CocoSplit(root / "cracks" / "valid").load_image(0), "segment crack")

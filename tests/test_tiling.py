@@ -121,15 +121,17 @@ def test_a_photo_inside_one_window_gets_the_untiled_answer(lite: Segmenter) -> N
 def test_tiling_modes_force_the_view(lite: Segmenter) -> None:
     photo = np.random.default_rng(3).integers(0, 256, (150, 100, 3), dtype=np.uint8)
     lite.backend.settings.scales = {"segment crack": ScalePolicy(TILES, 48)}
+    lite.backend.tile_window = 40
     try:
         auto, = lite.predict(photo, "segment crack")
         off, = lite.predict(photo, "segment crack", tiling="off")
         other, = lite.predict(photo, "segment taping area", tiling="on")
     finally:
         lite.backend.settings.scales = {}
+        del lite.backend.tile_window
     assert auto.view == describe(ScalePolicy(TILES, 48), len(window_grid(150, 100, 48)))
     assert off.view == "whole image"
-    assert other.view.startswith("tiled:") and other.policy.window == lite.backend.input_size
+    assert other.view.startswith("tiled:") and other.policy == ScalePolicy(TILES, 40)
     with pytest.raises(InputError, match="tiling"):
         lite.predict(photo, "segment crack", tiling="sometimes")
 

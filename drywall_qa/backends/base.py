@@ -43,6 +43,9 @@ class Backend(ABC):
     #: cosine similarity to the closest calibrated prompt below which a text prompt is an unknown concept
     #: (``Segmenter.concepts``); at most ``paraphrase_similarity``. None: never flagged (open vocabulary)
     known_concept_similarity: float | None = None
+    #: side in photo pixels of the windows a tiled prediction uses when no scale policy names one
+    #: (:mod:`drywall_qa.tiling`): the 640 px dataset photos the models here are trained on
+    tile_window: int = 640
     #: per-channel normalisation of [0, 1] images
     image_mean: tuple[float, ...] = (0.5, 0.5, 0.5)
     image_std: tuple[float, ...] = (0.5, 0.5, 0.5)

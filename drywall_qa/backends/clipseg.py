@@ -24,6 +24,8 @@ class ClipSegBackend(Backend):
     family = "clipseg"
     frozen_image_encoder = True
     supports_visual_prompts = True
+    #: the stock model's input side: windows seen at 1:1 pixels, the scale CLIP and its decoder were trained at
+    tile_window = 352
 
     def __init__(self, model: CLIPSegForImageSegmentation, processor: CLIPSegProcessor) -> None:
         self.model = model.eval()

@@ -1,0 +1,72 @@
+"""Choose each prompt's scale policy (:mod:`drywall_qa.tiling`) by measurement, for ``python -m drywall_qa.calibrate``.
+
+Every candidate view is scored on a dataset's photos as they are and on the wide shots they make
+(:mod:`drywall_qa.wide_shots`: mosaics of crack close-ups, zooms of whole-wall taping photos): per threshold the mean
+of the two mIoUs of the raw masks, at its best (output shapes are chosen afterwards, with the policy). The candidate
+with the highest score wins; on a tie, the earlier (cheaper) one. The policy is chosen on validation photos and wide
+shots built from them, so the score it reaches there is an upper estimate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from drywall_qa.data import DATASETS
+from drywall_qa.evaluation import Split
+from drywall_qa.metrics import ThresholdSweep
+from drywall_qa.segmenter import Segmenter
+from drywall_qa.shapes import PIXELS
+from drywall_qa.tiling import BOTH, TILES, WHOLE, ScalePolicy, window_grid
+from drywall_qa.wide_shots import wide_shots
+
+#: the side of the dataset photos, which the models are trained on: windows of it show a photo at training scale
+TRAINING_WINDOW = 640
+
+
+def candidates(tile_window: int) -> list[ScalePolicy]:
+    """The whole view, then tiles and both at the training scale and at the backend's own window."""
+    windows = dict.fromkeys([TRAINING_WINDOW, tile_window])
+    return [ScalePolicy(WHOLE, TRAINING_WINDOW), *(ScalePolicy(view, w) for w in windows for view in (TILES, BOTH))]
+
+
+def score_candidates(segmenter: Segmenter, dataset: str, split: Split, policies: Sequence[ScalePolicy],
+                     limit: int | None = None) -> dict[str, dict[ScalePolicy, float]]:
+    """Per prompt of ``dataset`` and candidate: the best over thresholds of the mean mIoU of the raw (``pixels``)
+    masks on the first ``limit`` photos of ``split`` and on the wide shots they make (the photos alone when they
+    make none)."""
+    prompts = list(DATASETS[dataset].prompts)
+    sets = {"photos": split, "wide": wide_shots(dataset, split)}
+    curves = {}
+    for name, shots in sets.items():
+        count = len(shots) if limit is None else min(limit if name == "photos" else max(1, limit // 4), len(shots))
+        if count:
+            curves[name] = _curves(segmenter, shots, prompts, policies, count, f"{dataset} {name}")
+    return {prompt: {policy: float(np.max(np.mean([c[(prompt, policy)] for c in curves.values()], axis=0)))
+                     for policy in policies} for prompt in prompts}
+
+
+def choose(scores: dict[str, dict[ScalePolicy, float]]) -> dict[str, ScalePolicy]:
+    """Per prompt the best-scoring policy (the first listed on a tie)."""
+    return {prompt: max(by_policy, key=lambda p: (by_policy[p], -list(by_policy).index(p)))
+            for prompt, by_policy in scores.items()}
+
+
+def _curves(segmenter: Segmenter, shots: Split, prompts: list[str], policies: Sequence[ScalePolicy], count: int,
+            desc: str) -> dict[tuple[str, ScalePolicy], np.ndarray]:
+    """mIoU per threshold of every prompt and policy on the first ``count`` shots; a policy whose windows hold a
+    whole photo reuses the answer of the one already run for it."""
+    sweeps = {(prompt, policy): ThresholdSweep(shape=PIXELS) for prompt in prompts for policy in policies}
+    for index in tqdm(range(count), desc=desc, unit="image", disable=None):
+        sample = shots[index]
+        answers: dict[ScalePolicy, list] = {}
+        for policy in policies:
+            height, width = sample.mask.shape
+            same = policy if len(window_grid(height, width, policy.window)) > 1 else ScalePolicy(WHOLE)
+            if same not in answers:
+                answers[same] = segmenter.predict(sample.image, prompts, scale=policy)
+            for prediction in answers[same]:
+                sweeps[(prediction.prompt, policy)].add(prediction.probabilities, sample.mask)
+    return {key: np.asarray(sweep.result()["miou"]) for key, sweep in sweeps.items()}

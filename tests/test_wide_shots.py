@@ -1,0 +1,45 @@
+"""Wide shots built from a split: mosaics lay photos side by side, zooms enlarge them; both read as splits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from drywall_qa.data import CocoSplit
+from drywall_qa.scale_choice import candidates, choose
+from drywall_qa.tiling import BOTH, TILES, WHOLE, ScalePolicy
+from drywall_qa.wide_shots import MosaicSplit, ZoomSplit, wide_shots
+from tests.helpers import make_split
+
+
+def test_mosaic_places_each_photo_and_its_mask_in_its_tile(tmp_path: Path) -> None:
+    split = CocoSplit(make_split(tmp_path / "s", n=9, size=32))
+    mosaic = MosaicSplit(split, 2)
+    assert len(mosaic) == 2                          # 9 photos make two 2×2 mosaics; one is left over
+    sample = mosaic[1]
+    assert sample.image.shape == (64, 64, 3) and sample.mask.shape == (64, 64)
+    for index, (top, left, height, width) in zip(mosaic.members(1), mosaic.tile_boxes(1)):
+        np.testing.assert_array_equal(sample.image[top:top + height, left:left + width], split[index].image)
+        np.testing.assert_array_equal(sample.mask[top:top + height, left:left + width], split[index].mask)
+
+
+def test_zoom_enlarges_photo_and_mask_together(tmp_path: Path) -> None:
+    split = CocoSplit(make_split(tmp_path / "s", n=2, size=32))
+    zoomed = ZoomSplit(split, (96, 64))[0]
+    assert zoomed.image.shape == (64, 96, 3) and zoomed.mask.shape == (64, 96)
+    assert abs(zoomed.mask.mean() - split[0].mask.mean()) < 0.02
+
+
+def test_each_dataset_gets_its_kind_of_wide_shot(tmp_path: Path) -> None:
+    split = CocoSplit(make_split(tmp_path / "s", n=4, size=32))
+    assert isinstance(wide_shots("cracks", split), MosaicSplit)
+    assert wide_shots("taping", split)[0].mask.shape == (64, 64)
+
+
+def test_candidates_and_ties_prefer_the_cheaper_view() -> None:
+    policies = candidates(640)
+    assert policies == [ScalePolicy(WHOLE, 640), ScalePolicy(TILES, 640), ScalePolicy(BOTH, 640)]
+    assert len(candidates(352)) == 5
+    scores = {"segment crack": {p: 0.5 for p in policies}, "segment taping area": dict(zip(policies, [0.4, 0.6, 0.5]))}
+    assert choose(scores) == {"segment crack": policies[0], "segment taping area": policies[1]}
