@@ -73,6 +73,22 @@ def test_frozen_blocks_keep_their_weights_and_batch_statistics_while_the_rest_tr
     assert not torch.equal(before[trained], after[trained])
 
 
+def test_loaded_checkpoints_keep_the_stem_and_first_blocks_frozen(tiny_lite_dir, tmp_path) -> None:
+    """transformers 5 loads every weight as a new trainable parameter; fine-tuning a loaded checkpoint must still
+    leave the stem and the first ``frozen_blocks`` blocks alone."""
+    text_encoder = load_backend(tiny_lite_dir).text_encoder
+    LiteBackend(LiteModel(LiteConfig(**SMALL, frozen_blocks=3)), text_encoder).save_pretrained(tmp_path)
+    for model in (load_backend(tmp_path).model, LiteModel.from_pretrained(tmp_path),
+                  LiteModel.from_pretrained(tmp_path, output_loading_info=True)[0]):
+        encoder = model.backbone
+        assert encoder.frozen_blocks == 3
+        assert not any(p.requires_grad for m in (encoder.stem, *encoder.blocks[:3]) for p in m.parameters())
+        assert all(p.requires_grad for m in encoder.blocks[3:] for p in m.parameters())
+        assert all(p.requires_grad for m in (model.blocks, model.prompt_mlp, model.head) for p in m.parameters())
+    size = Segmenter.load(device="cpu").model_size()  # the bundled model: frozen_blocks 3
+    assert 0 < size["trainable_parameters"] < size["parameters"]
+
+
 def test_save_and_load_keeps_encoder_and_predictions(tiny_lite_dir, tmp_path) -> None:
     text_encoder = load_backend(tiny_lite_dir).text_encoder
     model = LiteModel(LiteConfig(**SMALL, frozen_blocks=2)).eval()

@@ -45,8 +45,15 @@ class EfficientNetLiteEncoder(nn.Module):
         self.taps = _last_block_per_stride(self.blocks)
         self.out_channels = [self.blocks[i]._block_args.output_filters for i in self.taps]
         self.frozen_blocks, self.drop_connect = frozen_blocks, drop_connect
+        self.freeze()
+
+    def freeze(self) -> EfficientNetLiteEncoder:
+        """Stop gradients to the stem and the first ``frozen_blocks`` blocks. Call it again after anything that
+        replaces the parameters: transformers' ``from_pretrained`` rebuilds every loaded parameter trainable
+        (:meth:`LiteModel.from_pretrained` does)."""
         for module in self._frozen():
             module.requires_grad_(False)
+        return self
 
     def _frozen(self) -> list[nn.Module]:
         return [self.stem, *self.blocks[: self.frozen_blocks]] if self.frozen_blocks else []

@@ -48,6 +48,17 @@ class LiteModel(PreTrainedModel):
             nn.init.normal_(module.weight, std=0.02)
             nn.init.zeros_(module.bias)
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """As transformers', then the encoder's frozen part frozen again. transformers 5 loads each weight as a new
+        ``nn.Parameter`` with ``requires_grad=True`` (``_load_parameter_into_model``), after ``__init__`` froze the
+        ones it replaces; of what it calls after loading, only ``tie_weights`` and ``_initialize_missing_keys``
+        (missing keys only) are hooks, neither meant for this."""
+        loaded = super().from_pretrained(*args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # output_loading_info=True: (model, info)
+        model.backbone.freeze()
+        return loaded
+
     @property
     def image_std(self) -> tuple[float, ...]:
         """Per-channel std of the [0, 1] input (mean 0.5) the encoder expects."""
