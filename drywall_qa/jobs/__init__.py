@@ -1,0 +1,19 @@
+"""Inspection jobs: many photos → per-photo results (:mod:`.runner`), findings exports (:mod:`.exports`) and a
+client report (:mod:`.report`); the photos come from files, folders, globs and zip archives (:mod:`.sources`)."""
+
+from __future__ import annotations
+
+from drywall_qa.jobs.exports import write_exports
+from drywall_qa.jobs.report import write_report
+from drywall_qa.jobs.runner import Job, JobSettings
+from drywall_qa.jobs.sources import Photo, Refused, collect
+
+__all__ = ["Job", "JobSettings", "Photo", "Refused", "collect", "finish", "write_exports", "write_report"]
+
+
+def finish(job: Job, photos: list[Photo], refused: list[Refused]) -> dict:
+    """Write the exports and the report of the photos done; return the summary."""
+    records = job.records(photos)
+    counts = write_exports(job.folder, records, job.settings, refused)
+    write_report(job.folder, records, job.settings, counts)
+    return counts
