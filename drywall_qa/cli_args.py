@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from drywall_qa.imaging import path_problem, short_path
+from drywall_qa.tiling import TILING_MODES
 
 #: most CPU threads a command may ask torch for (above any core count; stops typos such as 8000)
 MAX_THREADS = 1024
@@ -91,8 +92,11 @@ def _ask(path: Path, question: Callable[[Path], bool]) -> bool:
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--model``, ``--device`` and ``--threshold``, shared by the commands that run a Segmenter."""
+    """``--model``, ``--device``, ``--threshold`` and ``--tiling``, shared by the commands that run a Segmenter."""
     parser.add_argument("--model", help="checkpoint folder, alias (lite, clipseg) or hub id; default: bundled model")
     parser.add_argument("--device", help="cuda, mps or cpu (default: best available)")
     parser.add_argument("--threshold", type=probability_arg,
                         help="threshold for every prompt (default: the model's per-prompt thresholds, else 0.5)")
+    parser.add_argument("--tiling", choices=TILING_MODES, default="auto",
+                        help="auto: each prompt's scale policy (whole photo, overlapping windows, or both); off: the "
+                        "whole photo only; on: windows for every prompt (default auto)")

@@ -15,10 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from drywall_qa import visual_prompts
 from drywall_qa.atomic import write_atomic
@@ -55,7 +56,8 @@ def write_outputs(image: np.ndarray, predictions: Sequence[Prediction], out_dir:
                                       "truncated": prediction.truncated,
                                       "unknown_concept": prediction.unknown_concept,
                                       "closest_concept": prediction.closest_concept,
-                                      "concept_similarity": prediction.concept_similarity, "mask": name})
+                                      "concept_similarity": prediction.concept_similarity,
+                                      "view": prediction.view, "mask": name})
     if semantic:
         labels = semantic_map([p.probabilities for p in predictions], [p.mask for p in predictions])
         names = [p.prompt for p in predictions]
@@ -87,6 +89,19 @@ def _write(args: argparse.Namespace, image: np.ndarray, example: visual_prompts.
     write_outputs(image, predictions, args.out, args.semantic, calibrated)
 
 
+def _window_progress() -> Callable[[int, int], None]:
+    """A progress bar over the windows of a tiled prediction (shown on a terminal, once windows run)."""
+    bar: list[tqdm] = []
+
+    def update(done: int, total: int) -> None:
+        if not bar:
+            bar.append(tqdm(total=total, desc="windows", unit="window", disable=None, leave=False))
+        bar[0].update(done - bar[0].n)
+        if done == total:
+            bar[0].close()
+    return update
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -97,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         example = visual_prompts.from_arguments(args, prompts[0] if prompts else None)
         image = load_image(args.image)
         segmenter = Segmenter.load(args.model, device=args.device)
-        predictions = segmenter.predict(image, prompts + ([example] if example else []), args.threshold)
+        predictions = segmenter.predict(image, prompts + ([example] if example else []), args.threshold,
+                                        tiling=args.tiling, progress=_window_progress())
     except (InputError, ModelLoadError) as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2
@@ -117,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     for prediction in predictions:
         verdict = describe_presence(prediction.presence, prediction.settings_from in calibrated,
                                     found=prediction.coverage > 0)
-        print(f"{prediction.prompt[:48]:<48} coverage {prediction.coverage:7.2%}  {verdict}")
+        print(f"{prediction.prompt[:48]:<48} coverage {prediction.coverage:7.2%}  {verdict}  ({prediction.view})")
     print(f"results in {args.out}")
     return 0
 

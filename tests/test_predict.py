@@ -81,3 +81,16 @@ def test_support_from_real_split(data_root: Path, tiny_clipseg_dir: Path, tmp_pa
     assert rc == 0
     entry, = json.loads((out / "predictions.json").read_text())["predictions"]
     assert entry["prompt"].endswith("[crop]")
+
+
+@pytest.mark.parametrize("tiling, view", [("on", "tiled: 6 windows at 640 px"), ("off", "whole image")])
+def test_tiling_option_picks_the_view(tiny_lite_dir: Path, tmp_path: Path, tiling: str, view: str,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    photo = tmp_path / "wide.png"
+    Image.fromarray(np.random.default_rng(6).integers(0, 256, (1000, 1200, 3), dtype=np.uint8)).save(photo)
+    rc = main([str(photo), "--prompts", "segment crack", "--model", str(tiny_lite_dir), "--tiling", tiling,
+               "--out", str(tmp_path / "out")])
+    assert rc == 0 and f"({view})" in capsys.readouterr().out
+    report = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    assert report["predictions"][0]["view"] == view
+    assert Image.open(tmp_path / "out" / report["predictions"][0]["mask"]).size == (1200, 1000)

@@ -1,0 +1,143 @@
+"""Whole-wall photos: quality, speed and memory of the default scale policy against the whole view (tiling off).
+
+Run from the repository root: ``python -m bench.wide_shot [--data-root DIR] [--limit N] [--model DIR]``.
+
+* Cracks: ``n×n`` mosaics (2, 3, 4) of the crack validation photos (a wider shot of several close-ups). Per-tile
+  "segment crack" mIoU: each photo alone, inside the mosaic with tiling off, inside it with the default policy;
+  and the tiles blank in the mosaic whose photo alone has a mask.
+* Taping: the taping validation photos enlarged ×2, ×4 and to 4032×3024 (the same wall at more pixels).
+  "segment taping area" mIoU at 640 px, and enlarged with tiling off and with the default policy.
+* Speed: seconds per megapixel of the default policy over the mosaics; a 4032×3024 photo with 2 and 4 prompts.
+* Memory: peak RSS of a fresh process predicting a 50 MP photo with 8 prompts, tiling on, against the same process
+  loading the model and the photo only.
+
+The last line: ``mosaic_4x4_miou: <x> solo_miou: <y> tiling_off_4x4_miou: <z> s_per_mp: <t>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from drywall_qa.data import CocoSplit, data_root, split_dir
+from drywall_qa.metrics import score_masks
+from drywall_qa.segmenter import Segmenter
+from drywall_qa.wide_shots import MosaicSplit, ZoomSplit
+
+CRACK, TAPING = "segment crack", "segment taping area"
+#: the 8 prompts of the memory check: the dataset prompts and three paraphrases
+MEMORY_PROMPTS = [CRACK, "segment wall crack", TAPING, "segment joint/tape", "segment drywall seam",
+                  "segment hairline crack", "segment joint tape", "segment seam"]
+PHOTO_12MP, PHOTO_50MP = (4032, 3024), (8165, 6124)
+
+
+def mosaic_scores(segmenter: Segmenter, split: CocoSplit, n: int, limit: int) -> dict[str, float]:
+    """Per-tile mIoU alone / in the mosaic with tiling off / with the default policy, blank tiles, s per MP."""
+    mosaics = MosaicSplit(split, n)
+    solo, off, auto, blank, seconds, pixels = [], [], [], 0, 0.0, 0
+    for i in range(min(len(mosaics), max(1, limit // (n * n)))):
+        sample = mosaics[i]
+        start = time.perf_counter()
+        tiled = segmenter.predict(sample.image, CRACK)[0].mask
+        seconds, pixels = seconds + time.perf_counter() - start, pixels + sample.mask.size
+        whole = segmenter.predict(sample.image, CRACK, tiling="off")[0].mask
+        for index, (top, left, height, width) in zip(mosaics.members(i), mosaics.tile_boxes(i)):
+            truth, box = split[index].mask, np.s_[top:top + height, left:left + width]
+            alone = segmenter.predict(split[index].image, CRACK)[0].mask
+            solo.append(score_masks(alone, truth)[0])
+            off.append(score_masks(whole[box], truth)[0])
+            auto.append(score_masks(tiled[box], truth)[0])
+            blank += bool(alone.any() and not tiled[box].any())
+    return {"solo": np.mean(solo), "off": np.mean(off), "auto": np.mean(auto), "blank": blank, "tiles": len(solo),
+            "s_per_mp": seconds / pixels * 1e6}
+
+
+def zoom_scores(segmenter: Segmenter, split: CocoSplit, size: tuple[int, int], limit: int) -> dict[str, float]:
+    """"segment taping area" mIoU at 640 px / enlarged with tiling off / enlarged with the default policy."""
+    zooms = ZoomSplit(split, size)
+    solo, off, auto = [], [], []
+    for i in range(min(len(zooms), limit)):
+        sample, big = split[i], zooms[i]
+        solo.append(score_masks(segmenter.predict(sample.image, TAPING)[0].mask, sample.mask)[0])
+        off.append(score_masks(segmenter.predict(big.image, TAPING, tiling="off")[0].mask, big.mask)[0])
+        auto.append(score_masks(segmenter.predict(big.image, TAPING)[0].mask, big.mask)[0])
+    return {"solo": np.mean(solo), "off": np.mean(off), "auto": np.mean(auto)}
+
+
+def photo_seconds(segmenter: Segmenter, prompts: list[str], repeats: int = 3) -> float:
+    """Median seconds of one 4032×3024 photo (a crack mosaic enlarged) with ``prompts``, default policy."""
+    photo = np.random.default_rng(0).integers(90, 200, (*PHOTO_12MP[::-1], 3), dtype=np.uint8)
+    segmenter.predict(photo[:640, :640], prompts)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        segmenter.predict(photo, prompts)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def _peak_rss_child(model: str | None, predict: bool, queue: multiprocessing.Queue) -> None:
+    torch.set_num_threads(2)
+    segmenter = Segmenter.load(model)
+    photo = np.full((*PHOTO_50MP[::-1], 3), 128, np.uint8)
+    photo[::97] = 40                                          # thin dark lines: something to find
+    if predict:
+        predictions = segmenter.predict(photo, MEMORY_PROMPTS, tiling="on")
+        assert predictions[0].probabilities.shape == photo.shape[:2]
+    queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def peak_rss_mb(model: str | None, predict: bool) -> float:
+    """Peak RSS (MiB) of a fresh process that loads the model and a 50 MP photo, and predicts when ``predict``."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_peak_rss_child, args=(model, predict, queue))
+    process.start()
+    value = queue.get(timeout=1800)
+    process.join()
+    return value
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-root", type=Path, help="datasets folder (default: $DRYWALL_QA_DATA or ../shared/data)")
+    parser.add_argument("--model", help="checkpoint (default: the bundled model)")
+    parser.add_argument("--limit", type=int, default=64, help="photos per split (default 64)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--skip-memory", action="store_true", help="skip the 50 MP memory check")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    root = data_root(args.data_root)
+    segmenter = Segmenter.load(args.model)
+    cracks, taping = CocoSplit(split_dir(root, "cracks", "valid")), CocoSplit(split_dir(root, "taping", "valid"))
+    policies = {p: segmenter.scale_policy(p) for p in (CRACK, TAPING)}
+    print(f"model: {segmenter.name}; default policies: " + ", ".join(f"{p} → {v}" for p, v in policies.items()))
+    print(f"{'cracks mosaic':<16} {'tiles':>5} {'alone':>6} {'off':>6} {'default':>7} {'blank':>5} {'s/MP':>6}")
+    mosaics = {}
+    for n in (2, 3, 4):
+        m = mosaics[n] = mosaic_scores(segmenter, cracks, n, args.limit)
+        print(f"{f'{n}x{n} ({640 * n} px)':<16} {m['tiles']:5d} {m['solo']:6.3f} {m['off']:6.3f} {m['auto']:7.3f} "
+              f"{m['blank']:5d} {m['s_per_mp']:6.3f}")
+    print(f"{'taping zoom':<16} {'640 px':>6} {'off':>6} {'default':>7}")
+    for size in ((1280, 1280), (2560, 2560), PHOTO_12MP):
+        z = zoom_scores(segmenter, taping, size, args.limit)
+        print(f"{f'{size[0]}x{size[1]}':<16} {z['solo']:6.3f} {z['off']:6.3f} {z['auto']:7.3f}")
+    two, four = photo_seconds(segmenter, [CRACK, TAPING]), photo_seconds(segmenter, MEMORY_PROMPTS[:4])
+    print(f"4032x3024 photo: {two:.2f} s with 2 prompts, {four:.2f} s with 4: {(four - two) / 2:.2f} s per added prompt")
+    if not args.skip_memory:
+        base, peak = peak_rss_mb(args.model, False), peak_rss_mb(args.model, True)
+        print(f"50 MP photo, 8 prompts, tiling on: peak RSS {peak:.0f} MiB; model + photo alone {base:.0f} MiB "
+              f"(+{peak - base:.0f} MiB, ratio {peak / base:.2f})")
+    s_per_mp = np.mean([m["s_per_mp"] for m in mosaics.values()])
+    print(f"mosaic_4x4_miou: {mosaics[4]['auto']:.3f} solo_miou: {mosaics[4]['solo']:.3f} "
+          f"tiling_off_4x4_miou: {mosaics[4]['off']:.3f} s_per_mp: {s_per_mp:.3f}")
+
+
+if __name__ == "__main__":
+    main()
