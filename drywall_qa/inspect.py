@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prompts = tuple(clean_prompt(p) for p in args.prompts)
         settings = JobSettings(prompts, segmenter.name, args.threshold, args.tiling, measure)
         with state.main_process_first():
-            job = Job.open(args.out, settings)
+            job = Job.open(args.out, settings, clean=state.is_main_process)
     except (InputError, ModelLoadError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
@@ -84,17 +84,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_shard(job: Job, segmenter: Segmenter, photos: list, state) -> None:
-    """Run this process's share of the photos not done yet, with a progress bar on the main process."""
+    """Run the photos not done yet of this process's share (the same shares in every process, whatever the others
+    have done), with a progress bar on the main process."""
     pending = job.pending(photos)
     if state.is_main_process:
         print(f"{len(photos)} photos: {len(photos) - len(pending)} done earlier, {len(pending)} to run"
               + (f" on {state.num_processes} processes" if state.num_processes > 1 else ""), file=sys.stderr)
-    earlier = len(photos) - len(pending) if state.num_processes == 1 else 0
-    with state.split_between_processes(pending) as share:
-        bar = tqdm(total=earlier + len(share), initial=earlier, unit="photo", desc="photos",
+    with state.split_between_processes(photos) as share:
+        todo = job.pending(share)
+        bar = tqdm(total=len(share), initial=len(share) - len(todo), unit="photo", desc="photos",
                    disable=not state.is_main_process, file=sys.stderr)
         with bar:
-            job.run(segmenter, share, progress=lambda done, total: bar.update(1))
+            job.run(segmenter, todo, progress=lambda done, total: bar.update(1))
 
 
 if __name__ == "__main__":

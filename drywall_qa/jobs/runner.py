@@ -53,9 +53,10 @@ class Job:
         self.folder, self.settings = folder, settings
 
     @classmethod
-    def open(cls, folder: Path, settings: JobSettings) -> Job:
-        """Start a job in ``folder``, or resume the one there; temp files of a killed run are removed. Raises
-        :class:`InputError` when the folder holds a job with other settings."""
+    def open(cls, folder: Path, settings: JobSettings, clean: bool = True) -> Job:
+        """Start a job in ``folder``, or resume the one there; with ``clean`` (only in the first of several
+        processes) temp files of a killed run are removed. Raises :class:`InputError` when the folder holds a job
+        with other settings."""
         job = cls(folder, settings)
         for name in (RECORDS, MASKS, OVERLAYS):
             (folder / name).mkdir(parents=True, exist_ok=True)
@@ -67,7 +68,7 @@ class Job:
                              "pass a new --out folder, or the settings of that job")
         if saved is None:
             write_atomic(folder / JOB_FILE, json.dumps(settings.to_dict(), indent=2) + "\n")
-        for name in (RECORDS, MASKS, OVERLAYS):
+        for name in (RECORDS, MASKS, OVERLAYS) if clean else ():
             for leftover in (folder / name).glob(".*.tmp"):
                 leftover.unlink(missing_ok=True)
         return job

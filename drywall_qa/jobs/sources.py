@@ -76,7 +76,8 @@ def unique_keys(names: Sequence[str]) -> list[str]:
     repeats."""
     keys, used = [], set()
     for name in names:
-        stem = safe_name(str(PurePosixPath(name.replace("\\", "/")).with_suffix("")), "photo")
+        suffix = PurePosixPath(name.replace("\\", "/")).suffix
+        stem = safe_name(name[:len(name) - len(suffix)], "photo")
         key, number = stem, 1
         while key in used:
             number += 1
@@ -128,7 +129,7 @@ def _is_image(path: Path) -> bool:
 
 
 def _hidden(parts: Sequence[str]) -> bool:
-    return any(part.startswith(".") or part == "__MACOSX" for part in parts)
+    return any((part.startswith(".") and part not in (".", "..")) or part == "__MACOSX" for part in parts)
 
 
 def _archive(path: Path) -> tuple[list[_Entry], list[Refused]]:
