@@ -217,3 +217,15 @@ def test_a_prompt_of_no_trained_concept_is_flagged_in_the_status(tmp_path: Path)
                                                 typed="segment water stain", tuned=False))
     assert "'segment water stain' is not a concept drywall-qa-lite was trained on (closest:" in status
     assert "CLIPSeg handles open-vocabulary prompts" in status and legend.count("unknown concept: unreliable") == 1
+
+
+def test_status_says_which_view_ran_and_tiling_can_be_forced(tab: InspectTab, tiny_lite_dir: Path,
+                                                             tmp_path: Path) -> None:
+    path = tmp_path / "wide wall.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (700, 1300, 3), dtype=np.uint8)).save(path)
+    form = InspectForm(model=str(tiny_lite_dir), image=str(path), selected=PROMPTS[:1])
+    status, *_, key = tab.run(replace(form, tiling="on"))
+    assert "tiled: 6 windows at 640 px" in status
+    assert tab.results.get(key).size == (700, 1300)
+    status, *_ = tab.run(replace(form, tiling="off"))
+    assert "whole image" in status and "tiled" not in status

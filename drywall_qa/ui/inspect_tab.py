@@ -18,7 +18,8 @@ from typing import Any, NamedTuple
 import gradio as gr
 
 from drywall_qa.imaging import load_image
-from drywall_qa.segmenter import borrowed_settings_note, unknown_concept_note
+from drywall_qa.segmenter import Prediction, borrowed_settings_note, unknown_concept_note
+from drywall_qa.tiling import TILING_MODES
 from drywall_qa.ui.forms import handler, named_inputs
 from drywall_qa.ui.inspect_views import InspectResult, Rendered, render, semantic_picture
 from drywall_qa.ui.messages import escape_md, guarded
@@ -63,6 +64,8 @@ class InspectForm:
     example: VisualForm = field(default_factory=VisualForm)
     #: draw mask borders only
     outline: bool = False
+    #: ``auto`` (each prompt's scale policy), ``off`` (whole photo) or ``on`` (windows): see :mod:`drywall_qa.tiling`
+    tiling: str = "auto"
 
 
 @dataclass
@@ -100,8 +103,9 @@ class InspectTab:
         self.results = ResultStore() if results is None else results
 
     @guarded(Segmented)
-    def run(self, form: InspectForm) -> Segmented:
-        """Segment the form's photo with its prompts (and example), keep the run for re-rendering and draw it."""
+    def run(self, form: InspectForm, progress: gr.Progress = gr.Progress()) -> Segmented:
+        """Segment the form's photo with its prompts (and example), keep the run for re-rendering and draw it; the
+        bar follows the windows of a tiled prediction."""
         if form.image is None:
             return Segmented("Upload a photo or click an example first.", None, None, None, None, None)
         name = Path(form.image).name if isinstance(form.image, str) else "image"
@@ -112,20 +116,21 @@ class InspectTab:
         conditions, skipped = with_example(model, texts, visual)
         notes += skipped + model.prompt_notes(texts)
         start = time.perf_counter()
-        predictions = model.predict(array, conditions)
+        predictions = model.predict(array, conditions, tiling=form.tiling,
+                                    progress=lambda done, total: progress((done, total), desc="Windows"))
         latency_ms = 1000 * (time.perf_counter() - start)
         notes += [borrowed_settings_note(p) for p in predictions if p.borrowed_settings]
         notes += [unknown_concept_note(p, model.family) for p in predictions if p.unknown_concept]
-        prompts = [p.prompt for p in predictions]
+        prompts, views = [p.prompt for p in predictions], _views(predictions)
         result = InspectResult(array, Path(name).stem, model.name, prompts,
                                [p.probabilities for p in predictions], [p.threshold for p in predictions],
                                latency_ms, [p.presence for p in predictions], [p.shape for p in predictions],
                                [model.presence_calibrated(p) for p in predictions],
                                [p.unknown_concept for p in predictions]).compact()
         height, width = result.size
-        del predictions, array                  # the full-size float maps: only the compact run is kept
+        del predictions, array                 # the full-size float maps: only the compact run is kept
         status = (f"{len(prompts)} prompt{'s' * (len(prompts) > 1)} on {escape_md(name)} "
-                  f"({width}×{height}) in **{latency_ms:.0f} ms** · {escape_md(model.name)}")
+                  f"({width}×{height}) in **{latency_ms:.0f} ms** · {escape_md(views)} · {escape_md(model.name)}")
         if notes:
             status += " · " + escape_md("; ".join(notes))
         drawn = render(result, threshold_value(form.tuned, form.threshold), form.opacity, form.outline)
@@ -173,6 +178,9 @@ class InspectTab:
                                           info="borders only: overlaps stay visible", scale=1)
                     semantic = gr.Checkbox(False, label="Semantic map", elem_id="inspect-semantic-toggle",
                                            info="one prompt per pixel", scale=1)
+                tiling = gr.Radio(list(TILING_MODES), value="auto", label="Tiling", elem_id="inspect-tiling",
+                                  info="auto: each prompt's tuned view · off: whole photo · on: overlapping windows "
+                                  "at the training scale (large photos, thin cracks)")
                 visual = self.visual.build(model_key)
                 examples = gr.Dataset(components=[image], samples=[[e] for e in self.examples], type="index",
                                       label="Examples", samples_per_page=8, visible=bool(self.examples),
@@ -196,7 +204,7 @@ class InspectTab:
         quiet = {"show_progress": "hidden", "trigger_mode": "always_last", "api_visibility": "private"}
         show_semantic = {"fn": handler(self.semantic, ViewForm), "outputs": semantic_shown, **view, **quiet}
         form = named_inputs(model=model_key, image=image, selected=selected, typed=typed, tuned=tuned,
-                            threshold=threshold, opacity=opacity, example=visual, outline=outline)
+                            threshold=threshold, opacity=opacity, example=visual, outline=outline, tiling=tiling)
         gr.on([button.click, typed.submit], handler(self.run, InspectForm), inputs_kwargs=form,
               outputs=Segmented(status, *rendered, result), concurrency_id="model",
               api_name="segment").then(**show_semantic)
@@ -209,3 +217,9 @@ class InspectTab:
         gr.on([semantic.input, tuned.input, opacity.input], **show_semantic)
         threshold.input(handler(self.set_threshold, ViewForm), outputs=[tuned, *rendered], **view,
                         **quiet).then(**show_semantic)
+
+
+def _views(predictions: Sequence[Prediction]) -> str:
+    """Which views ran: one description when all prompts share it, else one per prompt."""
+    views = list(dict.fromkeys(p.view for p in predictions))
+    return views[0] if len(views) == 1 else "; ".join(f"{p.prompt}: {p.view}" for p in predictions)

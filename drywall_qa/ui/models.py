@@ -19,6 +19,7 @@ from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.imaging import path_problem
 from drywall_qa.segmenter import Condition, Prediction, Segmenter, truncation_note
 from drywall_qa.ui.messages import escape_md
+from drywall_qa.views import Progress
 
 #: dropdown value meaning "use the folder typed in the text box"
 FOLDER = "folder"
@@ -117,10 +118,10 @@ class SharedModel:
         """Whether the prediction's presence went through a calibration the checkpoint holds."""
         return prediction.settings_from in self.segmenter.backend.settings.presence
 
-    def predict(self, image: np.ndarray, prompts: Sequence[Condition],
-                threshold: float | None = None) -> list[Prediction]:
+    def predict(self, image: np.ndarray, prompts: Sequence[Condition], threshold: float | None = None,
+                tiling: str = "auto", progress: Progress | None = None) -> list[Prediction]:
         with self._lock:
-            return self.segmenter.predict(image, prompts, threshold)
+            return self.segmenter.predict(image, prompts, threshold, tiling=tiling, progress=progress)
 
     def prompt_notes(self, prompts: Sequence[str]) -> list[str]:
         """A note for each text prompt longer than the model's token limit (it reads only the start). Under the
