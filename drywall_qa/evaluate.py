@@ -115,10 +115,10 @@ def main(argv: list[str] | None = None) -> int:
                       file=sys.stderr)
         metrics = evaluate_split(segmenter, split, prompts, args.threshold, args.out, limit=args.limit,
                                  panels=args.panels, dataset=args.dataset, negatives=negatives,
-                                 tolerances=list(dict.fromkeys(args.tolerances)))
+                                 tolerances=list(dict.fromkeys(args.tolerances)), tiling=args.tiling)
         if args.perturb:
             metrics["robustness"] = evaluate_robustness(segmenter, split, prompts, args.perturb, args.threshold,
-                                                        args.limit, metrics["prompts"], args.out)
+                                                        args.limit, metrics["prompts"], args.out, tiling=args.tiling)
             write_atomic(args.out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     except (InputError, ModelLoadError) as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)

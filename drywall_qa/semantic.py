@@ -141,7 +141,7 @@ class SemanticClass:
 
 def evaluate_semantic(segmenter: Segmenter, classes: Sequence[SemanticClass], threshold: float | None = None,
                       limit: int | None = None, out_dir: Path | None = None, panels: int = 4,
-                      progress: Progress | None = None) -> dict[str, Any]:
+                      progress: Progress | None = None, tiling: str = "auto") -> dict[str, Any]:
     """Score semantic maps of all classes' prompts on the union of the classes' splits (first ``limit`` images of
     each). Ground truth of an image of class ``k``'s split: its annotations are class ``k``, everything else
     background. Returns per-class scores (``background`` included), their mean over the prompt classes and the
@@ -160,7 +160,7 @@ def evaluate_semantic(segmenter: Segmenter, classes: Sequence[SemanticClass], th
     for label, semantic_class in enumerate(classes, start=1):
         count = 0
         for index, sample, predictions, _ in predictions_over(segmenter, semantic_class.split, prompts, threshold,
-                                                               limit, desc=semantic_class.name):
+                                                               limit, desc=semantic_class.name, tiling=tiling):
             prediction = semantic_map([p.probabilities for p in predictions], [p.mask for p in predictions])
             truth = sample.mask.astype(np.uint8) * label
             confusion.add(truth, prediction)
@@ -218,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         classes = classes_from_datasets(data_root(args.data_root), args.datasets, args.split, args.prompts)
         args.out.mkdir(parents=True, exist_ok=True)
         segmenter = Segmenter.load(args.model, device=args.device)
-        report = evaluate_semantic(segmenter, classes, args.threshold, args.limit, args.out, args.panels)
+        report = evaluate_semantic(segmenter, classes, args.threshold, args.limit, args.out, args.panels,
+                                   tiling=args.tiling)
     except (InputError, ModelLoadError) as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2

@@ -21,8 +21,8 @@ from drywall_qa.data import DATASETS, CocoSplit
 from drywall_qa.evaluate import main
 from drywall_qa.evaluation import CSV_FIELDS, evaluate_split
 from drywall_qa.metrics import TOLERANCES, crack_score_names, mean_width
-from drywall_qa.segmenter import Prediction
-from tests.helpers import MIXED_SIZES, make_mixed_split
+from drywall_qa.segmenter import Prediction, Segmenter
+from tests.helpers import MIXED_SIZES, make_mixed_split, make_split
 
 REPO = Path(__file__).resolve().parents[1]
 METRIC_KEYS = {"loss", "miou", "dice", "pooled_iou", "precision", "recall", "threshold",
@@ -308,3 +308,15 @@ def test_cli_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -
         main(argv)
     assert exit_info.value.code == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_tiling_reaches_every_prediction(tiny_lite_dir: Path, tmp_path: Path) -> None:
+    split = CocoSplit(make_split(tmp_path / "split", n=2, size=700))
+    segmenter = Segmenter.load(tiny_lite_dir, device="cpu")
+    views = []
+    original = segmenter.predict
+    segmenter.predict = lambda *a, **k: [views.append(p.view) or p for p in original(*a, **k)]
+    metrics = {mode: evaluate_split(segmenter, split, ["segment crack"], tiling=mode, tolerances=None)
+               for mode in ("on", "off")}
+    assert views == ["tiled: 4 windows at 640 px"] * 2 + ["whole image"] * 2
+    assert metrics["on"]["tiling"] == "on" and metrics["off"]["tiling"] == "off"

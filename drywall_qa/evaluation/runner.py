@@ -125,14 +125,15 @@ def _image_count(split: Split, limit: int | None) -> int:
 
 
 def predictions_over(segmenter: Segmenter, split: Split, prompts: Sequence[Condition], threshold: float | None = None,
-                     limit: int | None = None, desc: str = "evaluate",
+                     limit: int | None = None, desc: str = "evaluate", tiling: str = "auto",
                      ) -> Iterator[tuple[int, Sample, list[Prediction], float]]:
     """``(index, sample, predictions, seconds)`` for the first ``limit`` images of ``split`` (all when None): one
-    ``segmenter.predict`` call per image with every prompt; ``seconds`` is the time that call took."""
+    ``segmenter.predict`` call per image with every prompt (``tiling`` as there); ``seconds`` is the time that call
+    took."""
     for index in tqdm(range(_image_count(split, limit)), desc=desc, unit="image", disable=None):
         sample = split[index]
         start = time.perf_counter()
-        predictions = segmenter.predict(sample.image, prompts, threshold)
+        predictions = segmenter.predict(sample.image, prompts, threshold, tiling=tiling)
         yield index, sample, predictions, time.perf_counter() - start
 
 
@@ -140,7 +141,7 @@ def evaluate_split(segmenter: Segmenter, split: Split, prompts: Sequence[Conditi
                    out_dir: Path | None = None, limit: int | None = None, panels: int = 8,
                    progress: Progress | None = None, dataset: str | None = None,
                    negatives: Split | None = None, stop: Stop | None = None,
-                   tolerances: Sequence[int] | None = TOLERANCES) -> dict[str, Any]:
+                   tolerances: Sequence[int] | None = TOLERANCES, tiling: str = "auto") -> dict[str, Any]:
     """Score ``prompts`` (text or visual) on the first ``limit`` images of ``split`` (all when None) and return the
     metrics dict.
 
@@ -156,6 +157,8 @@ def evaluate_split(segmenter: Segmenter, split: Split, prompts: Sequence[Conditi
     ``tolerances``: the distances (pixels) of the tolerance scores; None skips the crack scores (clDice and
     tolerance precision, recall and F1 of :func:`~drywall_qa.metrics.crack_scores`), which cost a skeleton per mask.
 
+    ``tiling``: ``auto`` (each prompt's scale policy), ``off`` or ``on`` (see ``Segmenter.predict``).
+
     ``stop()`` is asked after each image; once true, the images scored so far make the results, marked
     ``metrics["partial"]`` with ``metrics["stopped_after"]`` (see :func:`mark_stopped`).
     """
@@ -165,7 +168,8 @@ def evaluate_split(segmenter: Segmenter, split: Split, prompts: Sequence[Conditi
     writer = PanelWriter(Path(out_dir) / "panels", panels) if out_dir is not None else None
     totals = _Totals([prompt_label(p) for p in prompts], tolerances)
     model_seconds, done, stopped = 0.0, 0, False
-    for index, sample, predictions, seconds in predictions_over(segmenter, split, prompts, threshold, limit):
+    for index, sample, predictions, seconds in predictions_over(segmenter, split, prompts, threshold, limit,
+                                                                tiling=tiling):
         model_seconds, done = model_seconds + seconds, index + 1
         image_scores = totals.add(sample, predictions)
         if writer is not None:
@@ -176,13 +180,14 @@ def evaluate_split(segmenter: Segmenter, split: Split, prompts: Sequence[Conditi
     scored = done
     if negatives is not None and not stopped:
         for _, _, predictions, _ in predictions_over(segmenter, negatives, prompts, threshold, limit,
-                                                     desc="negatives"):
+                                                     desc="negatives", tiling=tiling):
             totals.add_negative(predictions)
             done += 1
             if _report(progress, stop, done, overall):
                 break
     metrics = {
         "dataset": dataset, "split": str(split.root), "model": segmenter.name, "threshold": threshold,
+        "tiling": tiling,
         "tolerances": None if tolerances is None else list(tolerances),
         "num_images": scored, "partial": False, "prompts": totals.per_prompt(), "presence": totals.presence.summary(),
         "timing": {"total_s": model_seconds, "per_image_per_prompt_s": model_seconds / (scored * len(prompts))},
@@ -223,7 +228,8 @@ def _skipped(split: Split) -> dict[str, int | None]:
 def evaluate_robustness(segmenter: Segmenter, split: Split, prompts: Sequence[Condition],
                         perturbations: Sequence[str], threshold: float | None = None, limit: int | None = None,
                         clean: dict[str, dict[str, float]] | None = None, out_dir: Path | None = None,
-                        progress: Progress | None = None, stop: Stop | None = None) -> list[dict[str, Any]]:
+                        progress: Progress | None = None, stop: Stop | None = None,
+                        tiling: str = "auto") -> list[dict[str, Any]]:
     """Re-score ``split`` under each perturbation (names of :data:`~drywall_qa.robustness.PERTURBATIONS`) at both
     strengths; one row per perturbation, strength and prompt with the scores and their drop from ``clean``.
 
@@ -233,13 +239,14 @@ def evaluate_robustness(segmenter: Segmenter, split: Split, prompts: Sequence[Co
     the passes done so far are returned (and written).
     """
     if clean is None:
-        clean = evaluate_split(segmenter, split, prompts, threshold, limit=limit, tolerances=None)["prompts"]
+        clean = evaluate_split(segmenter, split, prompts, threshold, limit=limit, tolerances=None,
+                               tiling=tiling)["prompts"]
     runs = [(PERTURBATIONS[name], level, strength) for name in perturbations
             for level, strength in zip(LEVELS, PERTURBATIONS[name].strengths)]
     rows: list[dict[str, Any]] = []
     for done, (perturbation, level, strength) in enumerate(runs, start=1):
         perturbed = evaluate_split(segmenter, PerturbedSplit(split, perturbation, strength), prompts, threshold,
-                                   limit=limit, tolerances=None)
+                                   limit=limit, tolerances=None, tiling=tiling)
         rows += drop_rows(clean, perturbation, level, strength, perturbed["prompts"])
         if _report(progress, stop, done, len(runs)):
             break
