@@ -65,7 +65,8 @@ class ScriptedSegmenter:
     def model_size(self) -> dict[str, float]:
         return {"parameters": 10, "trainable_parameters": 4, "megabytes": 0.1}
 
-    def predict(self, image: np.ndarray, prompts: list[str], threshold: float | None = None) -> list[Prediction]:
+    def predict(self, image: np.ndarray, prompts: list[str], threshold: float | None = None,
+                tiling: str = "auto") -> list[Prediction]:
         index = len(self.calls)
         self.calls.append(list(prompts))
         truth = self.split.mask(index)

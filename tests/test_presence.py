@@ -33,6 +33,7 @@ from drywall_qa.presence import (
 )
 from drywall_qa.segmenter import Prediction, Segmenter
 from drywall_qa.shapes import SHAPES
+from drywall_qa.tiling import VIEWS
 from tests.helpers import make_mixed_split
 
 
@@ -165,7 +166,8 @@ class PresenceSegmenter:
     def model_size(self) -> dict[str, float]:
         return {"parameters": 1, "trainable_parameters": 1, "megabytes": 0.0}
 
-    def predict(self, image: np.ndarray, prompts: list[str], threshold: float | None = None) -> list[Prediction]:
+    def predict(self, image: np.ndarray, prompts: list[str], threshold: float | None = None,
+                tiling: str = "auto") -> list[Prediction]:
         value, self.calls = next(self.presence), self.calls + 1
         mask = np.zeros(image.shape[:2], bool)
         mask[0, 0] = value > 0.5 if self.found is None else next(self.found)

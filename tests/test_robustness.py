@@ -39,7 +39,8 @@ class BrightSegmenter:
     def model_size(self) -> dict[str, float]:
         return {"parameters": 1, "trainable_parameters": 0, "megabytes": 0.0}
 
-    def predict(self, image: np.ndarray, prompts: list[str], threshold: float | None = None) -> list[Prediction]:
+    def predict(self, image: np.ndarray, prompts: list[str], threshold: float | None = None,
+                tiling: str = "auto") -> list[Prediction]:
         probabilities = image.mean(axis=2).astype(np.float32) / 255
         logits = torch.logit(torch.from_numpy(probabilities), eps=1e-4)
         return [Prediction(p, probabilities, probabilities > 0.5, logits, 0.5, float(probabilities.max()))

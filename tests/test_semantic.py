@@ -90,7 +90,8 @@ class ChannelSegmenter:
 
     name = "channels"
 
-    def predict(self, image: np.ndarray, prompts: list[str], threshold: float | None = None) -> list[Prediction]:
+    def predict(self, image: np.ndarray, prompts: list[str], threshold: float | None = None,
+                tiling: str = "auto") -> list[Prediction]:
         return [_prediction(p, image[..., {"red": 0, "green": 1}[p]] / 255, 0.5) for p in prompts]
 
 
