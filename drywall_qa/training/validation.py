@@ -34,7 +34,8 @@ def validate(segmenter: Segmenter, valid: dict[str, tuple[DatasetSpec, CocoSplit
     datasets' / unrelated prompts as negatives."""
     report = {}
     for name, (spec, split) in valid.items():
-        metrics = evaluate_split(segmenter, split, spec.prompts, threshold=None, out_dir=None, limit=limit, panels=0)
+        metrics = evaluate_split(segmenter, split, spec.prompts, threshold=None, out_dir=None, limit=limit, panels=0,
+                                 tolerances=None)
         negatives = [p for other, (s, _) in valid.items() if other != name for p in s.prompts] + list(UNRELATED_PROMPTS)
         report[name] = {"prompts": metrics["prompts"],
                         "thresholds": {p: sweep["best_threshold"] for p, sweep in metrics["threshold_sweep"].items()},
