@@ -11,25 +11,36 @@ import gradio as gr
 import pandas as pd
 from matplotlib.figure import Figure
 
+from drywall_qa.metrics import TOLERANCES
 from drywall_qa.presence import describe_auroc
 from drywall_qa.robustness import drops_figure
 from drywall_qa.visualisation import palette
 
-HEADERS = ["Prompt", "mIoU", "Dice", "Pooled IoU", "Precision", "Recall", "Loss", "Threshold", "Best threshold",
-           "Presence AUROC"]
+SCORES = ("miou", "dice", "pooled_iou", "precision", "recall", "loss")
+
+
+def metric_headers(tolerances: Sequence[int] = TOLERANCES) -> list[str]:
+    """The metrics table's columns: the mask scores, then clDice and the tolerance F1 at each distance."""
+    return ["Prompt", "mIoU", "Dice", "Pooled IoU", "Precision", "Recall", "Loss", "clDice",
+            *(f"F1 {d}px" for d in tolerances), "Threshold", "Best threshold", "Presence AUROC"]
+
+
+HEADERS = metric_headers()
 DROP_HEADERS = ["Perturbation", "Prompt", "mIoU", "mIoU drop", "Dice drop", "Pooled IoU drop"]
 
 
 def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
-    """One row per prompt: the aggregate scores, the threshold used, the sweep's best threshold and the presence
-    AUROC with its class counts (``n/a`` below :data:`~drywall_qa.presence.MIN_AUROC_CLASS` images of a class)."""
+    """One row per prompt: the aggregate scores, the crack-aware ones (clDice, tolerance F1 at the run's
+    distances), the threshold used, the sweep's best threshold and the presence AUROC with its class counts
+    (``n/a`` below :data:`~drywall_qa.presence.MIN_AUROC_CLASS` images of a class)."""
+    tolerances = metrics.get("tolerances") or ()
+    crack = ["cldice", *(f"tol_f1_{d}px" for d in tolerances)]
     rows = []
     for prompt, m in metrics["prompts"].items():
         best = metrics["threshold_sweep"][prompt]["best_threshold"]
-        rows.append([prompt, *(round(m[k], 4) for k in ("miou", "dice", "pooled_iou", "precision", "recall",
-                                                          "loss")), m["threshold"], best,
-                     describe_auroc(metrics.get("presence", {}).get(prompt))])
-    return pd.DataFrame(rows, columns=HEADERS)
+        rows.append([prompt, *(round(m[k], 4) for k in SCORES), *(round(m[k], 4) if k in m else None for k in crack),
+                     m["threshold"], best, describe_auroc(metrics.get("presence", {}).get(prompt))])
+    return pd.DataFrame(rows, columns=metric_headers(tolerances))
 
 
 def drops_table(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
