@@ -184,17 +184,17 @@ def case_editor_bomb(world: World) -> str:
 
 
 def case_review_roots(world: World) -> str:
-    for root, decision in ((0, "accept"), (1, "reject")):
+    for root, decision in ((0, "prediction_correct"), (1, "prediction_wrong")):
         client = world.client()
         status = call(world, "/score_split", world.split(root, "cracks/valid"), PROMPTS, "", True, 0.5, 3,
                       client=client)
         assert "Scored" in status, status[:200]
         status = call(world, "/save_review", "img0.png", PROMPTS[0], decision, "", client=client)
-        assert f"Saved {decision}" in status, status[:200]
-    decisions = sorted(json.loads(f.read_text())["reviews"]["img0.png"][PROMPTS[0]]["decision"]
+        assert f"Saved *{decision.replace('_', ' ')}*" in status, status[:200]
+    decisions = sorted(json.loads(f.read_text())["images"]["img0.png"]["decision"]
                        for f in (world.out / "reviews").glob("cracks__valid-*.json"))
-    assert decisions == ["accept", "reject"], decisions
-    return "two roots' cracks/valid: two review files, accept and reject both kept; /save_review from gradio_client"
+    assert decisions == ["prediction_correct", "prediction_wrong"], decisions
+    return ("two roots' cracks/valid: two review files, both decisions kept; /save_review from gradio_client")
 
 
 def case_symlinked_annotations(world: World) -> str:

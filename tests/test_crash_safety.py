@@ -45,11 +45,11 @@ while True:
     "reviews": """
 import sys
 from pathlib import Path
-from drywall_qa.ui.reviews import ReviewStore
-store = ReviewStore(Path(sys.argv[1]), "cracks/valid")
+from drywall_qa.review import DecisionStore
+store = DecisionStore(Path(sys.argv[1]), "cracks/valid")
 i = len(store.load())
 while True:
-    store.save(f"img{i:05d}.png", "segment crack", "reject" if i % 3 else "accept", "x" * 1900)
+    store.decide(f"img{i:05d}.png", "prediction_wrong" if i % 3 else "prediction_correct", "x" * 1900)
     print(i, flush=True)
     i += 1
 """,
@@ -87,10 +87,10 @@ def test_review_writer_killed_mid_save_keeps_every_acknowledged_decision(tmp_pat
     target = tmp_path / "reviews" / "cracks__valid.json"
     for seed in range(KILLS):                   # each writer carries on from the entries already saved
         acknowledged = run_and_kill("reviews", target, seed)
-        reviews = json.loads(target.read_text(encoding="utf-8"))["reviews"]
+        reviews = json.loads(target.read_text(encoding="utf-8"))["images"]
         assert all(f"img{i:05d}.png" in reviews for i in range(acknowledged + 1))
         assert len(reviews) in {acknowledged + 1, acknowledged + 2}
-        assert reviews["img00000.png"]["segment crack"]["decision"] == "accept"
+        assert reviews["img00000.png"]["decision"] == "prediction_correct"
 
 
 def test_failed_rename_of_an_evaluation_keeps_the_previous_one(tiny_lite_dir: Path, tmp_path: Path,

@@ -26,6 +26,7 @@ from drywall_qa.ui.messages import error_message, escape_md, hide_server_paths
 from drywall_qa.ui.models import FOLDER, ModelCache, model_choices, model_key, startup_choice
 from drywall_qa.ui.result_store import DEFAULT_BUDGET_MB, ResultStore
 from drywall_qa.ui.retention import Retention, prune_leftovers
+from drywall_qa.ui.review_keys import KEYS_JS
 from drywall_qa.ui.review_tab import ReviewTab
 from drywall_qa.ui.splits import discover_splits, open_split
 
@@ -129,6 +130,10 @@ class ModelBox:
         shown = choice if key != current or key == choice else self._value(current)
         return gr.update(value=shown), gr.update(visible=False), status, key
 
+    def compare_choices(self) -> list[tuple[str, str]]:
+        """The models Review may score beside the loaded one: the box's choices but a typed folder."""
+        return [(label, value) for label, value in self.choices if value != FOLDER]
+
     def _value(self, key: str | None) -> str | None:
         """The dropdown value showing ``key``: its own choice, or the folder choice for a typed folder."""
         return key if key in self.offered or key is None else FOLDER
@@ -163,11 +168,13 @@ def build_app(config: AppConfig) -> gr.Blocks:
         models.pinned.add(startup)
     with gr.Blocks(title="drywall-qa", delete_cache=(1800, 3600)) as demo:
         gr.Markdown(HEADER)
-        key = ModelBox(models, startup, config.models_dirs).build()
+        box = ModelBox(models, startup, config.models_dirs)
+        key = box.build()
         with gr.Tabs():
             for title, tab in [("Inspect", InspectTab(models, example_images(config.roots), config.roots,
                                                       ResultStore(config.state_mb))),
-                               ("Review", ReviewTab(models, config.roots, config.out_dir, lane=lane)),
+                               ("Review", ReviewTab(models, config.roots, config.out_dir, lane=lane,
+                                                    compare_choices=box.compare_choices())),
                                ("Evaluate", EvaluateTab(models, config.roots, config.out_dir, lane=lane,
                                                         retention=config.retention))]:
                 with gr.Tab(title, id=title.lower(), elem_id=f"tab-{title.lower()}"):
@@ -184,7 +191,7 @@ def launch(demo: gr.Blocks, config: AppConfig, host: str | None = None, port: in
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     served = [str(Path(config.out_dir).resolve()), *(str(Path(e).resolve()) for e in example_images(config.roots))]
     return demo.launch(server_name=host, server_port=port, max_file_size=MAX_FILE_SIZE, show_error=True,
-                       allowed_paths=served, theme=gr.themes.Soft(), css=CSS,
+                       allowed_paths=served, theme=gr.themes.Soft(), css=CSS, js=KEYS_JS,
                        footer_links=["gradio", "settings"], **kwargs)
 
 

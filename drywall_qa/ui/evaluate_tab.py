@@ -178,7 +178,7 @@ class EvaluateTab:
                 if done < passes:
                     mark_stopped(metrics, done, passes, "perturbed passes")
                 write_atomic(partial / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-            final = _unique(final.with_name(f"{final.name}-stopped") if metrics["partial"] else final)
+            final = unique_path(final.with_name(f"{final.name}-stopped") if metrics["partial"] else final)
             os.replace(partial, final)
         finally:
             shutil.rmtree(partial, ignore_errors=True)
@@ -242,7 +242,7 @@ def _headline(metrics: dict, split_size: int, prompts: int, model: str, folder: 
             f"as {escape_md(folder)} · scored {scored}")
 
 
-def _unique(path: Path) -> Path:
+def unique_path(path: Path) -> Path:
     """``path``, or ``path-2``, ``path-3``… when it exists (two runs finishing within the same second)."""
     candidate, n = path, 2
     while candidate.exists():

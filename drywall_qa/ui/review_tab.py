@@ -1,208 +1,265 @@
-"""Review tab: score a split's images against ground truth, worst first; inspect one and accept / reject it.
+"""Review tab callbacks: score a split's images against their ground truth (optionally a second model beside the
+first), show one image, record a decision about it, fix its ground truth, and export the corrected split.
 
-Decisions go to ``<out>/reviews/<dataset>__<split>-<digest>.json``, one file per split folder (see
-:mod:`drywall_qa.ui.reviews`).
+Decisions are per image (:mod:`drywall_qa.review`), kept in ``<out>/reviews/<dataset>__<split>-<digest>.json``, one
+file per split folder; files of the first review format (accept / reject per prompt) are read as decisions. The
+layout is :mod:`drywall_qa.ui.review_layout`; the table's filters and order :mod:`drywall_qa.ui.review_table`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import gradio as gr
-import pandas as pd
+import numpy as np
 
+from drywall_qa.data import Sample
 from drywall_qa.errors import InputError
-from drywall_qa.metrics import score_masks
-from drywall_qa.ui.forms import SplitForm, handler, named_inputs
+from drywall_qa.review import DECISIONS, GROUND_TRUTH_WRONG, DecisionStore, decode_mask
 from drywall_qa.ui.job_limits import check_job_size
 from drywall_qa.ui.lanes import HeavyLane, client_address
 from drywall_qa.ui.messages import escape_md, guarded, skipped_note
-from drywall_qa.ui.models import ModelCache, SharedModel
+from drywall_qa.ui.models import ModelCache
 from drywall_qa.ui.prompts import parse_prompts
-from drywall_qa.ui.reviews import ReviewStore, review_slug
-from drywall_qa.ui.splits import ConfinedSplit, discover_splits, open_split, split_name, split_prompts
-from drywall_qa.ui.widgets import (
-    for_display,
-    prompt_inputs,
-    split_input,
-    threshold_inputs,
-    threshold_value,
-    whole_number,
+from drywall_qa.ui.review_fix import CORRECTED, compare_errors, edited_mask, editor_value, export_corrected
+from drywall_qa.ui.review_forms import (
+    EDITED,
+    PREDICTION,
+    TRUTH,
+    CorrectionForm,
+    DecisionForm,
+    Edited,
+    EditForm,
+    Exported,
+    MoveForm,
+    RowForm,
+    Saved,
+    Scored,
+    ScoreForm,
+    Shown,
+    Viewed,
+    kept,
 )
-from drywall_qa.visualisation import FN_COLOR, FP_COLOR, GT_COLOR, TP_COLOR, error_map, overlay, palette
+from drywall_qa.ui.review_layout import build_review
+from drywall_qa.ui.review_session import ReviewSession, image_rows, review_slug
+from drywall_qa.ui.review_table import (
+    ALL_PROMPTS,
+    ANY,
+    LABELS,
+    NO_ANNOTATION,
+    SCORE_COLUMNS,
+    ViewForm,
+    detail_table,
+    next_undecided,
+    table,
+)
+from drywall_qa.ui.splits import discover_splits, open_split, split_name
+from drywall_qa.ui.widgets import for_display, threshold_value, whole_number
+from drywall_qa.visualisation import GT_COLOR, error_map, overlay, palette
 
-HEADERS = ["Image", "Prompt", "IoU", "Dice", "Precision", "Recall", "Decision", "Comment"]
 DEFAULT_LIMIT = 20
 
 
-@dataclass
-class ReviewSession:
-    """One scoring run: where, with what, and its per-image, per-prompt scores."""
-
-    split: str
-    name: str
-    slug: str
-    model_key: str
-    model: str
-    prompts: list[str]
-    threshold: float | None
-    rows: list[dict]
-    index: dict[str, int]
-
-    def row(self, image: str, prompt: str) -> dict:
-        for row in self.rows:
-            if row["image"] == image and row["prompt"] == prompt:
-                return row
-        raise InputError("table row", f"{image} / {prompt} is not in the scored table", "score the split again")
-
-
-@dataclass
-class DecisionForm:
-    """A decision about one row of the session's scored table."""
-
-    session: ReviewSession | None = None
-    image: str | None = None
-    prompt: str | None = None
-    #: "accept", "reject" or none (a comment alone)
-    decision: str | None = None
-    comment: str | None = ""
-
-
-class Scored(NamedTuple):
-    status: str
-    table: pd.DataFrame | None
-    session: ReviewSession | None
-    review_file: str | None
-
-
-class Shown(NamedTuple):
-    """A scored row: its pictures, and the decision saved for it so far."""
-
-    status: str
-    input: Any
-    truth: Any
-    prediction: Any
-    errors: Any
-    image: str | None
-    prompt: str | None
-    decision: str | None
-    comment: str | None
-
-
-class Saved(NamedTuple):
-    status: str
-    table: pd.DataFrame | None
-    review_file: str | None
-
-
-def error_legend() -> str:
-    """The error map's colours, as drawn by :func:`drywall_qa.visualisation.error_map`."""
-    items = [(TP_COLOR, "true positive"), (FP_COLOR, "false positive"), (FN_COLOR, "missed (false negative)")]
-    swatches = " · ".join(f'<span style="color:rgb{color}">■</span> {name}' for color, name in items)
-    return f"<small>Errors: {swatches}</small>"
+def _scores_line(scores: dict[str, float]) -> str:
+    return " · ".join(f"{column} {scores[key]:.3f}" for column, key in SCORE_COLUMNS.items())
 
 
 class ReviewTab:
-    """Callbacks (tests call them directly) and the tab's layout."""
+    """Callbacks (tests call them directly); :meth:`build` lays the tab out."""
 
-    def __init__(self, models: ModelCache, roots: Sequence[Path], out_dir: Path, max_images: int = 200,
-                 lane: HeavyLane | None = None) -> None:
-        self.models, self.roots, self.out_dir, self.max_images = models, list(roots), Path(out_dir), max_images
+    def __init__(self, models: ModelCache, roots: Sequence[Path], out_dir: Path, max_images: int = 2000,
+                 lane: HeavyLane | None = None, compare_choices: Sequence[tuple[str, str]] = ()) -> None:
+        self.models, self.out_dir, self.max_images = models, Path(out_dir), max_images
+        #: the data folders, and the corrected splits this tab exported
+        self.roots = [*roots, self.out_dir / CORRECTED]
         self.lane = lane or HeavyLane()
+        self.compare_choices = list(compare_choices)
 
-    def store(self, session: ReviewSession) -> ReviewStore:
-        return ReviewStore(self.out_dir / "reviews" / f"{session.slug}.json", session.name)
+    def store(self, session: ReviewSession) -> DecisionStore:
+        return DecisionStore(self.out_dir / "reviews" / f"{session.slug}.json", session.name)
+
+    def _compare_key(self, choice: str | None) -> str | None:
+        """The second model's cache key: a model box choice, or None for none."""
+        if not choice:
+            return None
+        if choice not in {value for _, value in self.compare_choices}:
+            raise InputError("model to compare", f"{choice[:80]!r} is not offered by this server",
+                             "pick one of the list")
+        return choice
 
     @guarded(Scored)
-    def score(self, form: SplitForm, request: gr.Request | None = None,
+    def score(self, form: ScoreForm, request: gr.Request | None = None,
               progress: gr.Progress = gr.Progress()) -> Scored:
-        """The first ``form.limit`` images of the form's split scored, worst first."""
+        """The first ``form.limit`` images of the form's split scored by the model (and the one to compare)."""
         split = open_split(form.split, self.roots)
         prompts, notes = parse_prompts(form.selected, form.typed)
         if not len(split):
             raise InputError(f"split {split_name(split)}", "lists no images", "choose another split")
         total = min(len(split), whole_number(form.limit, "images to score", DEFAULT_LIMIT, 1, self.max_images))
-        check_job_size(total, 0, len(prompts))
+        compare_key = self._compare_key(form.compare)
+        check_job_size(total, 0, len(prompts) * (2 if compare_key else 1))
         value = threshold_value(form.tuned, form.threshold)
         with self.lane.admit(client_address(request),
                              waiting=lambda ahead: progress(0, desc=f"Waiting: {ahead} job(s) ahead")):
-            model = self.models.get(form.model)
-            notes += model.prompt_notes(prompts)
-            rows = self._scores(model, split, prompts, value, total, progress)
-        session = ReviewSession(form.split, split_name(split), review_slug(split), model.key, model.name, prompts,
-                                value, rows, {split.file_name(i): i for i in range(total)})
+            models = [self.models.get(key) for key in (form.model, compare_key) if key]
+            notes += models[0].prompt_notes(prompts)
+            rows = []
+            for i in range(total):
+                progress((i, total), desc="Scoring images")
+                rows += image_rows(models, split[i], prompts, value)
+        other = models[1] if compare_key else None
+        session = ReviewSession(form.split, split_name(split), review_slug(split), models[0].key, models[0].name,
+                                prompts, value, rows, {split.file_name(i): i for i in range(total)},
+                                compare_key, other.name if other else None)
+        against = f" against {escape_md(other.name)} (B), by disagreement" if other else ", worst first"
         status = (f"Scored {total} of {len(split)} images of {escape_md(session.name)} × {len(prompts)} prompts "
-                  f"with {escape_md(model.name)}, worst first. Click a row to see it.")
+                  f"with {escape_md(session.model)}{against}. Click a row, or press **n** for the next undecided.")
         notes += [note for note in [skipped_note(split)] if note]
         if notes:
             status += " " + escape_md("; ".join(notes))
-        return Scored(status, self.table(session), session, self._file(session))
+        shown, line = table(session, self.store(session).load(), ViewForm())
+        return Scored(status, shown, line, session, self._file(session), ANY,
+                      gr.update(choices=[*prompts, ALL_PROMPTS], value=prompts[0]), 0.0, 1.0, 1)
 
-    @staticmethod
-    def _scores(model: SharedModel, split: ConfinedSplit, prompts: list[str], threshold: float | None, total: int,
-                progress: gr.Progress) -> list[dict]:
-        """IoU, Dice, precision and recall per image and prompt of the first ``total`` images."""
-        rows = []
-        for i in range(total):
-            progress((i, total), desc="Scoring images")
-            sample = split[i]
-            for prediction in model.predict(sample.image, prompts, threshold):
-                iou, dice, precision, recall = score_masks(prediction.mask, sample.mask)
-                rows.append({"image": sample.file_name, "prompt": prediction.prompt, "iou": iou, "dice": dice,
-                             "precision": precision, "recall": recall})
-        return rows
-
-    def table(self, session: ReviewSession) -> pd.DataFrame:
-        """Scores with saved decisions, lowest IoU first."""
-        reviews = self.store(session).load()
-        records = []
-        for row in sorted(session.rows, key=lambda r: (r["iou"], r["dice"], r["image"], r["prompt"])):
-            entry = reviews.get(row["image"], {}).get(row["prompt"]) or {}
-            records.append([row["image"], row["prompt"], *(round(row[k], 3) for k in ("iou", "dice", "precision",
-                                                                                       "recall")),
-                            entry.get("decision") or "", entry.get("comment", "")])
-        return pd.DataFrame(records, columns=HEADERS)
+    @kept(Viewed)
+    def view(self, form: MoveForm) -> Viewed:
+        """The table redrawn for the form's filters and page."""
+        session = form.row.session
+        if session is None:
+            raise InputError("review", "nothing scored in this session", "press Score first")
+        return Viewed("", *table(session, self.store(session).load(), form.view))
 
     def select(self, session: ReviewSession | None, evt: gr.SelectData) -> Shown:
         """A table row was clicked: show its image and prompt (whatever column was clicked)."""
-        row = evt.row_value or []
-        return self.show(session, *(row[:2] if len(row) >= 2 else (None, None)))
+        row = evt.row_value or [None, None]
+        return self.show(RowForm(session, *row[:2]))
+
+    def _sample(self, session: ReviewSession, image: str) -> Sample:
+        return open_split(session.split, self.roots)[session.index[image]]
+
+    def _predictions(self, session: ReviewSession, image: np.ndarray, prompt: str) -> list[np.ndarray]:
+        """The masks of the session's model(s) for ``prompt``."""
+        return [self.models.get(key).predict(image, [prompt], session.threshold)[0].mask
+                for key in (session.model_key, session.compare_key) if key]
+
+    @staticmethod
+    def _checked(form: RowForm) -> tuple[ReviewSession, dict[str, Any]]:
+        if form.session is None:
+            raise InputError("review", "nothing scored in this session", "press Score (or call /score_split) first")
+        if not form.image:
+            raise InputError("review", "no image selected", "click a row of the table, or press n")
+        return form.session, form.session.row(form.image, form.prompt)
 
     @guarded(Shown)
-    def show(self, session: ReviewSession | None, image: str | None, prompt: str | None) -> Shown:
-        """The row of ``image`` and ``prompt``: input, ground truth, prediction, error map and saved decision."""
-        if session is None or image not in session.index:
-            raise InputError("review", "no scored row selected", "press Score, then click a row of the table")
-        row = session.row(image, prompt)
-        sample = open_split(session.split, self.roots)[session.index[image]]
-        [prediction] = self.models.get(session.model_key).predict(sample.image, [prompt], session.threshold)
-        small, (truth, pred) = for_display(sample.image, [sample.mask, prediction.mask])
-        entry = self.store(session).get(image, prompt) or {}
-        status = (f"**{escape_md(image)}** · {escape_md(prompt)} · IoU {row['iou']:.3f} · Dice {row['dice']:.3f} · "
-                  f"precision {row['precision']:.3f} · recall {row['recall']:.3f}")
-        return Shown(status, small, overlay(small, [truth], [GT_COLOR]), overlay(small, [pred], palette(1)),
-                     error_map(pred, truth, small), image, prompt, entry.get("decision"), entry.get("comment", ""))
+    def show(self, form: RowForm) -> Shown:
+        """The row's image: input, ground truth, prediction(s), error map(s), saved decision, every prompt's scores."""
+        session, row = self._checked(form)
+        sample = self._sample(session, row["image"])
+        small, [truth, *preds] = for_display(sample.image, [sample.mask, *self._predictions(session, sample.image,
+                                                                                           row["prompt"])])
+        errors = error_map(preds[0], truth, small) if len(preds) == 1 else compare_errors(*preds, truth, small)
+        entry = self.store(session).get(row["image"]) or {}
+        return Shown(self._status(session, row, entry), small, overlay(small, [truth], [GT_COLOR]),
+                     overlay(small, preds, palette(len(preds))), errors, session.short[row["image"]], row["prompt"],
+                     entry.get("decision"), entry.get("comment", ""), detail_table(session, row["image"]), None)
 
-    @guarded(Saved)
-    def save(self, form: DecisionForm) -> Saved:
-        """Record the form's decision for its row of the session's scored table (clicking a row fills the row in;
-        API clients pass it after ``/score_split``)."""
-        session = form.session
+    @staticmethod
+    def _status(session: ReviewSession, row: dict[str, Any], entry: dict[str, Any]) -> str:
+        """The shown image's line: name, prompt, scores, the second model's, flags and the decision so far."""
+        parts = [f"**{escape_md(session.short[row['image']])}**", escape_md(row["prompt"]), _scores_line(row["scores"])]
+        if row["other"] is not None:
+            delta = row["other"]["iou"] - row["scores"]["iou"]
+            parts.append(f"B: IoU {row['other']['iou']:.3f} (Δ {delta:+.3f})")
+        if not row["annotated"]:
+            parts.append(f"**{NO_ANNOTATION}**: the IoU only says whether anything was predicted")
+        if entry:
+            by = f" by {escape_md(entry['reviewer'])}" if entry.get("reviewer") else ""
+            parts.append(f"decided: *{LABELS[entry['decision']]}*{by}")
+        return " · ".join(parts)
+
+    @guarded(Shown)
+    def next_undecided(self, form: MoveForm) -> Shown:
+        """Show the next image without a decision after the one shown, in the table's order and filters."""
+        session = form.row.session
         if session is None:
-            raise InputError("review", "nothing scored in this session", "press Score (or call /score_split) first")
-        if not form.image or not form.prompt:
-            raise InputError("review", "no row selected", "click a row of the table first")
-        if not form.decision and not (form.comment or "").strip():
-            raise InputError("review", "nothing to save", "pick accept or reject, or write a comment")
-        row = session.row(form.image, form.prompt)
-        self.store(session).save(row["image"], row["prompt"], form.decision or None, form.comment or "",
-                                 model=session.model, threshold=session.threshold, iou=row["iou"],
-                                 dice=row["dice"])
-        return Saved(f"Saved {form.decision or 'comment'} for {escape_md(row['image'])} · "
-                     f"{escape_md(row['prompt'])}.", self.table(session), self._file(session))
+            raise InputError("review", "nothing scored in this session", "press Score first")
+        current = session.image(form.row.image) if form.row.image else None
+        found = next_undecided(session, self.store(session).load(), form.view, current)
+        if found is None:
+            raise InputError("review", "every image in view is decided", "widen the filters or score more images")
+        return self.show(RowForm(session, found["image"], found["prompt"]))
+
+    @kept(Saved)
+    def decide(self, form: DecisionForm) -> Saved:
+        """Record the form's decision, comment and reviewer for the shown image (a corrected ground truth saved
+        earlier stays while the decision stays *ground truth wrong*)."""
+        session, row = self._checked(form.row)
+        if form.decision not in DECISIONS:
+            raise InputError("decision", "none picked", "press 1–4 or pick a decision")
+        store = self.store(session)
+        previous = store.get(row["image"]) or {}
+        mask = source = None
+        if form.decision == GROUND_TRUTH_WRONG and previous.get("mask") is not None:
+            mask, source = decode_mask(previous["mask"]), previous.get("mask_source")
+        return self._save(session, row, form, form.decision, mask, source)
+
+    @kept(Saved)
+    def correct(self, form: CorrectionForm) -> Saved:
+        """Save a corrected ground truth for the shown image: the prediction, or the mask painted in the editor."""
+        session, row = self._checked(form.row)
+        sample = self._sample(session, row["image"])
+        if form.source == PREDICTION:
+            mask = self._predictions(session, sample.image, row["prompt"])[0]
+        else:
+            mask = edited_mask(form.editor, sample.image, self._start(session, sample, row, form.start))
+        return self._save(session, row, form, GROUND_TRUTH_WRONG, mask, PREDICTION if form.source == PREDICTION
+                          else EDITED)
+
+    def _save(self, session: ReviewSession, row: dict[str, Any], form: DecisionForm, decision: str,
+              mask: np.ndarray | None, source: str | None) -> Saved:
+        context = {"prompt": row["prompt"], "model": session.model, "threshold": session.threshold,
+                   **{key: row["scores"][key] for key in ("iou", "dice", "cldice")}}
+        self.store(session).decide(row["image"], decision, form.comment or "", form.reviewer or "", mask, source,
+                                   **context)
+        fixed = f" with the corrected ground truth ({source})" if mask is not None else ""
+        status = f"Saved *{LABELS[decision]}*{fixed} for {escape_md(session.short[row['image']])}."
+        shown, line = table(session, self.store(session).load(), form.view)
+        return Saved(status, shown, line, self._file(session), decision)
+
+    @guarded(Edited)
+    def edit(self, form: EditForm) -> Edited:
+        """Open the shown image in the editor with its ground truth (or the prediction) painted on it."""
+        session, row = self._checked(form.row)
+        sample = self._sample(session, row["image"])
+        mask = self._start(session, sample, row, form.source)
+        start = "ground truth" if form.source == TRUTH else "prediction"
+        return Edited(f"Editing the {start} of {escape_md(session.short[row['image']])}: the pink brush adds, the "
+                      "blue one removes; then press *Save edited ground truth*.", editor_value(sample.image, mask),
+                      form.source)
+
+    def _start(self, session: ReviewSession, sample: Sample, row: dict[str, Any], source: str | None) -> np.ndarray:
+        """The mask an edit starts from: the ground truth, or the prediction for :data:`PREDICTION`."""
+        if source == PREDICTION:
+            return self._predictions(session, sample.image, row["prompt"])[0]
+        return sample.mask
+
+    @guarded(Exported)
+    def export(self, session: ReviewSession | None) -> Exported:
+        """Write the session's split with its decisions applied as a new split, offered in the Split box."""
+        if session is None:
+            raise InputError("export", "nothing scored in this session", "press Score and decide on images first")
+        summary = export_corrected(self.store(session).path, open_split(session.split, self.roots), self.out_dir)
+        choices = discover_splits(self.roots)
+        value = next(v for _, v in choices if Path(v).resolve() == summary.out.resolve())
+        unfixed = (f" {summary.unfixed} marked *ground truth wrong* without a corrected mask keep their annotations."
+                   if summary.unfixed else "")
+        status = (f"Exported {summary.images} images to `{summary.out.relative_to(self.out_dir).as_posix()}` in the "
+                  f"output folder: {summary.corrected} with corrected ground truth, {summary.excluded} excluded."
+                  f"{unfixed} It is selected in the Split box: press **Score** to score it.")
+        files = [str(summary.out / name) for name in ("_annotations.coco.json", "decisions.csv")]
+        return Exported(status, files, gr.update(choices=choices, value=value))
 
     def _file(self, session: ReviewSession) -> str | None:
         path = self.store(session).path
@@ -210,41 +267,4 @@ class ReviewTab:
 
     def build(self, model_key: gr.State) -> None:
         """Lay out the tab and wire its events (inside a ``gr.Blocks`` context)."""
-        choices = discover_splits(self.roots)
-        with gr.Row():
-            split = split_input(choices, "review-split")
-            limit = gr.Slider(1, self.max_images, min(DEFAULT_LIMIT, self.max_images), step=1,
-                              label="Images to score", info="the first N images of the split", elem_id="review-limit")
-        with gr.Accordion("Prompts and threshold", open=False):
-            selected, typed = prompt_inputs(split_prompts(choices[0][1], self.roots) if choices else [])
-            tuned, threshold = threshold_inputs()
-        button = gr.Button("Score", variant="primary", elem_id="review-run")
-        status = gr.Markdown(elem_id="review-status")
-        table = gr.Dataframe(headers=HEADERS, interactive=False, max_height=320, elem_id="review-table",
-                             datatype=["str", "str", "number", "number", "number", "number", "str", "str"])
-        with gr.Row(equal_height=True):
-            shown = [gr.Image(label=label, interactive=False, format="png", height=260, elem_id=f"review-{key}")
-                     for label, key in [("Input", "input"), ("Ground truth", "truth"), ("Prediction", "prediction"),
-                                        ("Errors", "errors")]]
-        gr.HTML(error_legend())
-        with gr.Row(equal_height=True):
-            image = gr.Textbox(label="Image", interactive=False, scale=2, elem_id="review-image")
-            prompt = gr.Textbox(label="Prompt", interactive=False, scale=1, elem_id="review-prompt")
-            decision = gr.Radio([("Accept", "accept"), ("Reject", "reject")], label="Decision", scale=1)
-            comment = gr.Textbox(label="Comment", scale=3, max_lines=3)
-            save = gr.Button("Save review", scale=1)
-        review_file = gr.File(label="Review file (JSON)", interactive=False)
-        session = gr.State(None)
-        split.change(lambda value: split_prompts(value, self.roots) or gr.skip(), split, selected,
-                     api_visibility="private")
-        button.click(handler(self.score, SplitForm),
-                     inputs_kwargs=named_inputs(model=model_key, split=split, selected=selected, typed=typed,
-                                                tuned=tuned, threshold=threshold, limit=limit),
-                     outputs=Scored(status, table, session, review_file), concurrency_id="batch",
-                     concurrency_limit=self.lane.capacity + 1, api_name="score_split")
-        table.select(self.select, session, Shown(status, *shown, image, prompt, decision, comment),
-                     concurrency_id="model", api_visibility="private")
-        save.click(handler(self.save, DecisionForm),
-                   inputs_kwargs=named_inputs(session=session, image=image, prompt=prompt, decision=decision,
-                                              comment=comment),
-                   outputs=Saved(status, table, review_file), api_name="save_review")
+        build_review(self, model_key)
