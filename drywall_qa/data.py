@@ -100,6 +100,24 @@ class Sample:
     mask: np.ndarray
 
 
+class DerivedSplit:
+    """Base of a split made from another one (perturbed, mosaics, zooms): it names that split's folder and
+    annotation file, and has as many samples unless it says otherwise."""
+
+    split: CocoSplit
+
+    @property
+    def root(self) -> Path:
+        return self.split.root
+
+    @property
+    def annotation_file(self) -> Path:
+        return self.split.annotation_file
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+
 class CocoSplit:
     """A COCO split: ``path`` is a directory holding ``_annotations.coco.json`` and the images, or a ``.json`` file.
 

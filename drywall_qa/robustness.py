@@ -14,13 +14,12 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image, ImageEnhance, ImageFilter
 
-from drywall_qa.data import CocoSplit, Sample
+from drywall_qa.data import CocoSplit, DerivedSplit, Sample
 from drywall_qa.drawing import draw_crack
 from drywall_qa.errors import InputError
 
@@ -96,22 +95,11 @@ def parse_perturbations(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-class PerturbedSplit:
+class PerturbedSplit(DerivedSplit):
     """A split whose samples come out perturbed (image and, for geometry, mask); otherwise it reads as ``split``."""
 
     def __init__(self, split: CocoSplit, perturbation: Perturbation, strength: float, seed: int = 0) -> None:
         self.split, self.perturbation, self.strength, self.seed = split, perturbation, strength, seed
-
-    @property
-    def root(self) -> Path:
-        return self.split.root
-
-    @property
-    def annotation_file(self) -> Path:
-        return self.split.annotation_file
-
-    def __len__(self) -> int:
-        return len(self.split)
 
     def __getitem__(self, i: int) -> Sample:
         sample = self.split[i]

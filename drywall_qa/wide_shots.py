@@ -14,12 +14,11 @@ them unchanged.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from drywall_qa.data import Sample
+from drywall_qa.data import DerivedSplit, Sample
 from drywall_qa.evaluation import Split
 
 MOSAIC, ZOOM = "mosaic", "zoom"
@@ -28,20 +27,12 @@ WIDE_SHOT = {"cracks": MOSAIC, "taping": ZOOM}
 
 
 @dataclass
-class MosaicSplit:
+class MosaicSplit(DerivedSplit):
     """``n×n`` mosaics of consecutive photos of ``split`` (photos left over at the end are not used), each photo
     resized to the size of the mosaic's first."""
 
     split: Split
     n: int
-
-    @property
-    def root(self) -> Path:
-        return self.split.root
-
-    @property
-    def annotation_file(self) -> Path:
-        return self.split.annotation_file
 
     def __len__(self) -> int:
         return len(self.split) // (self.n * self.n)
@@ -70,22 +61,11 @@ class MosaicSplit:
 
 
 @dataclass
-class ZoomSplit:
+class ZoomSplit(DerivedSplit):
     """Every photo of ``split`` resized to ``size = (width, height)`` (bicubic; masks nearest)."""
 
     split: Split
     size: tuple[int, int]
-
-    @property
-    def root(self) -> Path:
-        return self.split.root
-
-    @property
-    def annotation_file(self) -> Path:
-        return self.split.annotation_file
-
-    def __len__(self) -> int:
-        return len(self.split)
 
     def __getitem__(self, i: int) -> Sample:
         sample = self.resized(self.split[i], self.size)
