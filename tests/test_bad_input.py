@@ -319,7 +319,8 @@ def test_app_survives_a_burst_of_bad_requests(server: AppServer, uploads: dict[s
     outside = str(tmp_path)
     jobs += [clients[0].submit(outside, PROMPT, "", api_name="/score_split"),
              clients[1].submit(outside, PROMPT, "", api_name="/evaluate"),
-             clients[2].submit("img0.png", PROMPT, "accept", "looks fine", api_name="/save_review")]
+             clients[2].submit("img0.png", PROMPT, "prediction_correct", "looks fine",
+                                 api_name="/save_review")]
     with ThreadPoolExecutor(len(jobs)) as pool:
         outcomes = list(pool.map(outcome, jobs))
     refused = ("not in the list of choices", "outside the configured data folders")   # by gradio, or by the tab

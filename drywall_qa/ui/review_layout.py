@@ -91,8 +91,8 @@ def build_review(tab: ReviewTab, model_key: gr.State) -> None:
                             label="Decision (saved when picked)", scale=3, elem_id=DECISION_ID)
         after = gr.Button("Next undecided (n)", scale=1, elem_id=NEXT_ID)
     with gr.Row():
-        comment = gr.Textbox(label="Comment", scale=3, max_lines=3, elem_id="review-comment")
-        reviewer = gr.Textbox(label="Reviewer", scale=1, elem_id="review-reviewer")
+        comment = gr.Textbox("", label="Comment", scale=3, max_lines=3, elem_id="review-comment")
+        reviewer = gr.Textbox("", label="Reviewer", scale=1, elem_id="review-reviewer")
         save = gr.Button("Save comment", scale=1, elem_id="review-save")
     gr.HTML(KEYS_HELP)
     with gr.Accordion("Every prompt of this image", open=False):
