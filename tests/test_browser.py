@@ -1,13 +1,15 @@
 """The app in a real browser: started as ``python app.py`` on a free local port, driven by headless Chromium.
 
-Covers the issue's flows — two prompts on an uploaded photo, Review's worst row, an evaluation of 3 images, a
-broken upload — and writes 1280×800 screenshots of each tab to ``docs/``. The app runs the bundled model when it is
-installed (so the screenshots show real predictions), else the tiny random checkpoint; Review and Evaluate use the
-real cracks/valid split when the data is present, else a tiny generated split.
+Covers the issue's flows — two prompts on an uploaded photo, Review by keyboard and a ground truth fixed with the
+brush, exported and re-scored, an evaluation of 3 images, a broken upload — and writes 1280×800 screenshots of each
+tab to ``docs/``. The app runs the bundled model when it is installed (so the screenshots show real predictions),
+else the tiny random checkpoint; Review and Evaluate use the real cracks/valid split when the data is present, else a
+tiny generated split (the brush fix always uses the tiny split).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -141,26 +143,68 @@ def test_segment_endpoint_serves_api_clients(server: str) -> None:
         "hairline_crack__masks.json", "hairline_crack__segment_crack.png", "hairline_crack__segment_wall_crack.png"]
 
 
-def test_review_selects_the_worst_row(page) -> None:
+def review_cell(page, row: int, column: int):
+    return page.locator(f'#review-table [data-testid="cell-{row}-{column}"]')
+
+
+def test_review_goes_through_images_with_the_keyboard_alone(page) -> None:
     open_tab(page, "Review")
-    set_slider(page, "review-limit", 3)
+    set_slider(page, "review-limit", 5)
     page.click("#review-run")
-    page.locator("#review-status").get_by_text("Scored 3").wait_for()
-    rows = page.locator("#review-table [role=row][data-index]")
-    sync_api.expect(rows).to_have_count(6)          # 3 images × the 2 crack prompts
-
-    def cell(row: int, column: int):
-        return page.locator(f'#review-table [data-testid="cell-{row}-{column}"]')
-
-    ious = [float(cell(row, 2).inner_text()) for row in range(6)]
+    page.locator("#review-status").get_by_text("Scored 5").wait_for()
+    sync_api.expect(page.locator("#review-table [role=row][data-index]")).to_have_count(5)   # one row per image
+    ious = [float(review_cell(page, row, 2).inner_text()) for row in range(5)]
     assert ious == sorted(ious)
-    worst_image = cell(0, 0).inner_text().strip()
-    cell(0, 2).click()
-    page.locator("#review-status").get_by_text("Dice").wait_for()
-    assert worst_image in page.inner_text("#review-status")
+    seen = []
+    for number, key in enumerate("124", 1):
+        page.keyboard.press("n")
+        shown = page.locator("#review-shown")
+        sync_api.expect(shown).to_contain_text("IoU")
+        if seen:
+            sync_api.expect(shown).not_to_contain_text(f"{seen[-1]} ")
+        seen.append(page.inner_text("#review-shown").split(" · ")[0].strip())
+        page.keyboard.press(key)
+        sync_api.expect(page.locator("#review-page-line")).to_contain_text(f"{number} of 5 scored images decided")
+    assert len(set(seen)) == 3 and seen[0] == review_cell(page, 0, 0).inner_text().strip()
     for part in ("input", "truth", "prediction", "errors"):
         sync_api.expect(page.locator(f"#review-{part} img")).to_be_visible()
+    decisions = page.inner_text("#review-table")
+    assert "prediction correct" in decisions and "prediction wrong" in decisions and "exclude image" in decisions
     screenshot(page, "review.png", "#review-status")
+
+
+def test_review_brush_fix_export_and_rescore_changes_the_iou(page) -> None:
+    open_tab(page, "Review")
+    page.locator("#review-split input").click()
+    page.get_by_role("option", name=re.compile("browser_data")).click()
+    set_slider(page, "review-limit", 4)
+    page.click("#review-run")
+    page.locator("#review-status").get_by_text("Scored 4").wait_for()
+    image, before = review_cell(page, 0, 0).inner_text().strip(), float(review_cell(page, 0, 2).inner_text())
+    review_cell(page, 0, 2).click()
+    sync_api.expect(page.locator("#review-shown")).to_contain_text(image)
+    page.get_by_text("Fix the ground truth").click()
+    page.click("#review-edit-truth")
+    page.locator("#review-status").get_by_text("Editing").wait_for()
+    page.locator("#review-editor button[aria-label='Brush']").click()
+    box = page.locator("#review-editor canvas").first.bounding_box()
+    x, y = box["x"] + box["width"] / 2 - 150, box["y"] + box["height"] / 2 - 150
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for step in range(1, 31):                     # a wide pink stroke across the photo
+        page.mouse.move(x + 10 * step, y + 5 * step, steps=2)
+    page.mouse.up()
+    page.click("#review-save-edit")
+    page.locator("#review-status").get_by_text("corrected ground truth (edited)").wait_for()
+    page.click("#review-export")
+    page.locator("#review-status").get_by_text("Exported 4 images").wait_for()
+    assert "1 with corrected ground truth" in page.inner_text("#review-status")
+    sync_api.expect(page.locator("#review-split input")).to_have_value(re.compile("corrected"))
+    page.click("#review-run")
+    page.locator("#review-status").get_by_text(re.compile("Scored 4 of 4 images of cracks/valid-")).wait_for()
+    rows = {review_cell(page, row, 0).inner_text().strip(): float(review_cell(page, row, 2).inner_text())
+            for row in range(4)}
+    assert rows[image] != before
 
 
 def test_evaluate_three_images_shows_the_table(page) -> None:
