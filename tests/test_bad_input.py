@@ -36,9 +36,9 @@ from drywall_qa.errors import InputError
 from drywall_qa.imaging import MAX_PIXELS, load_image
 from drywall_qa.predict import main as predict_main
 from drywall_qa.segmenter import MAX_PROMPTS, Segmenter
-from drywall_qa.ui.forms import SplitForm
 from drywall_qa.ui.inspect_tab import InspectForm, InspectTab
 from drywall_qa.ui.models import ModelCache
+from drywall_qa.ui.review_forms import ScoreForm
 from drywall_qa.ui.review_tab import ReviewTab
 from tests.app_server import AppServer, serve_app
 from tests.helpers import make_split, png_header_only
@@ -250,14 +250,14 @@ def review(models: ModelCache, tmp_path: Path) -> ReviewTab:
 
 
 def score(tab: ReviewTab, key: Path, split: Path) -> tuple:
-    return tab.score(SplitForm(model=str(key), split=str(split), selected=PROMPT, limit=5),
+    return tab.score(ScoreForm(model=str(key), split=str(split), selected=PROMPT, limit=5),
                      progress=lambda *a, **k: None)
 
 
 def test_review_of_a_malformed_annotation_file_says_so(review: ReviewTab, tiny_lite_dir: Path) -> None:
     split = make_split(review.roots[0] / "cracks" / "valid", n=2)
     (split / "_annotations.coco.json").write_text('{"images": [1, 2')
-    status, table, session, _ = score(review, tiny_lite_dir, split)
+    status, table, _, session, *_ = score(review, tiny_lite_dir, split)
     assert "_annotations.coco.json" in status and "malformed JSON" in status
     assert table is None and session is None
 
