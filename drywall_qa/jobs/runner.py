@@ -45,6 +45,13 @@ class JobSettings:
         return {"prompts": list(self.prompts), "model": self.model, "threshold": self.threshold,
                 "tiling": self.tiling, "measure": self.measure.to_dict()}
 
+    @classmethod
+    def from_dict(cls, saved: dict) -> JobSettings:
+        """The settings that :meth:`to_dict` wrote (a job folder's ``job.json``)."""
+        measure = saved["measure"]
+        return cls(tuple(saved["prompts"]), saved["model"], saved["threshold"], saved["tiling"],
+                   MeasureSettings(measure["min_area"], measure["mm_per_pixel"], tuple(measure["bands"])))
+
 
 class Job:
     """The job folder ``folder`` run with ``settings``; :meth:`open` it to start or resume."""
