@@ -1,5 +1,5 @@
-"""The app: model box on top, then the Inspect, Review and Evaluate tabs; queue and launch settings for Spaces; its
-command line (started by :func:`drywall_qa.ui.launcher.main`)."""
+"""The app: model box on top, then the Inspect, Review, Evaluate and Jobs tabs; queue and launch settings for Spaces;
+its command line (started by :func:`drywall_qa.ui.launcher.main`)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from drywall_qa.errors import InputError
 from drywall_qa.imaging import MAX_PIXELS
 from drywall_qa.ui.evaluate_tab import EvaluateTab
 from drywall_qa.ui.inspect_tab import InspectTab
+from drywall_qa.ui.jobs_tab import JobsTab
 from drywall_qa.ui.lanes import HeavyLane
 from drywall_qa.ui.messages import error_message, escape_md, hide_server_paths
 from drywall_qa.ui.models import FOLDER, ModelCache, model_choices, model_key, startup_choice
@@ -62,7 +63,7 @@ CSS = """
 """
 HEADER = """## drywall-qa · promptable segmentation for drywall QA
 **Inspect** a photo with prompts such as *segment crack* or *segment taping area*, **Review** predictions against a
-labelled split, **Evaluate** a whole split."""
+labelled split, **Evaluate** a whole split, run a **Job** over a site visit's photos."""
 
 
 @dataclass
@@ -176,7 +177,8 @@ def build_app(config: AppConfig) -> gr.Blocks:
                                ("Review", ReviewTab(models, config.roots, config.out_dir, lane=lane,
                                                     compare_choices=box.compare_choices())),
                                ("Evaluate", EvaluateTab(models, config.roots, config.out_dir, lane=lane,
-                                                        retention=config.retention))]:
+                                                        retention=config.retention)),
+                               ("Jobs", JobsTab(models, config.out_dir, lane=lane, retention=config.retention))]:
                 with gr.Tab(title, id=title.lower(), elem_id=f"tab-{title.lower()}"):
                     tab.build(key)
     return demo
@@ -205,7 +207,7 @@ def parse_args(argv: list[str] | None = None, prog: str = "drywall-qa-app") -> a
                         help="folder of COCO splits for Review/Evaluate (repeatable; default: DRYWALL_QA_DATA, "
                         "./data and ../shared/data when present). Nothing outside these folders is read.")
     parser.add_argument("--out", type=folder_arg, default=Path("outputs"),
-                        help="reviews and evaluations (default outputs)")
+                        help="reviews, evaluations and jobs (default outputs)")
     parser.add_argument("--device", help="cuda, mps or cpu (default: best available)")
     parser.add_argument("--threads", type=threads_arg, default=MODEL_THREADS,
                         help=f"CPU threads per model call (default {MODEL_THREADS}: requests are served two at a time; "
