@@ -1,0 +1,56 @@
+"""The Jobs tab in headless Chromium: three photos uploaded and run as a job, the findings table shown, the report
+downloaded, a note saved into it; a 1280×800 screenshot goes to docs/jobs.png. The app runs the bundled model when it
+is installed (so the screenshot shows real findings), else the tiny random checkpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from drywall_qa.backends import BUNDLED_DIR
+from tests.app_server import serve_app
+from tests.test_jobs_report import CHROMIUM, DEMOS, REPO, pytestmark, sync_api  # noqa: F401 — pytestmark marks
+
+VIEWPORT = {"width": 1280, "height": 800}
+STEP_TIMEOUT_MS = 120_000
+
+
+@pytest.fixture(scope="module")
+def server(tiny_lite_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    model = BUNDLED_DIR if (BUNDLED_DIR / "config.json").is_file() else tiny_lite_dir
+    with serve_app(model, tmp_path_factory.mktemp("browser_jobs")) as app:
+        yield app.url
+
+
+def test_jobs_tab_runs_three_photos_and_offers_the_report(server: str, tmp_path: Path) -> None:
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox"])
+        page = browser.new_page(viewport=VIEWPORT)
+        page.set_default_timeout(STEP_TIMEOUT_MS)
+        sync_api.expect.set_options(timeout=STEP_TIMEOUT_MS)
+        page.goto(server)
+        page.get_by_role("tab", name="Jobs").click()
+        page.set_input_files("#jobs-photos input[type=file]", [str(REPO / "examples" / name) for name in DEMOS])
+        sync_api.expect(page.locator("#jobs-photos")).to_contain_text(DEMOS[2].removesuffix(".png"))
+        page.click("#jobs-run")
+        page.locator("#jobs-status").get_by_text("Job done: 3 photos").wait_for()
+        sync_api.expect(page.locator("#jobs-findings")).to_contain_text("mean_width")
+        sync_api.expect(page.locator("#jobs-counts")).to_contain_text("segment taping area")
+        page.locator("#jobs-photo input").click()
+        page.get_by_role("option", name=DEMOS[0]).click()
+        sync_api.expect(page.locator("#jobs-overlay img")).to_be_visible()
+        page.locator("#jobs-note textarea").fill("Fill and sand before painting.")
+        page.click("#jobs-save-note")
+        page.locator("#jobs-note-status").get_by_text("note; report.html and the zip were rebuilt").wait_for()
+        with page.expect_download() as download:
+            page.locator("#jobs-files a[download=\"report.html\"]").click()
+        report = tmp_path / "report.html"
+        download.value.save_as(report)
+        text = report.read_text()
+        assert all(name in text for name in DEMOS) and "Fill and sand before painting." in text
+        page.evaluate("document.querySelector('#tab-jobs').scrollIntoView({block: 'start'})")
+        page.wait_for_timeout(400)
+        page.screenshot(path=str(REPO / "docs" / "jobs.png"))
+        browser.close()
