@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+import examples
 from drywall_qa.data import CocoSplit, data_root, split_dir
 from drywall_qa.metrics import score_masks
 from drywall_qa.segmenter import Segmenter
@@ -36,7 +37,7 @@ CRACK, TAPING = "segment crack", "segment taping area"
 MEMORY_PROMPTS = [CRACK, "segment wall crack", TAPING, "segment joint/tape", "segment drywall seam",
                   "segment hairline crack", "segment joint tape", "segment seam"]
 PHOTO_12MP, PHOTO_50MP = (4032, 3024), (8165, 6124)
-DEMO_PHOTO = Path(__file__).resolve().parents[1] / "examples" / "seam_and_crack.png"
+DEMO_PHOTO = Path(examples.__file__).parent / "seam_and_crack.png"
 
 
 def mosaic_scores(segmenter: Segmenter, split: CocoSplit, n: int, limit: int) -> dict[str, float]:
