@@ -241,7 +241,7 @@ def test_heavy_requests_beyond_the_lane_are_refused_at_once(tab: ReviewTab, tiny
     form = ScoreForm(model=str(tiny_lite_dir), split=str(tab.roots[0] / "cracks" / "valid"), selected=PROMPTS)
     with tab.lane.admit("203.0.113.9"):
         status, table, *_ = tab.score(replace(form, limit=3), client)
-    assert "already has 1 scoring or evaluation job" in status and table is None
+    assert "already has 1 heavy job(s) (Score, Evaluate, Jobs)" in status and table is None
     status, *_ = tab.score(replace(form, limit=float("nan")), client)
     assert "images to score: nan is not a finite number" in status
 

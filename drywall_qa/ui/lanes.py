@@ -75,11 +75,11 @@ class HeavyLane:
         with self._lock:
             total = sum(self._holders.values())
             if self._holders[client] >= self.per_client:
-                raise ServerBusy(f"this client already has {self._holders[client]} scoring or evaluation job(s) "
-                                 "running or waiting. Wait for it to finish, or press Stop")
+                raise ServerBusy(f"this client already has {self._holders[client]} heavy job(s) (Score, Evaluate, "
+                                 "Jobs) running or waiting. Wait for it to finish, or press Stop")
             if total >= self.capacity:
-                raise ServerBusy(f"the server is busy: {total} scoring or evaluation jobs are running or waiting "
-                                 f"(at most {self.capacity}). Try again in a few minutes; Inspect still works")
+                raise ServerBusy(f"the server is busy: {total} heavy jobs (Score, Evaluate, Jobs) are running or "
+                                 f"waiting (at most {self.capacity}). Try again in a few minutes; Inspect still works")
             self._holders[client] += 1
 
     def _acquire(self, stopped: Callable[[], bool], waiting: Callable[[int], None]) -> None:
