@@ -16,7 +16,7 @@ import numpy as np
 from drywall_qa.data import CocoSplit, Sample
 from drywall_qa.errors import InputError
 from drywall_qa.metrics import TOLERANCES, crack_scores, score_masks, skeleton
-from drywall_qa.ui.models import SharedModel
+from drywall_qa.prediction import Prediction
 from drywall_qa.ui.splits import split_slug
 
 #: the scores of a row, per model: the mask scores, clDice and the tolerance F1 at each distance
@@ -53,17 +53,16 @@ def mask_scores(pred: np.ndarray, truth: np.ndarray, truth_skeleton: np.ndarray)
             **{key: crack[key] for key in SCORE_KEYS[4:]}}
 
 
-def image_rows(models: Sequence[SharedModel], sample: Sample, prompts: list[str],
-               threshold: float | None) -> list[dict[str, Any]]:
-    """One row per prompt of a scored image: ``scores`` of the first model, ``other`` of the second (None without
-    one), and whether the image has any annotated pixel."""
+def image_rows(sample: Sample, predictions: Sequence[Prediction],
+               others: Sequence[Prediction] | None = None) -> list[dict[str, Any]]:
+    """One row per prompt of a scored image: ``scores`` of the first model's ``predictions``, ``other`` of the
+    second's (None without one), and whether the image has any annotated pixel."""
     truth_skeleton = skeleton(sample.mask)
-    per_model = [[mask_scores(p.mask, sample.mask, truth_skeleton)
-                  for p in model.predict(sample.image, prompts, threshold)] for model in models]
-    others = per_model[1] if len(per_model) > 1 else [None] * len(prompts)
+    scores = [mask_scores(p.mask, sample.mask, truth_skeleton) for p in predictions]
+    other = [mask_scores(p.mask, sample.mask, truth_skeleton) for p in others] if others else [None] * len(scores)
     annotated = bool(sample.mask.any())
-    return [{"image": sample.file_name, "prompt": prompt, "annotated": annotated, "scores": scores, "other": other}
-            for prompt, scores, other in zip(prompts, per_model[0], others)]
+    return [{"image": sample.file_name, "prompt": p.prompt, "annotated": annotated, "scores": s, "other": o}
+            for p, s, o in zip(predictions, scores, other)]
 
 
 @dataclass

@@ -17,6 +17,7 @@ import numpy as np
 
 from drywall_qa.data import Sample
 from drywall_qa.errors import InputError
+from drywall_qa.evaluation import predictions_over
 from drywall_qa.review import DECISIONS, GROUND_TRUTH_WRONG, DecisionStore, decode_mask
 from drywall_qa.ui.job_limits import check_job_size
 from drywall_qa.ui.lanes import HeavyLane, client_address
@@ -106,9 +107,10 @@ class ReviewTab:
             models = [self.models.get(key) for key in (form.model, compare_key) if key]
             notes += models[0].prompt_notes(prompts)
             rows = []
-            for i in range(total):
+            for i, sample, predictions, _ in predictions_over(models[0], split, prompts, value, total, desc="review"):
                 progress((i, total), desc="Scoring images")
-                rows += image_rows(models, split[i], prompts, value)
+                others = models[1].predict(sample.image, prompts, value) if compare_key else None
+                rows += image_rows(sample, predictions, others)
         other = models[1] if compare_key else None
         session = ReviewSession(form.split, split_name(split), review_slug(split), models[0].key, models[0].name,
                                 prompts, value, rows, {split.file_name(i): i for i in range(total)},
