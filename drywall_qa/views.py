@@ -103,7 +103,8 @@ def _whole_view(backend: Backend, image: np.ndarray,
     results = []
     for logit in out[:, :rows, :cols]:
         logit = logit.clone()
-        results.append((resize_probabilities(torch.sigmoid(logit), (height, width)).astype(np.float16), logit))
+        full = np.require(resize_probabilities(torch.sigmoid(logit), (height, width)), requirements="W")
+        results.append((torch.from_numpy(full).half().numpy(), logit))
     return results
 
 
@@ -169,12 +170,14 @@ class _Band:
         count = min(row, maps[0].shape[0]) - self.top if maps else 0
         if count <= 0:
             return
-        blended = (self.sums[:, :count] / self.weights[:count].clamp(min=1e-12)).numpy()
+        blended = self.sums[:, :count] / self.weights[:count].clamp(min=1e-12)
         for prob, out, fuse in zip(blended, maps, fused):
-            rows = out[self.top:self.top + count]
-            rows[:] = (prob + rows.astype(np.float32)) / 2 if fuse else prob
-        self.sums = torch.cat([self.sums[:, count:], torch.zeros_like(self.sums[:, :count])], dim=1)
-        self.weights = torch.cat([self.weights[count:], torch.zeros_like(self.weights[:count])])
+            rows = torch.from_numpy(out[self.top:self.top + count])
+            rows.copy_((prob + rows.float()) / 2 if fuse else prob)
+        self.sums[:, :-count] = self.sums[:, count:].clone()
+        self.sums[:, -count:] = 0
+        self.weights[:-count] = self.weights[count:].clone()
+        self.weights[-count:] = 0
         self.top += count
 
 
