@@ -4,6 +4,7 @@ is installed (so the screenshot shows real findings), else the tiny random check
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,4 +54,33 @@ def test_jobs_tab_runs_three_photos_and_offers_the_report(server: str, tmp_path:
         page.evaluate("document.querySelector('#tab-jobs').scrollIntoView({block: 'start'})")
         page.wait_for_timeout(400)
         page.screenshot(path=str(REPO / "docs" / "jobs.png"))
+        browser.close()
+
+
+def test_a_line_drawn_on_a_photo_sets_mm_per_pixel(server: str) -> None:
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox"])
+        page = browser.new_page(viewport=VIEWPORT)
+        page.set_default_timeout(STEP_TIMEOUT_MS)
+        page.goto(server)
+        page.get_by_role("tab", name="Jobs").click()
+        page.get_by_text("Scale from a line of known length").click()
+        with page.expect_file_chooser() as chooser:
+            page.locator("#jobs-scale-drawing").get_by_text("Upload an image").click()
+        chooser.value.set_files(str(REPO / "examples" / DEMOS[0]))     # 640×640, shown at under half its size
+        page.wait_for_timeout(2000)
+        box = page.locator("#jobs-scale-drawing canvas").first.bounding_box()
+        x, y = box["x"] + box["width"] / 2 - 100, box["y"] + box["height"] / 2
+        page.mouse.move(x, y)
+        page.mouse.down()
+        for step in range(1, 21):                                        # 200 screen pixels to the right
+            page.mouse.move(x + 10 * step, y, steps=2)
+        page.mouse.up()
+        page.locator("#jobs-scale-length input").fill("1000")
+        page.click("#jobs-scale-set")
+        note = page.locator("#jobs-scale-note")
+        note.get_by_text("mm per pixel").wait_for()
+        pixels = float(re.search(r"over (\d+) px", note.inner_text()).group(1))
+        assert 400 < pixels < 640                                        # the stroke in photo pixels, not screen
+        assert float(page.locator("#jobs-scale input").input_value()) == pytest.approx(1000 / pixels, rel=0.01)
         browser.close()

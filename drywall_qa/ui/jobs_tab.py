@@ -40,6 +40,7 @@ from drywall_qa.ui.job_folders import (
     write_note,
     zip_job,
 )
+from drywall_qa.ui.job_scale import build_scale_box
 from drywall_qa.ui.job_views import (
     COUNT_HEADERS,
     MAX_TABLE_ROWS,
@@ -231,6 +232,7 @@ class JobsTab:
                                       info="0 or empty: measurements in pixels")
                     min_area = gr.Number(DEFAULT_MIN_AREA, label="Smallest instance (px)", precision=0, minimum=1,
                                          maximum=MAX_MIN_AREA)
+                build_scale_box(scale)
                 tiling = gr.Radio(list(TILING_MODES), value="auto", label="Tiling",
                                   info="auto: each prompt's tuned view · off: whole photo · on: overlapping windows")
                 with gr.Accordion("Threshold", open=False):
