@@ -9,6 +9,7 @@ are kept as float16, so a 50 MP photo with 8 prompts holds under a gigabyte of m
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -34,8 +35,9 @@ class ViewResult:
 
     #: ``H×W`` float16 in [0, 1]
     probabilities: np.ndarray
-    #: logits at the model's scale: the whole view's (cropped to the photo), or the blended map at most
-    #: ``input_size`` on its longer side for tiled predictions
+    #: logits at the model's scale: the whole view's (cropped to the photo), or for tiled predictions the logits of
+    #: the blended float16 map sampled to at most ``input_size`` on its longer side (coarser: a loss on them is not
+    #: comparable with the whole view's)
     logits: torch.Tensor
     #: raw presence (:func:`~drywall_qa.presence.presence_logit`), the highest over the views' windows
     presence_logit: float
@@ -47,7 +49,8 @@ def predict_views(backend: Backend, image: np.ndarray, embeddings: torch.Tensor,
                   progress: Progress | None = None) -> list[ViewResult]:
     """Per prompt (row of ``embeddings`` ``[P, D]``), its probabilities under its policy.
 
-    A tiled policy whose windows would hold the whole photo in one runs as the whole view (the same pixels).
+    A tiled policy whose windows would hold the whole photo in one runs as the whole view (the same pixels, shown
+    at the model input's size); its result says "whole image".
     """
     height, width = image.shape[:2]
     grids = {p.window: window_grid(height, width, p.window) for p in policies if p.tiled}
@@ -111,25 +114,30 @@ def _whole_view(backend: Backend, image: np.ndarray,
 def _tiled_view(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, window: int,
                 grid: list[tuple[int, int]], maps: list[np.ndarray], fused: list[bool],
                 progress: Callable[[int], None]) -> list[float]:
-    """Blend every window's probabilities into ``maps`` (averaged with what a fused map already holds); returns
-    each prompt's highest window presence logit."""
+    """Blend every window's probabilities into ``maps`` (averaged with what a fused map already holds), one window
+    at a time; returns each prompt's highest presence logit over the windows' parts inside the photo."""
     height, width = image.shape[:2]
     weights = torch.from_numpy(blend_weights(window))
     band = _Band(len(embeddings), window, width)
-    presence = torch.full((len(embeddings),), -torch.inf)
+    presence = [-np.inf] * len(embeddings)
     for start in range(0, len(grid), WINDOW_BATCH):
         chunk = grid[start:start + WINDOW_BATCH]
-        window_logits = _decode_windows(backend, image, embeddings, window, chunk)
-        presence = torch.maximum(presence, torch.tensor([[presence_logit(lg) for lg in per_window]
-                                                         for per_window in window_logits]).amax(0))
-        probs = F.interpolate(torch.sigmoid(window_logits), size=(window, window), mode="bilinear",
-                              align_corners=False, antialias=window < window_logits.shape[-1])
-        for (top, left), prob in zip(chunk, probs):
+        for (top, left), logits in zip(chunk, _decode_windows(backend, image, embeddings, window, chunk)):
+            inside = _inside(logits, window, min(window, height - top), min(window, width - left))
+            presence = [max(z, presence_logit(lg)) for z, lg in zip(presence, inside)]
+            prob = F.interpolate(torch.sigmoid(logits)[None], size=(window, window), mode="bilinear",
+                                 align_corners=False, antialias=window < logits.shape[-1])[0]
             band.finish_above(top, maps, fused)
             band.add(top, left, prob, weights, height, width)
         progress(start + len(chunk))
     band.finish_above(height, maps, fused)
-    return presence.tolist()
+    return presence
+
+
+def _inside(logits: torch.Tensor, window: int, rows: int, cols: int) -> torch.Tensor:
+    """The part of a window's logits ``[P, s, s]`` over photo pixels: its first ``rows × cols`` of ``window``."""
+    side = logits.shape[-1]
+    return logits[:, :math.ceil(rows * side / window), :math.ceil(cols * side / window)]
 
 
 def _decode_windows(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, window: int,
@@ -147,7 +155,7 @@ def _decode_windows(backend: Backend, image: np.ndarray, embeddings: torch.Tenso
     with torch.inference_mode():
         features = backend.encode_image(backend.preprocess(crops))
         logits = backend.decode(repeat_features(features, len(embeddings)), embeddings.repeat(len(crops), 1))
-    return logits.float().cpu().view(len(crops), len(embeddings), *logits.shape[-2:])
+    return logits.float().cpu().reshape(len(crops), len(embeddings), *logits.shape[-2:])
 
 
 class _Band:

@@ -157,3 +157,9 @@ def test_bad_policies_are_refused_by_name(value: object, problem: str) -> None:
 def test_the_bomb_guard_applies_before_any_window(lite: Segmenter) -> None:
     with pytest.raises(InputError, match="pixels"):
         lite.predict(png_header_only(10_000, 10_000), "segment crack", tiling="on")
+
+
+def test_tiled_presence_reads_the_photo_not_the_padding() -> None:
+    photo = np.zeros((10, 200, 3), np.uint8)                 # every photo pixel: logit -4; padding (mean): 0
+    result, = predict_views(PixelBackend(32), photo, torch.ones(1, 1), [ScalePolicy(TILES, 32)])
+    assert result.presence_logit == pytest.approx(-4.0)
