@@ -61,11 +61,15 @@ def test_stroke_length_of_a_dot_is_about_zero() -> None:
     ("short", 100, "px long"),
     ("line", 0, "not a length"),
     ("line", float("nan"), "not a length"),
-    ("line", None, "not a length"),
+    ("line", None, "no length given"),
+    ("two lines", 100, "not one straight line"),
+    ("corner", 100, "not one straight line"),
 ])
 def test_what_cannot_give_a_scale_says_why_and_keeps_the_box(photo: str, drawing, length, problem: str) -> None:
     layers = {"photo-only": [], "short": [stroke((800, 600), (10, 10), (18, 10), 2)],
-              "line": [stroke((800, 600), (10, 10), (300, 10), 2)]}
+              "line": [stroke((800, 600), (10, 10), (300, 10), 2)],
+              "two lines": [stroke((800, 600), (10, 10), (300, 10), 4), stroke((800, 600), (10, 400), (300, 400), 4)],
+              "corner": [stroke((800, 600), (10, 10), (300, 10), 4), stroke((800, 600), (300, 10), (300, 300), 4)]}
     if isinstance(drawing, str):
         drawing = {"background": photo, "layers": layers[drawing]}
     value, note = set_scale(ScaleForm(drawing, length))

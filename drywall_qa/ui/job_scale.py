@@ -23,6 +23,8 @@ from drywall_qa.visual_prompts import load_mask
 
 #: shortest stroke (photo pixels) a scale is taken from: shorter ones make the scale too uncertain
 MIN_STROKE_PX = 20
+#: largest ratio of a stroke's spread across its axis to its spread along it that still counts as a straight line
+STRAIGHTNESS = 0.2
 
 
 @dataclass
@@ -47,13 +49,24 @@ def stroke_length(mask: np.ndarray) -> float:
     return max(0.0, extent - len(xs) / extent)
 
 
+def is_straight(mask: np.ndarray) -> bool:
+    """Whether the painted pixels lie along one line: their spread across the principal axis is small against
+    their extent along it (two strokes, an L or a scribble are not)."""
+    ys, xs = np.nonzero(mask)
+    points = np.stack([xs, ys], axis=1).astype(np.float64)
+    spread = np.linalg.svd(points - points.mean(axis=0), compute_uv=False) / math.sqrt(len(xs))
+    return bool(spread[1] <= STRAIGHTNESS * spread[0])
+
+
 def scale_from_drawing(form: ScaleForm) -> float:
     """mm per photo pixel of the form's stroke; :class:`InputError` when there is no photo, no stroke, a stroke too
     short, or no positive length."""
     drawing = form.drawing or {}
     if not drawing.get("background"):
         raise InputError("scale photo", "no photo to draw on", "upload one of the job's photos into the scale box")
-    if form.length_mm is None or not (math.isfinite(form.length_mm) and form.length_mm > 0):
+    if form.length_mm is None:
+        raise InputError("drawn length", "no length given", "type the drawn length in mm, e.g. 1200")
+    if not (math.isfinite(form.length_mm) and form.length_mm > 0):
         raise InputError("drawn length", f"{form.length_mm} is not a length", "type the drawn length in mm, e.g. 1200")
     photo_width = load_image(drawing["background"], name="scale photo").shape[1]
     layers = [load_mask(layer, name="drawn line") for layer in drawing.get("layers") or []]
@@ -64,6 +77,8 @@ def scale_from_drawing(form: ScaleForm) -> float:
     pixels = stroke_length(stroke) * photo_width / stroke.shape[1]
     if pixels < MIN_STROKE_PX:
         raise InputError("drawn line", f"the line is {pixels:.0f} px long", f"draw one of {MIN_STROKE_PX} px or more")
+    if not is_straight(stroke):
+        raise InputError("drawn line", "the drawing is not one straight line", "clear it and draw one straight line")
     return form.length_mm / pixels
 
 
