@@ -14,7 +14,8 @@ For every prompt of every registered dataset:
 
 Predictions of that checkpoint then use these shapes and thresholds and carry calibrated presence. Choosing them on
 the split they are scored on flatters the score; the "held-out" column estimates by how much: the mIoU on one half of
-the images when the shape and threshold are chosen on the other half (repeated random halves).
+the images when the shape and threshold are chosen on the other half (repeated random halves of the source photos,
+so the crops of one photo stay on one side).
 
     python -m drywall_qa.calibrate --model runs/lite/best --data-root ../shared/data
 """
@@ -32,7 +33,7 @@ import numpy as np
 
 from drywall_qa import scale_choice
 from drywall_qa.cli_args import count_arg, path_arg
-from drywall_qa.data import DATASETS, CocoSplit, data_root, split_dir
+from drywall_qa.data import DATASETS, CocoSplit, data_root, source_group, split_dir
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.evaluation import Progress, Split, predictions_over
 from drywall_qa.metrics import ThresholdSweep
@@ -50,6 +51,8 @@ class ValidationRecords:
 
     presence: PresenceRecords = field(default_factory=PresenceRecords)
     sweeps: dict[str, dict[str, ThresholdSweep]] = field(default_factory=dict)
+    #: per prompt, the source photo (:func:`~drywall_qa.data.source_group`) of each image its sweeps hold
+    groups: dict[str, list[str]] = field(default_factory=dict)
 
 
 def collect(segmenter: Segmenter, splits: Mapping[str, Split], limit: int | None = None,
@@ -71,15 +74,18 @@ def collect(segmenter: Segmenter, splits: Mapping[str, Split], limit: int | None
                         records.sweeps[prediction.prompt] = {s: ThresholdSweep(shape=s) for s in shapes}
                     for sweep in records.sweeps[prediction.prompt].values():
                         sweep.add(prediction.probabilities, sample.mask)
+                    records.groups.setdefault(prediction.prompt, []).append(source_group(sample.file_name))
             done += 1
             if progress is not None:
                 progress(done, total)
     return records
 
 
-def choose_outputs(sweeps: Mapping[str, Mapping[str, ThresholdSweep]]) -> dict[str, dict[str, Any]]:
+def choose_outputs(sweeps: Mapping[str, Mapping[str, ThresholdSweep]],
+                   groups: Mapping[str, Sequence[str]] | None = None) -> dict[str, dict[str, Any]]:
     """Per prompt: the shape and threshold with the highest mIoU (``pixels`` on ties), with the mIoU and Dice
-    there and the best mIoU of every shape."""
+    there, the best mIoU of every shape, and the held-out mIoU (:func:`held_out_miou`, halves by ``groups`` when
+    given)."""
     chosen = {}
     for prompt, by_shape in sweeps.items():
         results = {shape: sweep.result() for shape, sweep in by_shape.items()}
@@ -89,20 +95,25 @@ def choose_outputs(sweeps: Mapping[str, Mapping[str, ThresholdSweep]]) -> dict[s
         index = result["thresholds"].index(result["best_threshold"])
         chosen[prompt] = {"shape": shape, "threshold": result["best_threshold"], "miou": result["miou"][index],
                           "dice": result["dice"][index], "miou_by_shape": best_miou,
-                          "held_out_miou": held_out_miou(by_shape)}
+                          "held_out_miou": held_out_miou(by_shape, (groups or {}).get(prompt))}
     return chosen
 
 
-def held_out_miou(by_shape: Mapping[str, ThresholdSweep], repeats: int = 20, seed: int = 0) -> float:
-    """Mean mIoU on the held-out half of ``repeats`` random halvings of the images, with the shape and threshold
-    chosen on the other half (NaN below two images): the chosen output's mIoU on images it was not chosen on."""
+def held_out_miou(by_shape: Mapping[str, ThresholdSweep], groups: Sequence[str] | None = None, repeats: int = 20,
+                  seed: int = 0) -> float:
+    """Mean mIoU on the held-out half of ``repeats`` random halvings, with the shape and threshold chosen on the
+    other half (NaN below two groups): the chosen output's mIoU on images it was not chosen on. ``groups`` (one per
+    image, e.g. its source photo) keeps each group's images in one half, so crops of one photo never sit on both
+    sides; None: every image is its own group."""
     ious = np.stack([sweep.per_image_iou() for sweep in by_shape.values()], axis=1)  # images × shapes × thresholds
-    if len(ious) < 2:
+    labels = np.unique(np.asarray(groups if groups is not None else np.arange(len(ious))), return_inverse=True)[1]
+    count = labels.max() + 1 if len(labels) else 0
+    if count < 2:
         return float("nan")
     rng, scores = np.random.default_rng(seed), []
     for _ in range(repeats):
-        order = rng.permutation(len(ious))
-        halves = order[: len(ious) // 2], order[len(ious) // 2:]
+        first = np.isin(labels, rng.permutation(count)[: count // 2])
+        halves = np.flatnonzero(first), np.flatnonzero(~first)
         for fit, held in (halves, halves[::-1]):
             shape, threshold = np.unravel_index(np.argmax(ious[fit].mean(axis=0)), ious.shape[1:])
             scores.append(ious[held, shape, threshold].mean())
@@ -197,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         segmenter = Segmenter.load(args.model, device=args.device)
         scales = {} if args.keep_scales else choose_scales(segmenter, splits, args.limit)
         records = collect(segmenter, splits, args.limit, shapes=args.shapes)
-        fits, outputs = fit_calibration(records.presence), choose_outputs(records.sweeps)
+        fits, outputs = fit_calibration(records.presence), choose_outputs(records.sweeps, records.groups)
         store_calibration(segmenter, args.model, fits, outputs)
     except (InputError, ModelLoadError) as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)

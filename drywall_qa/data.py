@@ -100,6 +100,13 @@ class Sample:
     mask: np.ndarray
 
 
+def source_group(file_name: str) -> str:
+    """The source photo a Roboflow export's image was cut or augmented from: its file name before ``.rf.``
+    (``2000x1500_71_resized_jpg.rf.51….jpg`` → ``2000x1500_71_resized_jpg``); other names are their own group."""
+    head, found, _ = file_name.partition(".rf.")
+    return head if found and head else file_name
+
+
 class DerivedSplit:
     """Base of a split made from another one (perturbed, mosaics, zooms): it names that split's folder and
     annotation file, and has as many samples unless it says otherwise."""

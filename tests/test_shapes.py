@@ -8,6 +8,7 @@ import pytest
 
 from drywall_qa.backends import load_backend
 from drywall_qa.calibrate import choose_outputs, held_out_miou
+from drywall_qa.data import source_group
 from drywall_qa.metrics import ThresholdSweep, score_masks
 from drywall_qa.segmenter import Segmenter
 from drywall_qa.shapes import BOXES, PIXELS, shape_mask, threshold_mask
@@ -101,3 +102,19 @@ def test_segmenter_and_inspect_tab_apply_the_stored_shape(tiny_lite_dir) -> None
         boxed, plain = result.masks(threshold)
         np.testing.assert_array_equal(boxed, shape_mask(crack.probabilities > t, BOXES))
         np.testing.assert_array_equal(plain, seam.probabilities > t)
+
+
+def test_held_out_halves_keep_a_source_photos_crops_together() -> None:
+    rng = np.random.default_rng(1)
+    maps = [rng.random((12, 12)) for _ in range(8)]
+    pairs = [(m, m > t) for m, t in zip(maps, rng.uniform(0.1, 0.9, len(maps)))]  # each photo has its own best
+    sweeps = _sweeps([pair for pair in pairs for _ in range(3)])                   # three crops of each photo
+    groups = [f"photo{i}_jpg" for i in range(len(pairs)) for _ in range(3)]
+    leaky, grouped = held_out_miou(sweeps), held_out_miou(sweeps, groups)
+    assert grouped < leaky - 0.01               # crops on both sides of a split flatter the held-out score
+    assert np.isnan(held_out_miou(sweeps, ["one photo"] * len(groups)))
+
+
+def test_source_group_is_the_name_before_roboflows_hash() -> None:
+    assert source_group("2000x1500_71_resized_jpg.rf.5174c8a5.jpg") == "2000x1500_71_resized_jpg"
+    assert source_group("wall.png") == "wall.png" and source_group(".rf.x.jpg") == ".rf.x.jpg"

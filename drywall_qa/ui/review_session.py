@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from drywall_qa.data import CocoSplit, Sample
+from drywall_qa.data import CocoSplit, Sample, source_group
 from drywall_qa.errors import InputError
 from drywall_qa.metrics import TOLERANCES, crack_scores, score_masks, skeleton
 from drywall_qa.prediction import Prediction
@@ -34,8 +34,8 @@ def review_slug(split: CocoSplit) -> str:
 def short_name(file_name: str) -> str:
     """A Roboflow export's file name without its hash: ``00017_jpg.rf.4659….jpg`` → ``00017.jpg`` (the part before
     ``.rf.``, its ``_jpg`` tail turned back into the extension); other names as they are."""
-    head, found, _ = file_name.partition(".rf.")
-    return _ROBOFLOW_TAIL.sub(r".\1", head) if found and head else file_name
+    head = source_group(file_name)
+    return _ROBOFLOW_TAIL.sub(r".\1", head) if head != file_name else file_name
 
 
 def short_names(file_names: Iterable[str]) -> dict[str, str]:
