@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     state.wait_for_everyone()
     if not state.is_main_process:
         return 0
-    counts = finish(job, photos, refused)
+    counts = finish(job, photos, refused).summary
     for problem in counts["unreadable"]:
         print(f"{PROG}: skipped {problem['photo']}: {problem['reason']}", file=sys.stderr)
     found = ", ".join(f"{prompt}: {n}" for prompt, n in counts["instances"].items())

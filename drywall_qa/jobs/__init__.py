@@ -3,17 +3,26 @@ client report (:mod:`.report`); the photos come from files, folders, globs and z
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from drywall_qa.jobs.exports import write_exports
 from drywall_qa.jobs.report import write_report
 from drywall_qa.jobs.runner import Job, JobSettings
 from drywall_qa.jobs.sources import Photo, Refused, collect
 
-__all__ = ["Job", "JobSettings", "Photo", "Refused", "collect", "finish", "write_exports", "write_report"]
+__all__ = ["Finished", "Job", "JobSettings", "Photo", "Refused", "collect", "finish", "write_exports", "write_report"]
 
 
-def finish(job: Job, photos: list[Photo], refused: list[Refused]) -> dict:
-    """Write the exports and the report of the photos done; return the summary."""
+class Finished(NamedTuple):
+    """What :func:`finish` read and wrote: the records of the photos done, in order, and the summary."""
+
+    records: list[dict]
+    summary: dict
+
+
+def finish(job: Job, photos: list[Photo], refused: list[Refused]) -> Finished:
+    """Write the exports and the report of the photos done (their records read once)."""
     records = job.records(photos)
     counts = write_exports(job.folder, records, job.settings, refused)
     write_report(job.folder, records, job.settings, counts)
-    return counts
+    return Finished(records, counts)

@@ -22,7 +22,7 @@ import gradio as gr
 
 from drywall_qa.errors import InputError
 from drywall_qa.findings import DEFAULT_MIN_AREA, MeasureSettings
-from drywall_qa.jobs import Job, JobSettings, finish
+from drywall_qa.jobs import Finished, Job, JobSettings, finish
 from drywall_qa.tiling import TILING_MODES
 from drywall_qa.ui.forms import handler, named_inputs
 from drywall_qa.ui.inspect_tab import DEFAULT_PROMPTS
@@ -160,14 +160,14 @@ class JobsTab:
                 earlier, start = len(photos) - len(job.pending(photos)), time.monotonic()
                 job.run(model, photos, photo_reporter(progress, earlier, len(photos)), stopped)
                 with self._writing:
-                    counts = finish(job, photos, refused)
+                    finished = finish(job, photos, refused)
                     zip_job(job.folder)
                 prune_evaluations(jobs_root(self.out_dir), self.retention, keep=job.folder)
         except JobStopped:
             return cleared(JobRan, "Stopped while waiting for another job to finish; nothing was run.")
-        done = len(job.records(photos))
-        status = _headline(done, len(photos), earlier, counts, model.name, time.monotonic() - start, job.folder.name)
-        return self._shown(job, counts, status, notes)
+        status = _headline(len(finished.records), len(photos), earlier, finished.summary, model.name,
+                           time.monotonic() - start, job.folder.name)
+        return self._shown(job, finished, status, notes)
 
     def _job(self, previous: str | None, files: list[str], settings: JobSettings) -> Job:
         """The session's previous job when it holds these uploads with these settings, else a new one."""
@@ -179,10 +179,9 @@ class JobsTab:
         copy_uploads(folder, files)
         return Job.open(folder, settings)
 
-    def _shown(self, job: Job, counts: dict, status: str, notes: Sequence[str] = ()) -> JobRan:
+    def _shown(self, job: Job, finished: Finished, status: str, notes: Sequence[str] = ()) -> JobRan:
         """The tab's outputs for a job whose exports were just written."""
-        photos, _ = job_photos(job.folder)
-        records = job.records(photos)
+        records, counts = finished
         table, rows = findings_table(records, job.settings)
         if rows > MAX_TABLE_ROWS:
             notes = [*notes, f"the first {MAX_TABLE_ROWS} of {rows} findings are shown; all are in findings.csv"]
