@@ -77,9 +77,15 @@ def predict_views(backend: Backend, image: np.ndarray, embeddings: torch.Tensor,
             for p, lg, z, policy in zip(probabilities, logits, presence, policies)]
 
 
-def _pad_colour(backend: Backend) -> np.ndarray:
-    """The colour that normalises to zero (the model's mean), as uint8 RGB."""
-    return np.round(255 * np.asarray(backend.image_mean)).astype(np.uint8)
+def _padded(backend: Backend, part: np.ndarray, side: int) -> np.ndarray:
+    """``part`` (RGB uint8) at the top left of a ``side×side`` square of the colour that normalises to zero (the
+    model's mean); ``part`` itself when it already fills the square."""
+    if part.shape[:2] == (side, side):
+        return part
+    square = np.empty((side, side, 3), np.uint8)
+    square[:] = np.round(255 * np.asarray(backend.image_mean)).astype(np.uint8)
+    square[:part.shape[0], :part.shape[1]] = part
+    return square
 
 
 def _whole_view(backend: Backend, image: np.ndarray,
@@ -93,18 +99,13 @@ def _whole_view(backend: Backend, image: np.ndarray,
     else:
         scale = side / max(height, width)
         rows, cols = max(1, round(height * scale)), max(1, round(width * scale))
-        canvas = np.empty((side, side, 3), np.uint8)
-        canvas[:] = _pad_colour(backend)
-        canvas[:rows, :cols] = np.asarray(Image.fromarray(image).resize((cols, rows), Image.Resampling.BILINEAR))
-        pixels = backend.preprocess([canvas])
+        shrunk = np.asarray(Image.fromarray(image).resize((cols, rows), Image.Resampling.BILINEAR))
+        pixels = backend.preprocess([_padded(backend, shrunk, side)])
     with torch.inference_mode():
         features = backend.encode_image(pixels)
         out = backend.decode(repeat_features(features, len(embeddings)), embeddings)
-    out = out.float().cpu()
-    out = F.interpolate(out[:, None], size=(side, side), mode="bilinear", align_corners=False)[:, 0] \
-        if out.shape[-1] != side else out
     results = []
-    for logit in out[:, :rows, :cols]:
+    for logit in _inside(out.float().cpu(), side, rows, cols):
         logit = logit.clone()
         full = np.require(resize_probabilities(torch.sigmoid(logit), (height, width)), requirements="W")
         results.append((torch.from_numpy(full).half().numpy(), logit))
@@ -135,7 +136,8 @@ def _tiled_view(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, w
 
 
 def _inside(logits: torch.Tensor, window: int, rows: int, cols: int) -> torch.Tensor:
-    """The part of a window's logits ``[P, s, s]`` over photo pixels: its first ``rows × cols`` of ``window``."""
+    """The part of a view's logits ``[P, s, s]`` over photo pixels: its first ``rows × cols`` of ``window`` input
+    pixels, at whatever resolution ``s`` the backend decodes."""
     side = logits.shape[-1]
     return logits[:, :math.ceil(rows * side / window), :math.ceil(cols * side / window)]
 
@@ -145,13 +147,7 @@ def _decode_windows(backend: Backend, image: np.ndarray, embeddings: torch.Tenso
     """Logits ``[N, P, S, S]`` of the ``N`` windows at ``chunk`` (padded with the mean colour past the photo)."""
     crops = []
     for top, left in chunk:
-        crop = image[top:top + window, left:left + window]
-        if crop.shape[:2] != (window, window):
-            padded = np.empty((window, window, 3), np.uint8)
-            padded[:] = _pad_colour(backend)
-            padded[:crop.shape[0], :crop.shape[1]] = crop
-            crop = padded
-        crops.append(crop)
+        crops.append(_padded(backend, image[top:top + window, left:left + window], window))
     with torch.inference_mode():
         features = backend.encode_image(backend.preprocess(crops))
         logits = backend.decode(repeat_features(features, len(embeddings)), embeddings.repeat(len(crops), 1))
