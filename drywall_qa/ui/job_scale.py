@@ -35,26 +35,31 @@ class ScaleForm:
     length_mm: float | None = None
 
 
+def _principal(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The painted pixels ``(x, y)`` of ``mask`` about their mean, their principal axes (rows) and the spread
+    (singular value) along each."""
+    ys, xs = np.nonzero(mask)
+    points = np.stack([xs, ys], axis=1).astype(np.float64)
+    points -= points.mean(axis=0)
+    _, spread, axes = np.linalg.svd(points, full_matrices=False)
+    return points, axes, spread
+
+
 def stroke_length(mask: np.ndarray) -> float:
     """Length in pixels of a straight brush stroke ``mask`` (bool ``H×W``): its extent along the principal axis of
     its pixels, less its width (area ÷ extent), which the round caps add to the drawn length."""
-    ys, xs = np.nonzero(mask)
-    if len(xs) < 2:
+    if np.count_nonzero(mask) < 2:
         return 0.0
-    points = np.stack([xs, ys], axis=1).astype(np.float64)
-    points -= points.mean(axis=0)
-    axis = np.linalg.svd(points, full_matrices=False)[2][0]
-    along = points @ axis
+    points, axes, _ = _principal(mask)
+    along = points @ axes[0]
     extent = float(along.max() - along.min()) + 1.0
-    return max(0.0, extent - len(xs) / extent)
+    return max(0.0, extent - len(points) / extent)
 
 
 def is_straight(mask: np.ndarray) -> bool:
     """Whether the painted pixels lie along one line: their spread across the principal axis is small against
-    their extent along it (two strokes, an L or a scribble are not)."""
-    ys, xs = np.nonzero(mask)
-    points = np.stack([xs, ys], axis=1).astype(np.float64)
-    spread = np.linalg.svd(points - points.mean(axis=0), compute_uv=False) / math.sqrt(len(xs))
+    their spread along it (two strokes, an L or a scribble are not)."""
+    spread = _principal(mask)[2]
     return bool(spread[1] <= STRAIGHTNESS * spread[0])
 
 
