@@ -66,7 +66,7 @@ def _load_error(directory: Path) -> str:
     (lambda c: c.update(decoder_sizes=[8, 8]), "not a list of 5 whole numbers"),
     (lambda c: c.update(width_coefficient=0), "field 'width_coefficient' is 0, not a number above 0 and at most 4.0"),
     (lambda c: c.update(depth_coefficient=NAN), "field 'depth_coefficient' is nan"),
-    (lambda c: c.update(encoder="vgg"), "encoder 'vgg' is not efficientnet-lite0"),
+    (lambda c: c.update(encoder="vgg"), "encoder 'vgg' is not one of efficientnet-lite0"),
     (lambda c: c.update(model_type="bert"), "model_type 'bert' is not supported"),
     (lambda c: c.pop("model_type"), "field 'model_type' is missing"),
 ])

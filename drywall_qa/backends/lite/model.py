@@ -30,7 +30,7 @@ class LiteModel(PreTrainedModel):
     def __init__(self, config: LiteConfig) -> None:
         super().__init__(config)
         self.backbone = EfficientNetLiteEncoder(config.frozen_blocks, config.width_coefficient,
-                                                config.depth_coefficient)
+                                                config.depth_coefficient, architecture=config.encoder)
         self.blocks = FiLMDecoder(self.backbone.out_channels, config.decoder_sizes)
         self.prompt_mlp = FiLMParameters(config.text_dim, config.prompt_hidden, config.decoder_sizes)
         self.head = nn.Conv2d(config.decoder_sizes[0], 1, 3, padding=1)
