@@ -99,25 +99,29 @@ def choose_outputs(sweeps: Mapping[str, Mapping[str, ThresholdSweep]],
     return chosen
 
 
-def held_out_miou(by_shape: Mapping[str, ThresholdSweep], groups: Sequence[str] | None = None, repeats: int = 20,
-                  seed: int = 0) -> float:
-    """Mean mIoU on the held-out half of ``repeats`` random halvings, with the shape and threshold chosen on the
-    other half (NaN below two groups): the chosen output's mIoU on images it was not chosen on. ``groups`` (one per
-    image, e.g. its source photo) keeps each group's images in one half, so crops of one photo never sit on both
-    sides; None: every image is its own group."""
+def held_out_miou(by_shape: Mapping[str, ThresholdSweep], groups: Sequence[str] | None = None) -> float:
+    """The held-out mIoU (:func:`held_out_score`) of choosing a shape and threshold from ``by_shape``'s sweeps."""
     ious = np.stack([sweep.per_image_iou() for sweep in by_shape.values()], axis=1)  # images × shapes × thresholds
-    labels = np.unique(np.asarray(groups if groups is not None else np.arange(len(ious))), return_inverse=True)[1]
+    return held_out_score(ious.reshape(len(ious), -1), groups)
+
+
+def held_out_score(scores: np.ndarray, groups: Sequence[str] | None = None, repeats: int = 20,
+                   seed: int = 0) -> float:
+    """Mean score on the held-out half of ``repeats`` random halvings, with the option (column of ``scores``,
+    images × options) chosen by its mean on the other half (NaN below two groups): the chosen option's score on
+    images it was not chosen on. ``groups`` (one per image, e.g. its source photo) keeps each group's images in one
+    half, so crops of one photo never sit on both sides; None: every image is its own group."""
+    labels = np.unique(np.asarray(groups if groups is not None else np.arange(len(scores))), return_inverse=True)[1]
     count = labels.max() + 1 if len(labels) else 0
     if count < 2:
         return float("nan")
-    rng, scores = np.random.default_rng(seed), []
+    rng, held_out = np.random.default_rng(seed), []
     for _ in range(repeats):
         first = np.isin(labels, rng.permutation(count)[: count // 2])
         halves = np.flatnonzero(first), np.flatnonzero(~first)
         for fit, held in (halves, halves[::-1]):
-            shape, threshold = np.unravel_index(np.argmax(ious[fit].mean(axis=0)), ious.shape[1:])
-            scores.append(ious[held, shape, threshold].mean())
-    return float(np.mean(scores))
+            held_out.append(scores[held, np.argmax(scores[fit].mean(axis=0))].mean())
+    return float(np.mean(held_out))
 
 
 def fit_calibration(records: PresenceRecords) -> dict[str, dict[str, Any]]:
