@@ -19,16 +19,18 @@ import os
 import statistics
 import time
 
+import numpy as np
 import torch
 
 from bench.multiprompt import PROMPTS, wall_image
 from drywall_qa.backends.lite import LiteBackend, LiteConfig, LiteModel
 from drywall_qa.backends.lite.encoder import ARCHITECTURES
+from drywall_qa.backends.lite.prompt_encoder import SentenceEncoder
 from drywall_qa.segmenter import Segmenter
 from drywall_qa.training.losses import LOSSES
 
 
-def predict_ms(segmenter: Segmenter, image) -> float:
+def predict_ms(segmenter: Segmenter, image: np.ndarray) -> float:
     start = time.perf_counter()
     segmenter.predict(image, PROMPTS, tiling="off")
     return (time.perf_counter() - start) * 1000 / len(PROMPTS)
@@ -84,7 +86,7 @@ def main() -> None:
             print(f"  {size} px: {ms:6.1f} ms per image per prompt ({ms / base_ms:.2f}x Lite0 at {args.sizes[0]})")
 
 
-def train_steps(args: argparse.Namespace, text_encoder) -> dict[str, float]:
+def train_steps(args: argparse.Namespace, text_encoder: SentenceEncoder) -> dict[str, float]:
     """Training samples per second of every encoder (median over interleaved steps)."""
     generator = torch.Generator().manual_seed(0)
     pixels = torch.rand(args.batch_size, 3, 256, 256, generator=generator) * 2 - 1
