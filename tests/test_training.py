@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from accelerate.state import AcceleratorState
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -152,6 +154,27 @@ def test_same_seed_same_metrics_other_seed_differs(lite_run: TrainConfig, tmp_pa
     first, changed = read_history(lite_run.output_dir)[0], read_history(other.output_dir)[0]
     assert first["train_loss"] != changed["train_loss"]
     assert first["valid"] != changed["valid"]
+
+
+@pytest.fixture
+def fresh_precision() -> Iterator[None]:
+    """Accelerate keeps one precision per process; a run in another one needs its state reset, before and after."""
+    AcceleratorState._reset_state()
+    yield
+    AcceleratorState._reset_state()
+
+
+@pytest.mark.usefixtures("fresh_precision")
+def test_bf16_mixed_precision_trains_a_comparable_float32_model(lite_run: TrainConfig, tmp_path: Path) -> None:
+    """``--mixed-precision bf16`` (autocast on this CPU as on a GPU) really runs in reduced precision, yet each
+    epoch's loss stays close to full precision's and the checkpoint keeps float32 weights."""
+    mixed = replace(lite_run, output_dir=tmp_path / "bf16", mixed_precision="bf16")
+    train(mixed)
+    for full, reduced in zip(read_history(lite_run.output_dir), read_history(mixed.output_dir), strict=True):
+        assert reduced["train_loss"] != full["train_loss"]
+        assert reduced["train_loss"] == pytest.approx(full["train_loss"], rel=0.05)
+    weights = load_file(mixed.output_dir / "last" / "model.safetensors")
+    assert {w.dtype for w in weights.values() if w.is_floating_point()} == {torch.float32}
 
 
 def test_training_changes_the_trainable_weights_only(clipseg_run: TrainConfig, tiny_clipseg_dir: Path) -> None:
