@@ -142,7 +142,8 @@ def choose_scales(segmenter: Segmenter, splits: Mapping[str, Split],
                   limit: int | None = None) -> dict[str, dict[ScalePolicy, float]]:
     """Per prompt of every dataset in ``splits``: each candidate scale policy's score (:mod:`.scale_choice`), and
     the loaded model's settings take the best policies (so the thresholds are then chosen with them)."""
-    policies = scale_choice.candidates(segmenter.backend.tile_window)
+    backend = segmenter.backend
+    policies = scale_choice.candidates(backend.tile_window, scale_choice.input_sides(backend))
     scores = {prompt: by_policy for name, split in splits.items()
               for prompt, by_policy in scale_choice.score_candidates(segmenter, name, split, policies,
                                                                      limit).items()}
@@ -175,7 +176,8 @@ def _print_scales(scores: Mapping[str, Mapping[ScalePolicy, float]], chosen: Map
     if not scores:
         return
     policies = list(next(iter(scores.values())))
-    names = [f"{p.view}@{p.window}" if p.tiled else p.view for p in policies]
+    names = [(f"{p.view}@{p.window}" if p.tiled else p.view) + ("" if p.input is None else f"/{p.input}")
+             for p in policies]
     print(f"{'prompt':<32} " + " ".join(f"{n:>10}" for n in names) + "  chosen")
     for prompt, by_policy in scores.items():
         print(f"{prompt[:32]:<32} " + " ".join(f"{by_policy[p]:10.3f}" for p in policies)

@@ -136,8 +136,8 @@ def _prompt_map(data: Mapping[str, Any], key: str, where: str | Path) -> dict[st
 
 
 def _scale_policy(value: Any, where: str | Path, prompt: str) -> ScalePolicy:
-    if not isinstance(value, dict) or set(value) - {"view", "window"}:
-        raise _bad(where, "scales", prompt, f"{shown(value)} is not an object {{view, window}}")
+    if not isinstance(value, dict) or set(value) - {"view", "window", "input"}:
+        raise _bad(where, "scales", prompt, f"{shown(value)} is not an object {{view, window[, input]}}")
     try:
         return ScalePolicy(**value)
     except (TypeError, ValueError) as err:

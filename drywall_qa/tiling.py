@@ -6,6 +6,9 @@
   model was trained at, whatever the photo's size. Right for thin structures (cracks) in wide shots.
 * ``both``: the mean of the two probability maps.
 
+A policy may also name the model ``input`` side its views are shrunk to (default: the backend's): a smaller one costs
+less per window where the prompt's score allows it.
+
 Window probabilities are blended with weights that fall linearly to the window edges over the overlap, normalised
 so they sum to one at every pixel. A :class:`ScalePolicy` per prompt says which view runs; it is stored with the
 checkpoint's post-processing settings (:mod:`drywall_qa.postprocess`) and chosen by ``python -m drywall_qa.calibrate``.
@@ -14,7 +17,7 @@ checkpoint's post-processing settings (:mod:`drywall_qa.postprocess`) and chosen
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -26,21 +29,27 @@ TILING_MODES = ("auto", "off", "on")
 OVERLAP = 0.25
 #: smallest and largest window side a policy may name, in photo pixels
 MIN_WINDOW, MAX_WINDOW = 32, 4096
+#: smallest and largest model input side a policy may name
+MIN_INPUT, MAX_INPUT = 32, 2048
 
 
 @dataclass(frozen=True)
 class ScalePolicy:
     """Which view of a photo a prompt is predicted from; ``window``: the tile side in photo pixels (the scale the
-    model was trained at), used by ``tiles`` and ``both``."""
+    model was trained at), used by ``tiles`` and ``both``; ``input``: the model input side every view is shrunk to
+    (None: the backend's own)."""
 
     view: str = WHOLE
     window: int = 640
+    input: int | None = None
 
     def __post_init__(self) -> None:
         if self.view not in VIEWS:
             raise ValueError(f"view {self.view!r} is not one of {', '.join(VIEWS)}")
         if not (type(self.window) is int and MIN_WINDOW <= self.window <= MAX_WINDOW):
             raise ValueError(f"window {self.window!r} is not a whole number from {MIN_WINDOW} to {MAX_WINDOW}")
+        if self.input is not None and not (type(self.input) is int and MIN_INPUT <= self.input <= MAX_INPUT):
+            raise ValueError(f"input {self.input!r} is not a whole number from {MIN_INPUT} to {MAX_INPUT}")
 
     @property
     def tiled(self) -> bool:
@@ -51,7 +60,7 @@ class ScalePolicy:
         return self.view != TILES
 
     def to_dict(self) -> dict[str, str | int]:
-        return {"view": self.view, "window": self.window}
+        return {"view": self.view, "window": self.window, **({} if self.input is None else {"input": self.input})}
 
     def forced(self, mode: str) -> ScalePolicy:
         """This policy under ``--tiling``: ``auto`` keeps it, ``off`` is the whole view, ``on`` tiles (``both``
@@ -59,9 +68,9 @@ class ScalePolicy:
         if mode not in TILING_MODES:
             raise ValueError(f"tiling {mode!r} is not one of {', '.join(TILING_MODES)}")
         if mode == "off":
-            return ScalePolicy(WHOLE, self.window)
+            return replace(self, view=WHOLE)
         if mode == "on" and self.view == WHOLE:
-            return ScalePolicy(TILES, self.window)
+            return replace(self, view=TILES)
         return self
 
 
@@ -97,6 +106,8 @@ def blend_weights(window: int, overlap: int | None = None) -> np.ndarray:
 
 
 def describe(policy: ScalePolicy, windows: int) -> str:
-    """How a prediction was made, for users: "whole image", "tiled: 35 windows at 640 px", or both."""
+    """How a prediction was made, for users: "whole image", "tiled: 35 windows at 640 px", or both; the model input
+    side follows where the policy names one."""
     tiles = f"{windows} window{'s' if windows != 1 else ''} at {policy.window} px"
-    return {WHOLE: "whole image", TILES: f"tiled: {tiles}", BOTH: f"whole image + {tiles}"}[policy.view]
+    shown = {WHOLE: "whole image", TILES: f"tiled: {tiles}", BOTH: f"whole image + {tiles}"}[policy.view]
+    return shown if policy.input is None else f"{shown}, model input {policy.input} px"

@@ -1,17 +1,18 @@
 """Run a backend over one photo's views (:mod:`drywall_qa.tiling`) and blend them into probability maps at the
 photo's size.
 
-The whole view is encoded once for all prompts that use it. Tiled prompts are grouped by window side; for each group
-the windows are encoded a few at a time, every prompt is decoded per window, and the window probabilities are added
-into a band of rows one window high that is finished and released as the windows move down the photo. Full-size maps
-are kept as float16, so a 50 MP photo with 8 prompts holds under a gigabyte of maps.
+The whole view is encoded once for all prompts that use it at one model input side. Tiled prompts are grouped by
+window and input side; for each group the windows are encoded a few at a time, every prompt is decoded per window, and
+the window probabilities are added into a band of rows one window high that is finished and released as the windows
+move down the photo. Full-size maps are kept as float16, so a 50 MP photo with 8 prompts holds under a gigabyte of
+maps.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -54,20 +55,19 @@ def predict_views(backend: Backend, image: np.ndarray, embeddings: torch.Tensor,
     """
     height, width = image.shape[:2]
     grids = {p.window: window_grid(height, width, p.window) for p in policies if p.tiled}
-    policies = [p if not p.tiled or len(grids[p.window]) > 1 else ScalePolicy(WHOLE, p.window) for p in policies]
+    policies = [p if not p.tiled or len(grids[p.window]) > 1 else replace(p, view=WHOLE) for p in policies]
     probabilities: list[np.ndarray | None] = [None] * len(policies)
     logits: list[torch.Tensor | None] = [None] * len(policies)
     presence = [-np.inf] * len(policies)
-    whole = [i for i, p in enumerate(policies) if p.needs_whole]
-    if whole:
-        for i, (prob, logit) in zip(whole, _whole_view(backend, image, embeddings[whole])):
+    for side, group in _groups(policies, lambda p: p.needs_whole, lambda p: p.input).items():
+        for i, (prob, logit) in zip(group, _whole_view(backend, image, embeddings[group], side)):
             probabilities[i], logits[i], presence[i] = prob, logit, presence_logit(logit)
-    tiled = {w: group for w in grids if (group := [i for i, p in enumerate(policies) if p.tiled and p.window == w])}
-    total, done = sum(len(grids[w]) for w in tiled), 0
-    for window, group in tiled.items():
+    tiled = _groups(policies, lambda p: p.tiled, lambda p: (p.window, p.input))
+    total, done = sum(len(grids[window]) for window, _ in tiled), 0
+    for (window, side), group in tiled.items():
         maps = [np.empty((height, width), np.float16) if probabilities[i] is None else probabilities[i] for i in group]
         fused = [probabilities[i] is not None for i in group]
-        window_presence = _tiled_view(backend, image, embeddings[group], window, grids[window], maps, fused,
+        window_presence = _tiled_view(backend, image, embeddings[group], (window, side), grids[window], maps, fused,
                                       lambda n: progress and progress(done + n, total))
         done += len(grids[window])
         for i, prob, raw in zip(group, maps, window_presence):
@@ -75,6 +75,16 @@ def predict_views(backend: Backend, image: np.ndarray, embeddings: torch.Tensor,
                 max(presence[i], raw)
     return [ViewResult(p, lg, float(z), describe(policy, len(grids.get(policy.window, ()))))
             for p, lg, z, policy in zip(probabilities, logits, presence, policies)]
+
+
+def _groups(policies: Sequence[ScalePolicy], member: Callable[[ScalePolicy], bool],
+            key: Callable[[ScalePolicy], Hashable]) -> dict[Hashable, list[int]]:
+    """Indices of the policies that are ``member``s, grouped by ``key`` (the views one encoding serves)."""
+    groups: dict[Hashable, list[int]] = {}
+    for index, policy in enumerate(policies):
+        if member(policy):
+            groups.setdefault(key(policy), []).append(index)
+    return groups
 
 
 def _padded(backend: Backend, part: np.ndarray, side: int) -> np.ndarray:
@@ -88,19 +98,20 @@ def _padded(backend: Backend, part: np.ndarray, side: int) -> np.ndarray:
     return square
 
 
-def _whole_view(backend: Backend, image: np.ndarray,
-                embeddings: torch.Tensor) -> list[tuple[np.ndarray, torch.Tensor]]:
+def _whole_view(backend: Backend, image: np.ndarray, embeddings: torch.Tensor,
+                input_side: int | None) -> list[tuple[np.ndarray, torch.Tensor]]:
     """``(probabilities H×W float16, logits over the photo)`` per prompt from the photo padded to a square and
-    shrunk to the model input; a square photo goes to ``preprocess`` as it is."""
+    shrunk to the model input (``input_side``, None: the backend's); a square photo goes to ``preprocess`` as it
+    is."""
     height, width = image.shape[:2]
-    side = backend.input_size
+    side = backend.check_input_side(input_side)
     if height == width:
-        pixels, (rows, cols) = backend.preprocess([image]), (side, side)
+        pixels, (rows, cols) = backend.preprocess([image], side), (side, side)
     else:
         scale = side / max(height, width)
         rows, cols = max(1, round(height * scale)), max(1, round(width * scale))
         shrunk = np.asarray(Image.fromarray(image).resize((cols, rows), Image.Resampling.BILINEAR))
-        pixels = backend.preprocess([_padded(backend, shrunk, side)])
+        pixels = backend.preprocess([_padded(backend, shrunk, side)], side)
     with torch.inference_mode():
         features = backend.encode_image(pixels)
         out = backend.decode(repeat_features(features, len(embeddings)), embeddings)
@@ -112,18 +123,20 @@ def _whole_view(backend: Backend, image: np.ndarray,
     return results
 
 
-def _tiled_view(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, window: int,
+def _tiled_view(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, scale: tuple[int, int | None],
                 grid: list[tuple[int, int]], maps: list[np.ndarray], fused: list[bool],
                 progress: Callable[[int], None]) -> list[float]:
     """Blend every window's probabilities into ``maps`` (averaged with what a fused map already holds), one window
-    at a time; returns each prompt's highest presence logit over the windows' parts inside the photo."""
+    at a time; ``scale``: the window side and the model input side (None: the backend's). Returns each prompt's
+    highest presence logit over the windows' parts inside the photo."""
     height, width = image.shape[:2]
+    window = scale[0]
     weights = torch.from_numpy(blend_weights(window))
     band = _Band(len(embeddings), window, width)
     presence = [-np.inf] * len(embeddings)
     for start in range(0, len(grid), WINDOW_BATCH):
         chunk = grid[start:start + WINDOW_BATCH]
-        for (top, left), logits in zip(chunk, _decode_windows(backend, image, embeddings, window, chunk)):
+        for (top, left), logits in zip(chunk, _decode_windows(backend, image, embeddings, scale, chunk)):
             inside = _inside(logits, window, min(window, height - top), min(window, width - left))
             presence = [max(z, presence_logit(lg)) for z, lg in zip(presence, inside)]
             prob = F.interpolate(torch.sigmoid(logits)[None], size=(window, window), mode="bilinear",
@@ -142,14 +155,16 @@ def _inside(logits: torch.Tensor, window: int, rows: int, cols: int) -> torch.Te
     return logits[:, :math.ceil(rows * side / window), :math.ceil(cols * side / window)]
 
 
-def _decode_windows(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, window: int,
+def _decode_windows(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, scale: tuple[int, int | None],
                     chunk: list[tuple[int, int]]) -> torch.Tensor:
-    """Logits ``[N, P, S, S]`` of the ``N`` windows at ``chunk`` (padded with the mean colour past the photo)."""
+    """Logits ``[N, P, S, S]`` of the ``N`` windows at ``chunk`` (padded with the mean colour past the photo), each
+    shown to the model at ``scale``'s input side."""
+    window, input_side = scale
     crops = []
     for top, left in chunk:
         crops.append(_padded(backend, image[top:top + window, left:left + window], window))
     with torch.inference_mode():
-        features = backend.encode_image(backend.preprocess(crops))
+        features = backend.encode_image(backend.preprocess(crops, input_side))
         logits = backend.decode(repeat_features(features, len(embeddings)), embeddings.repeat(len(crops), 1))
     return logits.float().cpu().reshape(len(crops), len(embeddings), *logits.shape[-2:])
 

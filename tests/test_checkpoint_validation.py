@@ -166,6 +166,19 @@ def test_clipseg_checks(tiny_clipseg_dir: Path, tmp_path: Path) -> None:
     assert _load_error(file.parent).startswith(f"{file}: weight 'decoder.reduces.0.weight' holds NaN")
 
 
+def test_a_scale_policy_input_the_backend_cannot_take_is_refused_at_load(tiny_clipseg_dir: Path,
+                                                                          tmp_path: Path) -> None:
+    directory = _copy(tiny_clipseg_dir, tmp_path)
+    side = load_backend(directory, "cpu").input_size
+    policy = {"view": "tiles", "window": 640, "input": side}
+    (directory / "postprocess.json").write_text(json.dumps({"scales": {"segment crack": policy}}))
+    assert load_backend(directory, "cpu").settings.scales["segment crack"].input == side   # its own side is fine
+    (directory / "postprocess.json").write_text(json.dumps({"scales": {"segment crack": {**policy, "input": 96}}}))
+    assert _load_error(directory) == (f"{directory / 'postprocess.json'}: scales['segment crack'] = the clipseg "
+                                      f"backend keeps its input size ({side}), not 96. run `python -m "
+                                      "drywall_qa.calibrate --model DIR` again, or delete the entry")
+
+
 def test_app_model_box_gets_the_one_line(tiny_lite_dir: Path, tmp_path: Path) -> None:
     file = _edit_config(_copy(tiny_lite_dir, tmp_path), lambda c: c.update(prompt_thresholds={"segment crack": 7.5}))
     with pytest.raises(ModelLoadError, match=r"config.json: prompt_thresholds\['segment crack'\] = 7.5"):

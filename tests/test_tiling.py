@@ -53,9 +53,10 @@ class PixelBackend(Backend):
     def input_size(self) -> int:
         return self.side
 
-    def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+    def preprocess(self, images: Sequence[np.ndarray], size: int | None = None) -> torch.Tensor:
+        side = self.check_input_side(size)
         batch = torch.stack([torch.from_numpy(np.ascontiguousarray(im)).permute(2, 0, 1).float() for im in images])
-        assert batch.shape[-2:] == (self.side, self.side), "the views hand over windows at the input size"
+        assert batch.shape[-2:] == (side, side), "the views hand over windows at the input size"
         return batch
 
     def encode_image(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -118,6 +119,34 @@ def test_a_photo_inside_one_window_gets_the_untiled_answer(lite: Segmenter) -> N
         assert tiled.view == "whole image"
 
 
+@pytest.mark.parametrize("view", [WHOLE, TILES, BOTH])
+def test_a_policy_input_side_runs_the_model_as_if_resized_to_it(lite: Segmenter, tiny_lite_dir: Path,
+                                                                view: str) -> None:
+    """A policy naming a smaller input gives exactly the answer of the same model resized to it, for every view,
+    and the other prompts of the same call keep the model's own input."""
+    photo = np.random.default_rng(4).integers(0, 256, (120, 90, 3), dtype=np.uint8)
+    resized = Segmenter.load(tiny_lite_dir, device="cpu")
+    resized.backend.resize_input(32)
+    expected, = resized.predict(photo, "segment crack", scale=ScalePolicy(view, 48))
+    lite.backend.settings.scales = {"segment crack": ScalePolicy(view, 48, input=32),
+                                    "segment taping area": ScalePolicy(view, 48)}
+    try:
+        smaller, own = lite.predict(photo, ["segment crack", "segment taping area"])
+        alone, = lite.predict(photo, "segment taping area")
+    finally:
+        lite.backend.settings.scales = {}
+    np.testing.assert_array_equal(smaller.probabilities, expected.probabilities)
+    np.testing.assert_array_equal(own.probabilities, alone.probabilities)
+    assert not np.array_equal(smaller.probabilities, own.probabilities)
+    assert smaller.view == f"{expected.view}, model input 32 px" and "model input" not in own.view
+
+
+def test_a_backend_of_fixed_input_refuses_another_side() -> None:
+    photo = np.zeros((40, 40, 3), np.uint8)
+    with pytest.raises(InputError, match=r"input: the pixels backend keeps its input size \(32\), not 48"):
+        predict_views(PixelBackend(32), photo, torch.ones(1, 1), [ScalePolicy(WHOLE, 32, input=48)])
+
+
 def test_tiling_modes_force_the_view(lite: Segmenter) -> None:
     photo = np.random.default_rng(3).integers(0, 256, (150, 100, 3), dtype=np.uint8)
     lite.backend.settings.scales = {"segment crack": ScalePolicy(TILES, 48)}
@@ -138,7 +167,7 @@ def test_tiling_modes_force_the_view(lite: Segmenter) -> None:
 
 def test_policy_round_trips_through_the_checkpoint(tiny_lite_dir: Path, tmp_path: Path) -> None:
     backend = load_backend(tiny_lite_dir, "cpu")
-    settings = PostprocessSettings(scales={"segment crack": ScalePolicy(TILES, 640),
+    settings = PostprocessSettings(scales={"segment crack": ScalePolicy(TILES, 640, input=32),
                                            "segment taping area": ScalePolicy(BOTH, 96)})
     backend.save_pretrained(tmp_path)
     settings.save_pretrained(tmp_path)
@@ -148,6 +177,9 @@ def test_policy_round_trips_through_the_checkpoint(tiny_lite_dir: Path, tmp_path
 @pytest.mark.parametrize("value, problem", [({"view": "zoom", "window": 640}, "view 'zoom'"),
                                             ({"view": "tiles", "window": 7}, "window 7"),
                                             ({"view": "tiles", "window": True}, "window True"),
+                                            ({"view": "tiles", "window": 640, "input": 8}, "input 8"),
+                                            ({"view": "tiles", "window": 640, "input": 384.0}, "input 384.0"),
+                                            ({"view": "tiles", "window": 640, "side": 384}, "not an object"),
                                             ("tiles", "not an object")])
 def test_bad_policies_are_refused_by_name(value: object, problem: str) -> None:
     with pytest.raises(ModelLoadError, match=rf"postprocess.json: scales\['segment crack'\] = .*{problem}"):

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from drywall_qa.backends import load_backend
 from drywall_qa.data import CocoSplit
-from drywall_qa.scale_choice import candidates, choose
+from drywall_qa.scale_choice import SMALLER_INPUT, candidates, choose, input_sides
 from drywall_qa.tiling import BOTH, TILES, WHOLE, ScalePolicy
 from drywall_qa.wide_shots import MosaicSplit, ZoomSplit, wide_shots
 from tests.helpers import make_split
@@ -43,3 +44,16 @@ def test_candidates_and_ties_prefer_the_cheaper_view() -> None:
     assert len(candidates(352)) == 5
     scores = {"segment crack": {p: 0.5 for p in policies}, "segment taping area": dict(zip(policies, [0.4, 0.6, 0.5]))}
     assert choose(scores) == {"segment crack": policies[0], "segment taping area": policies[1]}
+
+
+def test_a_smaller_input_is_tried_first_and_wins_within_the_tolerance(tiny_lite_dir: Path) -> None:
+    policies = candidates(640, [32, None])
+    assert policies == [ScalePolicy(WHOLE, 640), ScalePolicy(TILES, 640, 32), ScalePolicy(TILES, 640),
+                        ScalePolicy(BOTH, 640, 32), ScalePolicy(BOTH, 640)]
+    near = dict(zip(policies, [0.3, 0.498, 0.5, 0.4, 0.4]))
+    far = dict(zip(policies, [0.3, 0.49, 0.5, 0.4, 0.4]))
+    assert choose({"near": near, "far": far}, tolerance=0.005) == {"near": policies[1], "far": policies[2]}
+    backend = load_backend(tiny_lite_dir, "cpu")
+    assert input_sides(backend) == [None]                  # the tiny model's own 64 px is below SMALLER_INPUT
+    backend.resize_input(SMALLER_INPUT * 2)
+    assert input_sides(backend) == [SMALLER_INPUT, None]

@@ -46,6 +46,9 @@ class Backend(ABC):
     #: side in photo pixels of the windows a tiled prediction uses when no scale policy names one
     #: (:mod:`drywall_qa.tiling`): the 640 px dataset photos the models here are trained on
     tile_window: int = 640
+    #: True when the model runs at any input side (fully convolutional): :meth:`resize_input` and ``preprocess``'s
+    #: ``size`` take other sides, and a scale policy may name a smaller one (:mod:`drywall_qa.tiling`)
+    resizable_input: bool = False
     #: per-channel normalisation of [0, 1] images
     image_mean: tuple[float, ...] = (0.5, 0.5, 0.5)
     image_std: tuple[float, ...] = (0.5, 0.5, 0.5)
@@ -75,8 +78,18 @@ class Backend(ABC):
                          "leave --image-size out")
 
     @abstractmethod
-    def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
-        """RGB uint8 ``H×W×3`` arrays → pixel values ``[B, 3, S, S]`` on the model's device."""
+    def preprocess(self, images: Sequence[np.ndarray], size: int | None = None) -> torch.Tensor:
+        """RGB uint8 ``H×W×3`` arrays → pixel values ``[B, 3, S, S]`` on the model's device; ``S`` is ``size``
+        (only where ``resizable_input``), else ``input_size``."""
+
+    def check_input_side(self, size: int | None) -> int:
+        """``size`` if this backend can take it (``None``: ``input_size``), else one clear error."""
+        if size is None or size == self.input_size:
+            return self.input_size
+        if not self.resizable_input:
+            raise InputError("input", f"the {self.family} backend keeps its input size ({self.input_size}), not "
+                             f"{size}", "leave the scale policy's input out")
+        return size
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """Float images in [0, 1], ``[B, 3, S, S]`` at ``input_size`` → pixel values (training feeds augmented

@@ -3,8 +3,8 @@ load with one line naming the file and the field — not later with empty masks,
 
 Before loading: ``config.json`` is a readable JSON object (post-processing settings are checked where they are read,
 :mod:`drywall_qa.postprocess`); every ``*.safetensors`` header parses and covers its file. After loading: every
-weight is finite and one smoke prediction (a small grey ramp, one prompt) gives finite logits: about 30 ms in all for
-the bundled model on one CPU thread.
+weight is finite, every scale policy names an input side the backend takes, and one smoke prediction (a small grey
+ramp, one prompt) gives finite logits: about 30 ms in all for the bundled model on one CPU thread.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from drywall_qa.backends.base import Backend
-from drywall_qa.errors import ModelLoadError, shown
+from drywall_qa.errors import InputError, ModelLoadError, shown
 from drywall_qa.imaging import path_problem, short_path
-from drywall_qa.postprocess import read_json_object
+from drywall_qa.postprocess import RECALIBRATE, SETTINGS_FILE, read_json_object
 
-#: largest model input side accepted from a checkpoint (the bundled model uses 384, CLIPSeg 352)
+#: largest model input side accepted from a checkpoint (the bundled model uses 480, CLIPSeg 352)
 MAX_INPUT_SIZE = 2048
 #: the smoke prediction: a model input of this side (a multiple of the largest stride, 32) and this prompt
 SMOKE_SIZE, SMOKE_PROMPT = 64, "segment crack"
@@ -77,12 +77,19 @@ def check_weight_files(directory: Path) -> None:
 
 
 def check_loaded(backend: Backend, source: str) -> None:
-    """A loaded :class:`~drywall_qa.backends.Backend`: finite weights and a finite smoke prediction."""
+    """A loaded :class:`~drywall_qa.backends.Backend`: finite weights, scale policies it can run, and a finite smoke
+    prediction."""
     weights = Path(source) / "model.safetensors"
     where = weights if weights.is_file() else source
     for name, tensor in backend.model.state_dict().items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise ModelLoadError(f"{where}: weight '{name}' holds NaN or infinite values. {RESTORE}")
+    for prompt, policy in backend.settings.scales.items():
+        try:
+            backend.check_input_side(policy.input)
+        except InputError as err:
+            raise ModelLoadError(f"{Path(source) / SETTINGS_FILE}: scales[{shown(prompt)}] = {err.problem}. "
+                                 f"{RECALIBRATE}") from None
     _smoke_prediction(backend, source)
 
 

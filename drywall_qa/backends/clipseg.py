@@ -54,7 +54,8 @@ class ClipSegBackend(Backend):
     def input_size(self) -> int:
         return int(self.processor.image_processor.size["height"])
 
-    def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+    def preprocess(self, images: Sequence[np.ndarray], size: int | None = None) -> torch.Tensor:
+        self.check_input_side(size)
         # channels_last stated, not guessed: the processor takes a 1×1×3 or 3×2×3 array for channels-first
         pixel_values = self.processor.image_processor(images=list(images), input_data_format="channels_last",
                                                       return_tensors="pt").pixel_values

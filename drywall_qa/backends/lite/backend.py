@@ -30,6 +30,7 @@ class LiteBackend(Backend):
     #: below this a prompt is an unknown concept: chosen on the 71 prompts of ``python -m drywall_qa.concepts``
     #: (paraphrases 0.58–0.98, unrelated prompts 0.38–0.84), 95.8 % right, leave-one-out 95.8 %
     known_concept_similarity = 0.643
+    resizable_input = True
 
     def __init__(self, model: LiteModel, text_encoder: SentenceEncoder | None = None) -> None:
         self.model = model
@@ -76,8 +77,9 @@ class LiteBackend(Backend):
     def max_prompt_tokens(self) -> int:
         return self.text_encoder.max_tokens
 
-    def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
-        size = (self.input_size, self.input_size)
+    def preprocess(self, images: Sequence[np.ndarray], size: int | None = None) -> torch.Tensor:
+        side = self.check_input_side(size)
+        size = (side, side)
         batch = [
             F.interpolate(torch.from_numpy(np.array(im, dtype=np.uint8)).permute(2, 0, 1)[None].float(),
                           size=size, mode="bilinear", antialias=True, align_corners=False)
