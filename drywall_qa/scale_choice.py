@@ -42,9 +42,7 @@ def input_sides(backend: Backend) -> list[int | None]:
 
 def candidates(tile_window: int, inputs: Sequence[int | None] = (None,)) -> list[ScalePolicy]:
     """Cheapest first: the whole view, then tiles and both at the training scale and at the backend's own window,
-    each at every input side of ``inputs`` (smaller first; None: the backend's own). The whole view keeps the
-    backend's input: it is one encoding whatever the photo, and the raw masks scored here do not see what box
-    shaping loses at a smaller side (taping: 0.706 against 0.735 at 384 and 480 px)."""
+    their windows at every input side of ``inputs`` (smaller first; None: the backend's own)."""
     windows = dict.fromkeys([TRAINING_WINDOW, tile_window])
     tiled = [ScalePolicy(view, w, side) for view in (TILES, BOTH) for w in windows for side in inputs]
     return [ScalePolicy(WHOLE, TRAINING_WINDOW), *tiled]
@@ -83,8 +81,7 @@ def _curves(segmenter: Segmenter, shots: Split, prompts: list[str], policies: Se
         answers: dict[ScalePolicy, list] = {}
         for policy in policies:
             height, width = sample.mask.shape
-            one_window = len(window_grid(height, width, policy.window)) == 1
-            same = ScalePolicy(WHOLE, input=policy.input) if one_window else policy
+            same = policy if len(window_grid(height, width, policy.window)) > 1 else ScalePolicy(WHOLE)
             if same not in answers:
                 answers[same] = segmenter.predict(sample.image, prompts, scale=policy)
             for prediction in answers[same]:

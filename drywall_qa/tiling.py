@@ -6,8 +6,9 @@
   model was trained at, whatever the photo's size. Right for thin structures (cracks) in wide shots.
 * ``both``: the mean of the two probability maps.
 
-A policy may also name the model ``input`` side its views are shrunk to (default: the backend's): a smaller one costs
-less per window where the prompt's score allows it.
+A policy may also name the model ``input`` side its windows are shrunk to (default: the backend's): a smaller one
+costs less per window where the prompt's score allows it. The whole view always runs at the backend's input, so a
+photo inside one window, and every prompt on it, shares one encoding.
 
 Window probabilities are blended with weights that fall linearly to the window edges over the overlap, normalised
 so they sum to one at every pixel. A :class:`ScalePolicy` per prompt says which view runs; it is stored with the
@@ -36,8 +37,8 @@ MIN_INPUT, MAX_INPUT = 32, 2048
 @dataclass(frozen=True)
 class ScalePolicy:
     """Which view of a photo a prompt is predicted from; ``window``: the tile side in photo pixels (the scale the
-    model was trained at), used by ``tiles`` and ``both``; ``input``: the model input side every view is shrunk to
-    (None: the backend's own)."""
+    model was trained at), and ``input``: the model input side each window is shrunk to (None: the backend's own),
+    both used by ``tiles`` and ``both``."""
 
     view: str = WHOLE
     window: int = 640
@@ -106,8 +107,8 @@ def blend_weights(window: int, overlap: int | None = None) -> np.ndarray:
 
 
 def describe(policy: ScalePolicy, windows: int) -> str:
-    """How a prediction was made, for users: "whole image", "tiled: 35 windows at 640 px", or both; the model input
-    side follows where the policy names one."""
+    """How a prediction was made, for users: "whole image", "tiled: 35 windows at 640 px", or both; the windows'
+    model input side follows where the policy names one."""
     tiles = f"{windows} window{'s' if windows != 1 else ''} at {policy.window} px"
     shown = {WHOLE: "whole image", TILES: f"tiled: {tiles}", BOTH: f"whole image + {tiles}"}[policy.view]
-    return shown if policy.input is None else f"{shown}, model input {policy.input} px"
+    return shown if policy.input is None or policy.view == WHOLE else f"{shown}, model input {policy.input} px"

@@ -1,17 +1,17 @@
 """Run a backend over one photo's views (:mod:`drywall_qa.tiling`) and blend them into probability maps at the
 photo's size.
 
-The whole view is encoded once for all prompts that use it at one model input side. Tiled prompts are grouped by
-window and input side; for each group the windows are encoded a few at a time, every prompt is decoded per window, and
-the window probabilities are added into a band of rows one window high that is finished and released as the windows
-move down the photo. Full-size maps are kept as float16, so a 50 MP photo with 8 prompts holds under a gigabyte of
-maps.
+The whole view is encoded once, at the model's input side, for all prompts that use it. Tiled prompts are grouped by
+window side and the input side their windows are shrunk to; for each group the windows are encoded a few at a time,
+every prompt is decoded per window, and the window probabilities are added into a band of rows one window high that is
+finished and released as the windows move down the photo. Full-size maps are kept as float16, so a 50 MP photo with
+8 prompts holds under a gigabyte of maps.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -59,10 +59,14 @@ def predict_views(backend: Backend, image: np.ndarray, embeddings: torch.Tensor,
     probabilities: list[np.ndarray | None] = [None] * len(policies)
     logits: list[torch.Tensor | None] = [None] * len(policies)
     presence = [-np.inf] * len(policies)
-    for side, group in _groups(policies, lambda p: p.needs_whole, lambda p: p.input).items():
-        for i, (prob, logit) in zip(group, _whole_view(backend, image, embeddings[group], side)):
+    whole = [i for i, p in enumerate(policies) if p.needs_whole]
+    if whole:
+        for i, (prob, logit) in zip(whole, _whole_view(backend, image, embeddings[whole])):
             probabilities[i], logits[i], presence[i] = prob, logit, presence_logit(logit)
-    tiled = _groups(policies, lambda p: p.tiled, lambda p: (p.window, p.input))
+    tiled: dict[tuple[int, int | None], list[int]] = {}
+    for i, policy in enumerate(policies):
+        if policy.tiled:
+            tiled.setdefault((policy.window, policy.input), []).append(i)
     total, done = sum(len(grids[window]) for window, _ in tiled), 0
     for (window, side), group in tiled.items():
         maps = [np.empty((height, width), np.float16) if probabilities[i] is None else probabilities[i] for i in group]
@@ -77,16 +81,6 @@ def predict_views(backend: Backend, image: np.ndarray, embeddings: torch.Tensor,
             for p, lg, z, policy in zip(probabilities, logits, presence, policies)]
 
 
-def _groups(policies: Sequence[ScalePolicy], member: Callable[[ScalePolicy], bool],
-            key: Callable[[ScalePolicy], Hashable]) -> dict[Hashable, list[int]]:
-    """Indices of the policies that are ``member``s, grouped by ``key`` (the views one encoding serves)."""
-    groups: dict[Hashable, list[int]] = {}
-    for index, policy in enumerate(policies):
-        if member(policy):
-            groups.setdefault(key(policy), []).append(index)
-    return groups
-
-
 def _padded(backend: Backend, part: np.ndarray, side: int) -> np.ndarray:
     """``part`` (RGB uint8) at the top left of a ``side×side`` square of the colour that normalises to zero (the
     model's mean); ``part`` itself when it already fills the square."""
@@ -98,20 +92,19 @@ def _padded(backend: Backend, part: np.ndarray, side: int) -> np.ndarray:
     return square
 
 
-def _whole_view(backend: Backend, image: np.ndarray, embeddings: torch.Tensor,
-                input_side: int | None) -> list[tuple[np.ndarray, torch.Tensor]]:
+def _whole_view(backend: Backend, image: np.ndarray,
+                embeddings: torch.Tensor) -> list[tuple[np.ndarray, torch.Tensor]]:
     """``(probabilities H×W float16, logits over the photo)`` per prompt from the photo padded to a square and
-    shrunk to the model input (``input_side``, None: the backend's); a square photo goes to ``preprocess`` as it
-    is."""
+    shrunk to the model input; a square photo goes to ``preprocess`` as it is."""
     height, width = image.shape[:2]
-    side = backend.check_input_side(input_side)
+    side = backend.input_size
     if height == width:
-        pixels, (rows, cols) = backend.preprocess([image], side), (side, side)
+        pixels, (rows, cols) = backend.preprocess([image]), (side, side)
     else:
         scale = side / max(height, width)
         rows, cols = max(1, round(height * scale)), max(1, round(width * scale))
         shrunk = np.asarray(Image.fromarray(image).resize((cols, rows), Image.Resampling.BILINEAR))
-        pixels = backend.preprocess([_padded(backend, shrunk, side)], side)
+        pixels = backend.preprocess([_padded(backend, shrunk, side)])
     with torch.inference_mode():
         features = backend.encode_image(pixels)
         out = backend.decode(repeat_features(features, len(embeddings)), embeddings)

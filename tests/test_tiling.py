@@ -112,24 +112,23 @@ def test_every_view_keeps_the_photo_size(lite: Segmenter, height: int, width: in
 def test_a_photo_inside_one_window_gets_the_untiled_answer(lite: Segmenter) -> None:
     photo = np.random.default_rng(2).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     whole, = lite.predict(photo, "segment crack", tiling="off")
-    for view in (TILES, BOTH):
-        tiled, = lite.predict(photo, "segment crack", scale=ScalePolicy(view, 64))
+    for policy in (ScalePolicy(TILES, 64), ScalePolicy(BOTH, 64), ScalePolicy(TILES, 64, input=32)):
+        tiled, = lite.predict(photo, "segment crack", scale=policy)
         torch.testing.assert_close(tiled.logits, whole.logits)
         np.testing.assert_array_equal(tiled.probabilities, whole.probabilities)
         assert tiled.view == "whole image"
 
 
-@pytest.mark.parametrize("view", [WHOLE, TILES, BOTH])
-def test_a_policy_input_side_runs_the_model_as_if_resized_to_it(lite: Segmenter, tiny_lite_dir: Path,
-                                                                view: str) -> None:
-    """A policy naming a smaller input gives exactly the answer of the same model resized to it, for every view,
-    and the other prompts of the same call keep the model's own input."""
+def test_a_policy_input_side_runs_the_windows_as_if_the_model_were_resized(lite: Segmenter,
+                                                                          tiny_lite_dir: Path) -> None:
+    """Windows of a policy naming a smaller input give exactly the answer of the same model resized to it, and the
+    other prompts of the same call keep the model's own input."""
     photo = np.random.default_rng(4).integers(0, 256, (120, 90, 3), dtype=np.uint8)
     resized = Segmenter.load(tiny_lite_dir, device="cpu")
     resized.backend.resize_input(32)
-    expected, = resized.predict(photo, "segment crack", scale=ScalePolicy(view, 48))
-    lite.backend.settings.scales = {"segment crack": ScalePolicy(view, 48, input=32),
-                                    "segment taping area": ScalePolicy(view, 48)}
+    expected, = resized.predict(photo, "segment crack", scale=ScalePolicy(TILES, 48))
+    lite.backend.settings.scales = {"segment crack": ScalePolicy(TILES, 48, input=32),
+                                    "segment taping area": ScalePolicy(TILES, 48)}
     try:
         smaller, own = lite.predict(photo, ["segment crack", "segment taping area"])
         alone, = lite.predict(photo, "segment taping area")
@@ -144,7 +143,7 @@ def test_a_policy_input_side_runs_the_model_as_if_resized_to_it(lite: Segmenter,
 def test_a_backend_of_fixed_input_refuses_another_side() -> None:
     photo = np.zeros((40, 40, 3), np.uint8)
     with pytest.raises(InputError, match=r"input: the pixels backend keeps its input size \(32\), not 48"):
-        predict_views(PixelBackend(32), photo, torch.ones(1, 1), [ScalePolicy(WHOLE, 32, input=48)])
+        predict_views(PixelBackend(32), photo, torch.ones(1, 1), [ScalePolicy(TILES, 32, input=48)])
 
 
 def test_tiling_modes_force_the_view(lite: Segmenter) -> None:
