@@ -178,9 +178,10 @@ def _print_scales(scores: Mapping[str, Mapping[ScalePolicy, float]], chosen: Map
     policies = list(next(iter(scores.values())))
     names = [(f"{p.view}@{p.window}" if p.tiled else p.view) + ("" if p.input is None else f"/{p.input}")
              for p in policies]
-    print(f"{'prompt':<32} " + " ".join(f"{n:>10}" for n in names) + "  chosen")
+    width = max(10, *map(len, names))
+    print(f"{'prompt':<32} " + " ".join(f"{n:>{width}}" for n in names) + "  chosen")
     for prompt, by_policy in scores.items():
-        print(f"{prompt[:32]:<32} " + " ".join(f"{by_policy[p]:10.3f}" for p in policies)
+        print(f"{prompt[:32]:<32} " + " ".join(f"{by_policy[p]:{width}.3f}" for p in policies)
               + f"  {names[policies.index(chosen[prompt])]}")
 
 

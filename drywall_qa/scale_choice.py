@@ -41,10 +41,11 @@ def input_sides(backend: Backend) -> list[int | None]:
 
 
 def candidates(tile_window: int, inputs: Sequence[int | None] = (None,)) -> list[ScalePolicy]:
-    """Cheapest first: the whole view, then tiles and both at the training scale and at the backend's own window,
-    their windows at every input side of ``inputs`` (smaller first; None: the backend's own)."""
-    windows = dict.fromkeys([TRAINING_WINDOW, tile_window])
-    tiled = [ScalePolicy(view, w, side) for view in (TILES, BOTH) for w in windows for side in inputs]
+    """Cheapest first: the whole view, then windows of the training scale and of the backend's own (larger windows
+    first: fewer of them), each at every input side of ``inputs`` (smaller first; None: the backend's own), tiles
+    before both (both adds the whole view)."""
+    windows = sorted({TRAINING_WINDOW, tile_window}, reverse=True)
+    tiled = [ScalePolicy(view, w, side) for w in windows for side in inputs for view in (TILES, BOTH)]
     return [ScalePolicy(WHOLE, TRAINING_WINDOW), *tiled]
 
 

@@ -107,8 +107,8 @@ def blend_weights(window: int, overlap: int | None = None) -> np.ndarray:
 
 
 def describe(policy: ScalePolicy, windows: int) -> str:
-    """How a prediction was made, for users: "whole image", "tiled: 35 windows at 640 px", or both; the windows'
-    model input side follows where the policy names one."""
-    tiles = f"{windows} window{'s' if windows != 1 else ''} at {policy.window} px"
-    shown = {WHOLE: "whole image", TILES: f"tiled: {tiles}", BOTH: f"whole image + {tiles}"}[policy.view]
-    return shown if policy.input is None or policy.view == WHOLE else f"{shown}, model input {policy.input} px"
+    """How a prediction was made, for users: "whole image", "tiled: 35 windows at 640 px" ("… shown at 384 px" where
+    the policy names the windows' model input side), or both."""
+    shrunk = "" if policy.input is None else f" shown at {policy.input} px"
+    tiles = f"{windows} window{'s' if windows != 1 else ''} at {policy.window} px{shrunk}"
+    return {WHOLE: "whole image", TILES: f"tiled: {tiles}", BOTH: f"whole image + {tiles}"}[policy.view]

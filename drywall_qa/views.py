@@ -63,10 +63,10 @@ def predict_views(backend: Backend, image: np.ndarray, embeddings: torch.Tensor,
     if whole:
         for i, (prob, logit) in zip(whole, _whole_view(backend, image, embeddings[whole])):
             probabilities[i], logits[i], presence[i] = prob, logit, presence_logit(logit)
-    tiled: dict[tuple[int, int | None], list[int]] = {}
+    tiled: dict[tuple[int, int], list[int]] = {}
     for i, policy in enumerate(policies):
         if policy.tiled:
-            tiled.setdefault((policy.window, policy.input), []).append(i)
+            tiled.setdefault((policy.window, backend.check_input_side(policy.input)), []).append(i)
     total, done = sum(len(grids[window]) for window, _ in tiled), 0
     for (window, side), group in tiled.items():
         maps = [np.empty((height, width), np.float16) if probabilities[i] is None else probabilities[i] for i in group]
@@ -116,11 +116,11 @@ def _whole_view(backend: Backend, image: np.ndarray,
     return results
 
 
-def _tiled_view(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, scale: tuple[int, int | None],
+def _tiled_view(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, scale: tuple[int, int],
                 grid: list[tuple[int, int]], maps: list[np.ndarray], fused: list[bool],
                 progress: Callable[[int], None]) -> list[float]:
     """Blend every window's probabilities into ``maps`` (averaged with what a fused map already holds), one window
-    at a time; ``scale``: the window side and the model input side (None: the backend's). Returns each prompt's
+    at a time; ``scale``: the window side and the model input side it is shrunk to. Returns each prompt's
     highest presence logit over the windows' parts inside the photo."""
     height, width = image.shape[:2]
     window = scale[0]
@@ -148,7 +148,7 @@ def _inside(logits: torch.Tensor, window: int, rows: int, cols: int) -> torch.Te
     return logits[:, :math.ceil(rows * side / window), :math.ceil(cols * side / window)]
 
 
-def _decode_windows(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, scale: tuple[int, int | None],
+def _decode_windows(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, scale: tuple[int, int],
                     chunk: list[tuple[int, int]]) -> torch.Tensor:
     """Logits ``[N, P, S, S]`` of the ``N`` windows at ``chunk`` (padded with the mean colour past the photo), each
     shown to the model at ``scale``'s input side."""

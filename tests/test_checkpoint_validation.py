@@ -175,8 +175,8 @@ def test_a_scale_policy_input_the_backend_cannot_take_is_refused_at_load(tiny_cl
     assert load_backend(directory, "cpu").settings.scales["segment crack"].input == side   # its own side is fine
     (directory / "postprocess.json").write_text(json.dumps({"scales": {"segment crack": {**policy, "input": 96}}}))
     assert _load_error(directory) == (f"{directory / 'postprocess.json'}: scales['segment crack'] = the clipseg "
-                                      f"backend keeps its input size ({side}), not 96. run `python -m "
-                                      "drywall_qa.calibrate --model DIR` again, or delete the entry")
+                                      f"backend keeps its input size ({side}), not 96. delete its \"input\" "
+                                      "field, or the entry")
 
 
 def test_app_model_box_gets_the_one_line(tiny_lite_dir: Path, tmp_path: Path) -> None:

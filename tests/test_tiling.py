@@ -137,13 +137,42 @@ def test_a_policy_input_side_runs_the_windows_as_if_the_model_were_resized(lite:
     np.testing.assert_array_equal(smaller.probabilities, expected.probabilities)
     np.testing.assert_array_equal(own.probabilities, alone.probabilities)
     assert not np.array_equal(smaller.probabilities, own.probabilities)
-    assert smaller.view == f"{expected.view}, model input 32 px" and "model input" not in own.view
+    assert smaller.view == f"{expected.view} shown at 32 px" and "shown at" not in own.view
+
+
+def test_both_averages_the_whole_view_at_the_model_input_with_windows_at_the_policy_input(
+        lite: Segmenter, tiny_lite_dir: Path) -> None:
+    photo = np.random.default_rng(5).integers(0, 256, (120, 90, 3), dtype=np.uint8)
+    whole, = lite.predict(photo, "segment crack", tiling="off")
+    resized = Segmenter.load(tiny_lite_dir, device="cpu")
+    resized.backend.resize_input(32)
+    windows, = resized.predict(photo, "segment crack", scale=ScalePolicy(TILES, 48))
+    both, = lite.predict(photo, "segment crack", scale=ScalePolicy(BOTH, 48, input=32))
+    expected = (whole.probabilities.astype(np.float32) + windows.probabilities.astype(np.float32)) / 2
+    np.testing.assert_allclose(both.probabilities.astype(np.float32), expected, atol=1e-3)
+    assert both.view == f"whole image + {len(window_grid(120, 90, 48))} windows at 48 px shown at 32 px"
+
+
+def test_progress_counts_the_windows_of_every_input_side(lite: Segmenter) -> None:
+    photo = np.zeros((120, 90, 3), np.uint8)
+    calls: list[tuple[int, int]] = []
+    policies = [ScalePolicy(TILES, 48, input=32), ScalePolicy(TILES, 48), ScalePolicy(TILES, 48, input=64)]
+    predict_views(lite.backend, photo, lite.backend.encode_prompts(["a", "b", "c"]), policies,
+                  lambda done, total: calls.append((done, total)))
+    total = 2 * len(window_grid(120, 90, 48))          # the model's own 64 px, named or not, is one group
+    assert calls[-1] == (total, total)
 
 
 def test_a_backend_of_fixed_input_refuses_another_side() -> None:
     photo = np.zeros((40, 40, 3), np.uint8)
     with pytest.raises(InputError, match=r"input: the pixels backend keeps its input size \(32\), not 48"):
         predict_views(PixelBackend(32), photo, torch.ones(1, 1), [ScalePolicy(TILES, 32, input=48)])
+
+
+def test_a_policy_input_larger_than_the_model_input_is_refused(lite: Segmenter) -> None:
+    side = lite.backend.input_size
+    with pytest.raises(InputError, match=rf"input: {2 * side} is larger than the model's input side \({side}\)"):
+        lite.predict(np.zeros((200, 200, 3), np.uint8), "segment crack", scale=ScalePolicy(TILES, 48, input=2 * side))
 
 
 def test_tiling_modes_force_the_view(lite: Segmenter) -> None:

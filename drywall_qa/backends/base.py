@@ -83,17 +83,19 @@ class Backend(ABC):
         (only where ``resizable_input``), else ``input_size``."""
 
     def check_input_side(self, size: int | None) -> int:
-        """``size`` if this backend can take it (``None``: ``input_size``), else one clear error."""
+        """``size`` if this backend can shrink its input to it (``None``: ``input_size``), else one clear error."""
         if size is None or size == self.input_size:
             return self.input_size
         if not self.resizable_input:
             raise InputError("input", f"the {self.family} backend keeps its input size ({self.input_size}), not "
                              f"{size}", "leave the scale policy's input out")
+        if size > self.input_size:
+            raise InputError("input", f"{size} is larger than the model's input side ({self.input_size})",
+                             "name a smaller side, or leave the scale policy's input out")
         return size
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        """Float images in [0, 1], ``[B, 3, S, S]`` at ``input_size`` → pixel values (training feeds augmented
-        images)."""
+        """Float images in [0, 1], ``[B, 3, S, S]`` → pixel values (training feeds augmented images)."""
         mean = torch.tensor(self.image_mean, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
         std = torch.tensor(self.image_std, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
         return (images - mean) / std

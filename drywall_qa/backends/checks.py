@@ -19,10 +19,11 @@ from safetensors import SafetensorError, safe_open
 from drywall_qa.backends.base import Backend
 from drywall_qa.errors import InputError, ModelLoadError, shown
 from drywall_qa.imaging import path_problem, short_path
-from drywall_qa.postprocess import RECALIBRATE, SETTINGS_FILE, read_json_object
+from drywall_qa.postprocess import SETTINGS_FILE, read_json_object
+from drywall_qa.tiling import MAX_INPUT
 
 #: largest model input side accepted from a checkpoint (the bundled model uses 480, CLIPSeg 352)
-MAX_INPUT_SIZE = 2048
+MAX_INPUT_SIZE = MAX_INPUT
 #: the smoke prediction: a model input of this side (a multiple of the largest stride, 32) and this prompt
 SMOKE_SIZE, SMOKE_PROMPT = 64, "segment crack"
 #: what to do about damaged files
@@ -89,7 +90,7 @@ def check_loaded(backend: Backend, source: str) -> None:
             backend.check_input_side(policy.input)
         except InputError as err:
             raise ModelLoadError(f"{Path(source) / SETTINGS_FILE}: scales[{shown(prompt)}] = {err.problem}. "
-                                 f"{RECALIBRATE}") from None
+                                 "delete its \"input\" field, or the entry") from None
     _smoke_prediction(backend, source)
 
 
