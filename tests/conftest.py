@@ -69,7 +69,7 @@ def tiny_lite_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 #: test modules that start the app as a server or train models (minutes, not seconds)
 SLOW_MODULES = {"test_hostile", "test_browser", "test_training", "test_training_processes", "test_training_demo",
-                "test_crash_safety"}
+                "test_crash_safety", "test_recipe"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
