@@ -6,7 +6,8 @@
 #   bash train/recipe.sh DATA_ROOT OUT_DIR [extra train arguments]
 #   bash train/recipe.sh ../shared/data runs/recipe --mixed-precision fp16      # on a GPU
 #
-# Extra arguments follow each stage's own, so they override them (a smoke run: --limit 8 --epochs 1).
+# Extra arguments follow each stage's own, so they override them (a smoke run: --limit 8 --epochs 1);
+# --lite-encoder efficientnet-lite2 sets stage 1's encoder (the later stages start from a checkpoint and ignore it).
 # CALIBRATE_ARGS (e.g. "--limit 8") goes to the calibration. The model is OUT_DIR/lite-4/last.
 set -euo pipefail
 
