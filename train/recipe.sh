@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The bundled drywall-qa-lite recipe end to end (model card, "Procedure"): four training stages, the 480 px input,
 # then calibration. One prepared script for a GPU machine or for resumed CPU sittings: every stage runs with
-# --resume, so running the script again continues where it stopped and skips finished stages.
+# --resume, so running the script again continues where it stopped and skips finished training stages (the
+# calibration at the end runs again: about 15 minutes on 2 CPU cores).
 #
 #   bash train/recipe.sh DATA_ROOT OUT_DIR [extra train arguments]
 #   bash train/recipe.sh ../shared/data runs/recipe --mixed-precision fp16      # on a GPU
