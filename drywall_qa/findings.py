@@ -1,11 +1,14 @@
 """Measurements of a predicted mask: its instances (connected components) with area, bounding box, orientation and
 score, and for thin ones (cracks, joints) their length along the skeleton, width and width band.
 
-* **Instances** are 8-connected components of at least ``min_area`` pixels; smaller specks are dropped.
+* **Instances** are 8-connected components of at least ``min_area`` pixels; pieces of one crack are linked into one
+  instance (:mod:`drywall_qa.linking`), and an instance spanning less than ``SPECK_FRACTION`` of the photo's longer side
+  is a speck: dropped and counted. Both bounds follow the photo's resolution, so the same wall photographed at more
+  pixels gives the same instances.
 * **Length**: the instance is thinned to a one-pixel skeleton; short spurs that thinning grows at the corners of a
   wide stroke are pruned, each branch is measured as a polyline through every ``SMOOTHING``-th skeleton pixel (a
   pixel-step count would over-measure slanted lines by up to 8 %), and the distance transform at each free end is
-  added back, since thinning stops half a width short of the stroke's end.
+  added back, since thinning stops half a width short of the stroke's end. The gaps between linked pieces count.
 * **Width**: mean width is the area over the length (the mean of the local widths along the stroke); max width is
   twice the largest distance-transform value on the skeleton, less the centre pixel.
 * **Thin** instances are at least ``THIN_ELONGATION`` times longer than wide; only they get a length, widths and a
@@ -26,12 +29,16 @@ from scipy import ndimage
 from skimage.measure import regionprops
 from skimage.morphology import skeletonize
 
+from drywall_qa.linking import Bridge, draw_bridges, link_fragments
+
 #: a thin instance is at least this many times longer than its mean width
 THIN_ELONGATION = 3.0
 #: skeleton pixels between the points of the polyline a branch is measured along
 SMOOTHING = 5
 #: default smallest instance, in pixels
 DEFAULT_MIN_AREA = 64
+#: an instance whose bounding box's longer side is below this fraction of the photo's longer side is a speck
+SPECK_FRACTION = 0.01
 #: upper limits of the hairline, fine and medium bands in millimetres (wider is wide): BRE Digest 251's crack
 #: categories 0 (< 0.1 mm), 1 (to 1 mm), 2 (to 5 mm) and 3 and above
 MM_BANDS = (0.1, 1.0, 5.0)
@@ -49,11 +56,12 @@ _EIGHT = np.ones((3, 3), bool)
 class MeasureSettings:
     """How masks are measured: ``min_area`` in pixels; ``mm_per_pixel`` None measures in pixels; ``bands``: the
     upper limits of the hairline, fine and medium bands in the measurement's unit (None: :data:`MM_BANDS` or
-    :data:`PX_BANDS`)."""
+    :data:`PX_BANDS`); ``link``: join the pieces of one crack (:mod:`drywall_qa.linking`) and drop specks."""
 
     min_area: int = DEFAULT_MIN_AREA
     mm_per_pixel: float | None = None
     bands: tuple[float, float, float] | None = None
+    link: bool = True
 
     def __post_init__(self) -> None:
         if self.min_area < 1:
@@ -103,35 +111,66 @@ class Finding:
         return {**asdict(self), "bbox": list(self.bbox)}
 
 
+@dataclass(frozen=True)
+class Instances:
+    """The instances of one mask: ``labels`` numbers them ``1..count`` (0 elsewhere; the pieces of a linked crack
+    share a number), ``bridges`` the links between each one's pieces, ``specks`` how many were dropped as specks."""
+
+    labels: np.ndarray
+    count: int
+    bridges: dict[int, list[Bridge]]
+    specks: int = 0
+
+
 def label_instances(mask: np.ndarray, min_area: int) -> tuple[np.ndarray, int]:
     """``(labels, count)``: 8-connected components of ``mask`` with at least ``min_area`` pixels, numbered from 1
     in scan order; 0 elsewhere."""
     labels, count = ndimage.label(mask, structure=_EIGHT)
-    if count == 0:
-        return labels, 0
-    sizes = np.bincount(labels.ravel())
-    keep = np.flatnonzero(sizes >= min_area)
-    keep = keep[keep > 0]
-    renumber = np.zeros(count + 1, labels.dtype)
-    renumber[keep] = np.arange(1, len(keep) + 1)
-    return renumber[labels], len(keep)
+    labels, count, _ = _keep(labels, count, np.bincount(labels.ravel()) >= min_area)
+    return labels, count
+
+
+def find_instances(mask: np.ndarray, settings: MeasureSettings = MeasureSettings()) -> Instances:
+    """The instances of ``mask``: components of at least ``min_area`` pixels, linked and rid of specks when the
+    settings say ``link``."""
+    labels, count = label_instances(mask, settings.min_area)
+    if not settings.link:
+        return Instances(labels, count, {})
+    labels, count, bridges = link_fragments(labels, count)
+    shortest = SPECK_FRACTION * max(mask.shape)
+    spans = np.zeros(count + 1)
+    for label, where in enumerate(ndimage.find_objects(labels, max_label=count), start=1):
+        spans[label] = max(s.stop - s.start for s in where) if where is not None else 0
+    kept, kept_count, renumber = _keep(labels, count, spans >= shortest)
+    return Instances(kept, kept_count, {int(renumber[label]): links for label, links in bridges.items()
+                                        if renumber[label]}, count - kept_count)
+
+
+def _keep(labels: np.ndarray, count: int, keep: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
+    """``(labels, count, renumber)``: ``labels`` with only the labels where ``keep`` (indexed by label) holds,
+    renumbered from 1 in order; ``renumber`` maps old labels to new (0: dropped)."""
+    keep = keep.copy()
+    keep[0] = False
+    renumber = (np.cumsum(keep) * keep).astype(labels.dtype)
+    return renumber[labels], int(keep.sum()), renumber
 
 
 def measure(mask: np.ndarray, probabilities: np.ndarray, settings: MeasureSettings = MeasureSettings(),
-            labels: np.ndarray | None = None) -> list[Finding]:
+            instances: Instances | None = None) -> list[Finding]:
     """The findings of one prompt's ``mask`` (``H×W`` bool) with ``probabilities`` (``H×W``) as scores, one per
-    instance in :func:`label_instances` order (``labels`` when already computed)."""
-    if labels is None:
-        labels, _ = label_instances(mask, settings.min_area)
+    instance of :func:`find_instances` (``instances`` when already found)."""
+    instances = instances or find_instances(mask, settings)
     scale = settings.mm_per_pixel or 1.0
     findings = []
-    for props in regionprops(labels):
+    for props in regionprops(instances.labels):
         rows, cols = props.slice
         score = float(np.asarray(probabilities[rows, cols], np.float32)[props.image].mean())
         top, left, bottom, right = props.bbox
         finding = Finding(props.label, float(props.area) * scale ** 2, (left, top, right - left, bottom - top),
                           _orientation(props.orientation), score)
-        length, mean_width, max_width = stroke(props.image)
+        linked = draw_bridges(props.image, instances.bridges.get(props.label, []), (top, left))
+        length, _, max_width = stroke(linked)
+        mean_width = float(props.area) / length
         if length >= THIN_ELONGATION * mean_width:
             finding = replace(finding, length=length * scale, mean_width=mean_width * scale,
                               max_width=max_width * scale, band=settings.band(mean_width * scale))

@@ -15,7 +15,7 @@ from scipy import ndimage
 from drywall_qa.atomic import write_atomic
 from drywall_qa.evaluation import write_png
 from drywall_qa.file_names import safe_name
-from drywall_qa.findings import Finding, MeasureSettings, label_instances, measure
+from drywall_qa.findings import Finding, MeasureSettings, find_instances, measure
 from drywall_qa.prediction import Prediction
 from drywall_qa.visualisation import RGB, palette
 from drywall_qa.visualisation import overlay as blend
@@ -41,15 +41,15 @@ def instance_rles(labels: np.ndarray, count: int) -> list[dict]:
 def prompt_record(prediction: Prediction, index: int, key: str, folder: Path,
                   settings: MeasureSettings) -> tuple[dict, list[Finding]]:
     """Measure one prompt's prediction and write its mask; the record's entry for it and its findings."""
-    labels, count = label_instances(prediction.mask, settings.min_area)
-    findings = measure(prediction.mask, prediction.probabilities, settings, labels)
+    instances = find_instances(prediction.mask, settings)
+    findings = measure(prediction.mask, prediction.probabilities, settings, instances)
     mask_file = f"{MASKS}/{key}__{index:02d}_{safe_name(prediction.prompt, 'prompt')}.png"
     write_png(folder / mask_file, prediction.mask.astype(np.uint8) * 255)
-    instances = [{**finding.to_dict(), "segmentation": rle}
-                 for finding, rle in zip(findings, instance_rles(labels, count))]
+    records = [{**finding.to_dict(), "segmentation": rle}
+               for finding, rle in zip(findings, instance_rles(instances.labels, instances.count))]
     return {"prompt": prediction.prompt, "threshold": prediction.threshold, "presence": prediction.presence,
             "coverage": prediction.coverage, "view": prediction.view, "unknown_concept": prediction.unknown_concept,
-            "mask": mask_file, "findings": instances}, findings
+            "mask": mask_file, "specks": instances.specks, "findings": records}, findings
 
 
 def annotated_overlay(image: np.ndarray, predictions: Sequence[Prediction],
