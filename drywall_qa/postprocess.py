@@ -136,10 +136,13 @@ def _prompt_map(data: Mapping[str, Any], key: str, where: str | Path) -> dict[st
 
 
 def _scale_policy(value: Any, where: str | Path, prompt: str) -> ScalePolicy:
-    if not isinstance(value, dict) or set(value) - {"view", "window", "input"}:
-        raise _bad(where, "scales", prompt, f"{shown(value)} is not an object {{view, window[, input]}}")
+    if not isinstance(value, dict) or set(value) - {"view", "window", "input", "zoom_out", "fusion"}:
+        raise _bad(where, "scales", prompt, f"{shown(value)} is not an object {{view, window[, input, zoom_out, "
+                                                     "fusion]}}")
+    if not isinstance(value.get("zoom_out", []), list):
+        raise _bad(where, "scales", prompt, f"zoom_out {shown(value['zoom_out'])} is not a list of factors")
     try:
-        return ScalePolicy(**value)
+        return ScalePolicy(**{**value, "zoom_out": tuple(value.get("zoom_out", []))})
     except (TypeError, ValueError) as err:
         raise _bad(where, "scales", prompt, str(err)) from None
 

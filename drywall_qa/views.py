@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -22,7 +22,7 @@ from PIL import Image
 from drywall_qa.backends import Backend, repeat_features
 from drywall_qa.imaging import resize_probabilities
 from drywall_qa.presence import presence_logit
-from drywall_qa.tiling import WHOLE, ScalePolicy, blend_weights, describe, window_grid
+from drywall_qa.tiling import MAX, ScalePolicy, blend_weights, describe, passes, window_grid
 
 #: windows encoded in one forward pass
 WINDOW_BATCH = 4
@@ -48,37 +48,58 @@ class ViewResult:
 
 def predict_views(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, policies: Sequence[ScalePolicy],
                   progress: Progress | None = None) -> list[ViewResult]:
-    """Per prompt (row of ``embeddings`` ``[P, D]``), its probabilities under its policy.
+    """Per prompt (row of ``embeddings`` ``[P, D]``), its probabilities under its policy: the maps of the views the
+    policy runs (:func:`~drywall_qa.tiling.passes`) fused by its ``fusion``.
 
     A tiled policy whose windows would hold the whole photo in one runs as the whole view (the same pixels, shown
     at the model input's size); its result says "whole image".
     """
     height, width = image.shape[:2]
-    grids = {p.window: window_grid(height, width, p.window) for p in policies if p.tiled}
-    policies = [p if not p.tiled or len(grids[p.window]) > 1 else replace(p, view=WHOLE) for p in policies]
+    views = [passes(policy, height, width) for policy in policies]
     probabilities: list[np.ndarray | None] = [None] * len(policies)
     logits: list[torch.Tensor | None] = [None] * len(policies)
     presence = [-np.inf] * len(policies)
-    whole = [i for i, p in enumerate(policies) if p.needs_whole]
+    fused = [0] * len(policies)
+    whole = [i for i, runs in enumerate(views) if None in runs]
     if whole:
         for i, (prob, logit) in zip(whole, _whole_view(backend, image, embeddings[whole])):
-            probabilities[i], logits[i], presence[i] = prob, logit, presence_logit(logit)
+            probabilities[i], logits[i], presence[i], fused[i] = prob, logit, presence_logit(logit), 1
     tiled: dict[tuple[int, int], list[int]] = {}
-    for i, policy in enumerate(policies):
-        if policy.tiled:
-            tiled.setdefault((policy.window, backend.check_input_side(policy.input)), []).append(i)
+    for i, (policy, runs) in enumerate(zip(policies, views)):
+        for window in runs:
+            if window is not None:
+                tiled.setdefault((window, backend.check_input_side(policy.input)), []).append(i)
+    grids = {window: window_grid(height, width, window) for window, _ in tiled}
     total, done = sum(len(grids[window]) for window, _ in tiled), 0
     for (window, side), group in tiled.items():
         maps = [np.empty((height, width), np.float16) if probabilities[i] is None else probabilities[i] for i in group]
-        fused = [probabilities[i] is not None for i in group]
-        window_presence = _tiled_view(backend, image, embeddings[group], (window, side), grids[window], maps, fused,
+        fusion = _Fusion([fused[i] for i in group], [policies[i].fusion for i in group])
+        window_presence = _tiled_view(backend, image, embeddings[group], (window, side), grids[window], maps, fusion,
                                       lambda n: progress and progress(done + n, total))
         done += len(grids[window])
         for i, prob, raw in zip(group, maps, window_presence):
-            probabilities[i], logits[i], presence[i] = prob, _overview_logits(prob, backend.input_size), \
-                max(presence[i], raw)
-    return [ViewResult(p, lg, float(z), describe(policy, len(grids.get(policy.window, ()))))
+            probabilities[i], presence[i], fused[i] = prob, max(presence[i], raw), fused[i] + 1
+    logits = [lg if views[i] == [None] else _overview_logits(probabilities[i], backend.input_size)
+              for i, lg in enumerate(logits)]
+    return [ViewResult(p, lg, float(z), describe(policy, height, width))
             for p, lg, z, policy in zip(probabilities, logits, presence, policies)]
+
+
+@dataclass(frozen=True)
+class _Fusion:
+    """How one pass's rows join each prompt's map: ``done`` passes already in it, combined by ``modes``."""
+
+    done: list[int]
+    modes: list[str]
+
+    def combine(self, prompt: int, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+        """The map's rows after this pass: ``new`` alone, their running mean, or their maximum."""
+        done = self.done[prompt]
+        if done == 0:
+            return new
+        if self.modes[prompt] == MAX:
+            return torch.maximum(new, old)
+        return (new + old * done) / (done + 1)
 
 
 def _padded(backend: Backend, part: np.ndarray, side: int) -> np.ndarray:
@@ -117,9 +138,9 @@ def _whole_view(backend: Backend, image: np.ndarray,
 
 
 def _tiled_view(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, scale: tuple[int, int],
-                grid: list[tuple[int, int]], maps: list[np.ndarray], fused: list[bool],
+                grid: list[tuple[int, int]], maps: list[np.ndarray], fusion: _Fusion,
                 progress: Callable[[int], None]) -> list[float]:
-    """Blend every window's probabilities into ``maps`` (averaged with what a fused map already holds), one window
+    """Blend every window's probabilities into ``maps`` (fused with what they already hold by ``fusion``), one window
     at a time; ``scale``: the window side and the model input side it is shrunk to. Returns each prompt's
     highest presence logit over the windows' parts inside the photo."""
     height, width = image.shape[:2]
@@ -134,10 +155,10 @@ def _tiled_view(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, s
             presence = [max(z, presence_logit(lg)) for z, lg in zip(presence, inside)]
             prob = F.interpolate(torch.sigmoid(logits)[None], size=(window, window), mode="bilinear",
                                  align_corners=False, antialias=window < logits.shape[-1])[0]
-            band.finish_above(top, maps, fused)
+            band.finish_above(top, maps, fusion)
             band.add(top, left, prob, weights, height, width)
         progress(start + len(chunk))
-    band.finish_above(height, maps, fused)
+    band.finish_above(height, maps, fusion)
     return presence
 
 
@@ -177,15 +198,15 @@ class _Band:
         self.sums[:, offset:offset + rows, left:left + cols] += prob[:, :rows, :cols] * weights[:rows, :cols]
         self.weights[offset:offset + rows, left:left + cols] += weights[:rows, :cols]
 
-    def finish_above(self, row: int, maps: list[np.ndarray], fused: list[bool]) -> None:
+    def finish_above(self, row: int, maps: list[np.ndarray], fusion: _Fusion) -> None:
         """Write the rows above ``row`` (no later window reaches them) into ``maps`` and move the band down."""
         count = min(row, maps[0].shape[0]) - self.top if maps else 0
         if count <= 0:
             return
         blended = self.sums[:, :count] / self.weights[:count].clamp(min=1e-12)
-        for prob, out, fuse in zip(blended, maps, fused):
+        for prompt, (prob, out) in enumerate(zip(blended, maps)):
             rows = torch.from_numpy(out[self.top:self.top + count])
-            rows.copy_((prob + rows.float()) / 2 if fuse else prob)
+            rows.copy_(fusion.combine(prompt, prob, rows.float()))
         self.sums[:, :-count] = self.sums[:, count:].clone()
         self.sums[:, -count:] = 0
         self.weights[:-count] = self.weights[count:].clone()

@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from drywall_qa.backends import Backend, load_backend
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.postprocess import PostprocessSettings
 from drywall_qa.segmenter import Segmenter
-from drywall_qa.tiling import BOTH, TILES, WHOLE, ScalePolicy, blend_weights, describe, window_grid, window_starts
+from drywall_qa.tiling import BOTH, MAX, TILES, WHOLE, ScalePolicy, blend_weights, describe, window_grid, window_starts
 from drywall_qa.views import predict_views
 from tests.helpers import png_header_only
 
@@ -54,10 +55,12 @@ class PixelBackend(Backend):
         return self.side
 
     def preprocess(self, images: Sequence[np.ndarray], size: int | None = None) -> torch.Tensor:
+        """Square views shrunk to the input side as the real backends do (bilinear)."""
         side = self.check_input_side(size)
-        batch = torch.stack([torch.from_numpy(np.ascontiguousarray(im)).permute(2, 0, 1).float() for im in images])
-        assert batch.shape[-2:] == (side, side), "the views hand over windows at the input size"
-        return batch
+        assert all(im.shape[0] == im.shape[1] for im in images), "the views hand over square windows"
+        images = [np.array(Image.fromarray(im).resize((side, side), Image.Resampling.BILINEAR))
+                  if im.shape[0] != side else im for im in images]
+        return torch.stack([torch.from_numpy(np.ascontiguousarray(im)).permute(2, 0, 1).float() for im in images])
 
     def encode_image(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return (pixel_values[:, :1],)
@@ -186,7 +189,8 @@ def test_tiling_modes_force_the_view(lite: Segmenter) -> None:
     finally:
         lite.backend.settings.scales = {}
         del lite.backend.tile_window
-    assert auto.view == describe(ScalePolicy(TILES, 48), len(window_grid(150, 100, 48)))
+    windows = len(window_grid(150, 100, 48))
+    assert auto.view == describe(ScalePolicy(TILES, 48), 150, 100) == f"tiled: {windows} windows at 48 px"
     assert off.view == "whole image"
     assert other.view.startswith("tiled:") and other.policy == ScalePolicy(TILES, 40)
     with pytest.raises(InputError, match="tiling"):
@@ -195,7 +199,8 @@ def test_tiling_modes_force_the_view(lite: Segmenter) -> None:
 
 def test_policy_round_trips_through_the_checkpoint(tiny_lite_dir: Path, tmp_path: Path) -> None:
     backend = load_backend(tiny_lite_dir, "cpu")
-    settings = PostprocessSettings(scales={"segment crack": ScalePolicy(TILES, 640, input=32),
+    settings = PostprocessSettings(scales={"segment crack": ScalePolicy(TILES, 640, input=32, zoom_out=(2, 4)),
+                                           "segment wall crack": ScalePolicy(TILES, 320, zoom_out=(3,), fusion=MAX),
                                            "segment taping area": ScalePolicy(BOTH, 96)})
     backend.save_pretrained(tmp_path)
     settings.save_pretrained(tmp_path)
@@ -208,6 +213,12 @@ def test_policy_round_trips_through_the_checkpoint(tiny_lite_dir: Path, tmp_path
                                             ({"view": "tiles", "window": 640, "input": 8}, "input 8"),
                                             ({"view": "tiles", "window": 640, "input": 384.0}, "input 384.0"),
                                             ({"view": "tiles", "window": 640, "side": 384}, "not an object"),
+                                            ({"view": "tiles", "window": 640, "zoom_out": [4, 2]}, "zoom_out"),
+                                            ({"view": "tiles", "window": 640, "zoom_out": [1]}, "zoom_out"),
+                                            ({"view": "tiles", "window": 640, "zoom_out": 2}, "zoom_out 2"),
+                                            ({"view": "whole", "window": 640, "zoom_out": [2]}, "tiled view"),
+                                            ({"view": "tiles", "window": 640, "zoom_out": [2], "fusion": "median"},
+                                             "fusion 'median'"),
                                             ("tiles", "not an object")])
 def test_bad_policies_are_refused_by_name(value: object, problem: str) -> None:
     with pytest.raises(ModelLoadError, match=rf"postprocess.json: scales\['segment crack'\] = .*{problem}"):
@@ -223,3 +234,49 @@ def test_tiled_presence_reads_the_photo_not_the_padding() -> None:
     photo = np.zeros((10, 200, 3), np.uint8)                 # every photo pixel: logit -4; padding (mean): 0
     result, = predict_views(PixelBackend(32), photo, torch.ones(1, 1), [ScalePolicy(TILES, 32)])
     assert result.presence_logit == pytest.approx(-4.0)
+
+
+@pytest.mark.parametrize("fusion, combine", [("mean", lambda a, b: (a + b) / 2), (MAX, np.maximum)])
+def test_a_pyramid_fuses_its_passes_per_pixel(fusion: str, combine) -> None:
+    photo = np.random.default_rng(4).integers(0, 256, (100, 150, 3), dtype=np.uint8)
+    backend, prompt = PixelBackend(32), torch.ones(1, 1)
+    fine, = predict_views(backend, photo, prompt, [ScalePolicy(TILES, 32)])
+    coarse, = predict_views(backend, photo, prompt, [ScalePolicy(TILES, 64)])
+    pyramid, = predict_views(backend, photo, prompt, [ScalePolicy(TILES, 32, zoom_out=(2,), fusion=fusion)])
+    expected = combine(fine.probabilities.astype(np.float32), coarse.probabilities.astype(np.float32))
+    np.testing.assert_allclose(pyramid.probabilities.astype(np.float32), expected, atol=2e-3)
+    assert pyramid.view == f"tiled: {len(window_grid(100, 150, 32))} windows at 32 px, " \
+                           f"{len(window_grid(100, 150, 64))} at 64 px ({fusion})"
+    assert pyramid.presence_logit == max(fine.presence_logit, coarse.presence_logit)
+
+
+def test_a_pyramid_of_a_pointwise_backend_is_the_mean_of_its_views_of_each_pixel() -> None:
+    rows = np.repeat(np.linspace(40, 220, 120), 150).reshape(120, 150)          # smooth: shrinking keeps the values
+    photo = np.repeat(rows[..., None], 3, axis=2).astype(np.uint8)
+    pointwise = torch.sigmoid((torch.from_numpy(photo[..., 0]).float() - 128) / 32).numpy()
+    whole = torch.sigmoid((torch.from_numpy(_shrunk(photo, 32)).float() - 128) / 32).numpy()
+    result, = predict_views(PixelBackend(32), photo, torch.ones(1, 1),
+                            [ScalePolicy(TILES, 32, zoom_out=(2, 8))])          # 32 px windows, 64 px, whole view
+    inner = np.s_[8:-8, 8:-8]
+    np.testing.assert_allclose(result.probabilities.astype(np.float32)[inner],
+                               ((2 * pointwise + whole) / 3)[inner], atol=0.02)
+
+
+def _shrunk(photo: np.ndarray, side: int) -> np.ndarray:
+    """The photo's red channel as the whole view sees it: shrunk to ``side`` on its longer side, back to full size."""
+    height, width = photo.shape[:2]
+    scale = side / max(height, width)
+    small = Image.fromarray(photo[..., 0]).resize((round(width * scale), round(height * scale)),
+                                                  Image.Resampling.BILINEAR)
+    return np.asarray(small.resize((width, height), Image.Resampling.BILINEAR))
+
+
+def test_a_pyramid_on_a_photo_inside_one_window_is_the_whole_view(lite: Segmenter) -> None:
+    photo = np.random.default_rng(5).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    whole, = lite.predict(photo, "segment crack", tiling="off")
+    pyramid, = lite.predict(photo, "segment crack", scale=ScalePolicy(TILES, 64, input=32, zoom_out=(2, 4)))
+    np.testing.assert_array_equal(pyramid.probabilities, whole.probabilities)
+    assert pyramid.view == "whole image"
+    off, = lite.predict(np.zeros((300, 300, 3), np.uint8), "segment crack", tiling="off",
+                        scale=ScalePolicy(TILES, 64, zoom_out=(2,)))
+    assert off.view == "whole image"

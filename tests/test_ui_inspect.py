@@ -233,14 +233,13 @@ def test_status_says_which_view_ran_and_tiling_can_be_forced(tab: InspectTab, ti
 
 @pytest.mark.slow
 def test_app_segments_a_12_megapixel_photo_with_the_default_policy(tmp_path: Path) -> None:
-    from drywall_qa.tiling import describe, window_grid
+    from drywall_qa.tiling import describe
 
     path = tmp_path / "whole wall.jpg"
     Image.open(EXAMPLE).convert("RGB").resize((4032, 3024)).save(path, quality=90)
     tab = InspectTab(ModelCache(device="cpu"), [])
     status, overlay, *_, key = tab.run(InspectForm(model="lite", image=str(path), selected=PROMPTS))
     segmenter = tab.models.get("lite").segmenter
-    views = [describe(policy, len(window_grid(3024, 4032, policy.window)) if policy.tiled else 0)
-             for policy in map(segmenter.scale_policy, PROMPTS)]
+    views = [describe(policy, 3024, 4032) for policy in map(segmenter.scale_policy, PROMPTS)]
     assert all(view in status for view in views), status
     assert tab.results.get(key).size == (3024, 4032)
