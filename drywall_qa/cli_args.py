@@ -37,6 +37,8 @@ def _number_arg(kind: type[int] | type[float], wanted: str, accept: Callable[[fl
 probability_arg = _number_arg(float, "a number between 0 and 1 (exclusive)", lambda v: 0 < v < 1, "0.5")
 #: a number from 0 to 1, both included (a probability of an augmentation, a crop fraction)
 fraction_arg = _number_arg(float, "a number from 0 to 1", lambda v: 0 <= v <= 1, "0.1")
+#: a crop side as a fraction of the image side: above 1 zooms out
+crop_fraction_arg = _number_arg(float, "a number above 0, at most 4", lambda v: 0 < v <= 4, "0.5")
 #: a finite number above 0 (a learning rate)
 positive_float_arg = _number_arg(float, "a finite number above 0", lambda v: v > 0, "0.0001")
 #: a finite number of at least 0 (a weight decay)

@@ -268,7 +268,7 @@ def _shrunk(photo: np.ndarray, side: int) -> np.ndarray:
     scale = side / max(height, width)
     small = Image.fromarray(photo[..., 0]).resize((round(width * scale), round(height * scale)),
                                                   Image.Resampling.BILINEAR)
-    return np.asarray(small.resize((width, height), Image.Resampling.BILINEAR))
+    return np.array(small.resize((width, height), Image.Resampling.BILINEAR))
 
 
 def test_a_pyramid_on_a_photo_inside_one_window_is_the_whole_view(lite: Segmenter) -> None:

@@ -14,6 +14,7 @@ from drywall_qa.backends.checks import MAX_INPUT_SIZE
 from drywall_qa.backends.lite.encoder import ARCHITECTURE, ARCHITECTURES
 from drywall_qa.cli_args import (
     count_arg,
+    crop_fraction_arg,
     folder_arg,
     fraction_arg,
     non_negative_float_arg,
@@ -57,8 +58,12 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--limit", type=count_arg(1), default=None, help="cap the images per split (quick runs)")
     p.add_argument("--samples-per-epoch", type=count_arg(1), default=None,
                    help="draw this many training samples per epoch")
-    p.add_argument("--crop-scale", type=fraction_arg, nargs=2, metavar=("MIN", "MAX"), default=TrainConfig.crop_scale,
-                   help="random crop side as a fraction of the image side (smaller: zoomed in, finer detail)")
+    p.add_argument("--crop-scale", type=crop_fraction_arg, nargs=2, metavar=("MIN", "MAX"),
+                   default=TrainConfig.crop_scale,
+                   help="random crop side as a fraction of the image side (smaller: zoomed in, finer detail; "
+                   "above 1: zoomed out over mirrored copies of the image, a wider shot)")
+    p.add_argument("--log-crop-scale", action="store_true",
+                   help="draw the crop fraction log-uniformly (scale jitter: zooming in by 4 as likely as out by 4)")
     p.add_argument("--no-augment", dest="augment", action="store_false", help="plain resize, no random transforms")
     p.add_argument("--unfreeze-last", type=count_arg(0), default=0,
                    help="also train the last N CLIP vision layers (no cache)")
@@ -77,7 +82,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                        help="start afresh in --output-dir, removing an earlier run's history and checkpoints")
     args = vars(p.parse_args(argv))
     if not 0 < args["crop_scale"][0] <= args["crop_scale"][1]:
-        p.error("--crop-scale: need 0 < MIN <= MAX <= 1")
+        p.error("--crop-scale: need 0 < MIN <= MAX <= 4")
     args["crop_scale"] = tuple(args["crop_scale"])
     lite_options = {"frozen_blocks": args.pop("lite_frozen_blocks"), "encoder": args.pop("lite_encoder")}
     return TrainConfig(**args, lite_options=lite_options if args["model"] == NEW_LITE_MODEL else {})

@@ -1,5 +1,9 @@
 """Joint image/mask augmentation for training from scratch: flips, rotation, scale/crop, colour.
 
+The crop side is a fraction of the image's shorter side: below 1 zooms in; above 1 zooms out, the image surrounded by
+mirrored copies of itself (a wider shot of the same wall, each structure smaller). ``log_scale`` draws the fraction
+log-uniformly, so zooming in by 4 is as likely as zooming out by 4 (scale jitter).
+
 Geometry is one affine warp (PIL, fast on a CPU) applied to image and mask together at twice the output size, then
 both are box-averaged down to the output size, so 1–2 px cracks become soft targets instead of vanishing. A crop that
 spans more than two source pixels per warped pixel (a large image, a small output) is box-averaged first, so the
@@ -22,7 +26,8 @@ class AugmentConfig:
 
     enabled: bool = True
     min_scale: float = 0.55  # crop side as a fraction of the image side (zoom in up to 1/min_scale)
-    max_scale: float = 1.0
+    max_scale: float = 1.0  # above 1: zoom out over mirrored copies of the image
+    log_scale: bool = False  # draw the crop fraction log-uniformly
     max_rotation_deg: float = 20.0
     rot90: bool = True
     brightness: float = 0.25
@@ -68,11 +73,32 @@ def _colour(image: torch.Tensor, rng: np.random.Generator, cfg: AugmentConfig) -
     return (image + noise).clamp_(0, 1)
 
 
+def crop_fraction(rng: np.random.Generator, cfg: AugmentConfig) -> float:
+    """The crop side as a fraction of the image's shorter side (1 without augmentation)."""
+    if not cfg.enabled:
+        return 1.0
+    if cfg.log_scale:
+        return float(np.exp(rng.uniform(np.log(cfg.min_scale), np.log(cfg.max_scale))))
+    return float(rng.uniform(cfg.min_scale, cfg.max_scale))
+
+
+def _mirrored(image: np.ndarray, mask: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """The image and mask surrounded by mirrored copies, wide enough for a crop of ``scale`` times the shorter side at
+    any rotation, and that crop's fraction of the larger image's shorter side."""
+    crop = scale * min(image.shape[:2])
+    pad = [(math.ceil(max(0.0, crop * math.sqrt(2) - side) / 2),) * 2 for side in image.shape[:2]]  # room to rotate
+    image = np.pad(image, [*pad, (0, 0)], mode="symmetric")
+    mask = np.pad(mask, pad, mode="symmetric")
+    return image, mask, min(1.0, crop / min(image.shape[:2]))
+
+
 def augment(
     image: np.ndarray, mask: np.ndarray, size: int, rng: np.random.Generator, cfg: AugmentConfig = AugmentConfig()
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """RGB uint8 ``H×W×3`` + bool mask → float image ``[3, size, size]`` in [0, 1] and soft mask ``[size, size]``."""
-    scale = rng.uniform(cfg.min_scale, cfg.max_scale) if cfg.enabled else 1.0
+    scale = crop_fraction(rng, cfg)
+    if scale > 1:
+        image, mask, scale = _mirrored(image, mask, scale)
     factor = max(1, int(scale * min(image.shape[:2]) / (2 * size)))  # source pixels per warped pixel, rounded down
     source = Image.fromarray(image).reduce(factor)
     source_mask = Image.fromarray(mask.astype(np.uint8) * 255).reduce(factor)

@@ -52,6 +52,7 @@ class TrainConfig:
     samples_per_epoch: int | None = None
     augment: bool = True
     crop_scale: tuple[float, float] = (AugmentConfig.min_scale, AugmentConfig.max_scale)  # crop side / image side
+    log_crop_scale: bool = False  # draw the crop fraction log-uniformly (scale jitter)
     resume: bool = False
     overwrite: bool = False
     unfreeze_last: int = 0

@@ -163,7 +163,8 @@ def build_data(accelerator: Accelerator, config: TrainConfig, backend: Backend) 
     dataset = PromptedSegmentationSet(
         sources=train_sources, size=backend.input_size if cached else config.train_size or backend.input_size,
         prompts=config.prompts, negatives=config.negatives, seed=config.seed,
-        augmentation=AugmentConfig(config.augment and not cached, *config.crop_scale), limit=config.limit,
+        augmentation=AugmentConfig(config.augment and not cached, *config.crop_scale, log_scale=config.log_crop_scale),
+        limit=config.limit,
         images=not cached, overlay=config.overlay)
     sampler = EpochSampler(len(dataset), config.seed, config.samples_per_epoch,
                            balanced_weights(dataset) if config.balance else None)
