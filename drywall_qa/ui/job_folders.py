@@ -11,7 +11,6 @@ import time
 import uuid
 import zipfile
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from drywall_qa.atomic import write_atomic
@@ -77,9 +76,7 @@ def job_photos(folder: Path) -> tuple[list[Photo], list[Refused]]:
     if len(photos) > MAX_JOB_PHOTOS:
         raise InputError("photos", f"{len(photos)} photos uploaded; a job holds at most {MAX_JOB_PHOTOS}",
                          "split the visit into several jobs, or run `python -m drywall_qa.inspect` on your machine")
-    prefix = f"{uploads}/"
-    return ([replace(p, name=f"{p.path.name}/{p.member}" if p.member else p.path.name) for p in photos],
-            [replace(r, name=r.name.removeprefix(prefix)) for r in refused])
+    return photos, refused
 
 
 def open_job(folder: Path) -> Job:
