@@ -16,7 +16,7 @@ from pathlib import Path
 from drywall_qa.atomic import write_atomic
 from drywall_qa.errors import InputError
 from drywall_qa.jobs import Job, JobSettings, Photo, Refused, collect
-from drywall_qa.jobs.report import NOTES, read_notes
+from drywall_qa.jobs.report_content import NOTES, read_notes
 from drywall_qa.jobs.runner import JOB_FILE
 from drywall_qa.jobs.sources import unique_keys
 
