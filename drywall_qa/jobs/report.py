@@ -15,8 +15,7 @@ import jinja2
 from PIL import Image
 
 from drywall_qa.atomic import write_atomic
-from drywall_qa.findings import BAND_NAMES
-from drywall_qa.jobs.report_content import ReportContent, build_content
+from drywall_qa.jobs.report_content import COUNT_HEADERS, TEXT_COLUMNS, ReportContent, build_content, finding_cells
 from drywall_qa.jobs.runner import JobSettings
 
 REPORT = "report.html"
@@ -49,8 +48,8 @@ def preview(path: Path, side: int = PREVIEW_SIDE) -> str:
 def render_report(content: ReportContent) -> str:
     """The report's HTML."""
     return _ENVIRONMENT.get_template("report.html.j2").render(
-        report=content, settings=content.settings, counts=content.counts, colours=content.colours,
-        bands=BAND_NAMES, band_limits=content.settings.measure.band_limits, unit=content.settings.measure.unit,
+        report=content, counts=content.counts, colours=content.colours, count_headers=COUNT_HEADERS,
+        text_columns=TEXT_COLUMNS, finding_cells=finding_cells,
         previews={photo.key: preview(photo.overlay) for photo in content.photos},
         thumbnails={photo.key: preview(photo.overlay, THUMBNAIL_SIDE) for photo in content.with_findings})
 

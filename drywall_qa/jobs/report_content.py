@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from drywall_qa.errors import InputError
+from drywall_qa.findings import BAND_NAMES
 from drywall_qa.imaging import short_path
 from drywall_qa.jobs.runner import JobSettings
 from drywall_qa.visualisation import palette
@@ -35,6 +36,13 @@ class PromptRun:
     threshold: float
     view: str
     unknown_concept: bool
+
+    @property
+    def line(self) -> str:
+        """``segment crack: 2 found, coverage 1.72 % · threshold 0.75, tiled: 54 windows at 640 px``."""
+        unknown = " (unknown concept: unreliable)" if self.unknown_concept else ""
+        return (f"{self.prompt}: {self.found} found, coverage {100 * self.coverage:.2f} % · threshold "
+                f"{self.threshold:.2f}, {self.view}{unknown}")
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,10 @@ class Extreme:
     instance: int
     value: float
 
+    def describe(self, digits: int) -> str:
+        """``300.0 — site/large.jpg #2``."""
+        return f"{self.value:.{digits}f} — {self.photo} #{self.instance}"
+
 
 @dataclass(frozen=True)
 class ReportContent:
@@ -77,6 +89,57 @@ class ReportContent:
     @property
     def with_findings(self) -> list[PhotoSection]:
         return [photo for photo in self.photos if photo.findings]
+
+    @property
+    def unit(self) -> str:
+        return self.settings.measure.unit
+
+    @property
+    def headline(self) -> str:
+        """``12 photos (11 measured, 4 with findings, 1 unreadable) · model …``."""
+        unreadable = f", {len(self.counts['unreadable'])} unreadable" if self.counts["unreadable"] else ""
+        return (f"{self.counts['photos']} photos ({self.counts['measured']} measured, {len(self.with_findings)} with "
+                f"findings{unreadable}) · model {self.settings.model}")
+
+    @property
+    def band_note(self) -> str:
+        low, mid, high = self.settings.measure.band_limits
+        return (f"Width bands ({self.unit}): hairline < {low} ≤ fine < {mid} ≤ medium < {high} ≤ wide; only thin "
+                "instances (cracks, joints) are banded.")
+
+    def count_rows(self) -> list[list[str]]:
+        """Per prompt: its instances in all, then per width band (:data:`COUNT_HEADERS` after the prompt)."""
+        return [[prompt, str(self.counts["instances"][prompt]),
+                 *(str(self.counts["bands"][prompt][band]) for band in BAND_NAMES)] for prompt in self.settings.prompts]
+
+    def settings_rows(self) -> list[tuple[str, str]]:
+        """``(what, value)``: the model, each prompt's thresholds and views, tiling, smallest instance, scale."""
+        measure = self.settings.measure
+        scale = f"{measure.mm_per_pixel} mm per pixel" if measure.mm_per_pixel else "none: measurements in pixels"
+        return [("model", self.settings.model),
+                *((f"{prompt}: threshold, view", "; ".join(self.runs[prompt]) or "—") for prompt in self.runs),
+                ("tiling", self.settings.tiling), ("smallest instance", f"{measure.min_area} px"), ("scale", scale)]
+
+    def finding_headers(self) -> list[str]:
+        unit = self.unit
+        return ["prompt", "#", f"length ({unit})", f"mean width ({unit})", f"max width ({unit})", "band",
+                f"area ({unit}²)", "orientation (°)", "score"]
+
+
+#: the text columns of :meth:`ReportContent.finding_headers` (the others are numbers)
+TEXT_COLUMNS = (0, 5)
+COUNT_HEADERS = ("instances", *BAND_NAMES)
+
+
+def finding_cells(prompt: str, finding: dict) -> list[str]:
+    """A finding's row of the findings table, under :meth:`ReportContent.finding_headers`."""
+
+    def number(value: float | None, digits: int) -> str:
+        return "—" if value is None else f"{value:.{digits}f}"
+
+    return [prompt, str(finding["instance"]), number(finding["length"], 1), number(finding["mean_width"], 2),
+            number(finding["max_width"], 2), finding["band"] or "—", number(finding["area"], 1),
+            number(finding["orientation"], 0), number(finding["score"], 2)]
 
 
 def read_notes(folder: Path) -> dict:
