@@ -1,6 +1,7 @@
-"""The job report's content and its HTML, from photo records written by hand: each photo's own view and threshold,
-a summary that counts views over the photos, photos with findings first, the longest and widest findings, and
-names relative to the job's input."""
+"""The job report's content, its HTML and its PDF, from photo records written by hand: each photo's own view and
+threshold, a summary that counts views over the photos, photos with findings first, the longest and widest findings;
+the PDF's pages rendered (pypdfium2), not blank and carrying the HTML's text and counts, and small for large
+photos."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from PIL import Image
 from drywall_qa.findings import Finding, MeasureSettings
 from drywall_qa.jobs.exports import summary
 from drywall_qa.jobs.report import render_report
-from drywall_qa.jobs.report_content import build_content
+from drywall_qa.jobs.report_content import build_content, finding_cells
+from drywall_qa.jobs.report_pdf import render_pdf
 from drywall_qa.jobs.runner import JobSettings
 
 PROMPTS = ("segment crack", "segment taping area")
@@ -86,3 +88,48 @@ def test_html_shows_each_photos_own_view_and_a_summary_first(job: tuple[Path, li
     assert '<a href="#photo-site_other">2.50 — site/other.jpg #1</a>' in summary_html
     assert summary_html.count('<a href="#photo-') == 2 + 2    # the thumbnails, the crack's longest and widest
     assert "2 with findings" in html and "broken.jpg: not a readable image file" in summary_html
+
+
+def pdf_pages(data: bytes) -> tuple[list[np.ndarray], list[str]]:
+    """Each page of a PDF rendered to grey pixels, and its text with whitespace made single spaces."""
+    pdfium = pytest.importorskip("pypdfium2", reason="pypdfium2 renders the PDF: pip install -r requirements-dev.txt")
+    document = pdfium.PdfDocument(data)
+    pages = [document[i] for i in range(len(document))]
+    images = [np.asarray(page.render(scale=0.5).to_pil().convert("L")) for page in pages]
+    texts = [" ".join(page.get_textpage().get_text_range().split()) for page in pages]
+    return images, texts
+
+
+def test_pdf_pages_show_what_the_html_shows(job: tuple[Path, list[dict]]) -> None:
+    folder, records = job
+    content = build_content(folder, records, SETTINGS, summary(records, SETTINGS, []))
+    images, texts = pdf_pages(render_pdf(content))
+    assert len(images) == 1 + len(content.photos)            # the summary, then a page per photo
+    for image in images:
+        assert (image < 200).mean() > 0.002                   # not blank: text and lines drawn
+    html = render_report(content)
+    counts_html = re.search(r'<table id="counts">(.*?)</table>', html, re.S).group(1)
+    for row in content.count_rows():
+        assert " ".join(row) in texts[0]
+        assert "".join(f"<td>{cell}</td>" for cell in row[1:]) in counts_html
+    assert content.headline in texts[0] and content.headline in html
+    assert "300.0 — site/large.jpg #2" in texts[0] and f"0.75, {TILED} (1 photo)" in texts[0]
+    for photo, text in zip(content.photos, texts[1:]):
+        assert text.startswith(photo.name)
+        assert all(run.line in text for run in photo.runs)
+        assert all(" ".join(finding_cells(*f)) in text for f in photo.findings)
+    overlay_page = images[1]                                  # the overlay: a grey block of the photo's 200
+    assert ((overlay_page > 190) & (overlay_page < 210)).mean() > 0.05
+
+
+def test_pdf_of_large_photos_stays_small(tmp_path: Path) -> None:
+    # two 12 MP overlays with fine noise: each must cost the PDF well under 10 MB / 20 photos
+    rng = np.random.default_rng(0)
+    records = []
+    for index in range(2):
+        noise = rng.normal(180, 25, (3024, 4032, 3)).clip(0, 255).astype(np.uint8)
+        records.append(record(tmp_path, f"wall_{index}.jpg", f"wall_{index}", ("whole image",) * 2,
+                              [finding(1, length=10.0, max_width=1.0)], []))
+        Image.fromarray(noise).save(tmp_path / "overlays" / f"wall_{index}.jpg", quality=90)
+    content = build_content(tmp_path, records, SETTINGS, summary(records, SETTINGS, []))
+    assert len(render_pdf(content)) < 500_000          # 250 kB a photo: twenty stay near 5 MB

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Sequence
 from pathlib import Path
 
 import jinja2
 from PIL import Image
 
 from drywall_qa.atomic import write_atomic
-from drywall_qa.jobs.report_content import COUNT_HEADERS, TEXT_COLUMNS, ReportContent, build_content, finding_cells
-from drywall_qa.jobs.runner import JobSettings
+from drywall_qa.jobs.report_content import COUNT_HEADERS, TEXT_COLUMNS, ReportContent, finding_cells
 
 REPORT = "report.html"
 #: longest side of an overlay embedded in the report, and of a thumbnail in its summary
@@ -54,9 +52,8 @@ def render_report(content: ReportContent) -> str:
         thumbnails={photo.key: preview(photo.overlay, THUMBNAIL_SIDE) for photo in content.with_findings})
 
 
-def write_report(folder: Path, records: Sequence[dict], settings: JobSettings, counts: dict) -> Path:
-    """Write ``report.html`` into the job folder atomically, from its records and
-    :func:`~drywall_qa.jobs.exports.summary` ``counts``; its path."""
+def write_report(folder: Path, content: ReportContent) -> Path:
+    """Write ``report.html`` into the job folder atomically; its path."""
     path = folder / REPORT
-    write_atomic(path, render_report(build_content(folder, records, settings, counts)))
+    write_atomic(path, render_report(content))
     return path
