@@ -259,8 +259,12 @@ def test_evaluate_metrics_table_shows_cldice_and_tolerance_f1() -> None:
     scores = {"miou": 0.5, "dice": 0.6, "pooled_iou": 0.4, "precision": 0.7, "recall": 0.8, "loss": 0.3,
               "cldice": 0.91, "tol_f1_2px": 0.8, "tol_f1_5px": 0.95, "threshold": 0.5}
     metrics = {"prompts": {"segment crack": scores}, "tolerances": [2, 5],
-               "threshold_sweep": {"segment crack": {"best_threshold": 0.4}}}
+               "threshold_sweep": {"segment crack": {"best_threshold": 0.4}},
+               "intervals": {"prompts": {"segment crack": {"miou": [0.41, 0.5864]}}}}
     row = metrics_table(metrics).iloc[0]
     assert (row["clDice"], row["F1 2px"], row["F1 5px"]) == (0.91, 0.8, 0.95)
+    assert row["mIoU 95 %"] == "[0.410, 0.586]"
+    single_source = {**metrics, "intervals": {"prompts": {"segment crack": None}}}
+    assert metrics_table(single_source).iloc[0]["mIoU 95 %"] == "n/a"
     assert list(metrics_table({**metrics, "tolerances": None}).columns).count("F1 5px") == 0
 
