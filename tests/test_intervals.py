@@ -16,6 +16,7 @@ from drywall_qa.evaluation.intervals import (
     Sources,
     bootstrap_means,
     intervals,
+    paired_difference,
     per_source_rows,
     percentile_interval,
     resample_weights,
@@ -97,3 +98,14 @@ def test_evaluate_writes_intervals_and_per_source(tmp_path: Path) -> None:
     with (tmp_path / "out" / "per_source.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [(r["source"], r["images"]) for r in rows] == [(f"img{i}.png", "1") for i in range(4)]
+
+
+def test_paired_difference_resamples_photos_for_both_models() -> None:
+    # differences 0.1, 0.2 (photo a) and 0.1 (photo b): resamples aa → 0.15, ab/ba → 0.4/3, bb → 0.1
+    names = ["a.rf.1.jpg", "a.rf.2.jpg", "b.rf.1.jpg"]
+    first, second = np.array([[0.5], [0.5], [0.5]]), np.array([[0.6], [0.7], [0.6]])
+    mean, bounds = paired_difference(first, second, names)
+    assert mean == pytest.approx([0.4 / 3]) and bounds[0] == pytest.approx([0.1, 0.15])
+    mean, bounds = paired_difference(first, first, names)
+    assert mean.tolist() == [0.0] and bounds.tolist() == [[0.0, 0.0]]
+    assert paired_difference(first, second, ["one.jpg"] * 3)[1] is None

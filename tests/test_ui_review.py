@@ -16,6 +16,7 @@ from drywall_qa.data import CocoSplit
 from drywall_qa.review import EXCLUDE_IMAGE, GROUND_TRUTH_WRONG, PREDICTION_CORRECT, PREDICTION_WRONG, read_decisions
 from drywall_qa.ui import review_table
 from drywall_qa.ui.evaluation_views import metrics_table
+from drywall_qa.ui.messages import escape_md
 from drywall_qa.ui.models import ModelCache
 from drywall_qa.ui.review_forms import (
     EDITED,
@@ -196,8 +197,11 @@ def test_edit_adds_and_removes_brush_strokes_from_the_starting_mask(tab: ReviewT
 
 
 def test_two_models_side_by_side_sorted_by_disagreement(tab: ReviewTab, tiny_lite_dir: Path, tmp_path: Path) -> None:
-    _, table, _, session, *_ = score(tab, tiny_lite_dir, compare=str(tiny_lite_dir))
+    status, table, _, session, *_ = score(tab, tiny_lite_dir, compare=str(tiny_lite_dir))
     assert {"IoU B", "Δ IoU", "clDice B"} <= set(table.columns) and session.compare is not None
+    # the same model twice: every paired difference and its interval is exactly 0
+    assert "B − A, mean over images, 95 % interval" in status
+    assert escape_md(f"{session.prompts[0]}: IoU +0.000 [+0.000, +0.000], clDice +0.000 [+0.000, +0.000]") in status
     shown = tab.show(RowForm(session, table.iloc[0]["Image"]))
     assert shown.errors.shape == (64, 2 * 64 + 8, 3) and "B: IoU" in shown.status
     status, *_ = score(tab, tiny_lite_dir, compare=str(tmp_path))

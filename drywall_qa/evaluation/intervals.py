@@ -114,3 +114,17 @@ def per_source_rows(per_prompt: Mapping[str, Sequence[ImageScores]], file_names:
 def per_source_fields(tolerances: Sequence[int] | None) -> tuple[str, ...]:
     """The columns of ``per_source.csv``."""
     return ("source", "prompt", "images", *interval_scores(tolerances))
+
+
+def paired_difference(first: np.ndarray, second: np.ndarray, file_names: Sequence[str],
+                      resamples: int = RESAMPLES, seed: int = SEED) -> tuple[np.ndarray, np.ndarray | None]:
+    """Two models scored on the same images (``images × k`` each): the mean of ``second - first`` per column and
+    its 95 % interval (``k × 2``) by the bootstrap over source photos, None with fewer than two sources. Each
+    resample takes the same photos for both models, so what the photos share (an easy wall, a hard one) cancels:
+    an interval clear of 0 says the difference outlasts the choice of photos."""
+    difference = np.asarray(second, np.float64) - np.asarray(first, np.float64)
+    sources = Sources.of(file_names)
+    if len(sources.names) < 2:
+        return difference.mean(axis=0), None
+    weights = resample_weights(len(sources.names), resamples, seed)
+    return difference.mean(axis=0), percentile_interval(bootstrap_means(difference, sources, weights))
