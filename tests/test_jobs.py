@@ -80,12 +80,14 @@ def test_folders_globs_zips_and_bad_files(mixed: dict, tiny_lite_dir: Path, tmp_
                                           monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.setattr(sources, "MAX_MEMBER_BYTES", 40_000)
     out = tmp_path / "job"
-    assert run_job(tiny_lite_dir, out, mixed["folder"], mixed["glob"], mixed["zip"], tmp_path / "nothing*.jpg") == 0
+    typo = tmp_path.parent / "typo.jpg"          # not there: it must not pull the names' folder up to its parent
+    assert run_job(tiny_lite_dir, out, mixed["folder"], mixed["glob"], mixed["zip"], tmp_path / "nothing*.jpg",
+                   typo) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["measured"] == 8  # 4 in the folder, 2 from the glob, 2 in the zip
     reasons = {p["photo"]: p["reason"] for p in summary["unreadable"]}
     # named relative to the folder holding all that was named (tmp_path), never with the server's folders
-    assert set(reasons) == {"site/broken.jpg", "site/empty.png", "walls.zip/huge.png", "nothing*.jpg"}
+    assert set(reasons) == {"site/broken.jpg", "site/empty.png", "walls.zip/huge.png", "nothing*.jpg", str(typo)}
     reasons = {Path(name).name: reason for name, reason in reasons.items()}
     assert "empty" in reasons["empty.png"] and "not a readable image" in reasons["broken.jpg"]
     assert "40,000" in reasons["huge.png"] and "no file matches" in reasons["nothing*.jpg"]

@@ -102,7 +102,8 @@ class _Entry:
 
 def _base_folder(sources: Sequence[str]) -> Path | None:
     """The deepest folder holding everything ``sources`` name: a folder itself, a file's or archive's folder, a
-    pattern's part before its first wildcard (None when every source is an unusable name)."""
+    pattern's part before its first wildcard; a name that is not there (a typo) is left out, lest it pull the
+    folder up to the file system's root (None when nothing named is there)."""
     folders = []
     for source in sources:
         if path_problem(source):
@@ -111,8 +112,9 @@ def _base_folder(sources: Sequence[str]) -> Path | None:
         if glob.has_magic(source):
             path = Path(*next((path.parts[:i] for i, part in enumerate(path.parts) if glob.has_magic(part)), ()))
         elif not path.is_dir():
-            path = path.parent
-        folders.append(os.path.abspath(path))
+            path = path.parent if path.is_file() else None
+        if path is not None and path.is_dir():
+            folders.append(os.path.abspath(path))
     return Path(os.path.commonpath(folders)) if folders else None
 
 
