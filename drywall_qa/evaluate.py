@@ -1,7 +1,8 @@
 """Score a model on a COCO split: every prompt on every image, one forward pass of the image encoder per image.
 
-Writes ``metrics.json`` (per-prompt scores with the crack-aware clDice and tolerance F1, threshold sweep, presence
-AUROC, timing, model size), ``per_image.csv`` and titled panels ``panels/first_NNN_<stem>.png`` /
+Writes ``metrics.json`` (per-prompt scores with the crack-aware clDice and tolerance F1, their 95 % intervals by a
+bootstrap over source photos, threshold sweep, presence AUROC, timing, model size), ``per_image.csv``,
+``per_source.csv`` (per source photo: images, mean scores) and titled panels ``panels/first_NNN_<stem>.png`` /
 ``panels/worst_NNN_<stem>.png`` (worst by IoU of the first prompt). With ``--negatives-split`` the prompts also run
 on images without their target (presence AUROC, false detections); with ``--perturb`` the split is re-scored under
 each perturbation (``robustness.csv``, ``robustness.png``). Every file is written to a temporary name and renamed, so
@@ -73,6 +74,7 @@ def _print_summary(metrics: dict[str, Any], out_dir: Path) -> None:
         f1_values = "".join(f" {m[name]:7.3f}" for name in f1_names)
         print(f"{prompt[:32]:<32} {m['miou']:6.3f} {m['dice']:6.3f} {m['pooled_iou']:6.3f} {m['cldice']:6.3f}"
               f"{f1_values} {m['threshold']:5.2f} {m['shape']}")
+    _print_intervals(metrics["intervals"])
     for prompt, presence in metrics["presence"].items():
         counts = metrics["prompts"][prompt]
         print(f"presence AUROC {describe_auroc(presence)}: {prompt}")
@@ -86,6 +88,23 @@ def _print_summary(metrics: dict[str, Any], out_dir: Path) -> None:
     for row in metrics.get("robustness", []):
         print(f"{row['label']:<24} {row['prompt'][:32]:<32} mIoU {row['miou']:.3f} (drop {row['miou_drop']:+.3f})")
     print(f"{metrics['timing']['per_image_per_prompt_s'] * 1000:.1f} ms per image per prompt; results in {out_dir}")
+
+
+def _print_intervals(intervals: dict[str, Any]) -> None:
+    """The 95 % intervals of the scores, one row per prompt (n/a with a single source photo)."""
+    print(f"{intervals['level']:.0%} intervals, bootstrap over {intervals['sources']} source photos "
+          f"({intervals['resamples']} resamples, seed {intervals['seed']}):")
+    names = next((list(b) for b in intervals["prompts"].values() if b), [])
+    print(f"{'prompt':<32}" + "".join(f" {_score_title(n):>14}" for n in names))
+    for prompt, bounds in intervals["prompts"].items():
+        cells = "".join(f" [{low:.3f}, {high:.3f}]" for low, high in bounds.values()) if bounds else " n/a"
+        print(f"{prompt[:32]:<32}{cells}")
+
+
+def _score_title(name: str) -> str:
+    """A column title: ``miou`` → mIoU, ``tol_f1_5px`` → F1@5px."""
+    titles = {"miou": "mIoU", "dice": "Dice", "cldice": "clDice"}
+    return titles.get(name, name.replace("tol_f1_", "F1@"))
 
 
 def main(argv: list[str] | None = None) -> int:

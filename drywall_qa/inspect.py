@@ -1,5 +1,5 @@
 """Run an inspection job: photos (files, folders, globs, .zip archives) × prompts → per-photo masks, overlays and
-findings, then findings.csv, COCO files and report.html in the job folder (see :mod:`drywall_qa.jobs`).
+findings, then findings.csv, COCO files, report.html and report.pdf in the job folder (see :mod:`drywall_qa.jobs`).
 
 Re-running on the same ``--out`` resumes: photos already done are skipped. ``accelerate launch -m
 drywall_qa.inspect …`` (or ``torchrun``) shares the photos between processes; the main one writes the exports.
@@ -20,6 +20,8 @@ from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.findings import DEFAULT_MIN_AREA, MM_BANDS, PX_BANDS, MeasureSettings
 from drywall_qa.imaging import short_path
 from drywall_qa.jobs import Job, JobSettings, collect, finish
+from drywall_qa.jobs.report import REPORT
+from drywall_qa.jobs.report_pdf import PDF
 from drywall_qa.segmenter import Segmenter, clean_prompt, select_device
 
 PROG = "python -m drywall_qa.inspect"
@@ -79,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: skipped {problem['photo']}: {problem['reason']}", file=sys.stderr)
     found = ", ".join(f"{prompt}: {n}" for prompt, n in counts["instances"].items())
     print(f"{counts['measured']} of {counts['photos']} photos measured ({found}); report in "
-          f"{short_path(args.out / 'report.html')}")
+          f"{short_path(args.out / REPORT)} and {PDF}")
     return 0
 
 

@@ -44,7 +44,7 @@ def test_jobs_tab_runs_three_photos_and_offers_the_report(server: str, tmp_path:
         sync_api.expect(page.locator("#jobs-overlay img")).to_be_visible()
         page.locator("#jobs-note textarea").fill("Fill and sand before painting.")
         page.click("#jobs-save-note")
-        page.locator("#jobs-note-status").get_by_text("note; report.html and the zip were rebuilt").wait_for()
+        page.locator("#jobs-note-status").get_by_text("note; the report and the zip were rebuilt").wait_for()
         with page.expect_download() as download:
             page.locator("#jobs-files a[download=\"report.html\"]").click()
         report = tmp_path / "report.html"

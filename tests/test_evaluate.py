@@ -237,6 +237,9 @@ def test_cli_tiny_clipseg(split_dir: Path, tiny_clipseg_dir: Path, tmp_path: Pat
     printed = capsys.readouterr().out
     assert "segment crack" in printed and "clDice F1@2px F1@5px thr" in " ".join(printed.split())
     assert "\nsplit: 1 annotations with nothing to draw and 2 degenerate polygons skipped" in printed
+    assert "95% intervals, bootstrap over 3 source photos (2000 resamples, seed 0)" in printed
+    assert "".join(f"[{low:.3f},{high:.3f}]" for low, high in
+                   metrics["intervals"]["prompts"]["segment crack"].values()) in printed.replace(" ", "")
     assert "negatives split:" not in printed
 
 

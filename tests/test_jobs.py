@@ -80,11 +80,15 @@ def test_folders_globs_zips_and_bad_files(mixed: dict, tiny_lite_dir: Path, tmp_
                                           monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.setattr(sources, "MAX_MEMBER_BYTES", 40_000)
     out = tmp_path / "job"
-    assert run_job(tiny_lite_dir, out, mixed["folder"], mixed["glob"], mixed["zip"], tmp_path / "nothing*.jpg") == 0
+    typo = tmp_path.parent / "typo.jpg"          # not there: it must not pull the names' folder up to its parent
+    assert run_job(tiny_lite_dir, out, mixed["folder"], mixed["glob"], mixed["zip"], tmp_path / "nothing*.jpg",
+                   typo) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["measured"] == 8  # 4 in the folder, 2 from the glob, 2 in the zip
-    reasons = {Path(p["photo"]).name: p["reason"] for p in summary["unreadable"]}
-    assert set(reasons) == {"broken.jpg", "empty.png", "huge.png", "nothing*.jpg"}
+    reasons = {p["photo"]: p["reason"] for p in summary["unreadable"]}
+    # named relative to the folder holding all that was named (tmp_path), never with the server's folders
+    assert set(reasons) == {"site/broken.jpg", "site/empty.png", "walls.zip/huge.png", "nothing*.jpg", str(typo)}
+    reasons = {Path(name).name: reason for name, reason in reasons.items()}
     assert "empty" in reasons["empty.png"] and "not a readable image" in reasons["broken.jpg"]
     assert "40,000" in reasons["huge.png"] and "no file matches" in reasons["nothing*.jpg"]
     assert all(out in p.parents for p in tmp_path.parent.rglob("escape*"))  # the member's name reaches nothing
@@ -93,6 +97,11 @@ def test_folders_globs_zips_and_bad_files(mixed: dict, tiny_lite_dir: Path, tmp_
     records = [json.loads(p.read_text()) for p in (out / "photos").glob("*.json")]
     assert all(p.parent == out / "photos" for p in (out / "photos").iterdir())
     assert len(records) == 10  # the 8 photos and the 2 unreadable files named by the folder
+    assert {r["name"] for r in records if "error" not in r} == {
+        "site/wall_00.jpg", "site/wall_01.jpg", "site/wall_02.jpg", "site/sub/wall_00.jpg", "loose/wall_00.jpg",
+        "loose/wall_01.jpg", "walls.zip/a/wall_a.jpg", "walls.zip/../../escape.jpg"}
+    for name in ("findings.csv", "summary.json", "photos.coco.json", "report.html"):
+        assert str(tmp_path) not in (out / name).read_text()
     err = capsys.readouterr().err
     assert "broken.jpg: not a readable image file" in err
     assert (out / "report.html").is_file()

@@ -33,7 +33,7 @@ def job(tiny_lite_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     (photos / "torn.jpg").write_bytes((REPO / "examples" / DEMOS[0]).read_bytes()[:3000])
     out = tmp_path_factory.mktemp("job")
     (out / "notes.json").write_text(json.dumps({"job": "Site visit, level 2.",
-                                                "photos": {str(photos / DEMOS[0]): "Fill before painting."}}))
+                                                "photos": {DEMOS[0]: "Fill before painting."}}))
     bundled = (BUNDLED_DIR / "config.json").is_file()
     model = [] if bundled else ["--model", str(tiny_lite_dir), "--threshold", "0.45"]
     assert main([str(photos), "--prompts", "segment crack", "segment taping area", "--out", str(out),

@@ -49,10 +49,11 @@ def test_run_scores_the_first_images_and_offers_downloads(tab: EvaluateTab, tiny
     assert [call[0] for call in calls] == [(1, 3), (2, 3), (3, 3)]
     [folder] = (tab.out_dir / "evaluations").iterdir()
     assert folder.name.startswith("cracks__valid-")
-    assert [Path(f).name for f in files] == ["metrics.json", "per_image.csv"]
+    assert [Path(f).name for f in files] == ["metrics.json", "per_image.csv", "per_source.csv"]
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["num_images"] == 3 and list(metrics["prompts"]) == PROMPTS and metrics["dataset"] == "cracks"
     assert table["mIoU"][0] == pytest.approx(metrics["prompts"][PROMPTS[0]]["miou"], abs=1e-4)
+    assert table["mIoU 95 %"][0] == "[{:.3f}, {:.3f}]".format(*metrics["intervals"]["prompts"][PROMPTS[0]]["miou"])
     assert len(gallery) == 4 and all(Path(path).is_file() for path, _ in gallery)   # 2 worst + 2 first
     assert gallery[0][1].startswith("worst")
     assert drops["visible"] is False and drops_plot["visible"] is False      # no robustness report asked for
@@ -69,7 +70,8 @@ def test_stop_keeps_the_partial_results(tab: EvaluateTab, tiny_lite_dir: Path) -
     assert folder.name.endswith("-stopped") and status.count(escape_md(folder.name)) == 1
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["partial"] is True and metrics["stopped_after"] == {"done": 1, "of": 5, "unit": "images"}
-    assert metrics["num_images"] == 1 and [Path(f).name for f in files] == ["metrics.json", "per_image.csv"]
+    assert metrics["num_images"] == 1
+    assert [Path(f).name for f in files] == ["metrics.json", "per_image.csv", "per_source.csv"]
     status, *_ = run(tab, tiny_lite_dir)          # the next run of the session is not stopped
     assert "Evaluated 3" in status
 
@@ -138,7 +140,8 @@ def test_robustness_report_and_presence_auroc_against_negatives(tab: EvaluateTab
     for prompt, auroc in zip(table["Prompt"], table["Presence AUROC"]):           # 2 with / 2 without: too few
         assert metrics["presence"][prompt]["negatives"] == 2 and metrics["presence"][prompt]["auroc"] is None
         assert auroc.startswith("n/a — add a negatives split (") and "/ 2 without the target" in auroc
-    assert [Path(f).name for f in files] == ["metrics.json", "per_image.csv", "robustness.csv", "robustness.png"]
+    assert [Path(f).name for f in files] == ["metrics.json", "per_image.csv", "per_source.csv", "robustness.csv",
+                                             "robustness.png"]
     rows = list(csv.DictReader((folder / "robustness.csv").open()))
     assert [(r["level"], r["prompt"]) for r in rows] == [(level, p) for level in ("low", "high") for p in PROMPTS]
     assert len(metrics["robustness"]) == 4

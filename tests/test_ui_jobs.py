@@ -70,14 +70,14 @@ def test_run_measures_uploads_and_a_zip_and_offers_downloads(tab: JobsTab, tiny_
     assert [a[0] for a, _ in calls] == [(1, 4), (2, 4), (3, 4), (4, 4)]
     assert "1 photos done, 3 left, ETA " in calls[0][1]["desc"] and calls[-1][1]["desc"].endswith("ETA none")
     folder = tab.out_dir / "jobs" / job
-    assert [Path(f) for f in files] == [folder / "report.html", folder / f"{job}.zip"]
+    assert [Path(f) for f in files] == [folder / "report.html", folder / "report.pdf", folder / f"{job}.zip"]
     rows = list(csv.DictReader((folder / "findings.csv").open()))
     assert len(rows) == len(findings) and {r["photo"] for r in rows} <= {*DEMOS[:2], f"walls.zip/level2/{DEMOS[2]}"}
     assert picker["choices"] == [("Whole job", JOB_NOTE), *((n, n) for n in sorted(
         [*DEMOS[:2], f"walls.zip/level2/{DEMOS[2]}"]))]
-    with zipfile.ZipFile(files[1]) as archive:
+    with zipfile.ZipFile(files[-1]) as archive:
         names = set(archive.namelist())
-    assert {f"{job}/findings.csv", f"{job}/report.html", f"{job}/predictions.coco.json"} <= names
+    assert {f"{job}/findings.csv", f"{job}/report.html", f"{job}/report.pdf", f"{job}/predictions.coco.json"} <= names
     assert not any("/uploads/" in name for name in names)
     assert "torn.jpg" in Path(files[0]).read_text()
 
@@ -108,7 +108,7 @@ def test_notes_go_into_the_report_and_the_zip(tab: JobsTab, tiny_lite_dir: Path,
                                                                          "painting."}}
     report = Path(files[0]).read_text()
     assert "Fill the crack &lt;b&gt;before&lt;/b&gt; painting." in report and "Level 2, east wing." in report
-    with zipfile.ZipFile(files[1]) as archive:
+    with zipfile.ZipFile(files[-1]) as archive:
         assert "Level 2, east wing." in archive.read(f"{job}/report.html").decode()
     note, overlay = tab.show_note(NoteForm(job, DEMOS[0]))
     assert note.startswith("Fill the crack") and Path(overlay).is_file()

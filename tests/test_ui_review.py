@@ -16,6 +16,7 @@ from drywall_qa.data import CocoSplit
 from drywall_qa.review import EXCLUDE_IMAGE, GROUND_TRUTH_WRONG, PREDICTION_CORRECT, PREDICTION_WRONG, read_decisions
 from drywall_qa.ui import review_table
 from drywall_qa.ui.evaluation_views import metrics_table
+from drywall_qa.ui.messages import escape_md
 from drywall_qa.ui.models import ModelCache
 from drywall_qa.ui.review_forms import (
     EDITED,
@@ -196,8 +197,11 @@ def test_edit_adds_and_removes_brush_strokes_from_the_starting_mask(tab: ReviewT
 
 
 def test_two_models_side_by_side_sorted_by_disagreement(tab: ReviewTab, tiny_lite_dir: Path, tmp_path: Path) -> None:
-    _, table, _, session, *_ = score(tab, tiny_lite_dir, compare=str(tiny_lite_dir))
+    status, table, _, session, *_ = score(tab, tiny_lite_dir, compare=str(tiny_lite_dir))
     assert {"IoU B", "Δ IoU", "clDice B"} <= set(table.columns) and session.compare is not None
+    # the same model twice: every paired difference and its interval is exactly 0
+    assert "B − A, mean over images, 95 % interval" in status
+    assert escape_md(f"{session.prompts[0]}: IoU +0.000 [+0.000, +0.000], clDice +0.000 [+0.000, +0.000]") in status
     shown = tab.show(RowForm(session, table.iloc[0]["Image"]))
     assert shown.errors.shape == (64, 2 * 64 + 8, 3) and "B: IoU" in shown.status
     status, *_ = score(tab, tiny_lite_dir, compare=str(tmp_path))
@@ -259,8 +263,12 @@ def test_evaluate_metrics_table_shows_cldice_and_tolerance_f1() -> None:
     scores = {"miou": 0.5, "dice": 0.6, "pooled_iou": 0.4, "precision": 0.7, "recall": 0.8, "loss": 0.3,
               "cldice": 0.91, "tol_f1_2px": 0.8, "tol_f1_5px": 0.95, "threshold": 0.5}
     metrics = {"prompts": {"segment crack": scores}, "tolerances": [2, 5],
-               "threshold_sweep": {"segment crack": {"best_threshold": 0.4}}}
+               "threshold_sweep": {"segment crack": {"best_threshold": 0.4}},
+               "intervals": {"prompts": {"segment crack": {"miou": [0.41, 0.5864]}}}}
     row = metrics_table(metrics).iloc[0]
     assert (row["clDice"], row["F1 2px"], row["F1 5px"]) == (0.91, 0.8, 0.95)
+    assert row["mIoU 95 %"] == "[0.410, 0.586]"
+    single_source = {**metrics, "intervals": {"prompts": {"segment crack": None}}}
+    assert metrics_table(single_source).iloc[0]["mIoU 95 %"] == "n/a"
     assert list(metrics_table({**metrics, "tolerances": None}).columns).count("F1 5px") == 0
 

@@ -15,6 +15,7 @@ from tqdm import tqdm
 from drywall_qa.atomic import write_atomic
 from drywall_qa.data import Sample
 from drywall_qa.errors import InputError
+from drywall_qa.evaluation.intervals import intervals, per_source_fields, per_source_rows
 from drywall_qa.evaluation.writers import ROBUSTNESS_FIELDS, PanelWriter, csv_fields, write_csv
 from drywall_qa.metrics import TOLERANCES, ImageScores, ThresholdSweep, aggregate, mean_width, score_image, skeleton
 from drywall_qa.presence import PresenceRecords, verdict_counts
@@ -49,6 +50,7 @@ class _Totals:
     def __init__(self, prompts: list[str], tolerances: Sequence[int] | None) -> None:
         self.prompts, self.tolerances = prompts, tolerances
         self.scores: dict[str, list[ImageScores]] = {p: [] for p in prompts}
+        self.images: list[str] = []   # file names, in the order of each prompt's scores
         self.sweeps: dict[str, ThresholdSweep] = {}  # in the output shape of the prompt's predictions
         self.thresholds: dict[str, float] = {}
         self.shapes: dict[str, str] = {}
@@ -63,6 +65,7 @@ class _Totals:
         image_scores = [score_image(p.mask, sample.mask, p.logits, self.tolerances, truth_skeleton)
                         for p in predictions]
         true_width = mean_width(sample.mask)
+        self.images.append(sample.file_name)
         for prompt, prediction, score in zip(self.prompts, predictions, image_scores):
             self.scores[prompt].append(score)
             if prompt not in self.sweeps:
@@ -148,9 +151,11 @@ def evaluate_split(segmenter: Segmenter, split: Split, prompts: Sequence[Conditi
     ``threshold`` None uses each prompt's stored threshold (else 0.5). ``negatives``: a split whose images do not
     contain the prompts' targets (e.g. the other dataset's); its first ``limit`` images add negative examples to
     the presence AUROC (``metrics["presence"]``; images of ``split`` count as positive when their mask is not
-    empty) and report false detections (``metrics["negatives"]``). With ``out_dir``, writes metrics.json,
-    per_image.csv and up to ``panels`` first and ``panels`` worst panels. ``progress(done, total)`` is called after
-    each image. Timing counts only ``segmenter.predict`` on ``split`` (one call per image, all prompts).
+    empty) and report false detections (``metrics["negatives"]``). ``metrics["intervals"]``: 95 % intervals of the
+    scores by a bootstrap over source photos (:mod:`~drywall_qa.evaluation.intervals`). With ``out_dir``, writes
+    metrics.json, per_image.csv, per_source.csv and up to ``panels`` first and ``panels`` worst panels.
+    ``progress(done, total)`` is called after each image. Timing counts only ``segmenter.predict`` on ``split`` (one
+    call per image, all prompts).
     ``metrics["skipped_annotations"]`` / ``["skipped_polygons"]`` (and the same in ``metrics["negatives"]``): what
     :class:`~drywall_qa.data.CocoSplit` dropped from the whole annotation file, missing from the ground truth.
 
@@ -194,6 +199,7 @@ def evaluate_split(segmenter: Segmenter, split: Split, prompts: Sequence[Conditi
         "model_size": segmenter.model_size(), "threshold_sweep": totals.sweep(), **_skipped(split),
     }
     metrics["concepts"] = totals.concepts
+    metrics["intervals"] = intervals(totals.scores, totals.images, tolerances)
     if negatives is not None:
         metrics["negatives"] = {"split": str(negatives.root), "num_images": done - scored,
                                 "prompts": totals.negatives(), **_skipped(negatives)}
@@ -202,6 +208,8 @@ def evaluate_split(segmenter: Segmenter, split: Split, prompts: Sequence[Conditi
     if writer is not None:
         writer.finish()
         write_csv(Path(out_dir) / "per_image.csv", totals.rows, csv_fields(tolerances))
+        write_csv(Path(out_dir) / "per_source.csv", per_source_rows(totals.scores, totals.images, tolerances),
+                  per_source_fields(tolerances))
         write_atomic(Path(out_dir) / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics
 

@@ -16,9 +16,10 @@ from drywall_qa.atomic import write_atomic
 from drywall_qa.evaluation import write_png
 from drywall_qa.file_names import safe_name
 from drywall_qa.findings import Finding, MeasureSettings, find_instances, measure
+from drywall_qa.jobs.labels import place_labels
 from drywall_qa.prediction import Prediction
-from drywall_qa.visualisation import RGB, palette
 from drywall_qa.visualisation import overlay as blend
+from drywall_qa.visualisation import palette
 
 MASKS, OVERLAYS = "masks", "overlays"
 OVERLAY_QUALITY = 85
@@ -54,24 +55,38 @@ def prompt_record(prediction: Prediction, index: int, key: str, folder: Path,
 
 def annotated_overlay(image: np.ndarray, predictions: Sequence[Prediction],
                       findings: Sequence[Sequence[Finding]]) -> np.ndarray:
-    """The photo with each prompt's mask blended in its colour, and each finding boxed and numbered."""
+    """The photo with each prompt's mask blended in its colour, and each finding boxed and numbered (the numbers
+    placed by :func:`~drywall_qa.jobs.labels.place_labels`, clear of each other)."""
     colours = palette(len(predictions))
     picture = Image.fromarray(blend(image, [p.mask for p in predictions], colours, alpha=0.45))
     draw = ImageDraw.Draw(picture)
     scale = max(image.shape[:2]) / 1000
     width = max(1, round(BOX_WIDTH * scale))
     font = ImageFont.load_default(size=max(10, round(LABEL_SIZE * scale)))
-    for colour, prompt_findings in zip(colours, findings):
-        for finding in prompt_findings:
-            _box(draw, finding, colour, width, font)
+    stroke = max(1, width // 2)
+    drawn = [(colour, finding) for colour, prompt_findings in zip(colours, findings) for finding in prompt_findings]
+    texts = [str(finding.instance) for _, finding in drawn]
+    sizes = [_text_size(draw, text, font, stroke) for text in texts]
+    corners = place_labels([_outer_box(f.bbox, width) for _, f in drawn], sizes, picture.size, gap=width)
+    for (colour, finding), text, corner in zip(drawn, texts, corners):
+        x, y, w, h = _outer_box(finding.bbox, width)
+        draw.rectangle((x, y, x + w - 1, y + h - 1), outline=colour, width=width)
+        draw.text((corner[0] + stroke, corner[1] + stroke), text, fill=colour, font=font, anchor="lt",
+                  stroke_width=stroke, stroke_fill=(0, 0, 0))
     return np.asarray(picture)
 
 
-def _box(draw: ImageDraw.ImageDraw, finding: Finding, colour: RGB, width: int, font: ImageFont.ImageFont) -> None:
-    x, y, w, h = finding.bbox
-    draw.rectangle((x - width, y - width, x + w + width - 1, y + h + width - 1), outline=colour, width=width)
-    draw.text((x, max(0, y - width)), str(finding.instance), fill=colour, font=font, anchor="lb",
-              stroke_width=max(1, width // 2), stroke_fill=(0, 0, 0))
+def _outer_box(bbox: Sequence[int], width: int) -> tuple[int, int, int, int]:
+    """A finding's box grown by the outline's ``width``, so that the outline leaves the instance's pixels clear."""
+    x, y, w, h = bbox
+    return x - width, y - width, w + 2 * width, h + 2 * width
+
+
+def _text_size(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.ImageFont | ImageFont.FreeTypeFont,
+               stroke: int) -> tuple[int, int]:
+    """Width and height a label takes, its outline included."""
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font, anchor="lt")
+    return int(right - left) + 2 * stroke, int(bottom - top) + 2 * stroke
 
 
 def write_jpeg(path: Path, rgb: np.ndarray, quality: int = OVERLAY_QUALITY) -> None:

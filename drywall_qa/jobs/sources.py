@@ -10,6 +10,7 @@ of its results."""
 from __future__ import annotations
 
 import glob
+import os
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,11 +55,12 @@ class Refused:
 
 def collect(sources: Sequence[str | Path]) -> tuple[list[Photo], list[Refused]]:
     """The photos ``sources`` name, in the order given (a folder's and a pattern's sorted), each once, and what
-    was refused."""
+    was refused; all named relative to the deepest folder holding what ``sources`` name (see :func:`_name`)."""
     found: list[_Entry] = []
     refused: list[Refused] = []
+    base = _base_folder([str(source) for source in sources])
     for source in sources:
-        entries, problems = _expand(str(source))
+        entries, problems = _expand(str(source), base)
         found += entries
         refused += problems
     seen: set[tuple[Path, str | None]] = set()
@@ -98,26 +100,56 @@ class _Entry:
     member: str | None = None
 
 
-def _expand(source: str) -> tuple[list[_Entry], list[Refused]]:
-    """The photos one argument names, and what it refuses."""
+def _base_folder(sources: Sequence[str]) -> Path | None:
+    """The deepest folder holding everything ``sources`` name: a folder itself, a file's or archive's folder, a
+    pattern's part before its first wildcard; a name that is not there (a typo) is left out, lest it pull the
+    folder up to the file system's root (None when nothing named is there)."""
+    folders = []
+    for source in sources:
+        if path_problem(source):
+            continue
+        path = Path(source)
+        if glob.has_magic(source):
+            path = Path(*next((path.parts[:i] for i, part in enumerate(path.parts) if glob.has_magic(part)), ()))
+        elif not path.is_dir():
+            path = path.parent if path.is_file() else None
+        if path is not None and path.is_dir():
+            folders.append(os.path.abspath(path))
+    return Path(os.path.commonpath(folders)) if folders else None
+
+
+def _name(path: Path | str, base: Path | None, member: str | None = None) -> str:
+    """What users see for a photo: its path relative to ``base`` (then ``/member`` in an archive), so that a report
+    never shows the server's folders (``/srv/jobs/7/photos/sub/a.jpg`` → ``sub/a.jpg``, ``walls.zip/b.jpg``); a
+    path outside ``base`` as it was given."""
+    try:
+        text = Path(os.path.abspath(path)).relative_to(base).as_posix() if base is not None else str(path)
+    except ValueError:
+        text = str(path)
+    return short_path(f"{text}/{member}" if member is not None else text)
+
+
+def _expand(source: str, base: Path | None) -> tuple[list[_Entry], list[Refused]]:
+    """The photos one argument names, and what it refuses, named relative to ``base``."""
     problem = path_problem(source)
     if problem:
         return [], [Refused(short_path(source), problem)]
     path = Path(source)
     if path.is_dir():
-        return [_Entry(str(p), str(p.relative_to(path)), p) for p in _folder_images(path)], []
+        return [_Entry(_name(p, base), str(p.relative_to(path)), p) for p in _folder_images(path)], []
     if path.is_file():
-        return _archive(path) if path.suffix.lower() == ".zip" else ([_Entry(source, path.name, path)], [])
+        return _archive(path, base) if path.suffix.lower() == ".zip" else (
+            [_Entry(_name(path, base), path.name, path)], [])
     if glob.has_magic(source):
         matches = sorted(Path(p) for p in glob.glob(source, recursive=True))
         entries, refused = [], []
         for match in matches:
-            more, problems = _archive(match) if match.suffix.lower() == ".zip" else (
-                [_Entry(str(match), match.name, match)] if _is_image(match) else [], [])
+            more, problems = _archive(match, base) if match.suffix.lower() == ".zip" else (
+                [_Entry(_name(match, base), match.name, match)] if _is_image(match) else [], [])
             entries += more
             refused += problems
-        return entries, refused if matches else [Refused(short_path(source), "no file matches this pattern")]
-    return [], [Refused(short_path(source), "no such file or folder")]
+        return entries, refused if matches else [Refused(_name(source, base), "no file matches this pattern")]
+    return [], [Refused(_name(source, base), "no such file or folder")]
 
 
 def _folder_images(folder: Path) -> list[Path]:
@@ -132,9 +164,9 @@ def _hidden(parts: Sequence[str]) -> bool:
     return any((part.startswith(".") and part not in (".", "..")) or part == "__MACOSX" for part in parts)
 
 
-def _archive(path: Path) -> tuple[list[_Entry], list[Refused]]:
+def _archive(path: Path, base: Path | None) -> tuple[list[_Entry], list[Refused]]:
     """The image members of a zip archive, and the members refused for their size."""
-    label = short_path(path)
+    label = _name(path, base)
     try:
         with zipfile.ZipFile(path) as archive:
             infos = archive.infolist()
@@ -147,7 +179,7 @@ def _archive(path: Path) -> tuple[list[_Entry], list[Refused]]:
         member = PurePosixPath(info.filename)
         if info.is_dir() or _hidden(member.parts) or member.suffix.lower() not in IMAGE_SUFFIXES:
             continue
-        name = f"{label}/{short_path(info.filename)}"
+        name = _name(path, base, info.filename)
         if info.file_size > MAX_MEMBER_BYTES:
             refused.append(Refused(name, f"{info.file_size:,} bytes uncompressed; the limit is {MAX_MEMBER_BYTES:,}"))
         else:

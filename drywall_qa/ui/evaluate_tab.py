@@ -1,7 +1,7 @@
 """Evaluate tab: the CLI's ``evaluate_split`` on a split with a progress bar and a Stop button; per-prompt metrics,
-threshold sweep plot, panels, and downloads of ``metrics.json`` / ``per_image.csv``. Optionally a negatives split
-(images without the prompts' targets: presence AUROC in the table) and a robustness report (``evaluate_robustness``
-under the ticked perturbations: drop table, plot, ``robustness.csv``).
+threshold sweep plot, panels, and downloads of ``metrics.json`` / ``per_image.csv`` / ``per_source.csv``. Optionally
+a negatives split (images without the prompts' targets: presence AUROC in the table) and a robustness report
+(``evaluate_robustness`` under the ticked perturbations: drop table, plot, ``robustness.csv``).
 
 A run writes into a hidden ``.partial-…`` folder that is renamed to ``<out>/evaluations/<split>-<time>`` when it
 ends; a failed run removes it. Stop is not a failure: the images scored so far are kept, as a folder named
@@ -153,8 +153,9 @@ class EvaluateTab:
         if notes:
             status += " · " + escape_md("; ".join(notes))
         return Evaluated(status, metrics_table(metrics), sweep_figure(metrics), panel_files(final),
-                         [str(final / name) for name in ("metrics.json", "per_image.csv", "robustness.csv",
-                                                         "robustness.png") if (final / name).is_file()],
+                         [str(final / name) for name in ("metrics.json", "per_image.csv", "per_source.csv",
+                                                         "robustness.csv", "robustness.png")
+                          if (final / name).is_file()],
                          *robustness_outputs(metrics.get("robustness")))
 
     def _evaluate(self, model: SharedModel, split: ConfinedSplit, negative_split: ConfinedSplit | None,
@@ -216,8 +217,8 @@ class EvaluateTab:
         drops_plot = gr.Plot(label="mIoU drop per perturbation", visible=False, elem_id="evaluate-robustness-plot")
         gallery = gr.Gallery(label="Panels: worst first, then the first images", columns=2, height="auto",
                              object_fit="contain", elem_id="evaluate-panels")
-        files = gr.File(label="metrics.json, per_image.csv (and robustness.csv / .png)", file_count="multiple",
-                        interactive=False)
+        files = gr.File(label="metrics.json, per_image.csv, per_source.csv (and robustness.csv / .png)",
+                        file_count="multiple", interactive=False)
         split.change(lambda value: split_prompts(value, self.roots) or gr.skip(), split, selected,
                      api_visibility="private")
         form = named_inputs(model=model_key, split=split, selected=selected, typed=typed, tuned=tuned,

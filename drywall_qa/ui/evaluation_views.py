@@ -21,7 +21,7 @@ SCORES = ("miou", "dice", "pooled_iou", "precision", "recall", "loss")
 
 def metric_headers(tolerances: Sequence[int] = TOLERANCES) -> list[str]:
     """The metrics table's columns: the mask scores, then clDice and the tolerance F1 at each distance."""
-    return ["Prompt", "mIoU", "Dice", "Pooled IoU", "Precision", "Recall", "Loss", "clDice",
+    return ["Prompt", "mIoU", "mIoU 95 %", "Dice", "Pooled IoU", "Precision", "Recall", "Loss", "clDice",
             *(f"F1 {d}px" for d in tolerances), "Threshold", "Best threshold", "Presence AUROC"]
 
 
@@ -30,17 +30,25 @@ DROP_HEADERS = ["Perturbation", "Prompt", "mIoU", "mIoU drop", "Dice drop", "Poo
 
 
 def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
-    """One row per prompt: the aggregate scores, the crack-aware ones (clDice, tolerance F1 at the run's
-    distances), the threshold used, the sweep's best threshold and the presence AUROC with its class counts
-    (``n/a`` below :data:`~drywall_qa.presence.MIN_AUROC_CLASS` images of a class)."""
+    """One row per prompt: the aggregate scores (mIoU with its 95 % interval over source photos), the crack-aware
+    ones (clDice, tolerance F1 at the run's distances), the threshold used, the sweep's best threshold and the
+    presence AUROC with its class counts (``n/a`` below :data:`~drywall_qa.presence.MIN_AUROC_CLASS` images of a
+    class)."""
     tolerances = metrics.get("tolerances") or ()
     crack = ["cldice", *(f"tol_f1_{d}px" for d in tolerances)]
     rows = []
     for prompt, m in metrics["prompts"].items():
         best = metrics["threshold_sweep"][prompt]["best_threshold"]
-        rows.append([prompt, *(round(m[k], 4) for k in SCORES), *(round(m[k], 4) if k in m else None for k in crack),
+        scores = [round(m[k], 4) for k in SCORES]
+        rows.append([prompt, scores[0], _interval(metrics["intervals"]["prompts"][prompt], "miou"), *scores[1:],
+                     *(round(m[k], 4) if k in m else None for k in crack),
                      m["threshold"], best, describe_auroc(metrics.get("presence", {}).get(prompt))])
     return pd.DataFrame(rows, columns=metric_headers(tolerances))
+
+
+def _interval(bounds: dict[str, list[float]] | None, score: str) -> str:
+    """``[low, high]`` of one score, or n/a (a single source photo)."""
+    return "n/a" if bounds is None else "[{:.3f}, {:.3f}]".format(*bounds[score])
 
 
 def drops_table(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:

@@ -11,13 +11,12 @@ import time
 import uuid
 import zipfile
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from drywall_qa.atomic import write_atomic
 from drywall_qa.errors import InputError
 from drywall_qa.jobs import Job, JobSettings, Photo, Refused, collect
-from drywall_qa.jobs.report import NOTES, read_notes
+from drywall_qa.jobs.report_content import NOTES, read_notes
 from drywall_qa.jobs.runner import JOB_FILE
 from drywall_qa.jobs.sources import unique_keys
 
@@ -77,9 +76,7 @@ def job_photos(folder: Path) -> tuple[list[Photo], list[Refused]]:
     if len(photos) > MAX_JOB_PHOTOS:
         raise InputError("photos", f"{len(photos)} photos uploaded; a job holds at most {MAX_JOB_PHOTOS}",
                          "split the visit into several jobs, or run `python -m drywall_qa.inspect` on your machine")
-    prefix = f"{uploads}/"
-    return ([replace(p, name=f"{p.path.name}/{p.member}" if p.member else p.path.name) for p in photos],
-            [replace(r, name=r.name.removeprefix(prefix)) for r in refused])
+    return photos, refused
 
 
 def open_job(folder: Path) -> Job:

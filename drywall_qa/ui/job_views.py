@@ -8,13 +8,14 @@ from collections.abc import Callable, Sequence
 import pandas as pd
 
 from drywall_qa.findings import BAND_NAMES
+from drywall_qa.jobs import report_content
 from drywall_qa.jobs.exports import COLUMNS, findings_rows
 from drywall_qa.jobs.runner import JobSettings
 from drywall_qa.ui.messages import escape_md, without_server_paths
 
 #: findings rows sent to the browser; findings.csv holds them all
 MAX_TABLE_ROWS = 500
-COUNT_HEADERS = ["prompt", "instances", *BAND_NAMES]
+COUNT_HEADERS = ["prompt", *report_content.COUNT_HEADERS]
 
 
 def findings_table(records: Sequence[dict], settings: JobSettings) -> tuple[pd.DataFrame, int]:

@@ -1,7 +1,7 @@
 """Jobs tab: an inspection job (:mod:`drywall_qa.jobs`) over uploaded photos and zip archives, run through the heavy
 lane with a progress bar (photos done and left, ETA) and a Stop button; the findings table, counts per prompt and
-width band, unreadable photos with the reason, ``report.html`` and a zip of the job folder to download, and notes per
-photo that go into the report.
+width band, unreadable photos with the reason, ``report.html``, ``report.pdf`` and a zip of the job folder to
+download, and notes per photo that go into the report.
 
 Each run writes into ``<out>/jobs/<time>-<id>/`` (:mod:`drywall_qa.ui.job_folders`), kept within the app's retention
 like evaluations. Stop ends the run after the current photo and keeps the photos done; pressing Run again with the
@@ -23,6 +23,8 @@ import gradio as gr
 from drywall_qa.errors import InputError
 from drywall_qa.findings import DEFAULT_MIN_AREA, MeasureSettings
 from drywall_qa.jobs import Finished, Job, JobSettings, finish
+from drywall_qa.jobs.report import REPORT
+from drywall_qa.jobs.report_pdf import PDF
 from drywall_qa.tiling import TILING_MODES
 from drywall_qa.ui.forms import handler, named_inputs
 from drywall_qa.ui.inspect_tab import DEFAULT_PROMPTS
@@ -213,7 +215,7 @@ class JobsTab:
         except Exception as err:  # noqa: BLE001 — shown beside the notes box
             return error_message(err), gr.skip()
         which = "the job's" if form.photo == JOB_NOTE else f"{escape_md(form.photo)}'s"
-        return f"Saved {which} note; report.html and the zip were rebuilt.", _downloads(folder)
+        return f"Saved {which} note; the report and the zip were rebuilt.", _downloads(folder)
 
     def build(self, model_key: gr.State) -> None:
         """Lay out the tab and wire its events (inside a ``gr.Blocks`` context)."""
@@ -242,7 +244,7 @@ class JobsTab:
                 counts = gr.Dataframe(headers=COUNT_HEADERS, interactive=False, elem_id="jobs-counts",
                                       label="Findings per prompt and width band")
                 findings = gr.Dataframe(interactive=False, elem_id="jobs-findings", label="Findings", max_height=360)
-                files = gr.File(label="report.html and the job folder as a zip", file_count="multiple",
+                files = gr.File(label="report.html, report.pdf and the job folder as a zip", file_count="multiple",
                                 interactive=False, elem_id="jobs-files")
                 with gr.Accordion("Inspector's notes (go into the report)", open=True):
                     photo = gr.Dropdown([], label="Photo", elem_id="jobs-photo")
@@ -265,7 +267,7 @@ class JobsTab:
 
 
 def _downloads(folder: Path) -> list[str]:
-    return [str(folder / "report.html"), str(folder / f"{folder.name}.zip")]
+    return [str(folder / REPORT), str(folder / PDF), str(folder / f"{folder.name}.zip")]
 
 
 def _overlay(folder: Path, name: str) -> str | None:

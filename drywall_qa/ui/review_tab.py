@@ -52,6 +52,7 @@ from drywall_qa.ui.review_table import (
     NO_ANNOTATION,
     SCORE_COLUMNS,
     ViewForm,
+    comparison_line,
     detail_table,
     next_undecided,
     table,
@@ -119,6 +120,8 @@ class ReviewTab:
         status = (f"Scored {total} of {len(split)} images of {escape_md(session.name)} × {len(prompts)} prompts "
                   f"with {escape_md(session.model)}{against}. Click a row, or press **n** for the next undecided.")
         notes += [note for note in [skipped_note(split)] if note]
+        if other:
+            status += " " + escape_md(comparison_line(session))
         if notes:
             status += " " + escape_md("; ".join(notes))
         shown, line = table(session, self.store(session).load(), ViewForm())

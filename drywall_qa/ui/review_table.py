@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from drywall_qa.evaluation.intervals import paired_difference
 from drywall_qa.metrics import TOLERANCES
 from drywall_qa.review import EXCLUDE_IMAGE, GROUND_TRUTH_WRONG, PREDICTION_CORRECT, PREDICTION_WRONG
 from drywall_qa.ui.review_session import ReviewSession
@@ -105,6 +106,21 @@ def columns(session: ReviewSession | None) -> list[str]:
     """The table's headers; the second model's columns (and the IoU delta) when comparing."""
     other = [] if session is None or session.compare is None else ["IoU B", "Δ IoU", *list(OTHER_COLUMNS)[1:]]
     return ["Image", "Prompt", *SCORE_COLUMNS, *other, "Decision", "Note"]
+
+
+def comparison_line(session: ReviewSession) -> str:
+    """Per prompt, model B's mean score minus model A's with its 95 % interval over source photos (Markdown)."""
+    names = {"IoU": "iou", **{title.removesuffix(" B"): key for title, key in list(OTHER_COLUMNS.items())[1:]}}
+    parts = []
+    for prompt in session.prompts:
+        rows = [row for row in session.rows if row["prompt"] == prompt]
+        first, second = ([[row[side][key] for key in names.values()] for row in rows] for side in ("scores", "other"))
+        means, bounds = paired_difference(first, second, [row["image"] for row in rows])
+        cells = [f"{title} {mean:+.3f}" + ("" if bounds is None else f" [{bounds[i][0]:+.3f}, {bounds[i][1]:+.3f}]")
+                 for i, (title, mean) in enumerate(zip(names, means))]
+        parts.append(f"{prompt}: {', '.join(cells)}")
+    return ("B − A, mean over images, 95 % interval by a bootstrap over source photos (an interval holding 0: the "
+            "difference may be the photos' doing): " + "; ".join(parts))
 
 
 def page_count(rows: int) -> int:
