@@ -7,11 +7,17 @@ Run from the repository root: ``python -m bench.wide_shot [--data-root DIR] [--l
   and the tiles blank in the mosaic whose photo alone has a mask.
 * Taping: the taping validation photos enlarged ×2, ×4 and to 4032×3024 (the same wall at more pixels).
   "segment taping area" mIoU at 640 px, and enlarged with tiling off and with the default policy.
+* Cracks enlarged ×2 and ×4 (the same close-up at more pixels: a closer or sharper photo): "segment crack" mIoU of the
+  default policy, the mask shrunk back to 640 px and scored against the photo's own ground truth.
+* Findings invariance: the first ``--findings-photos`` crack photos measured at 640 px (1 mm per pixel) and enlarged
+  ×5 (0.2 mm per pixel, the same wall): crack findings, total length and length-weighted mean width, and their
+  ratios (enlarged / 640 px).
 * Speed: seconds per megapixel of the default policy over the mosaics; a 4032×3024 photo with 2 and 4 prompts.
 * Memory: peak RSS of a fresh process predicting a 50 MP photo with 8 prompts, tiling on, against the same process
   loading the model and the photo only.
 
-The last line: ``mosaic_4x4_miou: <x> solo_miou: <y> tiling_off_4x4_miou: <z> s_per_mp: <t>``.
+The last line: ``mosaic_4x4_miou: <x> solo_miou: <y> tiling_off_4x4_miou: <z> s_per_mp: <t> crack_x2_miou: <a>
+crack_x4_miou: <b> findings_count_ratio: <c> findings_length_ratio: <d>`` (one line).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from PIL import Image
 
 import examples
 from drywall_qa.data import CocoSplit, data_root, split_dir
+from drywall_qa.findings import MeasureSettings, measure
 from drywall_qa.metrics import score_masks
 from drywall_qa.segmenter import Segmenter
 from drywall_qa.wide_shots import MosaicSplit, ZoomSplit
@@ -37,6 +44,8 @@ CRACK, TAPING = "segment crack", "segment taping area"
 MEMORY_PROMPTS = [CRACK, "segment wall crack", TAPING, "segment joint/tape", "segment drywall seam",
                   "segment hairline crack", "segment joint tape", "segment seam"]
 PHOTO_12MP, PHOTO_50MP = (4032, 3024), (8165, 6124)
+#: the enlargement of the findings check: 640 px photos at 1 mm per pixel become 0.2 mm per pixel
+FINDINGS_ZOOM = 5
 DEMO_PHOTO = Path(examples.__file__).parent / "seam_and_crack.png"
 
 
@@ -71,6 +80,42 @@ def zoom_scores(segmenter: Segmenter, split: CocoSplit, size: tuple[int, int], l
         off.append(score_masks(segmenter.predict(big.image, TAPING, tiling="off")[0].mask, big.mask)[0])
         auto.append(score_masks(segmenter.predict(big.image, TAPING)[0].mask, big.mask)[0])
     return {"solo": np.mean(solo), "off": np.mean(off), "auto": np.mean(auto)}
+
+
+def crack_zoom_scores(segmenter: Segmenter, split: CocoSplit, factors: tuple[int, ...],
+                      limit: int) -> dict[int, float]:
+    """"segment crack" mIoU of the default policy per enlargement factor (1: the photos as they are), each mask
+    shrunk back to the photo's size (a pixel is set where at least half its block is) and scored against its truth."""
+    scores: dict[int, list[float]] = {factor: [] for factor in factors}
+    for i in range(min(len(split), limit)):
+        sample = split[i]
+        height, width = sample.mask.shape
+        for factor in factors:
+            big = ZoomSplit.resized(sample, (width * factor, height * factor))
+            mask = segmenter.predict(big.image, CRACK)[0].mask
+            shrunk = mask.reshape(height, factor, width, factor).mean(axis=(1, 3)) >= 0.5
+            scores[factor].append(score_masks(shrunk, sample.mask)[0])
+    return {factor: float(np.mean(values)) for factor, values in scores.items()}
+
+
+def crack_findings(segmenter: Segmenter, split: CocoSplit, photos: int, factor: int) -> dict[str, dict[str, float]]:
+    """Crack findings of the first ``photos`` photos at their size (1 mm per pixel) and enlarged ``factor`` times
+    (``1 / factor`` mm per pixel): count, total length (mm) of the thin ones and their length-weighted mean width."""
+    totals = {}
+    for name, scale in (("640 px", 1), (f"x{factor}", factor)):
+        count, length, width_times_length = 0, 0.0, 0.0
+        for i in range(min(photos, len(split))):
+            sample = split[i]
+            height, width = sample.mask.shape
+            image = ZoomSplit.resized(sample, (width * scale, height * scale)).image
+            prediction = segmenter.predict(image, CRACK)[0]
+            findings = measure(prediction.mask, prediction.probabilities, MeasureSettings(mm_per_pixel=1 / scale))
+            thin = [f for f in findings if f.thin]
+            count += len(findings)
+            length += sum(f.length for f in thin)
+            width_times_length += sum(f.length * f.mean_width for f in thin)
+        totals[name] = {"count": count, "length_mm": length, "width_mm": width_times_length / max(length, 1e-9)}
+    return totals
 
 
 def photo_seconds(segmenter: Segmenter, prompts: list[str], repeats: int = 3) -> float:
@@ -113,6 +158,7 @@ def main() -> None:
     parser.add_argument("--model", help="checkpoint (default: the bundled model)")
     parser.add_argument("--limit", type=int, default=64, help="photos per split (default 64)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--findings-photos", type=int, default=8, help="crack photos of the findings check")
     parser.add_argument("--skip-memory", action="store_true", help="skip the 50 MP memory check")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -131,6 +177,17 @@ def main() -> None:
     for size in ((1280, 1280), (2560, 2560), PHOTO_12MP):
         z = zoom_scores(segmenter, taping, size, args.limit)
         print(f"{f'{size[0]}x{size[1]}':<16} {z['solo']:6.3f} {z['off']:6.3f} {z['auto']:7.3f}")
+    zooms = crack_zoom_scores(segmenter, cracks, (1, 2, 4), args.limit)
+    print(f"{'cracks zoom':<16} {'x1':>6} {'x2':>6} {'x4':>6}")
+    print(f"{'segment crack':<16} {zooms[1]:6.3f} {zooms[2]:6.3f} {zooms[4]:6.3f}")
+    found = crack_findings(segmenter, cracks, args.findings_photos, FINDINGS_ZOOM)
+    small, large = found["640 px"], found[f"x{FINDINGS_ZOOM}"]
+    print(f"crack findings, {args.findings_photos} photos: " + "; ".join(
+        f"{name}: {v['count']} findings, {v['length_mm'] / 1000:.2f} m, mean width {v['width_mm']:.2f} mm"
+        for name, v in found.items()))
+    count_ratio, length_ratio = large["count"] / max(small["count"], 1), large["length_mm"] / max(small["length_mm"], 1)
+    print(f"  ratios x{FINDINGS_ZOOM} / 640 px: count {count_ratio:.2f}, length {length_ratio:.2f}, "
+          f"width {large['width_mm'] / max(small['width_mm'], 1e-9):.2f}")
     two, four = photo_seconds(segmenter, [CRACK, TAPING]), photo_seconds(segmenter, MEMORY_PROMPTS[:4])
     print(f"4032x3024 photo: {two:.2f} s with 2 prompts, {four:.2f} s with 4: {(four - two) / 2:.2f} s per added "
           "prompt")
@@ -140,7 +197,9 @@ def main() -> None:
               f"(+{peak - base:.0f} MiB, ratio {peak / base:.2f})")
     s_per_mp = np.mean([m["s_per_mp"] for m in mosaics.values()])
     print(f"mosaic_4x4_miou: {mosaics[4]['auto']:.3f} solo_miou: {mosaics[4]['solo']:.3f} "
-          f"tiling_off_4x4_miou: {mosaics[4]['off']:.3f} s_per_mp: {s_per_mp:.3f}")
+          f"tiling_off_4x4_miou: {mosaics[4]['off']:.3f} s_per_mp: {s_per_mp:.3f} crack_x2_miou: {zooms[2]:.3f} "
+          f"crack_x4_miou: {zooms[4]:.3f} findings_count_ratio: {count_ratio:.2f} "
+          f"findings_length_ratio: {length_ratio:.2f}")
 
 
 if __name__ == "__main__":

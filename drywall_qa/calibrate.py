@@ -177,6 +177,7 @@ def _print_scales(scores: Mapping[str, Mapping[ScalePolicy, float]], chosen: Map
         return
     policies = list(next(iter(scores.values())))
     names = [(f"{p.view}@{p.window}" if p.tiled else p.view) + ("" if p.input is None else f"/{p.input}")
+             + "".join(f"+{p.window * f}" for f in p.zoom_out) + (f" {p.fusion}" if p.zoom_out else "")
              for p in policies]
     width = max(10, *map(len, names))
     print(f"{'prompt':<32} " + " ".join(f"{n:>{width}}" for n in names) + "  chosen")

@@ -9,9 +9,9 @@
 A tiled policy may add a **pyramid** (``zoom_out``): passes over windows 2×, 4×, … larger, each shrunk to the same model
 input, i.e. the photo seen zoomed out. A photo of a wall taken closer or at more pixels shows every structure larger
 than the training photos did; a zoomed-out pass brings them back to trained sizes, while the training-scale windows
-keep thin structures of a wide shot. The passes' maps are fused per pixel by their mean (or their highest value). A
-pass whose window holds the whole photo is the whole view, and the same view is never run twice, so on a photo no
-larger than one window every pyramid is the whole view.
+keep thin structures of a wide shot. A pass whose window holds the whole photo is the whole view, and the same view is
+never run twice, so on a photo no larger than one window every pyramid is the whole view. :mod:`drywall_qa.fusion`
+says how the maps combine: per pixel, or the one pass the model is most decided on.
 
 A policy may also name the model ``input`` side its windows are shrunk to (default: the backend's): a smaller one
 costs less per window where the prompt's score allows it. The whole view always runs at the backend's input, so a
@@ -29,11 +29,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from drywall_qa.fusion import FUSIONS, MEAN
+
 WHOLE, TILES, BOTH = "whole", "tiles", "both"
 VIEWS = (WHOLE, TILES, BOTH)
-MEAN, MAX = "mean", "max"
-#: how the maps of several passes are combined per pixel
-FUSIONS = (MEAN, MAX)
 #: largest zoom-out factor of a pyramid pass
 MAX_ZOOM_OUT = 16
 #: what ``--tiling`` may say: the checkpoint's per-prompt policy, never tile, always tile

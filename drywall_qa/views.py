@@ -20,9 +20,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 from drywall_qa.backends import Backend, repeat_features
+from drywall_qa.fusion import SELECT, Decidedness, PassFusion
 from drywall_qa.imaging import resize_probabilities
 from drywall_qa.presence import presence_logit
-from drywall_qa.tiling import MAX, ScalePolicy, blend_weights, describe, passes, window_grid
+from drywall_qa.tiling import ScalePolicy, blend_weights, describe, passes, window_grid
 
 #: windows encoded in one forward pass
 WINDOW_BATCH = 4
@@ -49,21 +50,21 @@ class ViewResult:
 def predict_views(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, policies: Sequence[ScalePolicy],
                   progress: Progress | None = None) -> list[ViewResult]:
     """Per prompt (row of ``embeddings`` ``[P, D]``), its probabilities under its policy: the maps of the views the
-    policy runs (:func:`~drywall_qa.tiling.passes`) fused by its ``fusion``.
+    policy runs (:func:`~drywall_qa.tiling.passes`) combined by its ``fusion`` (:mod:`drywall_qa.fusion`).
 
     A tiled policy whose windows would hold the whole photo in one runs as the whole view (the same pixels, shown
     at the model input's size); its result says "whole image".
     """
     height, width = image.shape[:2]
     views = [passes(policy, height, width) for policy in policies]
-    probabilities: list[np.ndarray | None] = [None] * len(policies)
-    logits: list[torch.Tensor | None] = [None] * len(policies)
-    presence = [-np.inf] * len(policies)
-    fused = [0] * len(policies)
+    state = _Maps(len(policies))
     whole = [i for i, runs in enumerate(views) if None in runs]
     if whole:
-        for i, (prob, logit) in zip(whole, _whole_view(backend, image, embeddings[whole])):
-            probabilities[i], logits[i], presence[i], fused[i] = prob, logit, presence_logit(logit), 1
+        decided = Decidedness(len(whole))
+        results = _whole_view(backend, image, embeddings[whole], decided)
+        for k, (i, (prob, logit)) in enumerate(zip(whole, results)):
+            state.logits[i] = logit
+            state.take(i, prob, presence_logit(logit), decided.cost(k), policies[i].fusion)
     tiled: dict[tuple[int, int], list[int]] = {}
     for i, (policy, runs) in enumerate(zip(policies, views)):
         for window in runs:
@@ -72,34 +73,41 @@ def predict_views(backend: Backend, image: np.ndarray, embeddings: torch.Tensor,
     grids = {window: window_grid(height, width, window) for window, _ in tiled}
     total, done = sum(len(grids[window]) for window, _ in tiled), 0
     for (window, side), group in tiled.items():
-        maps = [np.empty((height, width), np.float16) if probabilities[i] is None else probabilities[i] for i in group]
-        fusion = _Fusion([fused[i] for i in group], [policies[i].fusion for i in group])
-        window_presence = _tiled_view(backend, image, embeddings[group], (window, side), grids[window], maps, fusion,
-                                      lambda n: progress and progress(done + n, total))
+        modes = [policies[i].fusion for i in group]
+        maps = [state.target(i, mode, (height, width)) for i, mode in zip(group, modes)]
+        fusion, decided = PassFusion([state.passes[i] for i in group], modes), Decidedness(len(group))
+        window_presence = _tiled_view(backend, image, embeddings[group], (window, side), grids[window], maps,
+                                      (fusion, decided), lambda n: progress and progress(done + n, total))
         done += len(grids[window])
-        for i, prob, raw in zip(group, maps, window_presence):
-            probabilities[i], presence[i], fused[i] = prob, max(presence[i], raw), fused[i] + 1
-    logits = [lg if views[i] == [None] else _overview_logits(probabilities[i], backend.input_size)
-              for i, lg in enumerate(logits)]
+        for k, (i, prob, raw) in enumerate(zip(group, maps, window_presence)):
+            state.take(i, prob, raw, decided.cost(k), modes[k])
+    logits = [lg if views[i] == [None] else _overview_logits(state.maps[i], backend.input_size)
+              for i, lg in enumerate(state.logits)]
     return [ViewResult(p, lg, float(z), describe(policy, height, width))
-            for p, lg, z, policy in zip(probabilities, logits, presence, policies)]
+            for p, lg, z, policy in zip(state.maps, logits, state.presence, policies)]
 
 
-@dataclass(frozen=True)
-class _Fusion:
-    """How one pass's rows join each prompt's map: ``done`` passes already in it, combined by ``modes``."""
+class _Maps:
+    """Each prompt's map so far, the passes in it, its presence logit and, under ``select``, the cost of the pass
+    it holds (:class:`~drywall_qa.fusion.Decidedness`)."""
 
-    done: list[int]
-    modes: list[str]
+    def __init__(self, prompts: int) -> None:
+        self.maps: list[np.ndarray | None] = [None] * prompts
+        self.logits: list[torch.Tensor | None] = [None] * prompts
+        self.presence, self.passes, self.cost = [-np.inf] * prompts, [0] * prompts, [np.inf] * prompts
 
-    def combine(self, prompt: int, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
-        """The map's rows after this pass: ``new`` alone, their running mean, or their maximum."""
-        done = self.done[prompt]
-        if done == 0:
-            return new
-        if self.modes[prompt] == MAX:
-            return torch.maximum(new, old)
-        return (new + old * done) / (done + 1)
+    def target(self, prompt: int, mode: str, shape: tuple[int, int]) -> np.ndarray:
+        """The float16 map a pass writes into: the prompt's own, or a new one for its first pass or under
+        ``select``."""
+        existing = self.maps[prompt]
+        return np.empty(shape, np.float16) if existing is None or mode == SELECT else existing
+
+    def take(self, prompt: int, probabilities: np.ndarray, presence: float, cost: float, mode: str) -> None:
+        """Record a finished pass: its map becomes the prompt's unless ``select`` keeps a more decided one."""
+        if mode != SELECT or self.maps[prompt] is None or cost < self.cost[prompt]:
+            self.maps[prompt], self.cost[prompt] = probabilities, cost
+        self.presence[prompt] = max(self.presence[prompt], presence)
+        self.passes[prompt] += 1
 
 
 def _padded(backend: Backend, part: np.ndarray, side: int) -> np.ndarray:
@@ -113,10 +121,10 @@ def _padded(backend: Backend, part: np.ndarray, side: int) -> np.ndarray:
     return square
 
 
-def _whole_view(backend: Backend, image: np.ndarray,
-                embeddings: torch.Tensor) -> list[tuple[np.ndarray, torch.Tensor]]:
+def _whole_view(backend: Backend, image: np.ndarray, embeddings: torch.Tensor,
+                decided: Decidedness) -> list[tuple[np.ndarray, torch.Tensor]]:
     """``(probabilities H×W float16, logits over the photo)`` per prompt from the photo padded to a square and
-    shrunk to the model input; a square photo goes to ``preprocess`` as it is."""
+    shrunk to the model input (a square photo goes to ``preprocess`` as it is); counted into ``decided``."""
     height, width = image.shape[:2]
     side = backend.input_size
     if height == width:
@@ -130,19 +138,20 @@ def _whole_view(backend: Backend, image: np.ndarray,
         features = backend.encode_image(pixels)
         out = backend.decode(repeat_features(features, len(embeddings)), embeddings)
     results = []
-    for logit in _inside(out.float().cpu(), side, rows, cols):
+    for prompt, logit in enumerate(_inside(out.float().cpu(), side, rows, cols)):
         logit = logit.clone()
+        decided.add(prompt, torch.sigmoid(logit))
         full = np.require(resize_probabilities(torch.sigmoid(logit), (height, width)), requirements="W")
         results.append((torch.from_numpy(full).half().numpy(), logit))
     return results
 
 
 def _tiled_view(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, scale: tuple[int, int],
-                grid: list[tuple[int, int]], maps: list[np.ndarray], fusion: _Fusion,
+                grid: list[tuple[int, int]], maps: list[np.ndarray], fusion: tuple[PassFusion, Decidedness],
                 progress: Callable[[int], None]) -> list[float]:
-    """Blend every window's probabilities into ``maps`` (fused with what they already hold by ``fusion``), one window
-    at a time; ``scale``: the window side and the model input side it is shrunk to. Returns each prompt's
-    highest presence logit over the windows' parts inside the photo."""
+    """Blend every window's probabilities into ``maps`` (combined with what they already hold by ``fusion``'s
+    first part, counted into its second), one window at a time; ``scale``: the window side and the model input side
+    it is shrunk to. Returns each prompt's highest presence logit over the windows' parts inside the photo."""
     height, width = image.shape[:2]
     window = scale[0]
     weights = torch.from_numpy(blend_weights(window))
@@ -153,12 +162,14 @@ def _tiled_view(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, s
         for (top, left), logits in zip(chunk, _decode_windows(backend, image, embeddings, scale, chunk)):
             inside = _inside(logits, window, min(window, height - top), min(window, width - left))
             presence = [max(z, presence_logit(lg)) for z, lg in zip(presence, inside)]
+            for prompt, part in enumerate(inside):
+                fusion[1].add(prompt, torch.sigmoid(part))
             prob = F.interpolate(torch.sigmoid(logits)[None], size=(window, window), mode="bilinear",
                                  align_corners=False, antialias=window < logits.shape[-1])[0]
-            band.finish_above(top, maps, fusion)
+            band.finish_above(top, maps, fusion[0])
             band.add(top, left, prob, weights, height, width)
         progress(start + len(chunk))
-    band.finish_above(height, maps, fusion)
+    band.finish_above(height, maps, fusion[0])
     return presence
 
 
@@ -198,7 +209,7 @@ class _Band:
         self.sums[:, offset:offset + rows, left:left + cols] += prob[:, :rows, :cols] * weights[:rows, :cols]
         self.weights[offset:offset + rows, left:left + cols] += weights[:rows, :cols]
 
-    def finish_above(self, row: int, maps: list[np.ndarray], fusion: _Fusion) -> None:
+    def finish_above(self, row: int, maps: list[np.ndarray], fusion: PassFusion) -> None:
         """Write the rows above ``row`` (no later window reaches them) into ``maps`` and move the band down."""
         count = min(row, maps[0].shape[0]) - self.top if maps else 0
         if count <= 0:

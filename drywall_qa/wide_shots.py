@@ -7,7 +7,8 @@ Two kinds, one per kind of dataset:
 * a **zoom** enlarges one photo: the same wall at more pixels, each structure as large in the frame (taping photos
   are whole walls, so a 12 MP photo of one is a zoom).
 
-Both behave as splits (``len``, ``[i]`` → :class:`~drywall_qa.data.Sample`), so evaluation and calibration run on
+Calibration chooses crack policies on both kinds (:func:`calibration_shots`). Both behave as splits (``len``,
+``[i]`` → :class:`~drywall_qa.data.Sample`), so evaluation and calibration run on
 them unchanged.
 """
 
@@ -80,6 +81,14 @@ class ZoomSplit(DerivedSplit):
         image = np.asarray(Image.fromarray(sample.image).resize(size, Image.Resampling.BICUBIC))
         mask = np.asarray(Image.fromarray(sample.mask).resize(size, Image.Resampling.NEAREST))
         return Sample(sample.image_id, sample.file_name, image, mask)
+
+
+def calibration_shots(dataset: str, split: Split) -> dict[str, Split]:
+    """The wide shots a scale policy is chosen on, by name: for cracks both kinds, 2×2 mosaics (structures smaller
+    than in training) and zooms ×2 and ×4 (larger); for taping, zooms ×2."""
+    height, width = split[0].mask.shape
+    zooms = {f"zoom x{k}": ZoomSplit(split, (width * k, height * k)) for k in ((2, 4) if dataset == "cracks" else (2,))}
+    return {"mosaic 2x2": MosaicSplit(split, 2), **zooms} if dataset == "cracks" else zooms
 
 
 def wide_shots(dataset: str, split: Split, scale: int = 2) -> Split:

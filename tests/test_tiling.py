@@ -12,9 +12,10 @@ from PIL import Image
 
 from drywall_qa.backends import Backend, load_backend
 from drywall_qa.errors import InputError, ModelLoadError
+from drywall_qa.fusion import MAX, SELECT, Decidedness
 from drywall_qa.postprocess import PostprocessSettings
 from drywall_qa.segmenter import Segmenter
-from drywall_qa.tiling import BOTH, MAX, TILES, WHOLE, ScalePolicy, blend_weights, describe, window_grid, window_starts
+from drywall_qa.tiling import BOTH, TILES, WHOLE, ScalePolicy, blend_weights, describe, window_grid, window_starts
 from drywall_qa.views import predict_views
 from tests.helpers import png_header_only
 
@@ -280,3 +281,32 @@ def test_a_pyramid_on_a_photo_inside_one_window_is_the_whole_view(lite: Segmente
     off, = lite.predict(np.zeros((300, 300, 3), np.uint8), "segment crack", tiling="off",
                         scale=ScalePolicy(TILES, 64, zoom_out=(2,)))
     assert off.view == "whole image"
+
+
+def test_select_keeps_one_pass_map_whole() -> None:
+    photo = np.random.default_rng(6).integers(0, 256, (100, 150, 3), dtype=np.uint8)
+    backend, prompt = PixelBackend(32), torch.ones(1, 1)
+    maps = [predict_views(backend, photo, prompt, [ScalePolicy(TILES, w)])[0].probabilities for w in (32, 64)]
+    chosen, = predict_views(backend, photo, prompt, [ScalePolicy(TILES, 32, zoom_out=(2,), fusion=SELECT)])
+    assert sum(np.array_equal(chosen.probabilities, m) for m in maps) >= 1
+    assert chosen.view.endswith("(select)")
+
+
+def test_decidedness_prefers_fewer_hesitant_outputs_per_finding() -> None:
+    decided = Decidedness(3)
+    decided.add(0, torch.tensor([0.95, 0.9, 0.1, 0.3]))      # 2 found, 1 hesitant
+    decided.add(1, torch.tensor([0.95, 0.6, 0.7, 0.3]))       # 3 found, 3 hesitant
+    decided.add(2, torch.tensor([0.01, 0.02, 0.1, 0.15]))     # nothing found
+    assert decided.cost(0) == 0.5 and decided.cost(1) == 1.0 and decided.cost(2) == float("inf")
+
+
+def test_select_takes_a_later_pass_only_when_it_is_more_decided() -> None:
+    from drywall_qa.views import _Maps
+
+    state = _Maps(1)
+    first, second, third = (np.full((2, 2), v, np.float16) for v in (0.1, 0.2, 0.3))
+    state.take(0, first, -1.0, 0.5, SELECT)
+    state.take(0, second, 2.0, 0.5, SELECT)                    # a tie keeps the earlier pass
+    assert state.maps[0] is first and state.presence[0] == 2.0
+    state.take(0, third, 0.0, 0.25, SELECT)
+    assert state.maps[0] is third and state.passes[0] == 3

@@ -8,9 +8,10 @@ import numpy as np
 
 from drywall_qa.backends import load_backend
 from drywall_qa.data import CocoSplit
+from drywall_qa.fusion import SELECT
 from drywall_qa.scale_choice import SMALLER_INPUT, candidates, choose, input_sides
 from drywall_qa.tiling import BOTH, TILES, WHOLE, ScalePolicy
-from drywall_qa.wide_shots import MosaicSplit, ZoomSplit, wide_shots
+from drywall_qa.wide_shots import MosaicSplit, ZoomSplit, calibration_shots, wide_shots
 from tests.helpers import make_split
 
 
@@ -38,18 +39,29 @@ def test_each_dataset_gets_its_kind_of_wide_shot(tmp_path: Path) -> None:
     assert wide_shots("taping", split)[0].mask.shape == (64, 64)
 
 
+def test_crack_policies_are_chosen_on_smaller_and_larger_structures(tmp_path: Path) -> None:
+    split = CocoSplit(make_split(tmp_path / "s", n=4, size=32))
+    cracks, taping = calibration_shots("cracks", split), calibration_shots("taping", split)
+    assert list(cracks) == ["mosaic 2x2", "zoom x2", "zoom x4"] and list(taping) == ["zoom x2"]
+    assert [cracks[name][0].mask.shape for name in cracks] == [(64, 64), (64, 64), (128, 128)]
+
+
 def test_candidates_and_ties_prefer_the_cheaper_view() -> None:
     policies = candidates(640)
-    assert policies == [ScalePolicy(WHOLE, 640), ScalePolicy(TILES, 640), ScalePolicy(BOTH, 640)]
-    assert len(candidates(352)) == 5
+    assert policies[:3] == [ScalePolicy(WHOLE, 640), ScalePolicy(TILES, 640), ScalePolicy(BOTH, 640)]
+    assert [p.zoom_out for p in policies[3:]] == [(4,), (2, 4)] and {p.fusion for p in policies[3:]} == {SELECT}
+    assert len(candidates(352)) == 7
+    policies = policies[:3]
     scores = {"segment crack": {p: 0.5 for p in policies}, "segment taping area": dict(zip(policies, [0.4, 0.6, 0.5]))}
     assert choose(scores) == {"segment crack": policies[0], "segment taping area": policies[1]}
 
 
 def test_a_smaller_input_is_tried_first_and_wins_within_the_tolerance(tiny_lite_dir: Path) -> None:
     policies = candidates(640, [32, None])
-    assert policies == [ScalePolicy(WHOLE, 640), ScalePolicy(TILES, 640, 32), ScalePolicy(BOTH, 640, 32),
-                        ScalePolicy(TILES, 640), ScalePolicy(BOTH, 640)]
+    assert policies[:5] == [ScalePolicy(WHOLE, 640), ScalePolicy(TILES, 640, 32), ScalePolicy(BOTH, 640, 32),
+                            ScalePolicy(TILES, 640), ScalePolicy(BOTH, 640)]
+    assert [p.input for p in policies[5:]] == [32, None, 32, None]
+    policies = policies[:5]
     near = dict(zip(policies, [0.3, 0.498, 0.4, 0.5, 0.4]))
     far = dict(zip(policies, [0.3, 0.49, 0.4, 0.5, 0.4]))
     assert choose({"near": near, "far": far}, tolerance=0.005) == {"near": policies[1], "far": policies[3]}
