@@ -12,20 +12,23 @@ Run from the repository root: ``python -m bench.wide_shot [--data-root DIR] [--l
 * Findings invariance: the first ``--findings-photos`` crack photos measured at 640 px (1 mm per pixel) and enlarged
   ×5 (0.2 mm per pixel, the same wall): crack findings, total length and length-weighted mean width, and their
   ratios (enlarged / 640 px).
-* Speed: seconds per megapixel of the default policy over the mosaics; a 4032×3024 photo with 2 and 4 prompts.
+* Speed: seconds per megapixel of the default policy over the mosaics; a 4032×3024 photo with 2 and 4 prompts, and
+  with 2 prompts without the pyramids' zoomed-out passes (in the same run).
 * Memory: peak RSS of a fresh process predicting a 50 MP photo with 8 prompts, tiling on, against the same process
   loading the model and the photo only.
 
 The last line: ``mosaic_4x4_miou: <x> solo_miou: <y> tiling_off_4x4_miou: <z> s_per_mp: <t> crack_x2_miou: <a>
-crack_x4_miou: <b> findings_count_ratio: <c> findings_length_ratio: <d>`` (one line).
+crack_x4_miou: <b> findings_count_ratio: <c> findings_length_ratio: <d> pyramid_time_ratio: <e>`` (one line).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import multiprocessing
 import resource
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -98,9 +101,11 @@ def crack_zoom_scores(segmenter: Segmenter, split: CocoSplit, factors: tuple[int
     return {factor: float(np.mean(values)) for factor, values in scores.items()}
 
 
-def crack_findings(segmenter: Segmenter, split: CocoSplit, photos: int, factor: int) -> dict[str, dict[str, float]]:
+def crack_findings(segmenter: Segmenter, split: CocoSplit, photos: int, factor: int,
+                   link: bool = True) -> dict[str, dict[str, float]]:
     """Crack findings of the first ``photos`` photos at their size (1 mm per pixel) and enlarged ``factor`` times
-    (``1 / factor`` mm per pixel): count, total length (mm) of the thin ones and their length-weighted mean width."""
+    (``1 / factor`` mm per pixel): count, total length (mm) of the thin ones and their length-weighted mean width;
+    ``link``: pieces of one crack linked and specks dropped (:mod:`drywall_qa.linking`)."""
     totals = {}
     for name, scale in (("640 px", 1), (f"x{factor}", factor)):
         count, length, width_times_length = 0, 0.0, 0.0
@@ -109,13 +114,36 @@ def crack_findings(segmenter: Segmenter, split: CocoSplit, photos: int, factor: 
             height, width = sample.mask.shape
             image = ZoomSplit.resized(sample, (width * scale, height * scale)).image
             prediction = segmenter.predict(image, CRACK)[0]
-            findings = measure(prediction.mask, prediction.probabilities, MeasureSettings(mm_per_pixel=1 / scale))
+            settings = MeasureSettings(mm_per_pixel=1 / scale, link=link)
+            findings = measure(prediction.mask, prediction.probabilities, settings)
             thin = [f for f in findings if f.thin]
             count += len(findings)
             length += sum(f.length for f in thin)
             width_times_length += sum(f.length * f.mean_width for f in thin)
         totals[name] = {"count": count, "length_mm": length, "width_mm": width_times_length / max(length, 1e-9)}
     return totals
+
+
+def print_findings(segmenter: Segmenter, split: CocoSplit, photos: int, link: bool) -> tuple[float, float]:
+    """Print :func:`crack_findings` and the ratios enlarged / 640 px; returns the count and length ratios."""
+    found = crack_findings(segmenter, split, photos, FINDINGS_ZOOM, link)
+    small, large = found["640 px"], found[f"x{FINDINGS_ZOOM}"]
+    print(f"crack findings, {photos} photos, pieces {'linked' if link else 'apart'}: " + "; ".join(
+        f"{name}: {v['count']} findings, {v['length_mm'] / 1000:.2f} m, mean width {v['width_mm']:.2f} mm"
+        for name, v in found.items()))
+    count_ratio, length_ratio = large["count"] / max(small["count"], 1), large["length_mm"] / max(small["length_mm"], 1)
+    print(f"  ratios x{FINDINGS_ZOOM} / 640 px: count {count_ratio:.2f}, length {length_ratio:.2f}, "
+          f"width {large['width_mm'] / max(small['width_mm'], 1e-9):.2f}")
+    return count_ratio, length_ratio
+
+
+def single_scale(segmenter: Segmenter) -> Segmenter:
+    """The same model with every scale policy's pyramid removed (its training-scale windows only)."""
+    backend = copy.copy(segmenter.backend)
+    settings = backend.settings
+    backend.settings = replace(settings, scales={p: replace(policy, zoom_out=())
+                                                 for p, policy in settings.scales.items()})
+    return Segmenter(backend)
 
 
 def photo_seconds(segmenter: Segmenter, prompts: list[str], repeats: int = 3) -> float:
@@ -152,6 +180,26 @@ def peak_rss_mb(model: str | None, predict: bool) -> float:
     return value
 
 
+def print_quality(segmenter: Segmenter, cracks: CocoSplit, taping: CocoSplit, limit: int) -> dict[str, float]:
+    """Print the mosaic, taping zoom and crack zoom tables; the figures of the last line."""
+    print(f"{'cracks mosaic':<16} {'tiles':>5} {'alone':>6} {'off':>6} {'default':>7} {'blank':>5} {'s/MP':>6}")
+    mosaics = {}
+    for n in (2, 3, 4):
+        m = mosaics[n] = mosaic_scores(segmenter, cracks, n, limit)
+        print(f"{f'{n}x{n} ({640 * n} px)':<16} {m['tiles']:5d} {m['solo']:6.3f} {m['off']:6.3f} {m['auto']:7.3f} "
+              f"{m['blank']:5d} {m['s_per_mp']:6.3f}")
+    print(f"{'taping zoom':<16} {'640 px':>6} {'off':>6} {'default':>7}")
+    for size in ((1280, 1280), (2560, 2560), PHOTO_12MP):
+        z = zoom_scores(segmenter, taping, size, limit)
+        print(f"{f'{size[0]}x{size[1]}':<16} {z['solo']:6.3f} {z['off']:6.3f} {z['auto']:7.3f}")
+    zooms = crack_zoom_scores(segmenter, cracks, (1, 2, 4), limit)
+    print(f"{'cracks zoom':<16} {'x1':>6} {'x2':>6} {'x4':>6}")
+    print(f"{'segment crack':<16} {zooms[1]:6.3f} {zooms[2]:6.3f} {zooms[4]:6.3f}")
+    return {"mosaic_4x4_miou": mosaics[4]["auto"], "solo_miou": mosaics[4]["solo"],
+            "tiling_off_4x4_miou": mosaics[4]["off"], "s_per_mp": np.mean([m["s_per_mp"] for m in mosaics.values()]),
+            "crack_x2_miou": zooms[2], "crack_x4_miou": zooms[4]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-root", type=Path, help="datasets folder (default: $DRYWALL_QA_DATA or ../shared/data)")
@@ -167,39 +215,20 @@ def main() -> None:
     cracks, taping = CocoSplit(split_dir(root, "cracks", "valid")), CocoSplit(split_dir(root, "taping", "valid"))
     policies = {p: segmenter.scale_policy(p) for p in (CRACK, TAPING)}
     print(f"model: {segmenter.name}; default policies: " + ", ".join(f"{p} → {v}" for p, v in policies.items()))
-    print(f"{'cracks mosaic':<16} {'tiles':>5} {'alone':>6} {'off':>6} {'default':>7} {'blank':>5} {'s/MP':>6}")
-    mosaics = {}
-    for n in (2, 3, 4):
-        m = mosaics[n] = mosaic_scores(segmenter, cracks, n, args.limit)
-        print(f"{f'{n}x{n} ({640 * n} px)':<16} {m['tiles']:5d} {m['solo']:6.3f} {m['off']:6.3f} {m['auto']:7.3f} "
-              f"{m['blank']:5d} {m['s_per_mp']:6.3f}")
-    print(f"{'taping zoom':<16} {'640 px':>6} {'off':>6} {'default':>7}")
-    for size in ((1280, 1280), (2560, 2560), PHOTO_12MP):
-        z = zoom_scores(segmenter, taping, size, args.limit)
-        print(f"{f'{size[0]}x{size[1]}':<16} {z['solo']:6.3f} {z['off']:6.3f} {z['auto']:7.3f}")
-    zooms = crack_zoom_scores(segmenter, cracks, (1, 2, 4), args.limit)
-    print(f"{'cracks zoom':<16} {'x1':>6} {'x2':>6} {'x4':>6}")
-    print(f"{'segment crack':<16} {zooms[1]:6.3f} {zooms[2]:6.3f} {zooms[4]:6.3f}")
-    found = crack_findings(segmenter, cracks, args.findings_photos, FINDINGS_ZOOM)
-    small, large = found["640 px"], found[f"x{FINDINGS_ZOOM}"]
-    print(f"crack findings, {args.findings_photos} photos: " + "; ".join(
-        f"{name}: {v['count']} findings, {v['length_mm'] / 1000:.2f} m, mean width {v['width_mm']:.2f} mm"
-        for name, v in found.items()))
-    count_ratio, length_ratio = large["count"] / max(small["count"], 1), large["length_mm"] / max(small["length_mm"], 1)
-    print(f"  ratios x{FINDINGS_ZOOM} / 640 px: count {count_ratio:.2f}, length {length_ratio:.2f}, "
-          f"width {large['width_mm'] / max(small['width_mm'], 1e-9):.2f}")
+    figures = print_quality(segmenter, cracks, taping, args.limit)
+    for link in (False, True):
+        figures["findings_count_ratio"], figures["findings_length_ratio"] = print_findings(
+            segmenter, cracks, args.findings_photos, link)
     two, four = photo_seconds(segmenter, [CRACK, TAPING]), photo_seconds(segmenter, MEMORY_PROMPTS[:4])
+    single = photo_seconds(single_scale(segmenter), [CRACK, TAPING])
+    figures["pyramid_time_ratio"] = two / single
     print(f"4032x3024 photo: {two:.2f} s with 2 prompts, {four:.2f} s with 4: {(four - two) / 2:.2f} s per added "
-          "prompt")
+          f"prompt; 2 prompts without the pyramids' zoomed-out passes: {single:.2f} s (ratio {two / single:.2f})")
     if not args.skip_memory:
         base, peak = peak_rss_mb(args.model, False), peak_rss_mb(args.model, True)
         print(f"50 MP photo, 8 prompts, tiling on: peak RSS {peak:.0f} MiB; model + photo alone {base:.0f} MiB "
               f"(+{peak - base:.0f} MiB, ratio {peak / base:.2f})")
-    s_per_mp = np.mean([m["s_per_mp"] for m in mosaics.values()])
-    print(f"mosaic_4x4_miou: {mosaics[4]['auto']:.3f} solo_miou: {mosaics[4]['solo']:.3f} "
-          f"tiling_off_4x4_miou: {mosaics[4]['off']:.3f} s_per_mp: {s_per_mp:.3f} crack_x2_miou: {zooms[2]:.3f} "
-          f"crack_x4_miou: {zooms[4]:.3f} findings_count_ratio: {count_ratio:.2f} "
-          f"findings_length_ratio: {length_ratio:.2f}")
+    print(" ".join(f"{name}: {value:.3f}" for name, value in figures.items()))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from drywall_qa.fusion import FUSIONS, MEAN
+from drywall_qa.fusion import FUSIONS, MEAN, SELECT
 
 WHOLE, TILES, BOTH = "whole", "tiles", "both"
 VIEWS = (WHOLE, TILES, BOTH)
@@ -141,10 +141,11 @@ def passes(policy: ScalePolicy, height: int, width: int) -> list[int | None]:
     return list(dict.fromkeys(views))
 
 
-def describe(policy: ScalePolicy, height: int, width: int) -> str:
+def describe(policy: ScalePolicy, height: int, width: int, chosen: int | None = None) -> str:
     """How a prediction on a ``height×width`` photo is made, for users: "whole image", "tiled: 35 windows at 640 px"
     ("… shown at 384 px" where the policy names the windows' model input side), "whole image + …" for both, and for
-    a pyramid every pass and how they are fused ("tiled: 35 windows at 640 px, 12 at 1280 px + whole image (mean)")."""
+    a pyramid every pass and how they are fused ("tiled: 35 windows at 640 px, 12 at 1280 px + whole image (mean)");
+    under ``select``, the pass ``chosen`` (its window side, None: the whole view): "(select: 1280 px)"."""
     views = passes(policy, height, width)
     tiled = [w for w in views if w is not None]
     if not tiled:
@@ -158,4 +159,6 @@ def describe(policy: ScalePolicy, height: int, width: int) -> str:
     if not policy.zoom_out:
         return f"whole image + {tiles}"
     whole = " + whole image" if None in views else ""
+    if policy.fusion == SELECT:
+        return f"tiled: {tiles}{whole} (select: {'whole image' if chosen is None else f'{chosen} px'})"
     return f"tiled: {tiles}{whole} ({policy.fusion})"

@@ -64,7 +64,7 @@ def predict_views(backend: Backend, image: np.ndarray, embeddings: torch.Tensor,
         results = _whole_view(backend, image, embeddings[whole], decided)
         for k, (i, (prob, logit)) in enumerate(zip(whole, results)):
             state.logits[i] = logit
-            state.take(i, prob, presence_logit(logit), decided.cost(k), policies[i].fusion)
+            state.take(i, prob, presence_logit(logit), (decided.cost(k), None), policies[i].fusion)
     tiled: dict[tuple[int, int], list[int]] = {}
     for i, (policy, runs) in enumerate(zip(policies, views)):
         for window in runs:
@@ -80,21 +80,22 @@ def predict_views(backend: Backend, image: np.ndarray, embeddings: torch.Tensor,
                                       (fusion, decided), lambda n: progress and progress(done + n, total))
         done += len(grids[window])
         for k, (i, prob, raw) in enumerate(zip(group, maps, window_presence)):
-            state.take(i, prob, raw, decided.cost(k), modes[k])
+            state.take(i, prob, raw, (decided.cost(k), window), modes[k])
     logits = [lg if views[i] == [None] else _overview_logits(state.maps[i], backend.input_size)
               for i, lg in enumerate(state.logits)]
-    return [ViewResult(p, lg, float(z), describe(policy, height, width))
-            for p, lg, z, policy in zip(state.maps, logits, state.presence, policies)]
+    return [ViewResult(p, lg, float(z), describe(policy, height, width, chosen))
+            for p, lg, z, policy, chosen in zip(state.maps, logits, state.presence, policies, state.chosen)]
 
 
 class _Maps:
     """Each prompt's map so far, the passes in it, its presence logit and, under ``select``, the cost of the pass
-    it holds (:class:`~drywall_qa.fusion.Decidedness`)."""
+    it holds (:class:`~drywall_qa.fusion.Decidedness`) and that pass's window side (None: the whole view)."""
 
     def __init__(self, prompts: int) -> None:
         self.maps: list[np.ndarray | None] = [None] * prompts
         self.logits: list[torch.Tensor | None] = [None] * prompts
         self.presence, self.passes, self.cost = [-np.inf] * prompts, [0] * prompts, [np.inf] * prompts
+        self.chosen: list[int | None] = [None] * prompts
 
     def target(self, prompt: int, mode: str, shape: tuple[int, int]) -> np.ndarray:
         """The float16 map a pass writes into: the prompt's own, or a new one for its first pass or under
@@ -102,10 +103,12 @@ class _Maps:
         existing = self.maps[prompt]
         return np.empty(shape, np.float16) if existing is None or mode == SELECT else existing
 
-    def take(self, prompt: int, probabilities: np.ndarray, presence: float, cost: float, mode: str) -> None:
-        """Record a finished pass: its map becomes the prompt's unless ``select`` keeps a more decided one."""
-        if mode != SELECT or self.maps[prompt] is None or cost < self.cost[prompt]:
-            self.maps[prompt], self.cost[prompt] = probabilities, cost
+    def take(self, prompt: int, probabilities: np.ndarray, presence: float, decided: tuple[float, int | None],
+             mode: str) -> None:
+        """Record a finished pass, ``decided``: its cost and window side; its map becomes the prompt's unless
+        ``select`` keeps a more decided one."""
+        if mode != SELECT or self.maps[prompt] is None or decided[0] < self.cost[prompt]:
+            self.maps[prompt], (self.cost[prompt], self.chosen[prompt]) = probabilities, decided
         self.presence[prompt] = max(self.presence[prompt], presence)
         self.passes[prompt] += 1
 

@@ -288,8 +288,9 @@ def test_select_keeps_one_pass_map_whole() -> None:
     backend, prompt = PixelBackend(32), torch.ones(1, 1)
     maps = [predict_views(backend, photo, prompt, [ScalePolicy(TILES, w)])[0].probabilities for w in (32, 64)]
     chosen, = predict_views(backend, photo, prompt, [ScalePolicy(TILES, 32, zoom_out=(2,), fusion=SELECT)])
-    assert sum(np.array_equal(chosen.probabilities, m) for m in maps) >= 1
-    assert chosen.view.endswith("(select)")
+    same = [np.array_equal(chosen.probabilities, m) for m in maps]
+    assert any(same)
+    assert chosen.view.endswith(f"(select: {(32, 64)[same.index(True)]} px)")
 
 
 def test_decidedness_prefers_fewer_hesitant_outputs_per_finding() -> None:
@@ -305,8 +306,8 @@ def test_select_takes_a_later_pass_only_when_it_is_more_decided() -> None:
 
     state = _Maps(1)
     first, second, third = (np.full((2, 2), v, np.float16) for v in (0.1, 0.2, 0.3))
-    state.take(0, first, -1.0, 0.5, SELECT)
-    state.take(0, second, 2.0, 0.5, SELECT)                    # a tie keeps the earlier pass
+    state.take(0, first, -1.0, (0.5, None), SELECT)
+    state.take(0, second, 2.0, (0.5, 64), SELECT)                    # a tie keeps the earlier pass
     assert state.maps[0] is first and state.presence[0] == 2.0
-    state.take(0, third, 0.0, 0.25, SELECT)
-    assert state.maps[0] is third and state.passes[0] == 3
+    state.take(0, third, 0.0, (0.25, 128), SELECT)
+    assert state.maps[0] is third and state.passes[0] == 3 and state.chosen[0] == 128
