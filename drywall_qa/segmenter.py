@@ -63,9 +63,10 @@ class Segmenter:
         self._embeddings: OrderedDict[str | tuple, torch.Tensor] = OrderedDict()
 
     @classmethod
-    def load(cls, model: str | Path | None = None, device: str | None = None) -> Segmenter:
-        """Load a checkpoint directory, alias or hub id (``None``: the bundled model) on the best device."""
-        return cls(load_backend(model, select_device(device)))
+    def load(cls, model: str | Path | None = None, device: str | None = None, engine: str = "torch") -> Segmenter:
+        """Load a checkpoint directory, alias or hub id (``None``: the bundled model) on the best device, run by
+        ``engine`` (:func:`~drywall_qa.backends.load_backend`)."""
+        return cls(load_backend(model, select_device(device), engine))
 
     @property
     def name(self) -> str:

@@ -16,6 +16,8 @@ from drywall_qa.backends.checks import RESTORE, read_config, reason
 from drywall_qa.backends.lite.config import LiteConfig, check_config
 from drywall_qa.backends.lite.model import LiteModel, check_weights_fit
 from drywall_qa.backends.lite.prompt_encoder import SentenceEncoder
+from drywall_qa.backends.onnx_graph import OnnxGraph
+from drywall_qa.engine import ONNXRUNTIME, TORCH, resolve_engine
 from drywall_qa.errors import ModelLoadError
 from drywall_qa.postprocess import PostprocessSettings
 
@@ -36,6 +38,8 @@ class LiteBackend(Backend):
         self.model = model
         self.text_encoder = text_encoder or SentenceEncoder(model.config.text_encoder).to(self.device)
         self.settings = PostprocessSettings()
+        #: the image encoder in ONNX Runtime, while :meth:`use_engine` chose it
+        self.encoder_graph: OnnxGraph | None = None
 
     @classmethod
     def new(cls, device: str | torch.device | None = None, **options) -> LiteBackend:
@@ -87,7 +91,25 @@ class LiteBackend(Backend):
         ]
         return self.normalize(torch.cat(batch).div_(255.0).to(self.device))
 
+    @property
+    def engine(self) -> str:
+        graph = self.encoder_graph
+        return ONNXRUNTIME if graph is not None and graph.disabled is None else TORCH
+
+    def use_engine(self, engine: str) -> str:
+        """``onnxruntime`` runs the image encoder (the prompt-independent part, most of a photo's time) in ONNX
+        Runtime, exported on first use; the decoder stays eager, which measures as fast (docs/benchmarks.md)."""
+        self.encoder_graph = _encoder_graph(self.model) if resolve_engine(engine, self.device) == ONNXRUNTIME else None
+        return self.engine
+
     def encode_image(self, pixel_values: torch.Tensor) -> Features:
+        """In ONNX Runtime where the engine is chosen and the graph computes what eager would (inference, eval
+        mode, CPU; :meth:`OnnxGraph.applies`), else eager; channels-last either way."""
+        graph = self.encoder_graph
+        if graph is not None and graph.applies((pixel_values,)):
+            features = graph.run(pixel_values)
+            if features is not None:
+                return tuple(f.contiguous(memory_format=torch.channels_last) for f in features)
         return self.model.encode_image(pixel_values)
 
     def encode_prompts(self, prompts: Sequence[str]) -> torch.Tensor:
@@ -98,3 +120,12 @@ class LiteBackend(Backend):
 
     def save_pretrained(self, directory: str | Path) -> None:
         self.model.save_pretrained(directory)
+
+
+def _encoder_graph(model: LiteModel) -> OnnxGraph:
+    """``model.encode_image`` as an ONNX graph taking any batch and input side."""
+    outputs = [f"features_stride{2 ** level}" for level in range(1, 6)]
+    side = model.config.image_size
+    axes = {name: {0: "batch", 2: f"{name}_height", 3: f"{name}_width"} for name in ["pixel_values", *outputs]}
+    return OnnxGraph(model, "encode_image", "lite-image-encoder", lambda: (torch.zeros(2, 3, side, side),),
+                     ["pixel_values"], outputs, axes)
