@@ -4,6 +4,9 @@ file, new weights after fine-tuning, and no onnxruntime import when PyTorch is a
 from __future__ import annotations
 
 import copy
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -157,3 +160,16 @@ def test_an_unknown_engine_is_refused_by_name(tiny: LiteBackend) -> None:
     with pytest.raises(InputError, match="--engine: 'tensorrt' is not one of auto, torch, onnxruntime"):
         _fresh(tiny, "tensorrt")
 
+
+def test_engine_torch_never_imports_onnxruntime(tiny_lite_dir, tmp_path: Path) -> None:
+    """Through the command line, in a fresh interpreter."""
+    image = tmp_path / "photo.png"
+    from PIL import Image
+
+    Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(image)
+    code = ("import sys, json; from drywall_qa.predict import main; "
+            f"rc = main([{str(image)!r}, '--prompts', 'segment crack', '--model', {str(tiny_lite_dir)!r}, "
+            f"'--engine', 'torch', '--threads', '1', '--out', {str(tmp_path / 'out')!r}]); "
+            "print(json.dumps([rc, [m for m in sys.modules if m.startswith(('onnxruntime', 'onnx'))]]))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [0, []], done.stderr[-2000:]
