@@ -46,7 +46,7 @@ def _engine_and_eager(segmenter: Segmenter, image: np.ndarray, tiling: str) -> t
     """Predictions with the exported encoder, then with eager PyTorch, same model."""
     segmenter.backend.use_engine("onnxruntime")
     engine = segmenter.predict(image, PROMPTS, tiling=tiling)
-    assert segmenter.backend.engine == "onnxruntime" and segmenter.backend.encoder_graph.path is not None
+    assert segmenter.backend.engine == "onnxruntime" and all(g.path is not None for g in segmenter.backend.graphs)
     segmenter.backend.use_engine("torch")
     return engine, segmenter.predict(image, PROMPTS, tiling=tiling)
 
@@ -81,11 +81,11 @@ def test_changed_weights_make_a_new_graph_and_are_used(tiny: LiteBackend, cache:
     backend = _fresh(tiny)
     pixels = torch.rand(1, 3, 64, 64)
     before = _encode(backend, pixels)
-    first = backend.encoder_graph.path
+    first = backend.graphs[0].path
     with torch.no_grad():
         backend.model.backbone.stem[0].weight.mul_(1.5)          # as an optimiser step would, in place
     after = _encode(backend, pixels)
-    assert backend.encoder_graph.path != first and len(list(cache.glob("*.onnx"))) == 2
+    assert backend.graphs[0].path != first and len(list(cache.glob("*.onnx"))) == 2
     with torch.inference_mode():
         eager = backend.model.encode_image(pixels)
     assert not torch.allclose(before[0], after[0], atol=1e-3)
@@ -115,7 +115,7 @@ def test_a_corrupt_or_stale_cached_graph_is_rebuilt(tiny: LiteBackend, cache: Pa
     pixels = torch.rand(2, 3, 64, 64)
     backend = _fresh(tiny)
     _encode(backend, pixels)
-    path = backend.encoder_graph.path
+    path = backend.graphs[0].path
     if damage == "corrupt":
         path.write_bytes(path.read_bytes()[:1000])
     else:  # a graph of other weights under this name
@@ -124,10 +124,10 @@ def test_a_corrupt_or_stale_cached_graph_is_rebuilt(tiny: LiteBackend, cache: Pa
             other.model.head.bias.add_(1.0)
             other.model.backbone.stem[0].weight.mul_(2.0)
         _encode(other, pixels)
-        path.write_bytes(other.encoder_graph.path.read_bytes())
+        path.write_bytes(other.graphs[0].path.read_bytes())
     fresh = _fresh(tiny)
     features = _encode(fresh, pixels)
-    assert fresh.encoder_graph.path == path and fresh.engine == "onnxruntime"
+    assert fresh.graphs[0].path == path and fresh.engine == "onnxruntime"
     with torch.inference_mode():
         for a, b in zip(features, fresh.model.encode_image(pixels)):
             torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
@@ -141,11 +141,11 @@ def test_unwritable_cache_falls_back_to_temp_then_to_eager(tiny: LiteBackend, tm
     monkeypatch.setattr("tempfile.gettempdir", lambda: str(tmp_path / "temp"))
     backend, pixels = _fresh(tiny), torch.rand(1, 3, 64, 64)
     _encode(backend, pixels)
-    assert backend.encoder_graph.path.parent.parent == tmp_path / "temp"
+    assert backend.graphs[0].path.parent.parent == tmp_path / "temp"
     monkeypatch.setattr("tempfile.gettempdir", lambda: str(blocker / "temp"))
     stuck = _fresh(tiny)
     features = _encode(stuck, pixels)
-    assert stuck.engine == "torch" and "no writable cache folder" in stuck.encoder_graph.disabled
+    assert stuck.engine == "torch" and "no writable cache folder" in stuck.graphs[0].disabled
     with torch.inference_mode():
         torch.testing.assert_close(features[0], stuck.model.encode_image(pixels)[0])
 

@@ -57,15 +57,15 @@ def _writable_folder() -> Path | None:
     return None
 
 
-class _Call(nn.Module):
-    """``method`` of ``owner`` as a module's forward, so the exporter sees ``owner``'s weights."""
+class _Traced(nn.Module):
+    """``function`` as a module's forward, with ``owner`` registered so the exporter sees its weights."""
 
-    def __init__(self, owner: nn.Module, method: str) -> None:
+    def __init__(self, owner: nn.Module, function: Callable[..., tuple[torch.Tensor, ...]]) -> None:
         super().__init__()
-        self.owner, self.method = owner, method
+        self.owner, self.function = owner, function
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return getattr(self.owner, self.method)(*inputs)
+        return self.function(*inputs)
 
 
 def fingerprint(module: nn.Module) -> tuple:
@@ -84,16 +84,16 @@ def weights_hash(module: nn.Module, settings: str) -> str:
 
 
 class OnnxGraph:
-    """``owner.<method>`` (tensors in, a tuple of tensors out) run in ONNX Runtime.
+    """``function`` of ``owner``'s weights (tensors in, a tensor or a tuple of tensors out) run in ONNX Runtime.
 
     ``example`` makes the inputs the export traces; ``input_names``/``output_names`` name the graph's tensors and
     ``dynamic_axes`` the axes that may vary (as ``torch.onnx.export`` takes them). ``name`` prefixes the cached file.
     """
 
-    def __init__(self, owner: nn.Module, method: str, name: str, example: Callable[[], tuple[torch.Tensor, ...]],
-                 input_names: Sequence[str], output_names: Sequence[str],
-                 dynamic_axes: dict[str, dict[int, str]]) -> None:
-        self.owner, self.method, self.name, self.example = owner, method, name, example
+    def __init__(self, owner: nn.Module, function: Callable[..., tuple[torch.Tensor, ...] | torch.Tensor], name: str,
+                 example: Callable[[], tuple[torch.Tensor, ...]], input_names: Sequence[str],
+                 output_names: Sequence[str], dynamic_axes: dict[str, dict[int, str]]) -> None:
+        self.owner, self.function, self.name, self.example = owner, function, name, example
         self.input_names, self.output_names, self.dynamic_axes = list(input_names), list(output_names), dynamic_axes
         self._session = None
         self._state: tuple = ()  # (fingerprint, threads) the session was made for
@@ -110,7 +110,7 @@ class OnnxGraph:
 
     def run(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...] | None:
         """The outputs, or None when the graph cannot be made (then :attr:`disabled` says why, logged once)."""
-        session = self._current_session()
+        session = None if self.disabled else self._current_session()
         if session is None:
             return None
         feed = {name: t.detach().contiguous().numpy() for name, t in zip(self.input_names, inputs)}
@@ -150,7 +150,7 @@ class OnnxGraph:
         return session
 
     def _export(self, key: str) -> bytes:
-        """The ONNX graph of the method with ``key`` in its metadata."""
+        """The ONNX graph of the function with ``key`` in its metadata."""
         import onnx
 
         buffer = io.BytesIO()
@@ -158,7 +158,7 @@ class OnnxGraph:
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
             # the exporter puts the module it is given back in the mode it found it in, recursively: eval, as the
             # owner is whenever the graph applies
-            torch.onnx.export(_Call(self.owner, self.method).eval(), self.example(), buffer, dynamo=False,
+            torch.onnx.export(_Traced(self.owner, self.function).eval(), self.example(), buffer, dynamo=False,
                               opset_version=OPSET, input_names=self.input_names, output_names=self.output_names,
                               dynamic_axes=self.dynamic_axes)
         graph = onnx.load_from_string(buffer.getvalue())

@@ -14,6 +14,7 @@ from transformers import PreTrainedTokenizerBase
 from drywall_qa.backends.base import Backend, Features
 from drywall_qa.backends.checks import RESTORE, read_config, reason
 from drywall_qa.backends.lite.config import LiteConfig, check_config
+from drywall_qa.backends.lite.graphs import decoder_graph, encoder_graph
 from drywall_qa.backends.lite.model import LiteModel, check_weights_fit
 from drywall_qa.backends.lite.prompt_encoder import SentenceEncoder
 from drywall_qa.backends.onnx_graph import OnnxGraph
@@ -38,8 +39,8 @@ class LiteBackend(Backend):
         self.model = model
         self.text_encoder = text_encoder or SentenceEncoder(model.config.text_encoder).to(self.device)
         self.settings = PostprocessSettings()
-        #: the image encoder in ONNX Runtime, while :meth:`use_engine` chose it
-        self.encoder_graph: OnnxGraph | None = None
+        #: the image encoder and the decoder in ONNX Runtime, while :meth:`use_engine` chose it
+        self.graphs: tuple[OnnxGraph, OnnxGraph] | None = None
 
     @classmethod
     def new(cls, device: str | torch.device | None = None, **options) -> LiteBackend:
@@ -93,39 +94,34 @@ class LiteBackend(Backend):
 
     @property
     def engine(self) -> str:
-        graph = self.encoder_graph
-        return ONNXRUNTIME if graph is not None and graph.disabled is None else TORCH
+        return ONNXRUNTIME if self.graphs is not None and self.graphs[0].disabled is None else TORCH
 
     def use_engine(self, engine: str) -> str:
-        """``onnxruntime`` runs the image encoder (the prompt-independent part, most of a photo's time) in ONNX
-        Runtime, exported on first use; the decoder stays eager, which measures as fast (docs/benchmarks.md)."""
-        self.encoder_graph = _encoder_graph(self.model) if resolve_engine(engine, self.device) == ONNXRUNTIME else None
+        """``onnxruntime`` runs the image encoder and the decoder in ONNX Runtime (:mod:`.graphs`), each exported
+        on first use; both measure faster there on a CPU (docs/benchmarks.md)."""
+        chosen = resolve_engine(engine, self.device) == ONNXRUNTIME
+        self.graphs = (encoder_graph(self.model), decoder_graph(self.model)) if chosen else None
         return self.engine
 
     def encode_image(self, pixel_values: torch.Tensor) -> Features:
-        """In ONNX Runtime where the engine is chosen and the graph computes what eager would (inference, eval
-        mode, CPU; :meth:`OnnxGraph.applies`), else eager; channels-last either way."""
-        graph = self.encoder_graph
-        if graph is not None and graph.applies((pixel_values,)):
-            features = graph.run(pixel_values)
-            if features is not None:
-                return tuple(f.contiguous(memory_format=torch.channels_last) for f in features)
-        return self.model.encode_image(pixel_values)
+        """In ONNX Runtime where the engine is chosen and its graph computes what eager would (inference, eval
+        mode, CPU: :meth:`OnnxGraph.applies`), else eager (channels-last, the layout eager decoding runs fastest in).
+        """
+        features = self._run(0, pixel_values)
+        return self.model.encode_image(pixel_values) if features is None else features
+
+    def decode(self, features: Features, embeddings: torch.Tensor) -> torch.Tensor:
+        logits = self._run(1, *features, embeddings)
+        return self.model.decode(features, embeddings) if logits is None else logits[0]
+
+    def _run(self, part: int, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...] | None:
+        """Graph ``part`` (0 encoder, 1 decoder) on ``inputs``, or None where eager must run."""
+        graph = self.graphs[part] if self.graphs is not None else None
+        return graph.run(*inputs) if graph is not None and graph.applies(inputs) else None
 
     def encode_prompts(self, prompts: Sequence[str]) -> torch.Tensor:
         return self.text_encoder(prompts).to(self.device)
 
-    def decode(self, features: Features, embeddings: torch.Tensor) -> torch.Tensor:
-        return self.model.decode(features, embeddings)
-
     def save_pretrained(self, directory: str | Path) -> None:
         self.model.save_pretrained(directory)
 
-
-def _encoder_graph(model: LiteModel) -> OnnxGraph:
-    """``model.encode_image`` as an ONNX graph taking any batch and input side."""
-    outputs = [f"features_stride{2 ** level}" for level in range(1, 6)]
-    side = model.config.image_size
-    axes = {name: {0: "batch", 2: f"{name}_height", 3: f"{name}_width"} for name in ["pixel_values", *outputs]}
-    return OnnxGraph(model, "encode_image", "lite-image-encoder", lambda: (torch.zeros(2, 3, side, side),),
-                     ["pixel_values"], outputs, axes)
