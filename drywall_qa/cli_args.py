@@ -54,7 +54,7 @@ def count_arg(minimum: int, maximum: int | None = None, example: int | None = No
 
 #: a TCP port to listen on
 port_arg = count_arg(1, 65535, 7860)
-#: CPU threads per model call; 0: one per core this process may use
+#: CPU threads per model call; 0: :func:`~drywall_qa.engine.default_threads`
 threads_arg = count_arg(0, MAX_THREADS, 2)
 
 
@@ -103,8 +103,8 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     """``--engine`` and ``--threads``, for the commands that load a model; read back by :func:`engine_from_args`."""
     add_engine_argument(parser)
     parser.add_argument("--threads", type=threads_arg, default=0,
-                        help=f"CPU threads per model call, both engines (default 0: one per core, here "
-                        f"{default_threads()})")
+                        help=f"CPU threads per model call, both engines (default 0: half the cores, at least one; "
+                        f"here {default_threads()})")
 
 
 def engine_from_args(args: argparse.Namespace) -> str:

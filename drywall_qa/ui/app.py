@@ -82,7 +82,7 @@ class AppConfig:
     roots: list[Path] = field(default_factory=data_roots)
     out_dir: Path = Path("outputs")
     device: str | None = None
-    #: CPU threads per model call, both engines (None: one per core)
+    #: CPU threads per model call, both engines (None: half the cores, :func:`~drywall_qa.engine.default_threads`)
     threads: int | None = MODEL_THREADS
     #: what runs the models: auto, torch or onnxruntime (:mod:`drywall_qa.engine`)
     engine: str = "auto"
@@ -220,7 +220,7 @@ def parse_args(argv: list[str] | None = None, prog: str = "drywall-qa-app") -> a
     parser.add_argument("--device", help="cuda, mps or cpu (default: best available)")
     parser.add_argument("--threads", type=threads_arg, default=MODEL_THREADS,
                         help=f"CPU threads per model call (default {MODEL_THREADS}: requests are served two at a time; "
-                        "0 = one per core)")
+                        "0 = half the cores)")
     add_engine_argument(parser)
     parser.add_argument("--host", help="interface to listen on (default 127.0.0.1, or GRADIO_SERVER_NAME)")
     parser.add_argument("--port", type=port_arg, help="port, 1 to 65535 (default 7860, or GRADIO_SERVER_PORT)")
