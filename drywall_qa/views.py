@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from drywall_qa.backends import Backend, repeat_features
+from drywall_qa.backends.feature_cache import FeatureCache, encoded
 from drywall_qa.imaging import resize_probabilities
 from drywall_qa.presence import presence_logit
 from drywall_qa.tiling import WHOLE, ScalePolicy, blend_weights, describe, window_grid
@@ -47,8 +48,9 @@ class ViewResult:
 
 
 def predict_views(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, policies: Sequence[ScalePolicy],
-                  progress: Progress | None = None) -> list[ViewResult]:
-    """Per prompt (row of ``embeddings`` ``[P, D]``), its probabilities under its policy.
+                  progress: Progress | None = None, features: FeatureCache | None = None) -> list[ViewResult]:
+    """Per prompt (row of ``embeddings`` ``[P, D]``), its probabilities under its policy; ``features``: the
+    photo's encoded views, reused and filled (:mod:`drywall_qa.backends.feature_cache`).
 
     A tiled policy whose windows would hold the whole photo in one runs as the whole view (the same pixels, shown
     at the model input's size); its result says "whole image".
@@ -61,7 +63,7 @@ def predict_views(backend: Backend, image: np.ndarray, embeddings: torch.Tensor,
     presence = [-np.inf] * len(policies)
     whole = [i for i, p in enumerate(policies) if p.needs_whole]
     if whole:
-        for i, (prob, logit) in zip(whole, _whole_view(backend, image, embeddings[whole])):
+        for i, (prob, logit) in zip(whole, _whole_view(backend, image, embeddings[whole], features)):
             probabilities[i], logits[i], presence[i] = prob, logit, presence_logit(logit)
     tiled: dict[tuple[int, int], list[int]] = {}
     for i, policy in enumerate(policies):
@@ -72,7 +74,7 @@ def predict_views(backend: Backend, image: np.ndarray, embeddings: torch.Tensor,
         maps = [np.empty((height, width), np.float16) if probabilities[i] is None else probabilities[i] for i in group]
         fused = [probabilities[i] is not None for i in group]
         window_presence = _tiled_view(backend, image, embeddings[group], (window, side), grids[window], maps, fused,
-                                      lambda n: progress and progress(done + n, total))
+                                      lambda n: progress and progress(done + n, total), features)
         done += len(grids[window])
         for i, prob, raw in zip(group, maps, window_presence):
             probabilities[i], logits[i], presence[i] = prob, _overview_logits(prob, backend.input_size), \
@@ -92,8 +94,8 @@ def _padded(backend: Backend, part: np.ndarray, side: int) -> np.ndarray:
     return square
 
 
-def _whole_view(backend: Backend, image: np.ndarray,
-                embeddings: torch.Tensor) -> list[tuple[np.ndarray, torch.Tensor]]:
+def _whole_view(backend: Backend, image: np.ndarray, embeddings: torch.Tensor,
+                cache: FeatureCache | None = None) -> list[tuple[np.ndarray, torch.Tensor]]:
     """``(probabilities H×W float16, logits over the photo)`` per prompt from the photo padded to a square and
     shrunk to the model input; a square photo goes to ``preprocess`` as it is."""
     height, width = image.shape[:2]
@@ -106,7 +108,7 @@ def _whole_view(backend: Backend, image: np.ndarray,
         shrunk = np.asarray(Image.fromarray(image).resize((cols, rows), Image.Resampling.BILINEAR))
         pixels = backend.preprocess([_padded(backend, shrunk, side)])
     with torch.inference_mode():
-        features = backend.encode_image(pixels)
+        features = encoded(cache, ("whole", side), lambda: backend.encode_image(pixels))
         out = backend.decode(repeat_features(features, len(embeddings)), embeddings)
     results = []
     for logit in _inside(out.float().cpu(), side, rows, cols):
@@ -118,7 +120,7 @@ def _whole_view(backend: Backend, image: np.ndarray,
 
 def _tiled_view(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, scale: tuple[int, int],
                 grid: list[tuple[int, int]], maps: list[np.ndarray], fused: list[bool],
-                progress: Callable[[int], None]) -> list[float]:
+                progress: Callable[[int], None], cache: FeatureCache | None = None) -> list[float]:
     """Blend every window's probabilities into ``maps`` (averaged with what a fused map already holds), one window
     at a time; ``scale``: the window side and the model input side it is shrunk to. Returns each prompt's
     highest presence logit over the windows' parts inside the photo."""
@@ -129,7 +131,7 @@ def _tiled_view(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, s
     presence = [-np.inf] * len(embeddings)
     for start in range(0, len(grid), WINDOW_BATCH):
         chunk = grid[start:start + WINDOW_BATCH]
-        for (top, left), logits in zip(chunk, _decode_windows(backend, image, embeddings, scale, chunk)):
+        for (top, left), logits in zip(chunk, _decode_windows(backend, image, embeddings, scale, chunk, cache)):
             inside = _inside(logits, window, min(window, height - top), min(window, width - left))
             presence = [max(z, presence_logit(lg)) for z, lg in zip(presence, inside)]
             prob = F.interpolate(torch.sigmoid(logits)[None], size=(window, window), mode="bilinear",
@@ -149,7 +151,7 @@ def _inside(logits: torch.Tensor, window: int, rows: int, cols: int) -> torch.Te
 
 
 def _decode_windows(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, scale: tuple[int, int],
-                    chunk: list[tuple[int, int]]) -> torch.Tensor:
+                    chunk: list[tuple[int, int]], cache: FeatureCache | None = None) -> torch.Tensor:
     """Logits ``[N, P, S, S]`` of the ``N`` windows at ``chunk`` (padded with the mean colour past the photo), each
     shown to the model at ``scale``'s input side."""
     window, input_side = scale
@@ -157,7 +159,8 @@ def _decode_windows(backend: Backend, image: np.ndarray, embeddings: torch.Tenso
     for top, left in chunk:
         crops.append(_padded(backend, image[top:top + window, left:left + window], window))
     with torch.inference_mode():
-        features = backend.encode_image(backend.preprocess(crops, input_side))
+        features = encoded(cache, (scale, tuple(chunk)),
+                           lambda: backend.encode_image(backend.preprocess(crops, input_side)))
         logits = backend.decode(repeat_features(features, len(embeddings)), embeddings.repeat(len(crops), 1))
     return logits.float().cpu().reshape(len(crops), len(embeddings), *logits.shape[-2:])
 
