@@ -25,6 +25,8 @@ class FeatureCache:
         self.budget = budget
         #: views answered from the cache since it was made
         self.hits = 0
+        #: its key where a store keeps it (the app's result store); None until kept
+        self.key: str | None = None
         self._entries: dict[Hashable, Features] = {}
         self._bytes = 0
         self._lock = threading.Lock()

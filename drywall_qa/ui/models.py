@@ -16,6 +16,7 @@ import numpy as np
 
 from drywall_qa.backends import BUNDLED_DIR, BUNDLED_NAME, DEFAULT_CLIPSEG
 from drywall_qa.backends.checks import reason
+from drywall_qa.backends.feature_cache import FeatureCache
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.imaging import path_problem
 from drywall_qa.segmenter import Condition, Prediction, Segmenter, truncation_note
@@ -120,9 +121,11 @@ class SharedModel:
         return prediction.settings_from in self.segmenter.backend.settings.presence
 
     def predict(self, image: np.ndarray, prompts: Sequence[Condition], threshold: float | None = None,
-                tiling: str = "auto", progress: Progress | None = None) -> list[Prediction]:
+                tiling: str = "auto", progress: Progress | None = None,
+                features: FeatureCache | None = None) -> list[Prediction]:
         with self._lock:
-            return self.segmenter.predict(image, prompts, threshold, tiling=tiling, progress=progress)
+            return self.segmenter.predict(image, prompts, threshold, tiling=tiling, progress=progress,
+                                          features=features)
 
     def prompt_notes(self, prompts: Sequence[str]) -> list[str]:
         """A note for each text prompt longer than the model's token limit (it reads only the start). Under the
