@@ -23,11 +23,15 @@ import threading
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from drywall_qa.atomic import write_atomic
+
+if TYPE_CHECKING:
+    from onnxruntime import InferenceSession
 
 log = logging.getLogger("drywall_qa.engine")
 #: ONNX opset of the exported graphs (ONNX Runtime 1.32 runs up to 23)
@@ -69,8 +73,10 @@ class _Traced(nn.Module):
 
 
 def fingerprint(module: nn.Module) -> tuple:
-    """Changes whenever a weight or buffer of ``module`` is replaced or modified in place (version counters)."""
-    return tuple((id(t), t.data_ptr(), t._version) for t in (*module.parameters(), *module.buffers()))
+    """Changes whenever a weight or buffer of ``module`` is replaced or modified in place (version counters; a
+    model loaded under ``torch.inference_mode`` has none, and only its storage is compared)."""
+    return tuple((id(t), t.data_ptr(), -1 if t.is_inference() else t._version)
+                 for t in (*module.parameters(), *module.buffers()))
 
 
 def weights_hash(module: nn.Module, settings: str) -> str:
@@ -116,7 +122,7 @@ class OnnxGraph:
         feed = {name: t.detach().contiguous().numpy() for name, t in zip(self.input_names, inputs)}
         return tuple(torch.from_numpy(out) for out in session.run(self.output_names, feed))
 
-    def _current_session(self):
+    def _current_session(self) -> InferenceSession | None:
         state = (fingerprint(self.owner), torch.get_num_threads())
         with self._lock:
             if self._session is None or state != self._state:
@@ -132,7 +138,7 @@ class OnnxGraph:
         self.disabled = reason
         log.warning("drywall-qa: %s; running %s in PyTorch eager instead", reason, self.name)
 
-    def _load_or_export(self, threads: int):
+    def _load_or_export(self, threads: int) -> InferenceSession | None:
         folder = _writable_folder()
         if folder is None:
             self._disable(f"no writable cache folder for the ONNX graph ({cache_root()} nor the temp dir)")
@@ -166,7 +172,7 @@ class OnnxGraph:
         return graph.SerializeToString()
 
 
-def _open(path: Path, key: str, threads: int):
+def _open(path: Path, key: str, threads: int) -> InferenceSession | None:
     """An ONNX Runtime session of ``path`` if it loads and carries ``key``; else None, and the file is removed."""
     import onnxruntime as ort
 
