@@ -95,7 +95,7 @@ def _ask(path: Path, question: Callable[[Path], bool]) -> bool:
 def add_engine_argument(parser: argparse.ArgumentParser) -> None:
     """``--engine``: what runs the model (:mod:`drywall_qa.engine`)."""
     parser.add_argument("--engine", choices=ENGINES, default="auto",
-                        help="auto: ONNX Runtime for the image encoder on a CPU where it is installed, else PyTorch; "
+                        help="auto: ONNX Runtime for the lite model on a CPU where it is installed, else PyTorch; "
                         "torch: PyTorch only (the reference); onnxruntime: insist on it (default auto)")
 
 
