@@ -1,5 +1,6 @@
-"""The ONNX Runtime image encoder: same answers as eager PyTorch, a cache keyed by the weights that never uses a bad
-file, new weights after fine-tuning, and no onnxruntime import when PyTorch is asked for."""
+"""The ONNX Runtime engine (image encoder and decoder): same answers as eager PyTorch, a cache keyed by the weights
+that never uses a bad file, new weights after fine-tuning, the thread count set, and no onnxruntime import when
+PyTorch is asked for."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import torch
 
 from drywall_qa.backends import load_backend
 from drywall_qa.backends.lite import LiteBackend
+from drywall_qa.engine import set_threads
 from drywall_qa.errors import InputError
 from drywall_qa.segmenter import Segmenter
 from tests.conftest import REPO
@@ -43,7 +45,7 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _engine_and_eager(segmenter: Segmenter, image: np.ndarray, tiling: str) -> tuple[list, list]:
-    """Predictions with the exported encoder, then with eager PyTorch, same model."""
+    """Predictions with the exported graphs, then with eager PyTorch, same model."""
     segmenter.backend.use_engine("onnxruntime")
     engine = segmenter.predict(image, PROMPTS, tiling=tiling)
     assert segmenter.backend.engine == "onnxruntime" and all(g.path is not None for g in segmenter.backend.graphs)
@@ -173,3 +175,15 @@ def test_engine_torch_never_imports_onnxruntime(tiny_lite_dir, tmp_path: Path) -
             "print(json.dumps([rc, [m for m in sys.modules if m.startswith(('onnxruntime', 'onnx'))]]))")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert json.loads(done.stdout.strip().splitlines()[-1]) == [0, []], done.stderr[-2000:]
+
+
+def test_both_engines_run_the_thread_count_set(tiny: LiteBackend) -> None:
+    backend, threads = _fresh(tiny), torch.get_num_threads()
+    try:
+        for count in (1, 2):
+            set_threads(count)
+            _encode(backend, torch.rand(1, 3, 64, 64))
+            session = backend.graphs[0]._session
+            assert torch.get_num_threads() == count == session.get_session_options().intra_op_num_threads
+    finally:
+        torch.set_num_threads(threads)
