@@ -47,9 +47,9 @@ def resolve_engine(engine: str, device: torch.device | str) -> str:
 
 def default_threads() -> int:
     """Half the CPU cores this process may use, at least one. Intra-op threads that find their cores busy wait on
-    one another at every operator: on 2 cores shared with other work a 12 MP photo took 8.2 s with 2 threads against
-    3.0 s with 1 in ONNX Runtime (eager: 35 s against 6.4 s), while an idle machine gains at most the second core.
-    The other half is left to the app's second concurrent request, image decoding and blending."""
+    one another at every operator, so on a shared machine fewer threads finish sooner, while an idle one gains at
+    most the other half (measured in docs/benchmarks.md). The other half is left to the app's second concurrent
+    request, image decoding and blending."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, cores // 2)
 

@@ -178,8 +178,7 @@ def _open(path: Path, key: str, threads: int) -> InferenceSession | None:
 
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    # threads that spin while waiting take cores from the other threads on a shared CPU (2 threads, 12 MP photo on 2
-    # busy cores: 8.2 s spinning, 6.2 s not)
+    # threads that spin while waiting take the cores other threads need on a shared CPU (docs/benchmarks.md)
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: a corrupt file is reported here, not by ONNX Runtime
