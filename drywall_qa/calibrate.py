@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from drywall_qa import scale_choice
-from drywall_qa.cli_args import count_arg, path_arg
+from drywall_qa.cli_args import add_engine_arguments, count_arg, engine_from_args, path_arg
 from drywall_qa.data import DATASETS, CocoSplit, data_root, source_group, split_dir
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.evaluation import Progress, Split, predictions_over
@@ -201,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--keep-scales", action="store_true",
                         help="keep the checkpoint's scale policies instead of choosing them (faster)")
     parser.add_argument("--device", help="cuda, mps or cpu (default: best available)")
+    add_engine_arguments(parser)
     return parser
 
 
@@ -213,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                              "pass a folder written by save_pretrained, e.g. runs/x/best")
         root = data_root(args.data_root)
         splits = {name: CocoSplit(split_dir(root, name, args.split)) for name in dict.fromkeys(args.datasets)}
-        segmenter = Segmenter.load(args.model, device=args.device)
+        segmenter = Segmenter.load(args.model, device=args.device, engine=engine_from_args(args))
         scales = {} if args.keep_scales else choose_scales(segmenter, splits, args.limit)
         records = collect(segmenter, splits, args.limit, shapes=args.shapes)
         fits, outputs = fit_calibration(records.presence), choose_outputs(records.sweeps, records.groups)

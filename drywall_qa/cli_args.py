@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+from drywall_qa.engine import ENGINES, default_threads, set_threads
 from drywall_qa.imaging import path_problem, short_path
 from drywall_qa.tiling import TILING_MODES
 
@@ -55,7 +56,7 @@ def count_arg(minimum: int, maximum: int | None = None, example: int | None = No
 
 #: a TCP port to listen on
 port_arg = count_arg(1, 65535, 7860)
-#: CPU threads per model call; 0 leaves torch's default (one per core)
+#: CPU threads per model call; 0: :func:`~drywall_qa.engine.default_threads`
 threads_arg = count_arg(0, MAX_THREADS, 2)
 
 
@@ -93,8 +94,30 @@ def _ask(path: Path, question: Callable[[Path], bool]) -> bool:
                                          "the path and its permissions") from None
 
 
+def add_engine_argument(parser: argparse.ArgumentParser) -> None:
+    """``--engine``: what runs the model (:mod:`drywall_qa.engine`)."""
+    parser.add_argument("--engine", choices=ENGINES, default="auto",
+                        help="auto: ONNX Runtime for the lite model on a CPU where it is installed, else PyTorch; "
+                        "torch: PyTorch only (the reference); onnxruntime: insist on it (default auto)")
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--engine`` and ``--threads``, for the commands that load a model; read back by :func:`engine_from_args`."""
+    add_engine_argument(parser)
+    parser.add_argument("--threads", type=threads_arg, default=0,
+                        help=f"CPU threads per model call, both engines (default 0: half the cores, at least one; "
+                        f"here {default_threads()})")
+
+
+def engine_from_args(args: argparse.Namespace) -> str:
+    """Set the thread count ``--threads`` asks for and return the ``--engine`` to load the model with."""
+    set_threads(args.threads)
+    return args.engine
+
+
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--model``, ``--device``, ``--threshold`` and ``--tiling``, shared by the commands that run a Segmenter."""
+    """``--model``, ``--device``, ``--threshold``, ``--tiling``, ``--engine`` and ``--threads``, shared by the
+    commands that run a Segmenter."""
     parser.add_argument("--model", help="checkpoint folder, alias (lite, clipseg) or hub id; default: bundled model")
     parser.add_argument("--device", help="cuda, mps or cpu (default: best available)")
     parser.add_argument("--threshold", type=probability_arg,
@@ -102,3 +125,4 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tiling", choices=TILING_MODES, default="auto",
                         help="auto: each prompt's scale policy (whole photo, overlapping windows, or both); off: the "
                         "whole photo only; on: windows for every prompt (default auto)")
+    add_engine_arguments(parser)

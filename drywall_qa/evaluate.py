@@ -21,7 +21,7 @@ from typing import Any
 
 from drywall_qa import visual_prompts
 from drywall_qa.atomic import write_atomic
-from drywall_qa.cli_args import add_model_arguments, count_arg, folder_arg, path_arg
+from drywall_qa.cli_args import add_model_arguments, count_arg, engine_from_args, folder_arg, path_arg
 from drywall_qa.data import DATASETS, CocoSplit, get_dataset
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.evaluation import evaluate_robustness, evaluate_split, prompt_label
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as err:
             raise InputError(str(args.out), f"cannot create the output folder ({err.strerror})",
                              "pass a writable --out folder") from err
-        segmenter = Segmenter.load(args.model, device=args.device)
+        segmenter = Segmenter.load(args.model, device=args.device, engine=engine_from_args(args))
         limit = segmenter.backend.max_prompt_tokens
         for prompt, cut in zip(prompts, segmenter.truncated(prompts)):
             if cut:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from tqdm import tqdm
 
-from drywall_qa.cli_args import add_model_arguments, count_arg, folder_arg, positive_float_arg
+from drywall_qa.cli_args import add_model_arguments, count_arg, engine_from_args, folder_arg, positive_float_arg
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.findings import DEFAULT_MIN_AREA, MM_BANDS, PX_BANDS, MeasureSettings
 from drywall_qa.imaging import short_path
@@ -64,7 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: no photos found ({problems})", file=sys.stderr)
         return 2
     try:
-        segmenter = Segmenter.load(args.model, str(state.device) if state.num_processes > 1 else str(device))
+        segmenter = Segmenter.load(args.model, str(state.device) if state.num_processes > 1 else str(device),
+                                   engine_from_args(args))
         prompts = tuple(clean_prompt(p) for p in args.prompts)
         settings = JobSettings(prompts, segmenter.name, args.threshold, args.tiling, measure)
         with state.main_process_first():

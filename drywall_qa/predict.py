@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from drywall_qa import visual_prompts
 from drywall_qa.atomic import write_atomic
-from drywall_qa.cli_args import add_model_arguments, folder_arg, path_arg
+from drywall_qa.cli_args import add_model_arguments, engine_from_args, folder_arg, path_arg
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.evaluation import write_png
 from drywall_qa.file_names import safe_name
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         prompts: list[Condition] = list(args.prompts or [])
         example = visual_prompts.from_arguments(args, prompts[0] if prompts else None)
         image = load_image(args.image)
-        segmenter = Segmenter.load(args.model, device=args.device)
+        segmenter = Segmenter.load(args.model, device=args.device, engine=engine_from_args(args))
         predictions = segmenter.predict(image, prompts + ([example] if example else []), args.threshold,
                                         tiling=args.tiling, progress=_window_progress())
     except (InputError, ModelLoadError) as err:

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from drywall_qa.backends import Backend, display_name, load_backend
+from drywall_qa.backends.feature_cache import FeatureCache
 from drywall_qa.errors import InputError
 from drywall_qa.imaging import ImageSource, load_image
 from drywall_qa.prediction import (
@@ -63,9 +64,10 @@ class Segmenter:
         self._embeddings: OrderedDict[str | tuple, torch.Tensor] = OrderedDict()
 
     @classmethod
-    def load(cls, model: str | Path | None = None, device: str | None = None) -> Segmenter:
-        """Load a checkpoint directory, alias or hub id (``None``: the bundled model) on the best device."""
-        return cls(load_backend(model, select_device(device)))
+    def load(cls, model: str | Path | None = None, device: str | None = None, engine: str = "torch") -> Segmenter:
+        """Load a checkpoint directory, alias or hub id (``None``: the bundled model) on the best device, run by
+        ``engine`` (:func:`~drywall_qa.backends.load_backend`)."""
+        return cls(load_backend(model, select_device(device), engine))
 
     @property
     def name(self) -> str:
@@ -86,8 +88,8 @@ class Segmenter:
                 "megabytes": sum(t.numel() * t.element_size() for t in tensors) / 2**20}
 
     def predict(self, image: ImageSource, prompts: Sequence[Condition] | Condition, threshold: float | None = None,
-                tiling: str = "auto", scale: ScalePolicy | None = None,
-                progress: Progress | None = None) -> list[Prediction]:
+                tiling: str = "auto", scale: ScalePolicy | None = None, progress: Progress | None = None,
+                features: FeatureCache | None = None) -> list[Prediction]:
         """One prediction per prompt, at the image's size ``H×W``.
 
         ``threshold`` None uses the checkpoint's per-prompt threshold or 0.5. Each prompt is predicted from the
@@ -95,7 +97,9 @@ class Segmenter:
         ``off`` / ``on`` forces the whole view / tiles, and ``scale`` replaces every prompt's policy. ``progress``
         is called with (windows done, windows in all) while tiles run. Text prompts are cleaned
         (:func:`clean_prompt`); at most ``MAX_PROMPTS`` per call. A prompt longer than the text encoder's token limit
-        is truncated to it and its prediction says so (``truncated``).
+        is truncated to it and its prediction says so (``truncated``). ``features``: this photo's encoded views
+        from an earlier call with the same model and ``tiling``/``scale`` (:mod:`drywall_qa.backends.feature_cache`),
+        reused and filled, so another prompt on the photo only runs the decoder.
         """
         prompts = self._check_prompts(prompts)
         _check_threshold(threshold)
@@ -108,7 +112,7 @@ class Segmenter:
         policies = [(scale or self.scale_policy(source)).forced(tiling) for source in sources]
         with torch.inference_mode():
             embeddings = self._prompt_embeddings(prompts)
-        views = predict_views(self.backend, array, embeddings, policies, progress)
+        views = predict_views(self.backend, array, embeddings, policies, progress, features)
         settings = [(source, *self.backend.settings.lookup(source, threshold)) for source in sources]
         return [_prediction(*args) for args in
                 zip(labels, views, policies, settings, self.truncated(prompts), self.concepts(prompts))]

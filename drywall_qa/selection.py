@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from drywall_qa.calibrate import collect, held_out_score
-from drywall_qa.cli_args import count_arg, path_arg
+from drywall_qa.cli_args import add_engine_arguments, count_arg, engine_from_args, path_arg
 from drywall_qa.data import DATASETS, CocoSplit, data_root, split_dir
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.metrics import ThresholdSweep
@@ -52,11 +52,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="valid", help="split name in every dataset (default valid)")
     parser.add_argument("--datasets", nargs="+", choices=sorted(DATASETS), default=sorted(DATASETS))
     parser.add_argument("--limit", type=count_arg(1), help="first N images of each dataset")
+    add_engine_arguments(parser)
     args = parser.parse_args(argv)
     try:
         root = data_root(args.data_root)
         splits = {name: CocoSplit(split_dir(root, name, args.split)) for name in dict.fromkeys(args.datasets)}
-        records = {str(model): collect(Segmenter.load(model), splits, args.limit) for model in args.models}
+        engine = engine_from_args(args)
+        records = {str(model): collect(Segmenter.load(model, engine=engine), splits, args.limit)
+                   for model in args.models}
     except (InputError, ModelLoadError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2

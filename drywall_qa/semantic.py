@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from drywall_qa.atomic import write_atomic
-from drywall_qa.cli_args import add_model_arguments, count_arg, folder_arg, path_arg
+from drywall_qa.cli_args import add_model_arguments, count_arg, engine_from_args, folder_arg, path_arg
 from drywall_qa.data import DATASETS, CocoSplit, data_root, split_dir
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.evaluation import Progress, Split, predictions_over, write_png
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         classes = classes_from_datasets(data_root(args.data_root), args.datasets, args.split, args.prompts)
         args.out.mkdir(parents=True, exist_ok=True)
-        segmenter = Segmenter.load(args.model, device=args.device)
+        segmenter = Segmenter.load(args.model, device=args.device, engine=engine_from_args(args))
         report = evaluate_semantic(segmenter, classes, args.threshold, args.limit, args.out, args.panels,
                                    tiling=args.tiling)
     except (InputError, ModelLoadError) as err:

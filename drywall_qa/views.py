@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from drywall_qa.backends import Backend, repeat_features
+from drywall_qa.backends.feature_cache import FeatureCache, encoded
 from drywall_qa.fusion import SELECT, Decidedness, PassFusion
 from drywall_qa.imaging import resize_probabilities
 from drywall_qa.presence import presence_logit
@@ -48,9 +49,10 @@ class ViewResult:
 
 
 def predict_views(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, policies: Sequence[ScalePolicy],
-                  progress: Progress | None = None) -> list[ViewResult]:
+                  progress: Progress | None = None, features: FeatureCache | None = None) -> list[ViewResult]:
     """Per prompt (row of ``embeddings`` ``[P, D]``), its probabilities under its policy: the maps of the views the
-    policy runs (:func:`~drywall_qa.tiling.passes`) combined by its ``fusion`` (:mod:`drywall_qa.fusion`).
+    policy runs (:func:`~drywall_qa.tiling.passes`) combined by its ``fusion`` (:mod:`drywall_qa.fusion`);
+    ``features``: the photo's encoded views, reused and filled (:mod:`drywall_qa.backends.feature_cache`).
 
     A tiled policy whose windows would hold the whole photo in one runs as the whole view (the same pixels, shown
     at the model input's size); its result says "whole image".
@@ -61,7 +63,7 @@ def predict_views(backend: Backend, image: np.ndarray, embeddings: torch.Tensor,
     whole = [i for i, runs in enumerate(views) if None in runs]
     if whole:
         decided = Decidedness(len(whole))
-        results = _whole_view(backend, image, embeddings[whole], decided)
+        results = _whole_view(backend, image, embeddings[whole], decided, features)
         for k, (i, (prob, logit)) in enumerate(zip(whole, results)):
             state.logits[i] = logit
             state.take(i, prob, presence_logit(logit), (decided.cost(k), None), policies[i].fusion)
@@ -77,7 +79,7 @@ def predict_views(backend: Backend, image: np.ndarray, embeddings: torch.Tensor,
         maps = [state.target(i, mode, (height, width)) for i, mode in zip(group, modes)]
         fusion, decided = PassFusion([state.passes[i] for i in group], modes), Decidedness(len(group))
         window_presence = _tiled_view(backend, image, embeddings[group], (window, side), grids[window], maps,
-                                      (fusion, decided), lambda n: progress and progress(done + n, total))
+                                      (fusion, decided), lambda n: progress and progress(done + n, total), features)
         done += len(grids[window])
         for k, (i, prob, raw) in enumerate(zip(group, maps, window_presence)):
             state.take(i, prob, raw, (decided.cost(k), window), modes[k])
@@ -124,8 +126,8 @@ def _padded(backend: Backend, part: np.ndarray, side: int) -> np.ndarray:
     return square
 
 
-def _whole_view(backend: Backend, image: np.ndarray, embeddings: torch.Tensor,
-                decided: Decidedness) -> list[tuple[np.ndarray, torch.Tensor]]:
+def _whole_view(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, decided: Decidedness,
+                cache: FeatureCache | None = None) -> list[tuple[np.ndarray, torch.Tensor]]:
     """``(probabilities H×W float16, logits over the photo)`` per prompt from the photo padded to a square and
     shrunk to the model input (a square photo goes to ``preprocess`` as it is); counted into ``decided``."""
     height, width = image.shape[:2]
@@ -138,7 +140,7 @@ def _whole_view(backend: Backend, image: np.ndarray, embeddings: torch.Tensor,
         shrunk = np.asarray(Image.fromarray(image).resize((cols, rows), Image.Resampling.BILINEAR))
         pixels = backend.preprocess([_padded(backend, shrunk, side)])
     with torch.inference_mode():
-        features = backend.encode_image(pixels)
+        features = encoded(cache, ("whole", side), lambda: backend.encode_image(pixels))
         out = backend.decode(repeat_features(features, len(embeddings)), embeddings)
     results = []
     for prompt, logit in enumerate(_inside(out.float().cpu(), side, rows, cols)):
@@ -151,7 +153,7 @@ def _whole_view(backend: Backend, image: np.ndarray, embeddings: torch.Tensor,
 
 def _tiled_view(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, scale: tuple[int, int],
                 grid: list[tuple[int, int]], maps: list[np.ndarray], fusion: tuple[PassFusion, Decidedness],
-                progress: Callable[[int], None]) -> list[float]:
+                progress: Callable[[int], None], cache: FeatureCache | None = None) -> list[float]:
     """Blend every window's probabilities into ``maps`` (combined with what they already hold by ``fusion``'s
     first part, counted into its second), one window at a time; ``scale``: the window side and the model input side
     it is shrunk to. Returns each prompt's highest presence logit over the windows' parts inside the photo."""
@@ -162,7 +164,7 @@ def _tiled_view(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, s
     presence = [-np.inf] * len(embeddings)
     for start in range(0, len(grid), WINDOW_BATCH):
         chunk = grid[start:start + WINDOW_BATCH]
-        for (top, left), logits in zip(chunk, _decode_windows(backend, image, embeddings, scale, chunk)):
+        for (top, left), logits in zip(chunk, _decode_windows(backend, image, embeddings, scale, chunk, cache)):
             inside = _inside(logits, window, min(window, height - top), min(window, width - left))
             presence = [max(z, presence_logit(lg)) for z, lg in zip(presence, inside)]
             for prompt, part in enumerate(inside):
@@ -184,7 +186,7 @@ def _inside(logits: torch.Tensor, window: int, rows: int, cols: int) -> torch.Te
 
 
 def _decode_windows(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, scale: tuple[int, int],
-                    chunk: list[tuple[int, int]]) -> torch.Tensor:
+                    chunk: list[tuple[int, int]], cache: FeatureCache | None = None) -> torch.Tensor:
     """Logits ``[N, P, S, S]`` of the ``N`` windows at ``chunk`` (padded with the mean colour past the photo), each
     shown to the model at ``scale``'s input side."""
     window, input_side = scale
@@ -192,7 +194,8 @@ def _decode_windows(backend: Backend, image: np.ndarray, embeddings: torch.Tenso
     for top, left in chunk:
         crops.append(_padded(backend, image[top:top + window, left:left + window], window))
     with torch.inference_mode():
-        features = backend.encode_image(backend.preprocess(crops, input_side))
+        features = encoded(cache, (scale, tuple(chunk)),
+                           lambda: backend.encode_image(backend.preprocess(crops, input_side)))
         logits = backend.decode(repeat_features(features, len(embeddings)), embeddings.repeat(len(crops), 1))
     return logits.float().cpu().reshape(len(crops), len(embeddings), *logits.shape[-2:])
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+#: exported ONNX graphs (keyed by weights, so safe to share between runs), away from the user's cache
+os.environ.setdefault("DRYWALL_QA_CACHE", str(Path(tempfile.gettempdir()) / "drywall-qa-test-cache"))
 
 
 #: the splits the data tests read, per dataset folder

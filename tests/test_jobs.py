@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
 import zipfile
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from pycocotools.coco import COCO
 from drywall_qa.drawing import draw_crack
 from drywall_qa.inspect import main
 from drywall_qa.jobs import sources
+from drywall_qa.jobs.runner import Job, JobSettings
+from drywall_qa.segmenter import Segmenter
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 PROMPTS = ["segment crack", "segment taping area"]
@@ -176,3 +179,32 @@ def test_keys_are_safe_and_unique() -> None:
     keys = sources.unique_keys(["a/IMG 1.jpg", "a_IMG_1.png", "../../x.png", "", "ü.jpg"])
     assert len(set(keys)) == len(keys)
     assert all("/" not in key and not key.startswith(".") for key in keys)
+
+
+def test_the_next_photo_is_read_while_the_model_runs_the_current_one(tiny_lite_dir: Path, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = make_photos(tmp_path / "in", 3)
+    photos = [sources.Photo(p.name, p.stem, p) for p in paths] + [sources.Photo("gone.jpg", "gone", tmp_path / "x")]
+    second_read, real_read = threading.Event(), sources.Photo.read
+
+    def read(photo: sources.Photo) -> np.ndarray:
+        image = real_read(photo)
+        if photo.key == photos[1].key:
+            second_read.set()
+        return image
+
+    monkeypatch.setattr(sources.Photo, "read", read)
+    segmenter, overlapped = Segmenter.load(tiny_lite_dir), []
+
+    class FirstPhotoWaits:
+        """Predicting the first photo waits (up to 10 s) for the second to be read."""
+
+        def predict(self, *args, **kwargs):
+            if not overlapped:
+                overlapped.append(second_read.wait(timeout=10))
+            return segmenter.predict(*args, **kwargs)
+
+    job = Job.open(tmp_path / "out", JobSettings(tuple(PROMPTS), segmenter.name))
+    assert job.run(FirstPhotoWaits(), photos) == 4 and overlapped == [True]
+    records = job.records(photos)
+    assert [("error" in r) for r in records] == [False, False, False, True]  # in order, the unreadable one too

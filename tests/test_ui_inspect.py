@@ -133,7 +133,7 @@ def test_kept_runs_are_compact_and_shared_within_a_budget(tiny_lite_dir: Path, t
     assert kept.image.shape == (1024, 205, 3) and kept.size == (1500, 300)
     assert all(p.dtype == np.uint8 and p.shape == (1500, 300) for p in kept.probabilities)
     second = tab.run(form).result
-    assert len(tab.results) == 1 and tab.results.get(second) is not None     # the older run made room
+    assert tab.results.get(first) is None and tab.results.get(second) is not None  # the older run made room
     assert "press <b>Segment</b> again" in tab.rerender(ViewForm(first, tuned=False)).legend
     tab.results.budget = 1_000_000                                           # now smaller than one run
     third = tab.run(form).result
@@ -243,3 +243,20 @@ def test_app_segments_a_12_megapixel_photo_with_the_default_policy(tmp_path: Pat
     views = [describe(policy, 3024, 4032) for policy in map(segmenter.scale_policy, PROMPTS)]
     assert all(view in status for view in views), status
     assert tab.results.get(key).size == (3024, 4032)
+
+
+def test_a_prompt_added_on_the_same_photo_reuses_its_encoded_features(tab: InspectTab, tiny_lite_dir: Path,
+                                                                       photo: Path, tmp_path: Path) -> None:
+    def run(image: Path, prompts: list[str], last: str | None = None):
+        return tab.run(InspectForm(model=str(tiny_lite_dir), image=str(image), selected=prompts, result=last))
+
+    first = run(photo, PROMPTS[:1])
+    added = run(photo, PROMPTS, last=first.result)
+    fresh = run(photo, PROMPTS)
+    assert "features were reused" in added.status
+    assert "reused" not in first.status and "reused" not in fresh.status
+    for a, b in zip(tab.results.get(added.result).probabilities, tab.results.get(fresh.result).probabilities):
+        np.testing.assert_array_equal(a, b)
+    other = tmp_path / "other.png"
+    Image.fromarray(np.zeros((48, 80, 3), np.uint8)).save(other)
+    assert "reused" not in run(other, PROMPTS, last=added.result).status  # another photo is encoded anew

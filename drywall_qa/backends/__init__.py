@@ -46,13 +46,16 @@ def _model_type(config: dict, file: Path) -> str:
     return kind
 
 
-def load_backend(model: str | Path | None = None, device: str | torch.device | None = None) -> Backend:
+def load_backend(model: str | Path | None = None, device: str | torch.device | None = None,
+                 engine: str = "torch") -> Backend:
     """Load a backend from a local checkpoint directory, an alias (``lite``, ``clipseg``) or a hub id.
 
     ``None`` loads the bundled drywall-qa-lite model. The checkpoint's post-processing settings are loaded into
     ``backend.settings`` (:meth:`PostprocessSettings.from_pretrained`). A damaged or hand-edited checkpoint
     (unreadable config.json, settings out of range, corrupt or non-finite weights, a smoke prediction that is not
     finite) raises :class:`ModelLoadError` naming the file and field (:mod:`drywall_qa.backends.checks`).
+    ``engine`` (``auto``, ``torch``, ``onnxruntime``) runs inference (:meth:`Backend.use_engine`); the library's
+    default is eager PyTorch, the reference, and the commands default to ``auto``.
     """
     source = ALIASES.get(str(model), model) if model is not None else BUNDLED_DIR
     path = Path(source)
@@ -72,6 +75,7 @@ def load_backend(model: str | Path | None = None, device: str | torch.device | N
     strip_legacy_fields(backend.model.config)  # saving the model must not write stale settings
     backend.settings = settings
     checks.check_loaded(backend, str(source))
+    backend.use_engine(engine)
     return backend
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from drywall_qa.engine import TORCH, resolve_engine
 from drywall_qa.errors import InputError
 from drywall_qa.postprocess import PostprocessSettings
 
@@ -103,6 +104,19 @@ class Backend(ABC):
     @abstractmethod
     def encode_image(self, pixel_values: torch.Tensor) -> Features:
         """Prompt-independent features of a batch of images (frozen parts only for CLIPSeg)."""
+
+    @property
+    def engine(self) -> str:
+        """The engine that runs inference (:mod:`drywall_qa.engine`): ``torch`` unless :meth:`use_engine`
+        chose another that this family supports."""
+        return TORCH
+
+    def use_engine(self, engine: str) -> str:
+        """Run inference with ``engine`` (``auto``, ``torch`` or ``onnxruntime``) where this family can; training
+        and gradients always run in PyTorch. Returns the engine that runs: families without an exported graph keep
+        ``torch``."""
+        resolve_engine(engine, self.device)
+        return self.engine
 
     @abstractmethod
     def encode_prompts(self, prompts: Sequence[str]) -> torch.Tensor:

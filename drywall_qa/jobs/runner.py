@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from drywall_qa.atomic import write_atomic
 from drywall_qa.errors import InputError
@@ -107,22 +110,28 @@ class Job:
     def run(self, segmenter: Segmenter, photos: Sequence[Photo], progress: PhotoProgress | None = None,
             should_stop: Callable[[], bool] | None = None) -> int:
         """Run the photos without a record, in order; stop early when ``should_stop()`` says so between photos.
-        Returns how many were run."""
+        The next photo is read and decoded in a thread while the model runs the current one, so decoding a large
+        JPEG is off the model's path. Returns how many were run."""
         todo = self.pending(photos)
-        for done, photo in enumerate(todo, start=1):
-            if should_stop is not None and should_stop():
-                return done - 1
-            self.run_photo(segmenter, photo)
-            if progress is not None:
-                progress(done, len(todo))
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="photo-reader") as reader:
+            upcoming = reader.submit(_read, todo[0]) if todo else None
+            for done, photo in enumerate(todo, start=1):
+                if should_stop is not None and should_stop():
+                    upcoming.cancel()
+                    return done - 1
+                image = upcoming.result()
+                upcoming = reader.submit(_read, todo[done]) if done < len(todo) else None
+                self.run_photo(segmenter, photo, image)
+                if progress is not None:
+                    progress(done, len(todo))
         return len(todo)
 
-    def run_photo(self, segmenter: Segmenter, photo: Photo) -> dict:
-        """Predict, measure and write one photo; an unreadable photo's record says why. Returns the record."""
-        try:
-            image = photo.read()
-        except InputError as err:
-            record = {"name": photo.name, "key": photo.key, "error": err.problem}
+    def run_photo(self, segmenter: Segmenter, photo: Photo, image: np.ndarray | InputError | None = None) -> dict:
+        """Predict, measure and write one photo (``image``: already read, or why it could not be; None: read it
+        now); an unreadable photo's record says why. Returns the record."""
+        image = _read(photo) if image is None else image
+        if isinstance(image, InputError):
+            record = {"name": photo.name, "key": photo.key, "error": image.problem}
         else:
             record = self._predict(segmenter, photo, image)
         write_atomic(self.record_path(photo), json.dumps(record) + "\n")
@@ -141,3 +150,11 @@ class Job:
     def records(self, photos: Sequence[Photo]) -> list[dict]:
         """The records of the photos done, in the photos' order."""
         return [record for record in map(self.record, photos) if record is not None]
+
+
+def _read(photo: Photo) -> np.ndarray | InputError:
+    """The photo's pixels, or the error that says why it cannot be read (returned, to be recorded in order)."""
+    try:
+        return photo.read()
+    except InputError as err:
+        return err

@@ -11,12 +11,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
-import torch
 from PIL import Image
 
 import drywall_qa
-from drywall_qa.cli_args import count_arg, existing_folder_arg, folder_arg, port_arg, positive_float_arg, threads_arg
+from drywall_qa.cli_args import (
+    add_engine_argument,
+    count_arg,
+    existing_folder_arg,
+    folder_arg,
+    port_arg,
+    positive_float_arg,
+    threads_arg,
+)
 from drywall_qa.data import data_roots
+from drywall_qa.engine import set_threads
 from drywall_qa.errors import InputError
 from drywall_qa.imaging import MAX_PIXELS
 from drywall_qa.ui.evaluate_tab import EvaluateTab
@@ -74,8 +82,10 @@ class AppConfig:
     roots: list[Path] = field(default_factory=data_roots)
     out_dir: Path = Path("outputs")
     device: str | None = None
-    #: torch CPU threads per model call (None: torch's default, one per core)
+    #: CPU threads per model call, both engines (None: half the cores, :func:`~drywall_qa.engine.default_threads`)
     threads: int | None = MODEL_THREADS
+    #: what runs the models: auto, torch or onnxruntime (:mod:`drywall_qa.engine`)
+    engine: str = "auto"
     #: folders whose checkpoints clients may load (besides the aliases and ``model``)
     models_dirs: list[Path] = field(default_factory=lambda: [Path("runs")])
     #: memory for all sessions' Inspect runs kept for re-rendering
@@ -163,7 +173,7 @@ def build_app(config: AppConfig) -> gr.Blocks:
     hide_server_paths([*config.roots, config.out_dir, *config.models_dirs, CODE_DIR, *filter(None, [EXAMPLES_DIR]),
                        tempfile.gettempdir()])
     prune_leftovers(config.out_dir)
-    models, lane = ModelCache(config.device), HeavyLane()
+    models, lane = ModelCache(config.device, engine=config.engine), HeavyLane()
     startup = startup_choice(config.model)
     if startup:
         models.pinned.add(startup)
@@ -188,8 +198,7 @@ def launch(demo: gr.Blocks, config: AppConfig, host: str | None = None, port: in
     """Queue (bounded, ``CONCURRENCY`` per event group) and serve; ``host``/``port`` None use gradio's defaults
     (``GRADIO_SERVER_NAME``/``GRADIO_SERVER_PORT``, else 127.0.0.1:7860), which is what Spaces sets. Besides the
     output folder, gradio may serve the example images one by one (not the data folders they come from)."""
-    if config.threads:
-        torch.set_num_threads(config.threads)
+    set_threads(config.threads)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     served = [str(Path(config.out_dir).resolve()), *(str(Path(e).resolve()) for e in example_images(config.roots))]
     return demo.launch(server_name=host, server_port=port, max_file_size=MAX_FILE_SIZE, show_error=True,
@@ -211,7 +220,8 @@ def parse_args(argv: list[str] | None = None, prog: str = "drywall-qa-app") -> a
     parser.add_argument("--device", help="cuda, mps or cpu (default: best available)")
     parser.add_argument("--threads", type=threads_arg, default=MODEL_THREADS,
                         help=f"CPU threads per model call (default {MODEL_THREADS}: requests are served two at a time; "
-                        "0 = one per core, torch's default)")
+                        "0 = half the cores)")
+    add_engine_argument(parser)
     parser.add_argument("--host", help="interface to listen on (default 127.0.0.1, or GRADIO_SERVER_NAME)")
     parser.add_argument("--port", type=port_arg, help="port, 1 to 65535 (default 7860, or GRADIO_SERVER_PORT)")
     parser.add_argument("--models-dir", action="append", type=folder_arg, dest="models_dirs", metavar="DIR",
@@ -231,6 +241,6 @@ def serve(argv: list[str] | None = None, prog: str = "drywall-qa-app") -> None:
     """Build the app the command line asks for and serve it until interrupted."""
     args = parse_args(argv, prog)
     config = AppConfig(model=args.model, roots=args.roots or data_roots(), out_dir=args.out, device=args.device,
-                       threads=args.threads or None, models_dirs=args.models_dirs or [Path("runs")],
+                       threads=args.threads or None, engine=args.engine, models_dirs=args.models_dirs or [Path("runs")],
                        state_mb=args.state_mb, retention=Retention(args.keep_evaluations, args.keep_evaluations_mb))
     launch(build_app(config), config, host=args.host, port=args.port)

@@ -9,6 +9,7 @@ moving the threshold or opacity, or ticking the semantic map, re-renders from it
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -16,7 +17,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import gradio as gr
+import numpy as np
 
+from drywall_qa.backends.feature_cache import FeatureCache
 from drywall_qa.imaging import load_image
 from drywall_qa.segmenter import Prediction, borrowed_settings_note, unknown_concept_note
 from drywall_qa.tiling import TILING_MODES
@@ -66,6 +69,8 @@ class InspectForm:
     outline: bool = False
     #: ``auto`` (each prompt's scale policy), ``off`` (whole photo) or ``on`` (windows): see :mod:`drywall_qa.tiling`
     tiling: str = "auto"
+    #: the session's last run (its key in the result store), whose encoded photo a run on the same photo reuses
+    result: str | None = None
 
 
 @dataclass
@@ -115,10 +120,13 @@ class InspectTab:
         model = self.models.get(form.model)
         conditions, skipped = with_example(model, texts, visual)
         notes += skipped + model.prompt_notes(texts)
-        start = time.perf_counter()
-        predictions = model.predict(array, conditions, tiling=form.tiling,
+        features = self.photo_features(form.result, (model.key, id(model.segmenter), _digest(array)))
+        hits, start = features.hits, time.perf_counter()
+        predictions = model.predict(array, conditions, tiling=form.tiling, features=features,
                                     progress=lambda done, total: progress((done, total), desc="Windows"))
         latency_ms = 1000 * (time.perf_counter() - start)
+        if features.hits > hits:
+            notes.append("photo already encoded: its features were reused")
         notes += [borrowed_settings_note(p) for p in predictions if p.borrowed_settings]
         notes += [unknown_concept_note(p, model.family) for p in predictions if p.unknown_concept]
         prompts, views = [p.prompt for p in predictions], _views(predictions)
@@ -127,6 +135,7 @@ class InspectTab:
                                latency_ms, [p.presence for p in predictions], [p.shape for p in predictions],
                                [model.presence_calibrated(p) for p in predictions],
                                [p.unknown_concept for p in predictions]).compact()
+        result.features = self._keep(features, result.nbytes())
         height, width = result.size
         del predictions, array                 # the full-size float maps: only the compact run is kept
         status = (f"{len(prompts)} prompt{'s' * (len(prompts) > 1)} on {escape_md(name)} "
@@ -135,6 +144,24 @@ class InspectTab:
             status += " · " + escape_md("; ".join(notes))
         drawn = render(result, threshold_value(form.tuned, form.threshold), form.opacity, form.outline)
         return Segmented(status, *drawn, self.results.put(result))
+
+    def photo_features(self, last_run: str | None, identity: tuple) -> FeatureCache:
+        """The encoded views of the session's last photo when ``identity`` (the loaded model, the photo's digest)
+        matches, else a new cache holding at most half the result store's budget (the rest keeps the runs)."""
+        last = self.results.get(last_run)
+        kept = self.results.get(last.features) if last is not None and last.features else None
+        if isinstance(kept, FeatureCache) and kept.belongs_to(identity):
+            return kept
+        return FeatureCache(identity, budget=self.results.budget // 2)
+
+    def _keep(self, features: FeatureCache, run_bytes: int) -> str | None:
+        """Put ``features`` in the result store (again, under its key, once it has grown) where they and the run of
+        ``run_bytes`` fit its budget together (features without their run could not be found again); returns their
+        key, None when not kept."""
+        if not len(features) or features.nbytes() + run_bytes > self.results.budget:
+            return None
+        features.key = self.results.put(features, features.key)
+        return features.key
 
     def example(self, index: int | None) -> str | None:
         """The clicked example's path (None for an index that is not one)."""
@@ -204,7 +231,8 @@ class InspectTab:
         quiet = {"show_progress": "hidden", "trigger_mode": "always_last", "api_visibility": "private"}
         show_semantic = {"fn": handler(self.semantic, ViewForm), "outputs": semantic_shown, **view, **quiet}
         form = named_inputs(model=model_key, image=image, selected=selected, typed=typed, tuned=tuned,
-                            threshold=threshold, opacity=opacity, example=visual, outline=outline, tiling=tiling)
+                            threshold=threshold, opacity=opacity, example=visual, outline=outline, tiling=tiling,
+                            result=result)
         gr.on([button.click, typed.submit], handler(self.run, InspectForm), inputs_kwargs=form,
               outputs=Segmented(status, *rendered, result), concurrency_id="model",
               api_name="segment").then(**show_semantic)
@@ -223,3 +251,8 @@ def _views(predictions: Sequence[Prediction]) -> str:
     """Which views ran: one description when all prompts share it, else one per prompt."""
     views = list(dict.fromkeys(p.view for p in predictions))
     return views[0] if len(views) == 1 else "; ".join(f"{p.prompt}: {p.view}" for p in predictions)
+
+
+def _digest(image: np.ndarray) -> str:
+    """A fingerprint of the photo's pixels."""
+    return f"{image.shape}:{hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).hexdigest()}"

@@ -55,6 +55,8 @@ class InspectResult:
     calibrated: list[bool] = field(default_factory=list)
     #: whether each prompt is far from every concept the model was trained on; empty: none is
     unknown: list[bool] = field(default_factory=list)
+    #: the key of the photo's encoded views in the result store (:meth:`InspectTab.photo_features`); None: not kept
+    features: str | None = None
 
     def thresholds(self, threshold: float | None) -> list[float]:
         return list(self.tuned_thresholds) if threshold is None else [threshold] * len(self.prompts)

@@ -9,12 +9,14 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from drywall_qa.backends import BUNDLED_DIR, BUNDLED_NAME, DEFAULT_CLIPSEG
 from drywall_qa.backends.checks import reason
+from drywall_qa.backends.feature_cache import FeatureCache
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.imaging import path_problem
 from drywall_qa.segmenter import Condition, Prediction, Segmenter, truncation_note
@@ -119,9 +121,11 @@ class SharedModel:
         return prediction.settings_from in self.segmenter.backend.settings.presence
 
     def predict(self, image: np.ndarray, prompts: Sequence[Condition], threshold: float | None = None,
-                tiling: str = "auto", progress: Progress | None = None) -> list[Prediction]:
+                tiling: str = "auto", progress: Progress | None = None,
+                features: FeatureCache | None = None) -> list[Prediction]:
         with self._lock:
-            return self.segmenter.predict(image, prompts, threshold, tiling=tiling, progress=progress)
+            return self.segmenter.predict(image, prompts, threshold, tiling=tiling, progress=progress,
+                                          features=features)
 
     def prompt_notes(self, prompts: Sequence[str]) -> list[str]:
         """A note for each text prompt longer than the model's token limit (it reads only the start). Under the
@@ -132,11 +136,12 @@ class SharedModel:
         return [truncation_note(prompt, limit) for prompt, cut in zip(prompts, truncated) if cut]
 
     def describe(self) -> str:
-        """One Markdown line: name, family, size and device."""
+        """One Markdown line: name, family, size, device and the engine that runs it."""
         size = self.model_size()
         backend = self.segmenter.backend
         return (f"**{escape_md(backend.family)}** · {escape_md(self.name)} · "
-                f"{size['parameters'] / 1e6:.2f} M parameters · {size['megabytes']:.1f} MB · {backend.device}")
+                f"{size['parameters'] / 1e6:.2f} M parameters · {size['megabytes']:.1f} MB · {backend.device} · "
+                f"engine {backend.engine}")
 
 
 class ModelCache:
@@ -145,8 +150,10 @@ class ModelCache:
     load."""
 
     def __init__(self, device: str | None = None, capacity: int = 2,
-                 loader: Callable[[str, str | None], Segmenter] = Segmenter.load) -> None:
-        self.device, self.capacity, self._loader = device, capacity, loader
+                 loader: Callable[[str, str | None], Segmenter] | None = None, engine: str = "torch") -> None:
+        """``loader`` (key, device) → Segmenter; the default is :meth:`Segmenter.load` with ``engine``."""
+        self.device, self.capacity = device, capacity
+        self._loader = loader or partial(Segmenter.load, engine=engine)
         #: keys never evicted (the startup model: other sessions' choices must not unload it for everyone)
         self.pinned: set[str] = set()
         self._models: OrderedDict[str, SharedModel] = OrderedDict()

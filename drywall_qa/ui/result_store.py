@@ -30,13 +30,14 @@ class ResultStore:
         self._sizes: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def put(self, run: Sized) -> str:
-        """Keep ``run`` (unless it alone is over the budget); returns its key. Older runs beyond the budget are
-        dropped."""
-        key, size = uuid.uuid4().hex, run.nbytes()
+    def put(self, run: Sized, key: str | None = None) -> str:
+        """Keep ``run`` (unless it alone is over the budget); returns its key, ``key`` if given (a run that grew is
+        put again under its key, to count its new size). Older runs beyond the budget are dropped."""
+        key, size = key or uuid.uuid4().hex, run.nbytes()
         if size > self.budget:
             return key
         with self._lock:
+            self._runs.pop(key, None)
             self._runs[key], self._sizes[key] = run, size
             while sum(self._sizes.values()) > self.budget:
                 oldest, _ = self._runs.popitem(last=False)

@@ -14,8 +14,11 @@ from transformers import PreTrainedTokenizerBase
 from drywall_qa.backends.base import Backend, Features
 from drywall_qa.backends.checks import RESTORE, read_config, reason
 from drywall_qa.backends.lite.config import LiteConfig, check_config
+from drywall_qa.backends.lite.graphs import decoder_graph, encoder_graph
 from drywall_qa.backends.lite.model import LiteModel, check_weights_fit
 from drywall_qa.backends.lite.prompt_encoder import SentenceEncoder
+from drywall_qa.backends.onnx_graph import OnnxGraph
+from drywall_qa.engine import ONNXRUNTIME, TORCH, resolve_engine
 from drywall_qa.errors import ModelLoadError
 from drywall_qa.postprocess import PostprocessSettings
 
@@ -36,6 +39,8 @@ class LiteBackend(Backend):
         self.model = model
         self.text_encoder = text_encoder or SentenceEncoder(model.config.text_encoder).to(self.device)
         self.settings = PostprocessSettings()
+        #: the image encoder and the decoder in ONNX Runtime, while :meth:`use_engine` chose it
+        self.graphs: tuple[OnnxGraph, OnnxGraph] | None = None
 
     @classmethod
     def new(cls, device: str | torch.device | None = None, **options) -> LiteBackend:
@@ -87,14 +92,36 @@ class LiteBackend(Backend):
         ]
         return self.normalize(torch.cat(batch).div_(255.0).to(self.device))
 
+    @property
+    def engine(self) -> str:
+        return ONNXRUNTIME if self.graphs is not None and self.graphs[0].disabled is None else TORCH
+
+    def use_engine(self, engine: str) -> str:
+        """``onnxruntime`` runs the image encoder and the decoder in ONNX Runtime (:mod:`.graphs`), each exported
+        on first use; both measure faster there on a CPU (docs/benchmarks.md)."""
+        chosen = resolve_engine(engine, self.device) == ONNXRUNTIME
+        self.graphs = (encoder_graph(self.model), decoder_graph(self.model)) if chosen else None
+        return self.engine
+
     def encode_image(self, pixel_values: torch.Tensor) -> Features:
-        return self.model.encode_image(pixel_values)
+        """In ONNX Runtime where the engine is chosen and its graph computes what eager would (inference, eval
+        mode, CPU: :meth:`OnnxGraph.applies`), else eager (channels-last, the layout eager decoding runs fastest in).
+        """
+        features = self._run(0, pixel_values)
+        return self.model.encode_image(pixel_values) if features is None else features
+
+    def decode(self, features: Features, embeddings: torch.Tensor) -> torch.Tensor:
+        logits = self._run(1, *features, embeddings)
+        return self.model.decode(features, embeddings) if logits is None else logits[0]
+
+    def _run(self, part: int, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...] | None:
+        """Graph ``part`` (0 encoder, 1 decoder) on ``inputs``, or None where eager must run."""
+        graph = self.graphs[part] if self.graphs is not None else None
+        return graph.run(*inputs) if graph is not None and graph.applies(inputs) else None
 
     def encode_prompts(self, prompts: Sequence[str]) -> torch.Tensor:
         return self.text_encoder(prompts).to(self.device)
 
-    def decode(self, features: Features, embeddings: torch.Tensor) -> torch.Tensor:
-        return self.model.decode(features, embeddings)
-
     def save_pretrained(self, directory: str | Path) -> None:
         self.model.save_pretrained(directory)
+
