@@ -37,6 +37,7 @@ from PIL import Image
 
 import examples
 from drywall_qa.data import CocoSplit, data_root, split_dir
+from drywall_qa.engine import ENGINES
 from drywall_qa.findings import MeasureSettings, measure
 from drywall_qa.metrics import score_masks
 from drywall_qa.segmenter import Segmenter
@@ -206,15 +207,17 @@ def main() -> None:
     parser.add_argument("--model", help="checkpoint (default: the bundled model)")
     parser.add_argument("--limit", type=int, default=64, help="photos per split (default 64)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--engine", choices=ENGINES, default="auto", help="inference engine (default auto)")
     parser.add_argument("--findings-photos", type=int, default=8, help="crack photos of the findings check")
     parser.add_argument("--skip-memory", action="store_true", help="skip the 50 MP memory check")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     root = data_root(args.data_root)
-    segmenter = Segmenter.load(args.model)
+    segmenter = Segmenter.load(args.model, engine=args.engine)
     cracks, taping = CocoSplit(split_dir(root, "cracks", "valid")), CocoSplit(split_dir(root, "taping", "valid"))
     policies = {p: segmenter.scale_policy(p) for p in (CRACK, TAPING)}
-    print(f"model: {segmenter.name}; default policies: " + ", ".join(f"{p} → {v}" for p, v in policies.items()))
+    print(f"model: {segmenter.name}, engine {args.engine}; default policies: "
+          + ", ".join(f"{p} → {v}" for p, v in policies.items()))
     figures = print_quality(segmenter, cracks, taping, args.limit)
     for link in (False, True):
         figures["findings_count_ratio"], figures["findings_length_ratio"] = print_findings(
