@@ -240,8 +240,9 @@ def test_app_segments_a_12_megapixel_photo_with_the_default_policy(tmp_path: Pat
     tab = InspectTab(ModelCache(device="cpu"), [])
     status, overlay, *_, key = tab.run(InspectForm(model="lite", image=str(path), selected=PROMPTS))
     segmenter = tab.models.get("lite").segmenter
-    views = [describe(policy, 3024, 4032) for policy in map(segmenter.scale_policy, PROMPTS)]
-    assert all(view in status for view in views), status
+    views = [describe(policy, 3024, 4032, chosen=640) for policy in map(segmenter.scale_policy, PROMPTS)]
+    passes = [view.split(" (select: ")[0] for view in views]                   # the pass a pyramid keeps varies
+    assert all(view in status for view in passes), status
     assert tab.results.get(key).size == (3024, 4032)
 
 
