@@ -88,7 +88,8 @@ class ScalePolicy:
 
     def to_dict(self) -> dict[str, str | int | list[int]]:
         return {"view": self.view, "window": self.window, **({} if self.input is None else {"input": self.input}),
-                **({"zoom_out": list(self.zoom_out), "fusion": self.fusion} if self.zoom_out else {})}
+                **({"zoom_out": list(self.zoom_out)} if self.zoom_out else {}),
+                **({"fusion": self.fusion} if self.zoom_out or self.fusion != MEAN else {})}
 
     def forced(self, mode: str) -> ScalePolicy:
         """This policy under ``--tiling``: ``auto`` keeps it, ``off`` is the whole view, ``on`` tiles (``both``
@@ -156,7 +157,7 @@ def describe(policy: ScalePolicy, height: int, width: int, chosen: int | None = 
                       for i, (n, w) in enumerate(zip(counts, tiled))) + shrunk
     if len(views) == 1:
         return f"tiled: {tiles}"
-    if not policy.zoom_out:
+    if not policy.zoom_out and policy.fusion == MEAN:
         return f"whole image + {tiles}"
     whole = " + whole image" if None in views else ""
     if policy.fusion == SELECT:

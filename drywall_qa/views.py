@@ -108,11 +108,14 @@ class _Maps:
     def take(self, prompt: int, probabilities: np.ndarray, presence: float, decided: tuple[float, int | None],
              mode: str) -> None:
         """Record a finished pass, ``decided``: its cost and window side; its map becomes the prompt's unless
-        ``select`` keeps a more decided one."""
-        if mode != SELECT or self.maps[prompt] is None or decided[0] < self.cost[prompt]:
-            self.maps[prompt], (self.cost[prompt], self.chosen[prompt]) = probabilities, decided
-        self.presence[prompt] = max(self.presence[prompt], presence)
+        ``select`` keeps a more decided one. Presence is the highest over the passes, or under ``select`` the kept
+        pass's own."""
         self.passes[prompt] += 1
+        if mode != SELECT:
+            self.maps[prompt], self.presence[prompt] = probabilities, max(self.presence[prompt], presence)
+        elif self.maps[prompt] is None or decided[0] < self.cost[prompt]:
+            self.maps[prompt], self.presence[prompt] = probabilities, presence
+            self.cost[prompt], self.chosen[prompt] = decided
 
 
 def _padded(backend: Backend, part: np.ndarray, side: int) -> np.ndarray:

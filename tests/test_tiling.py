@@ -202,6 +202,7 @@ def test_policy_round_trips_through_the_checkpoint(tiny_lite_dir: Path, tmp_path
     backend = load_backend(tiny_lite_dir, "cpu")
     settings = PostprocessSettings(scales={"segment crack": ScalePolicy(TILES, 640, input=32, zoom_out=(2, 4)),
                                            "segment wall crack": ScalePolicy(TILES, 320, zoom_out=(3,), fusion=MAX),
+                                           "segment drywall seam": ScalePolicy(BOTH, 640, fusion=SELECT),
                                            "segment taping area": ScalePolicy(BOTH, 96)})
     backend.save_pretrained(tmp_path)
     settings.save_pretrained(tmp_path)
@@ -291,6 +292,8 @@ def test_select_keeps_one_pass_map_whole() -> None:
     same = [np.array_equal(chosen.probabilities, m) for m in maps]
     assert any(same)
     assert chosen.view.endswith(f"(select: {(32, 64)[same.index(True)]} px)")
+    both = describe(ScalePolicy(BOTH, 32, fusion=SELECT), 100, 150)
+    assert both.startswith("tiled: ") and both.endswith(" + whole image (select: whole image)")
 
 
 def test_decidedness_prefers_fewer_hesitant_outputs_per_finding() -> None:
@@ -308,6 +311,6 @@ def test_select_takes_a_later_pass_only_when_it_is_more_decided() -> None:
     first, second, third = (np.full((2, 2), v, np.float16) for v in (0.1, 0.2, 0.3))
     state.take(0, first, -1.0, (0.5, None), SELECT)
     state.take(0, second, 2.0, (0.5, 64), SELECT)                    # a tie keeps the earlier pass
-    assert state.maps[0] is first and state.presence[0] == 2.0
+    assert state.maps[0] is first and state.presence[0] == -1.0          # the kept pass's presence
     state.take(0, third, 0.0, (0.25, 128), SELECT)
-    assert state.maps[0] is third and state.passes[0] == 3 and state.chosen[0] == 128
+    assert state.maps[0] is third and state.passes[0] == 3 and state.chosen[0] == 128 and state.presence[0] == 0.0
