@@ -26,7 +26,7 @@ STAGES = {
 
 
 def run_recipe(data_root: Path, out: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "CALIBRATE_ARGS": "--limit 8",
+    env = {**os.environ, "CALIBRATE_ARGS": "--limit 4",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     return subprocess.run(["bash", str(ROOT / "train" / "recipe.sh"), str(data_root), str(out), *SMOKE],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
