@@ -42,14 +42,20 @@ class PassFusion:
 
 @dataclass
 class Decidedness:
-    """Hesitant and foreground outputs of one pass, per prompt."""
+    """Hesitant and foreground outputs of one pass, per prompt; ``counted``: which prompts need them (the ``select``
+    ones; None: all), so the others cost nothing."""
 
     prompts: int
+    counted: tuple[bool, ...] | None = None
     hesitant: np.ndarray = field(init=False)
     foreground: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
         self.hesitant, self.foreground = np.zeros(self.prompts), np.zeros(self.prompts)
+
+    def wants(self, prompt: int) -> bool:
+        """Whether ``prompt``'s outputs are counted."""
+        return self.counted is None or self.counted[prompt]
 
     def add(self, prompt: int, probabilities: torch.Tensor) -> None:
         """Count one view's outputs (inside the photo) for ``prompt``."""

@@ -124,13 +124,10 @@ def _piece_ends(shape: np.ndarray, piece: int, where: tuple[slice, slice]) -> li
         near = pixels[np.hypot(*(pixels - end).T) <= reach]
         vector = end - near.mean(axis=0)
         norm = float(np.hypot(*vector))
-        point = np.clip(np.round(end * factor + origin).astype(int), origin.astype(int), _stop(where) - 1)
+        last = np.array([where[0].stop, where[1].stop]) - 1
+        point = np.clip(np.round(end * factor + origin).astype(int), origin.astype(int), last)
         ends.append(_End(piece, point, vector / norm if norm > 0 else None, width))
     return ends
-
-
-def _stop(where: tuple[slice, slice]) -> np.ndarray:
-    return np.array([where[0].stop, where[1].stop])
 
 
 def _candidate_pairs(ends: list[_End], longest: float) -> list[tuple[_End, _End]]:

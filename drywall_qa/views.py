@@ -62,7 +62,7 @@ def predict_views(backend: Backend, image: np.ndarray, embeddings: torch.Tensor,
     state = _Maps(len(policies))
     whole = [i for i, runs in enumerate(views) if None in runs]
     if whole:
-        decided = Decidedness(len(whole))
+        decided = Decidedness(len(whole), tuple(policies[i].fusion == SELECT for i in whole))
         results = _whole_view(backend, image, embeddings[whole], decided, features)
         for k, (i, (prob, logit)) in enumerate(zip(whole, results)):
             state.logits[i] = logit
@@ -77,7 +77,8 @@ def predict_views(backend: Backend, image: np.ndarray, embeddings: torch.Tensor,
     for (window, side), group in tiled.items():
         modes = [policies[i].fusion for i in group]
         maps = [state.target(i, mode, (height, width)) for i, mode in zip(group, modes)]
-        fusion, decided = PassFusion([state.passes[i] for i in group], modes), Decidedness(len(group))
+        fusion = PassFusion([state.passes[i] for i in group], modes)
+        decided = Decidedness(len(group), tuple(m == SELECT for m in modes))
         window_presence = _tiled_view(backend, image, embeddings[group], (window, side), grids[window], maps,
                                       (fusion, decided), lambda n: progress and progress(done + n, total), features)
         done += len(grids[window])
@@ -148,7 +149,8 @@ def _whole_view(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, d
     results = []
     for prompt, logit in enumerate(_inside(out.float().cpu(), side, rows, cols)):
         logit = logit.clone()
-        decided.add(prompt, torch.sigmoid(logit))
+        if decided.wants(prompt):
+            decided.add(prompt, torch.sigmoid(logit))
         full = np.require(resize_probabilities(torch.sigmoid(logit), (height, width)), requirements="W")
         results.append((torch.from_numpy(full).half().numpy(), logit))
     return results
@@ -171,7 +173,8 @@ def _tiled_view(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, s
             inside = _inside(logits, window, min(window, height - top), min(window, width - left))
             presence = [max(z, presence_logit(lg)) for z, lg in zip(presence, inside)]
             for prompt, part in enumerate(inside):
-                fusion[1].add(prompt, torch.sigmoid(part))
+                if fusion[1].wants(prompt):
+                    fusion[1].add(prompt, torch.sigmoid(part))
             prob = F.interpolate(torch.sigmoid(logits)[None], size=(window, window), mode="bilinear",
                                  align_corners=False, antialias=window < logits.shape[-1])[0]
             band.finish_above(top, maps, fusion[0])
