@@ -6,7 +6,7 @@
 The same as the ``drywall-qa-app`` command (``python app.py --help`` lists the options).
 """
 
-from drywall_qa.ui.launcher import main
+from drywall_qa.cli.app import main
 
 if __name__ == "__main__":
     main(prog="python app.py")

@@ -6,7 +6,7 @@ Run from the repository root: ``python -m bench.encoders [--sizes 384 512] [--re
 Every model is the bundled model's architecture with the named encoder and random weights (speed does not depend on
 the weights). Inference goes through ``Segmenter.predict`` on one 640×640 image with 5 prompts (one image encoding,
 the prompts decoded in one batch, prompt embeddings cached), with tiling off, so the photo is shown once at the
-model's input size. Training is what ``python -m train`` runs per step: forward, BCE + Dice, backward and an AdamW
+model's input size. Training is what ``drywall-qa train`` runs per step: forward, BCE + Dice, backward and an AdamW
 step on a batch of 256 px crops, with the stem and first three blocks frozen; its samples per second set the sample
 budgets of an equal-time comparison. Repetitions interleave the models so load from other processes hits all alike;
 medians are reported, and ratios are to Lite0 at the first size.
@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 from bench.multiprompt import PROMPTS, wall_image
-from drywall_qa.backends.lite import LiteBackend, LiteConfig, LiteModel
-from drywall_qa.backends.lite.encoder import ARCHITECTURES
-from drywall_qa.backends.lite.prompt_encoder import SentenceEncoder
-from drywall_qa.segmenter import Segmenter
+from drywall_qa.core.backends.lite import LiteBackend, LiteConfig, LiteModel
+from drywall_qa.core.backends.lite.encoder import ARCHITECTURES
+from drywall_qa.core.backends.lite.prompt_encoder import SentenceEncoder
+from drywall_qa.core.segmenter import Segmenter
 from drywall_qa.training.losses import LOSSES
 
 

@@ -28,10 +28,10 @@ from PIL import Image
 from bench.multiprompt import PROMPTS as PROMPTS_640
 from bench.multiprompt import wall_image
 from bench.wide_shot import DEMO_PHOTO, PHOTO_12MP
-from drywall_qa.backends import repeat_features
-from drywall_qa.backends.feature_cache import FeatureCache
-from drywall_qa.engine import ENGINES, set_threads
-from drywall_qa.segmenter import Segmenter
+from drywall_qa.core.backends import repeat_features
+from drywall_qa.core.backends.feature_cache import FeatureCache
+from drywall_qa.core.engine import ENGINES, set_threads
+from drywall_qa.core.segmenter import Segmenter
 
 PROMPTS_12MP = ["segment crack", "segment taping area", "segment wall crack", "segment joint/tape"]
 
@@ -111,7 +111,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="timed repetitions after a warm-up (default 3)")
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads, both engines (default 0: "
-                        "drywall_qa.engine.default_threads)")
+                        "drywall_qa.core.engine.default_threads)")
     parser.add_argument("--engine", choices=ENGINES[2:], default="onnxruntime", help="the engine against eager")
     args = parser.parse_args()
     threads = set_threads(args.threads)

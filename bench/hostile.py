@@ -116,7 +116,7 @@ def case_polygon_bombs(world: World) -> str:
         start = time.monotonic()
         status = call(world, "/score_split", world.split(0, f"hostile/{name}"), PROMPTS, "", True, 0.5, 1)
         assert "Error" in status and time.monotonic() - start < 20, status[:200]
-    run = cli("-m", "drywall_qa.evaluate", "--split", world.split(0, "hostile/coords"), "--out",
+    run = cli("-m", "drywall_qa.cli.evaluate", "--split", world.split(0, "hostile/coords"), "--out",
               str(world.scratch / "cli-eval"), "--dataset", "cracks")
     return f"Score refused both splits; evaluate CLI: {one_line_error(run)}"
 
@@ -237,7 +237,7 @@ def case_bad_values(world: World) -> str:
 def case_cli_lines(world: World) -> str:
     existing = world.scratch / "a-file"
     existing.write_text("x")
-    runs = [cli("-m", "drywall_qa.predict", world.photo, "--out", str(existing)),
+    runs = [cli("-m", "drywall_qa.cli.predict", world.photo, "--out", str(existing)),
             cli("-m", "train", "--lr", "nan", "--output-dir", str(world.scratch / "t")),
             cli("app.py", "--port", "99999"), cli("app.py", "--threads", "-3")]
     return "; ".join(one_line_error(run)[:40] for run in runs)

@@ -1,5 +1,5 @@
-"""Inspection-job throughput: ``python -m drywall_qa.inspect`` over a folder of photos against the way a user
-scripts it today, ``python -m drywall_qa.predict`` once per photo in a fresh process.
+"""Inspection-job throughput: ``drywall-qa job`` over a folder of photos against the way a user
+scripts it today, ``drywall-qa predict`` once per photo in a fresh process.
 
 Run from the repository root: ``python -m bench.jobs [--photos N] [--model M] [--size WxH] [--memory]``.
 
@@ -7,7 +7,7 @@ Run from the repository root: ``python -m bench.jobs [--photos N] [--model M] [-
 each and their ratio (last line ``job_peak_rss_mb: <n photos> <n // 10 photos> ratio: <r>``).
 
 Photos: ``N`` (default 20) generated 4032×3024 JPEGs of gypsum board, each with a board joint and a drawn crack
-(:mod:`drywall_qa.drawing`); prompts "segment crack" and "segment taping area"; the bundled model and its
+(:mod:`drywall_qa.data.drawing`); prompts "segment crack" and "segment taping area"; the bundled model and its
 per-prompt scale policies (tiling auto). Both ways run as child processes with the same threads, one after the
 other, so their times include start-up (the job's once, the naive way's once per photo); the job also measures,
 exports and writes the report, which the naive way does not. Peak RSS is the largest resident set of each way's
@@ -28,7 +28,7 @@ import numpy as np
 import psutil
 from PIL import Image
 
-from drywall_qa.drawing import CRACK_COLOUR, draw_crack, draw_polyline
+from drywall_qa.data.drawing import CRACK_COLOUR, draw_crack, draw_polyline
 
 PROMPTS = ["segment crack", "segment taping area"]
 WIDTH, HEIGHT = 4032, 3024
@@ -80,7 +80,7 @@ def run_measured(command: list[str]) -> tuple[float, int]:
 
 
 def job_command(folder: Path, out: Path, model: list[str]) -> list[str]:
-    return [sys.executable, "-m", "drywall_qa.inspect", str(folder), "--prompts", *PROMPTS, "--out", str(out), *model]
+    return [sys.executable, "-m", "drywall_qa.cli.job", str(folder), "--prompts", *PROMPTS, "--out", str(out), *model]
 
 
 def memory_check(count: int, size: tuple[int, int], model: list[str]) -> None:
@@ -119,7 +119,7 @@ def main() -> None:
         job_seconds, job_rss = run_measured(job_command(folder, Path(tmp) / "job", model))
         naive_seconds, naive_rss = 0.0, 0
         for index, photo in enumerate(photos):
-            seconds, rss = run_measured([sys.executable, "-m", "drywall_qa.predict", str(photo), "--prompts",
+            seconds, rss = run_measured([sys.executable, "-m", "drywall_qa.cli.predict", str(photo), "--prompts",
                                          *PROMPTS, "--out", str(Path(tmp) / "naive" / str(index)), *model])
             naive_seconds, naive_rss = naive_seconds + seconds, max(naive_rss, rss)
     job_rate, naive_rate = 60 * args.photos / job_seconds, 60 * args.photos / naive_seconds

@@ -20,9 +20,9 @@ import time
 import torch
 
 from bench.multiprompt import PROMPTS, full_size_backend, wall_image
-from drywall_qa.backends import BUNDLED_DIR, load_backend
-from drywall_qa.backends.lite import LiteBackend, LiteConfig, LiteModel
-from drywall_qa.segmenter import Segmenter
+from drywall_qa.core.backends import BUNDLED_DIR, load_backend
+from drywall_qa.core.backends.lite import LiteBackend, LiteConfig, LiteModel
+from drywall_qa.core.segmenter import Segmenter
 
 
 def lite_segmenter() -> tuple[Segmenter, str]:

@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.clients import IMAGE_SIDE, Client, MemoryMonitor, Outcome, Request, wall_photos
-from drywall_qa.backends import BUNDLED_DIR
+from drywall_qa.core.backends import BUNDLED_DIR
 from drywall_qa.ui.prompts import KNOWN_PROMPTS
 from tests.app_server import AppServer, serve_app
 

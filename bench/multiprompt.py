@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from transformers import CLIPSegConfig, CLIPSegForImageSegmentation
 
-from drywall_qa.backends.clipseg import ClipSegBackend
-from drywall_qa.segmenter import Segmenter
+from drywall_qa.core.backends.clipseg import ClipSegBackend
+from drywall_qa.core.segmenter import Segmenter
 from tests.tiny_clipseg import make_processor, make_tokenizer, token_config
 
 PROMPTS = ["segment crack", "segment wall crack", "segment taping area", "segment joint/tape", "segment drywall seam"]

@@ -9,7 +9,7 @@ downloaded here and speed does not depend on the weights). CLIP is frozen and th
 loops; the loss is BCE + Dice against a generated crack mask.
 
 Naive step: load the batch's 640×640 images, run the processor (image and text), the whole CLIPSeg forward, loss,
-backward (through the decoder only) and the optimizer step. Cached step, as ``python -m train`` does it: features of
+backward (through the decoder only) and the optimizer step. Cached step, as ``drywall-qa train`` does it: features of
 the batch's images from the cache (computed once per image in a warm-up pass, reported separately), prompt
 embeddings from the training loop's prompt cache, decoder forward, loss, backward, optimizer step. Both loops run
 the same batches, interleaved (so load from other processes hits both alike), after one untimed step each; the
@@ -38,8 +38,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from bench.multiprompt import PROMPTS, full_size_backend
-from drywall_qa.backends.clipseg import ClipSegBackend
-from drywall_qa.imaging import load_image
+from drywall_qa.core.backends.clipseg import ClipSegBackend
+from drywall_qa.core.imaging import load_image
 from drywall_qa.training.feature_cache import FeatureCache
 from drywall_qa.training.loop import PromptCache, TrainStep
 from drywall_qa.training.losses import LOSSES

@@ -24,7 +24,6 @@ crack_x4_miou: <b> findings_count_ratio: <c> findings_length_ratio: <d> pyramid_
 from __future__ import annotations
 
 import argparse
-import copy
 import multiprocessing
 import resource
 import time
@@ -36,12 +35,12 @@ import torch
 from PIL import Image
 
 import examples
-from drywall_qa.data import CocoSplit, data_root, split_dir
-from drywall_qa.engine import ENGINES
-from drywall_qa.findings import MeasureSettings, measure
-from drywall_qa.metrics import score_masks
-from drywall_qa.segmenter import Segmenter
-from drywall_qa.wide_shots import MosaicSplit, ZoomSplit
+from drywall_qa.calibration.wide_shots import MosaicSplit, ZoomSplit
+from drywall_qa.core.engine import ENGINES
+from drywall_qa.core.segmenter import Segmenter
+from drywall_qa.data.coco import CocoSplit, data_root, split_dir
+from drywall_qa.evaluation.metrics import score_masks
+from drywall_qa.jobs.findings import MeasureSettings, measure
 
 CRACK, TAPING = "segment crack", "segment taping area"
 #: the 8 prompts of the memory check: the dataset prompts and three paraphrases
@@ -106,7 +105,7 @@ def crack_findings(segmenter: Segmenter, split: CocoSplit, photos: int, factor: 
                    link: bool = True) -> dict[str, dict[str, float]]:
     """Crack findings of the first ``photos`` photos at their size (1 mm per pixel) and enlarged ``factor`` times
     (``1 / factor`` mm per pixel): count, total length (mm) of the thin ones and their length-weighted mean width;
-    ``link``: pieces of one crack linked and specks dropped (:mod:`drywall_qa.linking`)."""
+    ``link``: pieces of one crack linked and specks dropped (:mod:`drywall_qa.jobs.linking`)."""
     totals = {}
     for name, scale in (("640 px", 1), (f"x{factor}", factor)):
         count, length, width_times_length = 0, 0.0, 0.0
@@ -140,11 +139,9 @@ def print_findings(segmenter: Segmenter, split: CocoSplit, photos: int, link: bo
 
 def single_scale(segmenter: Segmenter) -> Segmenter:
     """The same model with every scale policy's pyramid removed (its training-scale windows only)."""
-    backend = copy.copy(segmenter.backend)
-    settings = backend.settings
-    backend.settings = replace(settings, scales={p: replace(policy, zoom_out=())
-                                                 for p, policy in settings.scales.items()})
-    return Segmenter(backend)
+    settings = segmenter.backend.settings
+    return segmenter.with_settings(replace(settings, scales={p: replace(policy, zoom_out=())
+                                                             for p, policy in settings.scales.items()}))
 
 
 def photo_seconds(segmenter: Segmenter, prompts: list[str], repeats: int = 3) -> float:

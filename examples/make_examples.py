@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from drywall_qa.drawing import draw_crack, draw_polyline
+from drywall_qa.data.drawing import draw_crack, draw_polyline
 
 SIZE = 640
 HERE = Path(__file__).resolve().parent

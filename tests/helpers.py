@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from drywall_qa.data import DATASETS, split_dir
+from drywall_qa.data.coco import DATASETS, split_dir
 from drywall_qa.training.checkpoint import STATE_FILE
 from drywall_qa.training.loop import TrainConfig
 
@@ -116,3 +116,17 @@ def tiny_config(model: Path, data: Path, out: Path, **overrides) -> TrainConfig:
 
 def state_of(out: Path) -> dict:
     return torch.load(out / STATE_FILE, map_location="cpu", weights_only=False)
+
+
+def evaluate_to_dict(segmenter, split, prompts, threshold: float | None = None, out_dir: Path | None = None, *,
+                     panels: int = 8, negatives=None, progress=None, stop=None, **settings) -> dict:
+    """What ``drywall-qa evaluate`` does with its options: score, write into ``out_dir`` (when given) and return the
+    ``metrics.json`` document."""
+    from drywall_qa.evaluation import EvaluationSettings, PanelWriter, evaluate_split
+
+    writer = PanelWriter(Path(out_dir) / "panels", panels) if out_dir is not None else None
+    result = evaluate_split(segmenter, split, prompts, settings=EvaluationSettings(threshold=threshold, **settings),
+                            negatives=negatives, panels=writer, progress=progress, stop=stop)
+    if out_dir is not None:
+        result.write(out_dir)
+    return result.to_dict()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from drywall_qa.cli.train import parse_args
 from drywall_qa.training.augment import AugmentConfig, augment, crop_fraction
-from train.__main__ import parse_args
 
 
 def _line_image() -> tuple[np.ndarray, np.ndarray]:

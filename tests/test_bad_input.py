@@ -32,10 +32,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from drywall_qa.errors import InputError
-from drywall_qa.imaging import MAX_PIXELS, load_image
-from drywall_qa.predict import main as predict_main
-from drywall_qa.segmenter import MAX_PROMPTS, Segmenter
+from drywall_qa.cli.predict import main as predict_main
+from drywall_qa.core.errors import InputError
+from drywall_qa.core.imaging import MAX_PIXELS, load_image
+from drywall_qa.core.segmenter import MAX_PROMPTS, Segmenter
 from drywall_qa.ui.inspect_tab import InspectForm, InspectTab
 from drywall_qa.ui.models import ModelCache
 from drywall_qa.ui.review_forms import ScoreForm
@@ -212,9 +212,9 @@ def test_dozens_of_prompts_are_capped_in_the_api(lite: Segmenter) -> None:
 
 @pytest.fixture
 def cli(clipseg: Segmenter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
-    """``python -m drywall_qa.predict wall.png --prompts …`` on the loaded tiny CLIPSeg: ``(exit code, stderr,
+    """``drywall-qa predict wall.png --prompts …`` on the loaded tiny CLIPSeg: ``(exit code, stderr,
     predictions.json or None)``."""
-    monkeypatch.setattr("drywall_qa.predict.Segmenter.load", lambda *args, **kwargs: clipseg)
+    monkeypatch.setattr("drywall_qa.cli.predict.Segmenter.load", lambda *args, **kwargs: clipseg)
     image, out = tmp_path / "wall.png", tmp_path / "out"
     Image.fromarray(noise(24, 24)).save(image)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from drywall_qa.backends import BUNDLED_DIR
+from drywall_qa.core.backends import BUNDLED_DIR
 from tests.app_server import serve_app
 from tests.helpers import make_split
 

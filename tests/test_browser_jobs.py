@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from drywall_qa.backends import BUNDLED_DIR
+from drywall_qa.core.backends import BUNDLED_DIR
 from tests.app_server import serve_app
 from tests.test_jobs_report import CHROMIUM, DEMOS, REPO, pytestmark, sync_api  # noqa: F401 — pytestmark marks
 

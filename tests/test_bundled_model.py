@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drywall_qa.backends import BUNDLED_DIR
-from drywall_qa.backends.lite import LiteBackend
-from drywall_qa.data import DATASETS, CocoSplit, split_dir
-from drywall_qa.evaluation import evaluate_split
-from drywall_qa.segmenter import Segmenter
+from drywall_qa.core.backends import BUNDLED_DIR
+from drywall_qa.core.backends.lite import LiteBackend
+from drywall_qa.core.segmenter import Segmenter
+from drywall_qa.data.coco import DATASETS, CocoSplit, split_dir
 from tests.golden.make_golden import GOLDEN, PROMPTS, predict
+from tests.helpers import evaluate_to_dict
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def test_shipped_files_are_small_and_documented() -> None:
     weights = BUNDLED_DIR / "model.safetensors"
     assert weights.stat().st_size <= 25 * 2**20
     card = (BUNDLED_DIR / "README.md").read_text()
-    assert "CC BY 4.0" in card and "python -m train" in card
+    assert "CC BY 4.0" in card and "drywall-qa train" in card
 
 
 def test_thresholds_were_chosen_for_every_dataset_prompt(bundled: Segmenter) -> None:
@@ -51,7 +51,7 @@ def test_segments_real_validation_images(bundled: Segmenter, data_root, dataset:
     split = CocoSplit(split_dir(data_root, dataset, "valid"))
     canonical = DATASETS[dataset].canonical
     other = next(spec.canonical for name, spec in DATASETS.items() if name != dataset)
-    metrics = evaluate_split(bundled, split, [canonical], threshold=None, out_dir=None, limit=12, panels=0)
+    metrics = evaluate_to_dict(bundled, split, [canonical], limit=12)
     # far below the measured full-split scores (model card), far above an untrained or mis-wired model
     assert metrics["prompts"][canonical]["miou"] > 0.3
     areas = [bundled.predict(split.load_image(i), [other])[0].coverage for i in range(12)]

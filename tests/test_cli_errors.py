@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from drywall_qa.cli_args import (
+from drywall_qa.cli.args import (
     count_arg,
     existing_folder_arg,
     folder_arg,
@@ -26,11 +26,11 @@ from drywall_qa.cli_args import (
     probability_arg,
     threads_arg,
 )
-from drywall_qa.errors import InputError
-from drywall_qa.predict import main as predict_main
+from drywall_qa.cli.predict import main as predict_main
+from drywall_qa.cli.train import parse_args as train_args
+from drywall_qa.core.errors import InputError
 from drywall_qa.training.loop import TrainConfig
 from drywall_qa.ui.app import parse_args as app_args
-from train.__main__ import parse_args as train_args
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -102,7 +102,7 @@ def image(tmp_path: Path) -> Path:
 
 def test_predict_refuses_an_existing_file_as_out(image: Path, capsys: pytest.CaptureFixture[str]) -> None:
     line = _exit_message(capsys, predict_main, str(image), "--prompts", "segment crack", "--out", str(image))
-    assert line == (f"python -m drywall_qa.predict: error: argument --out: {image}: is an existing file, not a "
+    assert line == (f"drywall-qa predict: error: argument --out: {image}: is an existing file, not a "
                     "folder. pass a new or existing folder for the outputs")
 
 
@@ -114,7 +114,7 @@ def test_predict_argument_errors(image: Path, tmp_path: Path, capsys: pytest.Cap
                                  message: str) -> None:
     full = [*args, "--prompts", "segment crack", "--out", str(tmp_path / "out")]
     line = _exit_message(capsys, predict_main, *(full if args[0].startswith("/") else [str(image), *full]))
-    assert line.startswith(f"python -m drywall_qa.predict: error: {message}")
+    assert line.startswith(f"drywall-qa predict: error: {message}")
 
 
 def test_predict_reports_an_unwritable_out_and_a_damaged_model(image: Path, tiny_lite_dir: Path, tmp_path: Path,
@@ -122,7 +122,7 @@ def test_predict_reports_an_unwritable_out_and_a_damaged_model(image: Path, tiny
     below_a_file = image / "out"  # a path through a file: mkdir raises NotADirectoryError
     assert predict_main([str(image), "--prompts", "segment crack", "--model", str(tiny_lite_dir),
                          "--out", str(below_a_file)]) == 2
-    assert _last_line(capsys) == (f"python -m drywall_qa.predict: error: {below_a_file}: cannot write "
+    assert _last_line(capsys) == (f"drywall-qa predict: error: {below_a_file}: cannot write "
                                                "the results (Not a directory). pass a writable folder with --out")
     damaged = tmp_path / "damaged"
     damaged.mkdir()
@@ -130,8 +130,8 @@ def test_predict_reports_an_unwritable_out_and_a_damaged_model(image: Path, tiny
     assert predict_main([str(image), "--prompts", "segment crack", "--model", str(damaged),
                          "--out", str(tmp_path / "out")]) == 2
     assert _last_line(capsys) == (
-        f"python -m drywall_qa.predict: error: {damaged / 'config.json'}: prompt_thresholds['x'] = nan is not a "
-        "probability in [0, 1]. run `python -m drywall_qa.calibrate --model DIR` again, or delete the entry")
+        f"drywall-qa predict: error: {damaged / 'config.json'}: prompt_thresholds['x'] = nan is not a "
+        "probability in [0, 1]. run `drywall-qa calibrate --model DIR` again, or delete the entry")
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -148,7 +148,7 @@ def test_train_argument_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str
                                message: str) -> None:
     line = _exit_message(capsys, train_args, "--dataset", "cracks", "--data-root", str(tmp_path), "--output-dir",
                          str(tmp_path / "run"), *args)
-    assert line.startswith(f"python -m train: error: {message}")
+    assert line.startswith(f"drywall-qa train: error: {message}")
 
 
 def test_train_output_dir_that_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -156,7 +156,7 @@ def test_train_output_dir_that_is_a_file(tmp_path: Path, capsys: pytest.CaptureF
     file.write_text("")
     line = _exit_message(capsys, train_args, "--dataset", "cracks", "--data-root", str(tmp_path), "--output-dir",
                          str(file))
-    assert line.startswith(f"python -m train: error: argument --output-dir: {file}: is an existing file")
+    assert line.startswith(f"drywall-qa train: error: argument --output-dir: {file}: is an existing file")
 
 
 @pytest.mark.parametrize(("field", "value", "message"), [("lr", math.nan, "lr: nan is not a finite number above 0"),
@@ -178,15 +178,15 @@ def test_app_argument_errors(capsys: pytest.CaptureFixture[str], args: list[str]
 
 
 @pytest.mark.parametrize("command", [
-    ["-m", "drywall_qa.predict", "x.png", "--prompts", "crack", "--out", __file__],
+    ["-m", "drywall_qa.cli.predict", "x.png", "--prompts", "crack", "--out", __file__],
     ["-m", "train", "--dataset", "cracks", "--data-root", ".", "--output-dir", "out", "--lr", "nan"],
     ["app.py", "--port", "99999"],
 ])
 def test_commands_exit_2_with_one_line_and_no_traceback(command: list[str]) -> None:
     done = subprocess.run([sys.executable, *command], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert done.stderr.strip().splitlines()[-1].startswith(("python -m drywall_qa.predict: error: argument --out",
-                                                            "python -m train: error: argument --lr: nan",
+    assert done.stderr.strip().splitlines()[-1].startswith(("drywall-qa predict: error: argument --out",
+                                                            "drywall-qa train: error: argument --lr: nan",
                                                             "python app.py: error: argument --port: 99999"))
 
 
@@ -196,7 +196,7 @@ def test_commands_exit_2_with_one_line_and_no_traceback(command: list[str]) -> N
 ])
 def test_evaluate_command_line_paths_give_one_line(argv: list[str], message: str, tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    from drywall_qa.evaluate import build_parser
+    from drywall_qa.cli.evaluate import build_parser
 
     file = tmp_path / "taken"
     file.write_text("x")
@@ -208,7 +208,7 @@ def test_evaluate_command_line_paths_give_one_line(argv: list[str], message: str
 
 
 def test_visual_prompt_alpha_must_be_a_fraction(capsys: pytest.CaptureFixture[str]) -> None:
-    from drywall_qa.visual_prompts import add_arguments
+    from drywall_qa.cli.args import add_visual_prompt_arguments as add_arguments
 
     parser = argparse.ArgumentParser(prog="x")
     add_arguments(parser)

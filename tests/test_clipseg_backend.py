@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from drywall_qa.backends import load_backend, repeat_features
-from drywall_qa.backends.clipseg import ClipSegBackend
-from drywall_qa.errors import ModelLoadError
+from drywall_qa.core.backends import load_backend, repeat_features
+from drywall_qa.core.backends.clipseg import ClipSegBackend
+from drywall_qa.core.errors import ModelLoadError
 
 PROMPTS = ["segment crack", "segment joint/tape", "a", "segment the drywall seam between two boards"]
 

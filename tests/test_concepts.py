@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from drywall_qa import concepts, evaluate, predict
-from drywall_qa.backends import load_backend
-from drywall_qa.backends.lite import LiteBackend
-from drywall_qa.segmenter import Segmenter, unknown_concept_note
+from drywall_qa.calibration import concepts
+from drywall_qa.cli import evaluate, predict
+from drywall_qa.core.backends import load_backend
+from drywall_qa.core.backends.lite import LiteBackend
+from drywall_qa.core.segmenter import Segmenter, unknown_concept_note
 from tests.helpers import make_mixed_split
 
 IMAGE = np.random.default_rng(3).integers(0, 256, (40, 56, 3), dtype=np.uint8)

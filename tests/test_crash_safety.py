@@ -1,5 +1,5 @@
 """Nothing lost: review decisions and evaluation outputs survive a writer killed mid-write (SIGKILL, no clean-up)
-and failed renames. The monkeypatched failures of :func:`drywall_qa.atomic.write_atomic` and of a review save are
+and failed renames. The monkeypatched failures of :func:`drywall_qa.core.atomic.write_atomic` and of a review save are
 in ``test_evaluate.py::test_write_atomic_keeps_old_file_on_failure`` and ``test_ui_review.py::
 test_store_failed_write_keeps_the_previous_file``; a stopped evaluation in ``test_ui_evaluate.py`` and, over HTTP
 with a cancelled one, in ``test_bad_input.py``."""
@@ -33,7 +33,7 @@ WRITERS = {
     "file": f"""
 import sys
 from pathlib import Path
-from drywall_qa.atomic import write_atomic
+from drywall_qa.core.atomic import write_atomic
 target = Path(sys.argv[1])
 payloads = [bytes([k]) * {PAYLOAD_BYTES} for k in range(2)]
 i = 0

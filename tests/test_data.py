@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from drywall_qa.coco_checks import OUTLINE_LIMIT
-from drywall_qa.data import (
+from drywall_qa.core.errors import InputError
+from drywall_qa.data.checks import OUTLINE_LIMIT
+from drywall_qa.data.coco import (
     ANNOTATION_FILE,
     DATASETS,
     CocoSplit,
@@ -29,7 +30,6 @@ from drywall_qa.data import (
     get_dataset,
     split_dir,
 )
-from drywall_qa.errors import InputError
 
 H, W = 20, 30
 RNG = np.random.default_rng(1)
@@ -315,8 +315,8 @@ def test_compressed_rle_with_long_runs(tmp_path: Path) -> None:
 LOAD_AND_DRAW = """
 import resource, sys
 resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
-from drywall_qa.data import CocoSplit
-from drywall_qa.errors import InputError
+from drywall_qa.data.coco import CocoSplit
+from drywall_qa.core.errors import InputError
 try:
     CocoSplit(sys.argv[1]).mask(0)
 except InputError as err:
@@ -437,7 +437,7 @@ def test_data_tests_skip_for_a_folder_without_the_splits(tmp_path: Path, monkeyp
 
 
 def test_an_oversized_annotation_file_is_refused_unread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from drywall_qa import coco_checks
+    from drywall_qa.data import checks as coco_checks
 
     folder = tmp_path / "split"
     folder.mkdir()

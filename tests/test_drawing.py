@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from drywall_qa.drawing import draw_crack
+from drywall_qa.data.drawing import draw_crack
 
 
 @pytest.mark.parametrize("size", [(640, 640), (96, 160)])

@@ -11,12 +11,12 @@ import pytest
 import torch
 from efficientnet_lite_pytorch import EfficientNet
 
-from drywall_qa.backends import load_backend, new_backend
-from drywall_qa.backends.lite import LiteBackend, LiteConfig, LiteModel
-from drywall_qa.backends.lite.encoder import ARCHITECTURES, EfficientNetLiteEncoder
-from drywall_qa.errors import ModelLoadError
-from drywall_qa.segmenter import Segmenter
-from train.__main__ import parse_args
+from drywall_qa.cli.train import parse_args
+from drywall_qa.core.backends import load_backend, new_backend
+from drywall_qa.core.backends.lite import LiteBackend, LiteConfig, LiteModel
+from drywall_qa.core.backends.lite.encoder import ARCHITECTURES, EfficientNetLiteEncoder
+from drywall_qa.core.errors import ModelLoadError
+from drywall_qa.core.segmenter import Segmenter
 
 SMALL = dict(image_size=64, decoder_sizes=(8, 8, 8, 16, 16), prompt_hidden=32)
 

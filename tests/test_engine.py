@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from drywall_qa.backends import load_backend
-from drywall_qa.backends.lite import LiteBackend
-from drywall_qa.engine import set_threads
-from drywall_qa.errors import InputError
-from drywall_qa.segmenter import Segmenter
+from drywall_qa.core.backends import load_backend
+from drywall_qa.core.backends.lite import LiteBackend
+from drywall_qa.core.engine import set_threads
+from drywall_qa.core.errors import InputError
+from drywall_qa.core.segmenter import Segmenter
 from tests.conftest import REPO
 
 pytest.importorskip("onnxruntime")
@@ -169,7 +169,7 @@ def test_engine_torch_never_imports_onnxruntime(tiny_lite_dir, tmp_path: Path) -
     from PIL import Image
 
     Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(image)
-    code = ("import sys, json; from drywall_qa.predict import main; "
+    code = ("import sys, json; from drywall_qa.cli.predict import main; "
             f"rc = main([{str(image)!r}, '--prompts', 'segment crack', '--model', {str(tiny_lite_dir)!r}, "
             f"'--engine', 'torch', '--threads', '1', '--out', {str(tmp_path / 'out')!r}]); "
             "print(json.dumps([rc, [m for m in sys.modules if m.startswith(('onnxruntime', 'onnx'))]]))")

@@ -15,14 +15,14 @@ import pytest
 import torch
 from PIL import Image
 
-import drywall_qa.backends
-from drywall_qa.atomic import write_atomic
-from drywall_qa.data import DATASETS, CocoSplit
-from drywall_qa.evaluate import main
-from drywall_qa.evaluation import CSV_FIELDS, evaluate_split
-from drywall_qa.metrics import TOLERANCES, crack_score_names, mean_width
-from drywall_qa.segmenter import Prediction, Segmenter
-from tests.helpers import MIXED_SIZES, make_mixed_split, make_split
+import drywall_qa.core.backends
+from drywall_qa.cli.evaluate import main
+from drywall_qa.core.atomic import write_atomic
+from drywall_qa.core.segmenter import Prediction, Segmenter
+from drywall_qa.data.coco import DATASETS, CocoSplit
+from drywall_qa.evaluation import CSV_FIELDS, EvaluationResult, EvaluationSettings, evaluate_split
+from drywall_qa.evaluation.metrics import TOLERANCES, crack_score_names, mean_width
+from tests.helpers import MIXED_SIZES, evaluate_to_dict, make_mixed_split, make_split
 
 REPO = Path(__file__).resolve().parents[1]
 METRIC_KEYS = {"loss", "miou", "dice", "pooled_iou", "precision", "recall", "threshold",
@@ -89,7 +89,7 @@ def test_scores_match_hand_computation(split_dir: Path, tmp_path: Path) -> None:
     segmenter = ScriptedSegmenter(split, script)
     progress: list[tuple[int, int]] = []
     out = tmp_path / "out"
-    metrics = evaluate_split(segmenter, split, ["first", "second"], None, out, panels=2,
+    metrics = evaluate_to_dict(segmenter, split, ["first", "second"], None, out, panels=2,
                              progress=lambda done, total: progress.append((done, total)), dataset="cracks")
 
     assert segmenter.calls == [["first", "second"]] * 3            # one call per image, all prompts at once
@@ -133,31 +133,45 @@ def test_worst_panels_are_ranked(split_dir: Path, tmp_path: Path) -> None:
     split = CocoSplit(split_dir)
     script = {"p": ["empty", "truth", "full"]}                     # ious 0, 1, 0
     out = tmp_path / "out"
-    evaluate_split(ScriptedSegmenter(split, script), split, ["p"], 0.3, out, panels=1)
+    evaluate_to_dict(ScriptedSegmenter(split, script), split, ["p"], 0.3, out, panels=1)
     names = sorted(p.name for p in (out / "panels").iterdir())
     assert names == ["first_000_img_0.png", "worst_000_img_0.png"]
     # a second run with fewer panels replaces the old ones instead of mixing runs
-    evaluate_split(ScriptedSegmenter(split, script), split, ["p"], 0.3, out, panels=0)
+    evaluate_to_dict(ScriptedSegmenter(split, script), split, ["p"], 0.3, out, panels=0)
     assert list((out / "panels").iterdir()) == []
     assert json.loads((out / "metrics.json").read_text())["prompts"]["p"]["threshold"] == 0.3
 
 
 def test_tolerances_name_the_crack_columns(split_dir: Path, tmp_path: Path) -> None:
     split = CocoSplit(split_dir)
-    metrics = evaluate_split(ScriptedSegmenter(split, {"p": ["truth"] * 3}), split, ["p"], out_dir=tmp_path / "three",
+    metrics = evaluate_to_dict(ScriptedSegmenter(split, {"p": ["truth"] * 3}), split, ["p"], out_dir=tmp_path / "three",
                              panels=0, tolerances=[3])
     assert metrics["prompts"]["p"]["tol_f1_3px"] == 1.0 and "tol_f1_5px" not in metrics["prompts"]["p"]
     assert list(_read_csv(tmp_path / "three" / "per_image.csv")[0]) == [*CSV_FIELDS, *crack_score_names([3])]
-    metrics = evaluate_split(ScriptedSegmenter(split, {"p": ["truth"] * 3}), split, ["p"], out_dir=tmp_path / "none",
+    metrics = evaluate_to_dict(ScriptedSegmenter(split, {"p": ["truth"] * 3}), split, ["p"], out_dir=tmp_path / "none",
                              panels=0, tolerances=None)
     assert metrics["tolerances"] is None and "cldice" not in metrics["prompts"]["p"]
     assert list(_read_csv(tmp_path / "none" / "per_image.csv")[0]) == list(CSV_FIELDS)
 
 
+def test_the_evaluation_result_is_typed_and_written_on_request(split_dir: Path, tmp_path: Path) -> None:
+    split = CocoSplit(split_dir)
+    result = evaluate_split(ScriptedSegmenter(split, {"p": ["truth"] * 3}), split, ["p"],
+                            settings=EvaluationSettings(limit=2, tolerances=[3], dataset="cracks"))
+    assert isinstance(result, EvaluationResult) and not result.partial
+    assert (result.num_images, result.dataset, result.tolerances) == (2, "cracks", [3])
+    assert result.prompts["p"]["miou"] == 1.0 and [row["image"] for row in result.rows] == ["img 0.png", "img 1.png"]
+    result.mark_stopped(2, 3, "images")
+    result.write(tmp_path / "out")
+    written = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert written == result.to_dict() and written["partial"] is True and "rows" not in written
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["metrics.json", "per_image.csv", "per_source.csv"]
+
+
 def test_limit_and_no_output(split_dir: Path) -> None:
     split = CocoSplit(split_dir)
     segmenter = ScriptedSegmenter(split, {"p": ["truth"] * 3})
-    metrics = evaluate_split(segmenter, split, ["p"], None, None, limit=2)
+    metrics = evaluate_to_dict(segmenter, split, ["p"], None, None, limit=2)
     assert metrics["num_images"] == 2 and len(segmenter.calls) == 2
 
 
@@ -166,16 +180,16 @@ def test_stop_keeps_the_images_scored_so_far(split_dir: Path, tmp_path: Path) ->
     segmenter = ScriptedSegmenter(split, {"p": ["truth"] * 3})
     progress: list[tuple[int, int]] = []
     out = tmp_path / "out"
-    metrics = evaluate_split(segmenter, split, ["p"], None, out, panels=1, progress=lambda *a: progress.append(a),
+    metrics = evaluate_to_dict(segmenter, split, ["p"], None, out, panels=1, progress=lambda *a: progress.append(a),
                              stop=lambda: len(progress) >= 2)
     assert progress == [(1, 3), (2, 3)] and len(segmenter.calls) == 2
     assert metrics["partial"] is True and metrics["stopped_after"] == {"done": 2, "of": 3, "unit": "images"}
     assert metrics["num_images"] == 2 and metrics["prompts"]["p"]["miou"] == 1.0
     assert json.loads((out / "metrics.json").read_text()) == metrics
     assert [r["image"] for r in _read_csv(out / "per_image.csv")] == ["img 0.png", "img 1.png"]
-    metrics = evaluate_split(ScriptedSegmenter(split, {"p": ["truth"] * 3}), split, ["p"], stop=lambda: True)
+    metrics = evaluate_to_dict(ScriptedSegmenter(split, {"p": ["truth"] * 3}), split, ["p"], stop=lambda: True)
     assert metrics["num_images"] == 1 and metrics["partial"] is True
-    metrics = evaluate_split(ScriptedSegmenter(split, {"p": ["truth"] * 3}), split, ["p"], limit=1,
+    metrics = evaluate_to_dict(ScriptedSegmenter(split, {"p": ["truth"] * 3}), split, ["p"], limit=1,
                              stop=lambda: True)
     assert metrics["partial"] is False and "stopped_after" not in metrics    # Stop on the last image: complete
 
@@ -194,7 +208,7 @@ def test_write_atomic_keeps_old_file_on_failure(tmp_path: Path, monkeypatch: pyt
     def fail(*args: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("drywall_qa.atomic.os.replace", fail)
+    monkeypatch.setattr("drywall_qa.core.atomic.os.replace", fail)
     with pytest.raises(OSError):
         write_atomic(target, "new")
     assert target.read_text() == "old"
@@ -277,12 +291,12 @@ def test_cli_polygon_far_outside_its_image_exits_2_in_a_subprocess(split_dir: Pa
         document["annotations"][0]["segmentation"] = [[0, 0, 4e8, 0, 4e8, 4e8]]
 
     path = edit_annotations(split_dir, far_polygon)
-    result = subprocess.run([sys.executable, "-m", "drywall_qa.evaluate", "--split", str(split_dir), "--prompts",
+    result = subprocess.run([sys.executable, "-m", "drywall_qa.cli.evaluate", "--split", str(split_dir), "--prompts",
                              "segment crack", "--out", str(tmp_path / "o")], cwd=REPO, capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 2, result.stderr[-2000:]
     assert result.stderr.count("\n") == 1
-    assert result.stderr.startswith(f"python -m drywall_qa.evaluate: error: {path}: annotations[0] (id 1): "
+    assert result.stderr.startswith(f"drywall-qa evaluate: error: {path}: annotations[0] (id 1): "
                                     "segmentation polygon point (4e+08, 0) lies far outside the 64×48 image")
 
 
@@ -295,7 +309,7 @@ def test_cli_missing_model(split_dir: Path, tmp_path: Path, capsys: pytest.Captu
 
 def test_cli_default_model_absent(split_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                   capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(drywall_qa.backends, "BUNDLED_DIR", tmp_path / "bundled")
+    monkeypatch.setattr(drywall_qa.core.backends, "BUNDLED_DIR", tmp_path / "bundled")
     err = _run_failing(["--split", str(split_dir), "--prompts", "x", "--out", str(tmp_path / "o")], capsys)
     assert str(tmp_path / "bundled") in err
 
@@ -320,7 +334,7 @@ def test_tiling_reaches_every_prediction(tiny_lite_dir: Path, tmp_path: Path) ->
     views = []
     original = segmenter.predict
     segmenter.predict = lambda *a, **k: [views.append(p.view) or p for p in original(*a, **k)]
-    metrics = {mode: evaluate_split(segmenter, split, ["segment crack"], tiling=mode, tolerances=None)
+    metrics = {mode: evaluate_to_dict(segmenter, split, ["segment crack"], tiling=mode, tolerances=None)
                for mode in ("on", "off")}
     assert views == ["tiled: 4 windows at 640 px"] * 2 + ["whole image"] * 2
     assert metrics["on"]["tiling"] == "on" and metrics["off"]["tiling"] == "off"

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from drywall_qa.data import DATASETS
-from drywall_qa.segmenter import Segmenter
+from drywall_qa.core.segmenter import Segmenter
+from drywall_qa.data.coco import DATASETS
 from examples.make_examples import EXAMPLES, HERE, render
 
 TAPING, CRACK = DATASETS["taping"].canonical, DATASETS["cracks"].canonical

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drywall_qa.backends import load_backend
-from drywall_qa.backends.feature_cache import FeatureCache
-from drywall_qa.segmenter import Segmenter
+from drywall_qa.core.backends import load_backend
+from drywall_qa.core.backends.feature_cache import FeatureCache
+from drywall_qa.core.segmenter import Segmenter
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Findings measured on drawn cracks of known geometry: straight and bent strokes drawn with drywall_qa.drawing at
+"""Findings measured on drawn cracks of known geometry: straight and bent strokes drawn with drywall_qa.data.drawing at
 widths 2–20 px and many orientations; plus instances, units, bands and scores."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from drywall_qa.drawing import CRACK_COLOUR, draw_polyline
-from drywall_qa.findings import BAND_NAMES, MeasureSettings, label_instances, measure
+from drywall_qa.data.drawing import CRACK_COLOUR, draw_polyline
+from drywall_qa.jobs.findings import BAND_NAMES, MeasureSettings, label_instances, measure
 
 SIDE = 720
 WIDTHS = (2, 3, 5, 8, 12, 20)

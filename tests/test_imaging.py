@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image, ImageFile
 
-from drywall_qa.errors import InputError
-from drywall_qa.imaging import MAX_PIXELS, load_image, resize_mask, resize_probabilities
+from drywall_qa.core.errors import InputError
+from drywall_qa.core.imaging import MAX_PIXELS, load_image, resize_mask, resize_probabilities
 from tests.helpers import png_header_only
 
 RNG = np.random.default_rng(0)

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
-from drywall_qa.errors import InputError
-from drywall_qa.file_names import safe_name
-from drywall_qa.imaging import load_image, path_problem, short_path
+from drywall_qa.core.errors import InputError
+from drywall_qa.core.file_names import safe_name
+from drywall_qa.core.imaging import load_image, path_problem, short_path
 from drywall_qa.ui.exports import mask_file_names, write_downloads
 
 

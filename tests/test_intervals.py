@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from drywall_qa.data import CocoSplit
-from drywall_qa.evaluation import evaluate_split
+from drywall_qa.data.coco import CocoSplit
 from drywall_qa.evaluation.intervals import (
     Sources,
     bootstrap_means,
@@ -21,8 +20,8 @@ from drywall_qa.evaluation.intervals import (
     percentile_interval,
     resample_weights,
 )
-from drywall_qa.metrics import ImageScores
-from tests.helpers import make_split
+from drywall_qa.evaluation.metrics import ImageScores
+from tests.helpers import evaluate_to_dict, make_split
 from tests.test_evaluate import ScriptedSegmenter
 
 
@@ -91,7 +90,7 @@ def test_per_source_rows_average_each_photos_images() -> None:
 def test_evaluate_writes_intervals_and_per_source(tmp_path: Path) -> None:
     split = CocoSplit(make_split(tmp_path / "split", n=4))
     script = {"p": ["truth", "empty", "truth", "full"]}
-    metrics = evaluate_split(ScriptedSegmenter(split, script), split, ["p"], out_dir=tmp_path / "out", panels=0)
+    metrics = evaluate_to_dict(ScriptedSegmenter(split, script), split, ["p"], out_dir=tmp_path / "out", panels=0)
     assert metrics["intervals"]["sources"] == 4       # img0.png … img3.png: no Roboflow mark, one source each
     low, high = metrics["intervals"]["prompts"]["p"]["miou"]
     assert 0 <= low <= metrics["prompts"]["p"]["miou"] <= high <= 1

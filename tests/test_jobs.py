@@ -1,4 +1,4 @@
-"""``python -m drywall_qa.inspect`` in process, on the tiny drywall-qa-lite: photos from folders, globs and zips
+"""``drywall-qa job`` in process, on the tiny drywall-qa-lite: photos from folders, globs and zips
 with bad files among them, resuming, the COCO round trip and refused settings."""
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from drywall_qa.drawing import draw_crack
-from drywall_qa.inspect import main
+from drywall_qa.cli.job import main
+from drywall_qa.core.segmenter import Segmenter
+from drywall_qa.data.drawing import draw_crack
 from drywall_qa.jobs import sources
 from drywall_qa.jobs.runner import Job, JobSettings
-from drywall_qa.segmenter import Segmenter
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 PROMPTS = ["segment crack", "segment taping area"]

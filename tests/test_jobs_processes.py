@@ -1,4 +1,4 @@
-"""``python -m drywall_qa.inspect`` in real processes: a job killed with SIGKILL mid-job and run again equals an
+"""``drywall-qa job`` in real processes: a job killed with SIGKILL mid-job and run again equals an
 uninterrupted job, and a 2-process run (Accelerate, gloo on CPU) equals a 1-process run."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def job_args(model: Path, photos: Path, out: Path) -> list[str]:
 
 
 def inspect(model: Path, photos: Path, out: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "drywall_qa.inspect", *job_args(model, photos, out)], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "drywall_qa.cli.job", *job_args(model, photos, out)], cwd=REPO,
                           env=ENV, capture_output=True, text=True, timeout=600)
 
 
@@ -34,7 +34,7 @@ def test_sigkill_mid_job_then_rerun_equals_an_uninterrupted_job(tiny_lite_dir: P
     photos = tmp_path / "photos"
     make_photos(photos, 10, size=(1200, 900))
     killed = tmp_path / "killed"
-    command = [sys.executable, "-m", "drywall_qa.inspect", *job_args(tiny_lite_dir, photos, killed)]
+    command = [sys.executable, "-m", "drywall_qa.cli.job", *job_args(tiny_lite_dir, photos, killed)]
     process = subprocess.Popen(command, cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 300
@@ -66,7 +66,7 @@ def test_two_processes_equal_one(tiny_lite_dir: Path, tmp_path: Path) -> None:
     (photos / "broken.jpg").write_bytes(b"broken")
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m",
-               "drywall_qa.inspect", *job_args(tiny_lite_dir, photos, tmp_path / "two")]
+               "drywall_qa.cli.job", *job_args(tiny_lite_dir, photos, tmp_path / "two")]
     two = subprocess.run(command, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
     assert two.returncode == 0, two.stderr[-3000:]
     assert "6 to run on 2 processes" in two.stderr

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from drywall_qa.backends import BUNDLED_DIR
-from drywall_qa.inspect import main
+from drywall_qa.cli.job import main
+from drywall_qa.core.backends import BUNDLED_DIR
 
 CHROMIUM = Path("/usr/bin/chromium")
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed: pip install playwright")

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from drywall_qa.findings import Finding, MeasureSettings
 from drywall_qa.jobs.exports import summary
+from drywall_qa.jobs.findings import Finding, MeasureSettings
 from drywall_qa.jobs.report import render_report
 from drywall_qa.jobs.report_content import build_content, finding_cells
 from drywall_qa.jobs.report_pdf import render_pdf

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from drywall_qa.errors import InputError
-from drywall_qa.robustness import PERTURBATIONS
+from drywall_qa.core.errors import InputError
+from drywall_qa.evaluation.robustness import PERTURBATIONS
 from drywall_qa.ui.job_limits import MAX_JOB_PASSES, check_job_size, job_passes
 from drywall_qa.ui.lanes import HeavyLane, JobStopped, ServerBusy
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from drywall_qa.drawing import CRACK_COLOUR, draw_polyline
-from drywall_qa.findings import MeasureSettings, find_instances, measure
+from drywall_qa.data.drawing import CRACK_COLOUR, draw_polyline
+from drywall_qa.jobs.findings import MeasureSettings, find_instances, measure
 
 SIDE = 720
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from drywall_qa.backends import load_backend
-from drywall_qa.backends.base import repeat_features
-from drywall_qa.backends.lite import LiteBackend, LiteConfig, LiteModel
-from drywall_qa.postprocess import PostprocessSettings
-from drywall_qa.segmenter import Segmenter
+from drywall_qa.core.backends import load_backend
+from drywall_qa.core.backends.base import repeat_features
+from drywall_qa.core.backends.lite import LiteBackend, LiteConfig, LiteModel
+from drywall_qa.core.postprocess import PostprocessSettings
+from drywall_qa.core.segmenter import Segmenter
 from tests.tiny_lite import TINY_LITE
 
 

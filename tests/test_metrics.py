@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from skimage.morphology import skeletonize
 
-from drywall_qa.metrics import (
+from drywall_qa.evaluation.metrics import (
     ImageScores,
     ThresholdSweep,
     aggregate,
@@ -159,7 +159,7 @@ def test_sweep_threshold_is_strict_like_segmenter() -> None:
 
 
 def test_soft_target_support_matches_resize_mask() -> None:
-    from drywall_qa.imaging import resize_mask
+    from drywall_qa.core.imaging import resize_mask
 
     rng = np.random.default_rng(0)
     truth = rng.random((64, 48)) > 0.97

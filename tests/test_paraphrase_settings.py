@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from drywall_qa.backends import load_backend
-from drywall_qa.data import DATASETS
-from drywall_qa.postprocess import DEFAULT_THRESHOLD, PostprocessSettings
-from drywall_qa.presence import presence_logit, presence_probability
-from drywall_qa.segmenter import Segmenter
-from drywall_qa.shapes import BOXES, PIXELS, threshold_mask
+from drywall_qa.core.backends import load_backend
+from drywall_qa.core.postprocess import DEFAULT_THRESHOLD, PostprocessSettings
+from drywall_qa.core.presence import presence_logit, presence_probability
+from drywall_qa.core.segmenter import Segmenter
+from drywall_qa.core.shapes import BOXES, PIXELS, threshold_mask
+from drywall_qa.data.coco import DATASETS
 from drywall_qa.training.samples import DISTRACTOR_PROMPTS
 from drywall_qa.training.validation import UNRELATED_PROMPTS
 from drywall_qa.ui.inspect_tab import InspectForm, InspectTab

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from drywall_qa.backends import BUNDLED_DIR, load_backend
-from drywall_qa.errors import ModelLoadError
-from drywall_qa.postprocess import DEFAULT_THRESHOLD, LEGACY_FIELDS, SETTINGS_FILE, PostprocessSettings
-from drywall_qa.shapes import BOXES, PIXELS
+from drywall_qa.core.backends import BUNDLED_DIR, load_backend
+from drywall_qa.core.errors import ModelLoadError
+from drywall_qa.core.postprocess import DEFAULT_THRESHOLD, LEGACY_FIELDS, SETTINGS_FILE, PostprocessSettings
+from drywall_qa.core.shapes import BOXES, PIXELS
 
 SETTINGS = PostprocessSettings({"segment crack": 0.3}, {"segment crack": BOXES, "segment seam": PIXELS},
                                {"segment wall crack": (2.0, -1.0)})

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from drywall_qa.predict import main
-from drywall_qa.visual_prompts import DEFAULT_ENGINEERING
+from drywall_qa.cli.predict import main
+from drywall_qa.core.visual_prompts import DEFAULT_ENGINEERING
 
 
 @pytest.fixture
@@ -38,13 +38,13 @@ def test_text_and_visual_prompts_with_semantic_map(files: dict[str, Path], tiny_
     assert prompts[2] == f"segment crack + example.png [{DEFAULT_ENGINEERING}] alpha=0.5"
     assert report["semantic"]["labels"] == ["background", *prompts]
     for entry in report["predictions"]:
-        mask = np.asarray(Image.open(out / entry["mask"]))[..., 0] > 0
+        mask = np.asarray(Image.open(out / entry["mask"]).convert("L")) > 0
         assert mask.shape == (48, 64) and mask.mean() == pytest.approx(entry["coverage"])
         assert 0.0 <= entry["presence"] <= 1.0
     labels = np.asarray(Image.open(out / "labels.png"))[..., 0]
     assert labels.shape == (48, 64) and set(np.unique(labels)) <= {0, 1, 2, 3}
     for index, entry in enumerate(report["predictions"], start=1):     # a label only where its mask is set
-        assert not (labels == index)[~(np.asarray(Image.open(out / entry["mask"]))[..., 0] > 0)].any()
+        assert not (labels == index)[~(np.asarray(Image.open(out / entry["mask"]).convert("L")) > 0)].any()
     support = np.asarray(Image.open(out / "support.png"))
     assert support.shape[0] == support.shape[1]
     assert "uncalibrated" in capsys.readouterr().out             # the tiny checkpoint has no calibration

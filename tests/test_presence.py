@@ -12,13 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from drywall_qa.backends.clipseg import ClipSegBackend
-from drywall_qa.calibrate import main as calibrate_main
-from drywall_qa.data import DATASETS, CocoSplit
-from drywall_qa.evaluate import main as evaluate_main
-from drywall_qa.evaluation import evaluate_split
-from drywall_qa.postprocess import SETTINGS_FILE
-from drywall_qa.presence import (
+from drywall_qa.cli.calibrate import main as calibrate_main
+from drywall_qa.cli.evaluate import main as evaluate_main
+from drywall_qa.core.backends.clipseg import ClipSegBackend
+from drywall_qa.core.postprocess import SETTINGS_FILE
+from drywall_qa.core.presence import (
     MIN_AUROC_CLASS,
     TOP_FRACTION,
     PresenceRecords,
@@ -31,10 +29,11 @@ from drywall_qa.presence import (
     presence_probability,
     verdict_counts,
 )
-from drywall_qa.segmenter import Prediction, Segmenter
-from drywall_qa.shapes import SHAPES
-from drywall_qa.tiling import VIEWS
-from tests.helpers import make_mixed_split
+from drywall_qa.core.segmenter import Prediction, Segmenter
+from drywall_qa.core.shapes import SHAPES
+from drywall_qa.core.tiling import VIEWS
+from drywall_qa.data.coco import DATASETS, CocoSplit
+from tests.helpers import evaluate_to_dict, make_mixed_split
 
 
 def test_presence_logit_averages_the_most_confident_logits() -> None:
@@ -181,7 +180,7 @@ def test_evaluation_reports_presence_auroc_with_negatives(tmp_path: Path) -> Non
     segmenter = PresenceSegmenter([0.9, 0.6, 0.7, 0.2, 0.8, 0.1])
     progress: list[tuple[int, int]] = []
     out = tmp_path / "out"
-    metrics = evaluate_split(segmenter, split, ["p"], out_dir=out, panels=0, negatives=negatives,
+    metrics = evaluate_to_dict(segmenter, split, ["p"], out_dir=out, panels=0, negatives=negatives,
                              progress=lambda done, total: progress.append((done, total)))
     presence = metrics["presence"]["p"]
     assert presence["auroc"] is None                        # 2 with / 4 without: below MIN_AUROC_CLASS
@@ -197,7 +196,7 @@ def test_evaluation_reports_presence_auroc_with_negatives(tmp_path: Path) -> Non
 def test_evaluation_counts_masks_the_presence_disagrees_with(tmp_path: Path) -> None:
     split = CocoSplit(make_mixed_split(tmp_path / "split"))
     segmenter = PresenceSegmenter([0.45, 0.9, 0.7], found=[True, True, False])
-    scores = evaluate_split(segmenter, split, ["p"], panels=0)["prompts"]["p"]
+    scores = evaluate_to_dict(segmenter, split, ["p"], panels=0)["prompts"]["p"]
     assert (scores["mask_verdict_disagreements"], scores["masks_with_low_presence"],
             scores["empty_with_high_presence"]) == (0, 1, 1)
 
@@ -206,11 +205,12 @@ def test_stop_among_the_negatives_keeps_the_split_and_the_negatives_so_far(tmp_p
     split = CocoSplit(make_mixed_split(tmp_path / "split"))
     negatives = CocoSplit(make_mixed_split(tmp_path / "negatives"))
     segmenter = PresenceSegmenter([0.9, 0.6, 0.7, 0.2, 0.8, 0.1])
-    metrics = evaluate_split(segmenter, split, ["p"], panels=0, negatives=negatives, stop=lambda: segmenter.calls >= 4)
+    metrics = evaluate_to_dict(segmenter, split, ["p"], panels=0, negatives=negatives,
+                               stop=lambda: segmenter.calls >= 4)
     assert metrics["num_images"] == 3 and metrics["negatives"]["num_images"] == 1
     assert metrics["partial"] is True and metrics["stopped_after"] == {"done": 4, "of": 6, "unit": "images"}
     assert metrics["presence"]["p"]["negatives"] == 2               # the split's empty image and one negative
-    metrics = evaluate_split(PresenceSegmenter([0.9] * 3), split, ["p"], negatives=negatives, limit=1,
+    metrics = evaluate_to_dict(PresenceSegmenter([0.9] * 3), split, ["p"], negatives=negatives, limit=1,
                              stop=lambda: True)                         # stopped before any negative
     assert metrics["negatives"]["num_images"] == 0
     assert metrics["negatives"]["prompts"]["p"] == {"images_with_detections": None, "mean_coverage": None}

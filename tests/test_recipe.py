@@ -10,8 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from drywall_qa.backends import load_backend
-from drywall_qa.data import DATASETS
+from drywall_qa.core.backends import load_backend
+from drywall_qa.data.coco import DATASETS
 from drywall_qa.training.history import read_history
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from drywall_qa.data import CocoSplit, split_dir
-from drywall_qa.errors import InputError
-from drywall_qa.evaluate import main as evaluate_main
+from drywall_qa.cli.evaluate import main as evaluate_main
+from drywall_qa.cli.review import main
+from drywall_qa.core.errors import InputError
+from drywall_qa.data.coco import CocoSplit, split_dir
 from drywall_qa.review import DecisionStore, export_split, read_decisions
-from drywall_qa.review.__main__ import main
 from tests.helpers import MIXED_SIZES, make_mixed_split
 
 
@@ -167,7 +167,7 @@ def test_bad_decisions_give_one_line_naming_file_and_field(split: Path, tmp_path
     err = capsys.readouterr().err
     name = next(iter(images))
     assert err.count("\n") == 1 and "Traceback" not in err
-    assert err.startswith(f"python -m drywall_qa.review export: error: {path}: images[{name!r}]{field}: ")
+    assert err.startswith(f"drywall-qa review export: error: {path}: images[{name!r}]{field}: ")
     assert problem in err
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))
 

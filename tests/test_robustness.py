@@ -12,12 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
-from drywall_qa.data import CocoSplit
-from drywall_qa.errors import InputError
-from drywall_qa.evaluate import main
+from drywall_qa.cli.evaluate import main
+from drywall_qa.core.errors import InputError
+from drywall_qa.core.segmenter import Prediction
+from drywall_qa.data.coco import CocoSplit
 from drywall_qa.evaluation import ROBUSTNESS_FIELDS, evaluate_robustness, evaluate_split
-from drywall_qa.robustness import LEVELS, PERTURBATIONS, PerturbedSplit, parse_perturbations
-from drywall_qa.segmenter import Prediction
+from drywall_qa.evaluation.robustness import LEVELS, PERTURBATIONS, PerturbedSplit, parse_perturbations
 from tests.helpers import make_mixed_split
 
 
@@ -94,10 +94,12 @@ def test_parse_perturbations() -> None:
 
 def test_report_drops(drawn_split: CocoSplit, tmp_path: Path) -> None:
     segmenter = BrightSegmenter()
-    clean = evaluate_split(segmenter, drawn_split, ["a", "b"], panels=0)["prompts"]
+    result = evaluate_split(segmenter, drawn_split, ["a", "b"])
+    clean = result.prompts
     assert clean["a"]["miou"] == 1.0
-    rows = evaluate_robustness(segmenter, drawn_split, ["a", "b"], ["brightness", "rotate", "noise"],
-                               clean=clean, out_dir=tmp_path)
+    rows = evaluate_robustness(segmenter, drawn_split, ["a", "b"], ["brightness", "rotate", "noise"], result)
+    result.robustness = rows
+    result.write(tmp_path)
     assert len(rows) == 3 * len(LEVELS) * 2
     drop = {(r["perturbation"], r["level"], r["prompt"]): r["miou_drop"] for r in rows}
     # ×0.6 keeps white above half range, ×0.3 does not: the two annotated images are lost, the empty one is not

@@ -11,10 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from drywall_qa.backends.clipseg import ClipSegBackend
-from drywall_qa.errors import InputError
-from drywall_qa.imaging import resize_probabilities
-from drywall_qa.segmenter import Segmenter, select_device
+from drywall_qa.core.backends.clipseg import ClipSegBackend
+from drywall_qa.core.errors import InputError
+from drywall_qa.core.imaging import resize_probabilities
+from drywall_qa.core.segmenter import Segmenter, select_device
 
 PROMPTS = ["segment crack", "segment joint/tape", "segment taping area"]
 

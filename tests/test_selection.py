@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drywall_qa.data import DATASETS
-from drywall_qa.metrics import ThresholdSweep
-from drywall_qa.selection import main, selection_cost
-from drywall_qa.shapes import PIXELS
+from drywall_qa.calibration.selection import selection_cost
+from drywall_qa.cli.selection import main
+from drywall_qa.core.shapes import PIXELS
+from drywall_qa.data.coco import DATASETS
+from drywall_qa.evaluation.metrics import ThresholdSweep
 from tests.helpers import make_mixed_split
 
 

@@ -10,19 +10,19 @@ import pytest
 import torch
 from PIL import Image
 
-from drywall_qa.data import DATASETS, CocoSplit
-from drywall_qa.segmenter import Prediction
-from drywall_qa.semantic import (
+from drywall_qa.cli.semantic import main
+from drywall_qa.core.segmenter import Prediction
+from drywall_qa.core.visualisation import palette
+from drywall_qa.data.coco import DATASETS, CocoSplit
+from drywall_qa.evaluation.semantic import (
     LEGEND_CHARS,
     Confusion,
     SemanticClass,
     evaluate_semantic,
     legend,
-    main,
     render_semantic,
     semantic_map,
 )
-from drywall_qa.visualisation import palette
 from tests.helpers import make_mixed_split
 
 

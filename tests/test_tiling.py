@@ -10,13 +10,13 @@ import pytest
 import torch
 from PIL import Image
 
-from drywall_qa.backends import Backend, load_backend
-from drywall_qa.errors import InputError, ModelLoadError
-from drywall_qa.fusion import MAX, SELECT, Decidedness
-from drywall_qa.postprocess import PostprocessSettings
-from drywall_qa.segmenter import Segmenter
-from drywall_qa.tiling import BOTH, TILES, WHOLE, ScalePolicy, blend_weights, describe, window_grid, window_starts
-from drywall_qa.views import predict_views
+from drywall_qa.core.backends import Backend, load_backend
+from drywall_qa.core.errors import InputError, ModelLoadError
+from drywall_qa.core.fusion import MAX, SELECT, Decidedness
+from drywall_qa.core.postprocess import PostprocessSettings
+from drywall_qa.core.segmenter import Segmenter
+from drywall_qa.core.tiling import BOTH, TILES, WHOLE, ScalePolicy, blend_weights, describe, window_grid, window_starts
+from drywall_qa.core.views import predict_views
 from tests.helpers import png_header_only
 
 SIZES = [(1, 1), (1, 301), (301, 1), (37, 91), (64, 64), (65, 64), (129, 257), (300, 97)]
@@ -305,7 +305,7 @@ def test_decidedness_prefers_fewer_hesitant_outputs_per_finding() -> None:
 
 
 def test_select_takes_a_later_pass_only_when_it_is_more_decided() -> None:
-    from drywall_qa.views import _Maps
+    from drywall_qa.core.views import _Maps
 
     state = _Maps(1)
     first, second, third = (np.full((2, 2), v, np.float16) for v in (0.1, 0.2, 0.3))

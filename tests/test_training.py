@@ -19,9 +19,10 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import drywall_qa.training.loop as loop
-from drywall_qa.backends import load_backend
-from drywall_qa.data import DATASETS, CocoSplit, split_dir
-from drywall_qa.postprocess import LEGACY_FIELDS, SETTINGS_FILE, PostprocessSettings
+from drywall_qa.cli.train import main
+from drywall_qa.core.backends import load_backend
+from drywall_qa.core.postprocess import LEGACY_FIELDS, SETTINGS_FILE, PostprocessSettings
+from drywall_qa.data.coco import DATASETS, CocoSplit, split_dir
 from drywall_qa.training.augment import AugmentConfig
 from drywall_qa.training.feature_cache import FeatureCache
 from drywall_qa.training.history import read_history
@@ -37,7 +38,6 @@ from drywall_qa.training.samples import (
 )
 from drywall_qa.training.validation import UNRELATED_PROMPTS
 from tests.helpers import make_data_root, state_of, tiny_config, write_training_split
-from train.__main__ import main
 
 PROMPTS = [p for spec in DATASETS.values() for p in spec.prompts]
 
@@ -272,7 +272,7 @@ def test_cache_key_follows_content_encoder_weights_and_size(clipseg, data: Path,
 
 def test_cache_writes_atomically_and_recomputes_damaged_entries(clipseg, data: Path, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    import drywall_qa.atomic as atomic
+    import drywall_qa.core.atomic as atomic
 
     image, directory = image_files(data)[0], tmp_path / "cache"
 

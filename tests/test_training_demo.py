@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from drywall_qa.cli.train import main
 from drywall_qa.training.history import read_history
 from tests import tiny_clipseg
-from train.__main__ import main
 
 EPOCHS = 3
 

@@ -1,4 +1,4 @@
-"""``python -m train`` in real processes: a run killed with SIGKILL mid-epoch resumes losing at most that epoch, and
+"""``drywall-qa train`` in real processes: a run killed with SIGKILL mid-epoch resumes losing at most that epoch, and
 a 2-process data-parallel run (torchrun, gloo on CPU) equals a 1-process run with the same global batch."""
 
 from __future__ import annotations

@@ -13,13 +13,13 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from drywall_qa.core.visualisation import palette
 from drywall_qa.ui.exports import mask_file_names
 from drywall_qa.ui.inspect_tab import InspectForm, InspectTab, ViewForm, raw_upload
 from drywall_qa.ui.inspect_views import InspectResult, legend_html, render
 from drywall_qa.ui.models import ModelCache
 from drywall_qa.ui.prompts import MAX_PROMPT_CHARS, MAX_PROMPTS, parse_prompts
 from drywall_qa.ui.result_store import ResultStore
-from drywall_qa.visualisation import palette
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "seam_and_crack.png"
@@ -189,7 +189,7 @@ def test_mask_file_names_stay_unique_and_safe() -> None:
 
 
 def test_outlines_keep_overlapping_masks_visible(tab: InspectTab, tiny_lite_dir: Path, photo: Path) -> None:
-    from drywall_qa.visualisation import outlines
+    from drywall_qa.core.visualisation import outlines
 
     square = np.zeros((20, 20), bool)
     square[4:16, 4:16] = True
@@ -233,7 +233,7 @@ def test_status_says_which_view_ran_and_tiling_can_be_forced(tab: InspectTab, ti
 
 @pytest.mark.slow
 def test_app_segments_a_12_megapixel_photo_with_the_default_policy(tmp_path: Path) -> None:
-    from drywall_qa.tiling import describe
+    from drywall_qa.core.tiling import describe
 
     path = tmp_path / "whole wall.jpg"
     Image.open(EXAMPLE).convert("RGB").resize((4032, 3024)).save(path, quality=90)

@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from drywall_qa.backends import BUNDLED_DIR
-from drywall_qa.errors import InputError, ModelLoadError
-from drywall_qa.segmenter import Segmenter
+from drywall_qa.core.backends import BUNDLED_DIR
+from drywall_qa.core.errors import InputError, ModelLoadError
+from drywall_qa.core.segmenter import Segmenter
 from drywall_qa.ui import models as models_module
 from drywall_qa.ui.app import ModelBox
 from drywall_qa.ui.models import FOLDER, ModelCache, model_choices, model_key, startup_choice

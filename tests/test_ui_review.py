@@ -12,7 +12,7 @@ import gradio as gr
 import numpy as np
 import pytest
 
-from drywall_qa.data import CocoSplit
+from drywall_qa.data.coco import CocoSplit
 from drywall_qa.review import EXCLUDE_IMAGE, GROUND_TRUTH_WRONG, PREDICTION_CORRECT, PREDICTION_WRONG, read_decisions
 from drywall_qa.ui import review_table
 from drywall_qa.ui.evaluation_views import metrics_table

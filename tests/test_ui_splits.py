@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from drywall_qa.data import DATASETS
-from drywall_qa.errors import InputError
+from drywall_qa.core.errors import InputError
+from drywall_qa.data.coco import DATASETS
 from drywall_qa.ui.splits import (
     ConfinedSplit,
     dataset_name,

@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from drywall_qa.errors import InputError
-from drywall_qa.presence import describe_presence
+from drywall_qa.core.errors import InputError
+from drywall_qa.core.presence import describe_presence
+from drywall_qa.core.visual_prompts import VisualPrompt, engineer
+from drywall_qa.core.visualisation import palette
 from drywall_qa.ui.inspect_tab import InspectForm, InspectTab, ViewForm
 from drywall_qa.ui.inspect_views import InspectResult
 from drywall_qa.ui.models import ModelCache
 from drywall_qa.ui.splits import open_split
 from drywall_qa.ui.visual_box import DATASET, DRAWN, OFF, VisualForm
-from drywall_qa.visual_prompts import VisualPrompt, engineer
-from drywall_qa.visualisation import palette
 from tests.helpers import make_split
 
 #: the stored maps are 8-bit copies of float16 probabilities: half a step of each

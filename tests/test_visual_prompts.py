@@ -11,13 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
-from drywall_qa.backends.clipseg import ClipSegBackend
-from drywall_qa.backends.lite import LiteBackend
-from drywall_qa.data import CocoSplit
-from drywall_qa.errors import InputError
-from drywall_qa.evaluate import main as evaluate_main
-from drywall_qa.segmenter import Segmenter
-from drywall_qa.visual_prompts import (
+from drywall_qa.cli.evaluate import main as evaluate_main
+from drywall_qa.core.backends.clipseg import ClipSegBackend
+from drywall_qa.core.backends.lite import LiteBackend
+from drywall_qa.core.errors import InputError
+from drywall_qa.core.segmenter import Segmenter
+from drywall_qa.core.visual_prompts import (
     BLUR_FRACTION,
     CROP_CONTEXT,
     DARKEN_FACTOR,
@@ -27,6 +26,7 @@ from drywall_qa.visual_prompts import (
     mask_from_array,
     parse_engineering,
 )
+from drywall_qa.data.coco import CocoSplit
 from tests.helpers import make_mixed_split
 
 rng = np.random.default_rng(7)

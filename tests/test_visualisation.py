@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drywall_qa.visualisation import (
+from drywall_qa.core.visualisation import (
     BAND_COLOR,
     FN_COLOR,
     FP_COLOR,

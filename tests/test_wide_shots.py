@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from drywall_qa.backends import load_backend
-from drywall_qa.data import CocoSplit
-from drywall_qa.fusion import SELECT
-from drywall_qa.scale_choice import SMALLER_INPUT, candidates, choose, input_sides
-from drywall_qa.tiling import BOTH, TILES, WHOLE, ScalePolicy
-from drywall_qa.wide_shots import MosaicSplit, ZoomSplit, calibration_shots, wide_shots
+from drywall_qa.calibration.scale_choice import SMALLER_INPUT, candidates, choose, input_sides
+from drywall_qa.calibration.wide_shots import MosaicSplit, ZoomSplit, calibration_shots, wide_shots
+from drywall_qa.core.backends import load_backend
+from drywall_qa.core.fusion import SELECT
+from drywall_qa.core.tiling import BOTH, TILES, WHOLE, ScalePolicy
+from drywall_qa.data.coco import CocoSplit
 from tests.helpers import make_split
 
 

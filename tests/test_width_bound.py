@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from drywall_qa.width_bound import Redraw, centre_line, fit_ridge, fixed_width_bounds, main, mean_iou
+from drywall_qa.calibration.width_bound import Redraw, centre_line, fit_ridge, fixed_width_bounds, mean_iou
+from drywall_qa.cli.width_bound import main
 
 
 def strip(width: int, size: int = 64, vertical: bool = False) -> np.ndarray:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from drywall_qa.backends.lite import LiteConfig, LiteModel
+from drywall_qa.core.backends.lite import LiteConfig, LiteModel
 
 TINY_LITE = dict(image_size=64, width_coefficient=0.1, depth_coefficient=0.1, decoder_sizes=(8, 8, 8, 16, 16),
                  prompt_hidden=32)

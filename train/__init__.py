@@ -1,1 +1,1 @@
-"""Fine-tuning entry point: ``python -m train --help``."""
+"""Fine-tuning entry point: ``drywall-qa train --help``."""

@@ -21,13 +21,13 @@ shift 2
 common=(--dataset both --data-root "$data" --prompts all --negatives 0.35 --samples-per-epoch 3000
         --batch-size 16 --loss bce+dice --train-size 256 --resume)
 
-python -m train --model lite --output-dir "$out/lite-1" "${common[@]}" --balance --epochs 12 --lr 1e-3 \
+python -m drywall_qa train --model lite --output-dir "$out/lite-1" "${common[@]}" --balance --epochs 12 --lr 1e-3 \
     --image-size 384 --seed 0 "$@"
-python -m train --model "$out/lite-1/best" --output-dir "$out/lite-2" "${common[@]}" --epochs 6 --lr 3e-4 \
+python -m drywall_qa train --model "$out/lite-1/best" --output-dir "$out/lite-2" "${common[@]}" --epochs 6 --lr 3e-4 \
     --seed 1 "$@"
-python -m train --model "$out/lite-2/best" --output-dir "$out/lite-3" "${common[@]}" --overlay 0.5 --epochs 4 \
+python -m drywall_qa train --model "$out/lite-2/best" --output-dir "$out/lite-3" "${common[@]}" --overlay 0.5 --epochs 4 \
     --lr 3e-4 --seed 5 "$@"
-python -m train --model "$out/lite-3/last" --output-dir "$out/lite-4" "${common[@]}" --overlay 0.5 --epochs 5 \
+python -m drywall_qa train --model "$out/lite-3/last" --output-dir "$out/lite-4" "${common[@]}" --overlay 0.5 --epochs 5 \
     --lr 3e-4 --image-size 512 --crop-scale 0.4 0.6 --seed 7 "$@"
 
 python - "$out/lite-4/last/config.json" <<'EOF'
@@ -38,4 +38,4 @@ config["image_size"] = 480  # trained at 512 px; 480 keeps within 30 ms per imag
 json.dump(config, open(path, "w"), indent=2)
 EOF
 # shellcheck disable=SC2086  # CALIBRATE_ARGS is a list of arguments
-python -m drywall_qa.calibrate --model "$out/lite-4/last" --data-root "$data" ${CALIBRATE_ARGS:-}
+python -m drywall_qa calibrate --model "$out/lite-4/last" --data-root "$data" ${CALIBRATE_ARGS:-}

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from drywall_qa.data import source_group
-from drywall_qa.metrics import ImageScores
+from drywall_qa.data.coco import source_group
+from drywall_qa.evaluation.metrics import ImageScores
 
 LEVEL, RESAMPLES, SEED = 0.95, 2000, 0
 
@@ -41,7 +41,7 @@ def score_values(scores: Sequence[ImageScores], names: Sequence[str]) -> np.ndar
 
 @dataclass(frozen=True)
 class Sources:
-    """The source photos of a list of images (:func:`~drywall_qa.data.source_group`: the Roboflow file name before
+    """The source photos of a list of images (:func:`~drywall_qa.data.coco.source_group`: the Roboflow file name before
     ``.rf.``, or the image's own name where there is none): ``names`` in order of first appearance, ``index`` per
     image the position of its source in ``names``."""
 

@@ -3,30 +3,37 @@ scores, threshold sweeps, presence and concept records, and the robustness re-sc
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 from tqdm import tqdm
 
-from drywall_qa.atomic import write_atomic
-from drywall_qa.data import Sample
-from drywall_qa.errors import InputError
-from drywall_qa.evaluation.intervals import intervals, per_source_fields, per_source_rows
-from drywall_qa.evaluation.writers import ROBUSTNESS_FIELDS, PanelWriter, csv_fields, write_csv
-from drywall_qa.metrics import TOLERANCES, ImageScores, ThresholdSweep, aggregate, mean_width, score_image, skeleton
-from drywall_qa.presence import PresenceRecords, verdict_counts
-from drywall_qa.robustness import (
+from drywall_qa.core.errors import InputError
+from drywall_qa.core.presence import PresenceRecords, verdict_counts
+from drywall_qa.core.segmenter import Condition, Prediction, Segmenter, clean_prompt
+from drywall_qa.data.coco import Sample
+from drywall_qa.evaluation.intervals import intervals, per_source_rows
+from drywall_qa.evaluation.metrics import (
+    TOLERANCES,
+    ImageScores,
+    ThresholdSweep,
+    aggregate,
+    mean_width,
+    score_image,
+    skeleton,
+)
+from drywall_qa.evaluation.result import EvaluationResult
+from drywall_qa.evaluation.robustness import (
     LEVELS,
     PERTURBATIONS,
     PerturbedSplit,
     drop_rows,
-    plot_drops,
 )
-from drywall_qa.segmenter import Condition, Prediction, Segmenter, clean_prompt
+from drywall_qa.evaluation.writers import PanelWriter
 
 Progress = Callable[[int, int], None]
 Stop = Callable[[], bool]
@@ -41,6 +48,23 @@ class Split(Protocol):
     def __len__(self) -> int: ...
 
     def __getitem__(self, i: int) -> Sample: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluationSettings:
+    """How to score a split."""
+
+    #: None: each prompt's tuned threshold (else 0.5)
+    threshold: float | None = None
+    #: score only the first N images (all when None)
+    limit: int | None = None
+    #: distances (pixels) of the crack scores (clDice, tolerance precision, recall and F1 of
+    #: :func:`~drywall_qa.evaluation.metrics.crack_scores`, a skeleton per mask); None skips them
+    tolerances: Sequence[int] | None = TOLERANCES
+    #: ``auto`` (each prompt's scale policy), ``off`` or ``on`` (see ``Segmenter.predict``)
+    tiling: str = "auto"
+    #: the registered dataset the prompts belong to, recorded in the result
+    dataset: str | None = None
 
 
 class _Totals:
@@ -104,6 +128,19 @@ class _Totals:
     def sweep(self) -> dict[str, dict]:
         return {p: self.sweeps[p].result() for p in self.prompts}
 
+    def result(self, segmenter: Segmenter, split: Split, settings: EvaluationSettings, scored: int,
+               model_seconds: float) -> EvaluationResult:
+        """The scores of the ``scored`` images added, as a result."""
+        tolerances = settings.tolerances
+        return EvaluationResult(
+            dataset=settings.dataset, split=str(split.root), model=segmenter.name, threshold=settings.threshold,
+            tiling=settings.tiling, tolerances=None if tolerances is None else list(tolerances), num_images=scored,
+            prompts=self.per_prompt(), presence=self.presence.summary(),
+            timing={"total_s": model_seconds, "per_image_per_prompt_s": model_seconds / (scored * len(self.prompts))},
+            model_size=segmenter.model_size(), threshold_sweep=self.sweep(), concepts=self.concepts,
+            intervals=intervals(self.scores, self.images, tolerances), **_skipped(split), rows=self.rows,
+            source_rows=per_source_rows(self.scores, self.images, tolerances))
+
 
 def prompt_label(prompt: Condition) -> str:
     """The name a prompt's scores are filed under: the text, or a visual prompt's label."""
@@ -140,78 +177,52 @@ def predictions_over(segmenter: Segmenter, split: Split, prompts: Sequence[Condi
         yield index, sample, predictions, time.perf_counter() - start
 
 
-def evaluate_split(segmenter: Segmenter, split: Split, prompts: Sequence[Condition], threshold: float | None = None,
-                   out_dir: Path | None = None, limit: int | None = None, panels: int = 8,
-                   progress: Progress | None = None, dataset: str | None = None,
-                   negatives: Split | None = None, stop: Stop | None = None,
-                   tolerances: Sequence[int] | None = TOLERANCES, tiling: str = "auto") -> dict[str, Any]:
-    """Score ``prompts`` (text or visual) on the first ``limit`` images of ``split`` (all when None) and return the
-    metrics dict.
+def evaluate_split(segmenter: Segmenter, split: Split, prompts: Sequence[Condition], *,
+                   settings: EvaluationSettings = EvaluationSettings(), negatives: Split | None = None,
+                   panels: PanelWriter | None = None, progress: Progress | None = None,
+                   stop: Stop | None = None) -> EvaluationResult:
+    """Score ``prompts`` (text or visual) on the first ``settings.limit`` images of ``split`` (all when None).
 
-    ``threshold`` None uses each prompt's stored threshold (else 0.5). ``negatives``: a split whose images do not
-    contain the prompts' targets (e.g. the other dataset's); its first ``limit`` images add negative examples to
-    the presence AUROC (``metrics["presence"]``; images of ``split`` count as positive when their mask is not
-    empty) and report false detections (``metrics["negatives"]``). ``metrics["intervals"]``: 95 % intervals of the
-    scores by a bootstrap over source photos (:mod:`~drywall_qa.evaluation.intervals`). With ``out_dir``, writes
-    metrics.json, per_image.csv, per_source.csv and up to ``panels`` first and ``panels`` worst panels.
-    ``progress(done, total)`` is called after each image. Timing counts only ``segmenter.predict`` on ``split`` (one
-    call per image, all prompts).
-    ``metrics["skipped_annotations"]`` / ``["skipped_polygons"]`` (and the same in ``metrics["negatives"]``): what
-    :class:`~drywall_qa.data.CocoSplit` dropped from the whole annotation file, missing from the ground truth.
-
-    ``tolerances``: the distances (pixels) of the tolerance scores; None skips the crack scores (clDice and
-    tolerance precision, recall and F1 of :func:`~drywall_qa.metrics.crack_scores`), which cost a skeleton per mask.
-
-    ``tiling``: ``auto`` (each prompt's scale policy), ``off`` or ``on`` (see ``Segmenter.predict``).
-
-    ``stop()`` is asked after each image; once true, the images scored so far make the results, marked
-    ``metrics["partial"]`` with ``metrics["stopped_after"]`` (see :func:`mark_stopped`).
+    ``negatives``: a split whose images do not contain the prompts' targets (e.g. the other dataset's); its first
+    ``limit`` images add negative examples to the presence AUROC (images of ``split`` count as positive when their
+    mask is not empty) and report false detections (``result.negatives``). ``panels`` is offered every scored image
+    (it keeps the first and the worst). ``progress(done, total)`` is called after each image; ``stop()`` is asked
+    after each image, and once true the images scored so far make the result, marked partial. Timing counts only
+    ``segmenter.predict`` on ``split`` (one call per image, all prompts). Nothing is written: see
+    :meth:`EvaluationResult.write`.
     """
     prompts = _check_prompts(prompts)
+    limit = settings.limit
     total = _image_count(split, limit)
     overall = total + (_image_count(negatives, limit) if negatives is not None else 0)
-    writer = PanelWriter(Path(out_dir) / "panels", panels) if out_dir is not None else None
-    totals = _Totals([prompt_label(p) for p in prompts], tolerances)
+    totals = _Totals([prompt_label(p) for p in prompts], settings.tolerances)
     model_seconds, done, stopped = 0.0, 0, False
-    for index, sample, predictions, seconds in predictions_over(segmenter, split, prompts, threshold, limit,
-                                                                tiling=tiling):
+    for index, sample, predictions, seconds in predictions_over(segmenter, split, prompts, settings.threshold, limit,
+                                                                tiling=settings.tiling):
         model_seconds, done = model_seconds + seconds, index + 1
         image_scores = totals.add(sample, predictions)
-        if writer is not None:
-            writer.offer(index, sample, predictions, image_scores)
+        if panels is not None:
+            panels.offer(index, sample, predictions, image_scores)
         stopped = _report(progress, stop, done, overall)
         if stopped:
             break
     scored = done
     if negatives is not None and not stopped:
-        for _, _, predictions, _ in predictions_over(segmenter, negatives, prompts, threshold, limit,
-                                                     desc="negatives", tiling=tiling):
+        for _, _, predictions, _ in predictions_over(segmenter, negatives, prompts, settings.threshold, limit,
+                                                     desc="negatives", tiling=settings.tiling):
             totals.add_negative(predictions)
             done += 1
             if _report(progress, stop, done, overall):
                 break
-    metrics = {
-        "dataset": dataset, "split": str(split.root), "model": segmenter.name, "threshold": threshold,
-        "tiling": tiling,
-        "tolerances": None if tolerances is None else list(tolerances),
-        "num_images": scored, "partial": False, "prompts": totals.per_prompt(), "presence": totals.presence.summary(),
-        "timing": {"total_s": model_seconds, "per_image_per_prompt_s": model_seconds / (scored * len(prompts))},
-        "model_size": segmenter.model_size(), "threshold_sweep": totals.sweep(), **_skipped(split),
-    }
-    metrics["concepts"] = totals.concepts
-    metrics["intervals"] = intervals(totals.scores, totals.images, tolerances)
+    if panels is not None:
+        panels.finish()
+    result = totals.result(segmenter, split, settings, scored, model_seconds)
     if negatives is not None:
-        metrics["negatives"] = {"split": str(negatives.root), "num_images": done - scored,
-                                "prompts": totals.negatives(), **_skipped(negatives)}
+        result.negatives = {"split": str(negatives.root), "num_images": done - scored,
+                            "prompts": totals.negatives(), **_skipped(negatives)}
     if done < overall:
-        mark_stopped(metrics, done, overall, "images")
-    if writer is not None:
-        writer.finish()
-        write_csv(Path(out_dir) / "per_image.csv", totals.rows, csv_fields(tolerances))
-        write_csv(Path(out_dir) / "per_source.csv", per_source_rows(totals.scores, totals.images, tolerances),
-                  per_source_fields(tolerances))
-        write_atomic(Path(out_dir) / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    return metrics
+        result.mark_stopped(done, overall, "images")
+    return result
 
 
 def _report(progress: Progress | None, stop: Stop | None, done: int, total: int) -> bool:
@@ -221,46 +232,32 @@ def _report(progress: Progress | None, stop: Stop | None, done: int, total: int)
     return done < total and stop is not None and stop()
 
 
-def mark_stopped(metrics: dict[str, Any], done: int, of: int, unit: str) -> None:
-    """Mark ``metrics`` as the partial result of a run stopped after ``done`` of ``of`` ``unit``:
-    ``"partial": true, "stopped_after": {"done": 31, "of": 175, "unit": "images"}``."""
-    metrics.update(partial=True, stopped_after={"done": done, "of": of, "unit": unit})
-
-
 def _skipped(split: Split) -> dict[str, int | None]:
     """``skipped_annotations`` (left with nothing to draw) and ``skipped_polygons`` (degenerate) of a
-    :class:`~drywall_qa.data.CocoSplit`, over its whole annotation file; None for a view that does not count them."""
+    :class:`~drywall_qa.data.coco.CocoSplit`, over its whole annotation file; None for a view that does not count
+    them."""
     return {name: getattr(split, name, None) for name in ("skipped_annotations", "skipped_polygons")}
 
 
 def evaluate_robustness(segmenter: Segmenter, split: Split, prompts: Sequence[Condition],
-                        perturbations: Sequence[str], threshold: float | None = None, limit: int | None = None,
-                        clean: dict[str, dict[str, float]] | None = None, out_dir: Path | None = None,
-                        progress: Progress | None = None, stop: Stop | None = None,
-                        tiling: str = "auto") -> list[dict[str, Any]]:
-    """Re-score ``split`` under each perturbation (names of :data:`~drywall_qa.robustness.PERTURBATIONS`) at both
-    strengths; one row per perturbation, strength and prompt with the scores and their drop from ``clean``.
-
-    ``clean``: the unperturbed ``metrics["prompts"]`` of the same split, prompts and limit (computed when None).
-    With ``out_dir``, writes robustness.csv and robustness.png (mIoU drop per prompt). ``progress(done, total)``
-    is called after each of the :func:`robustness_passes` perturbed passes; once ``stop()`` is true, the rows of
-    the passes done so far are returned (and written).
+                        perturbations: Sequence[str], clean: EvaluationResult, *,
+                        settings: EvaluationSettings = EvaluationSettings(), progress: Progress | None = None,
+                        stop: Stop | None = None) -> list[dict[str, Any]]:
+    """Re-score ``split`` under each perturbation (names of
+    :data:`~drywall_qa.evaluation.robustness.PERTURBATIONS`) at both strengths; one row per perturbation, strength
+    and prompt with the scores and their drop from ``clean`` (the unperturbed result of the same split, prompts and
+    settings). ``progress(done, total)`` is called after each of the :func:`robustness_passes` perturbed passes;
+    once ``stop()`` is true, the rows of the passes done so far are returned.
     """
-    if clean is None:
-        clean = evaluate_split(segmenter, split, prompts, threshold, limit=limit, tolerances=None,
-                               tiling=tiling)["prompts"]
     runs = [(PERTURBATIONS[name], level, strength) for name in perturbations
             for level, strength in zip(LEVELS, PERTURBATIONS[name].strengths)]
+    plain = replace(settings, tolerances=None)
     rows: list[dict[str, Any]] = []
     for done, (perturbation, level, strength) in enumerate(runs, start=1):
-        perturbed = evaluate_split(segmenter, PerturbedSplit(split, perturbation, strength), prompts, threshold,
-                                   limit=limit, tolerances=None, tiling=tiling)
-        rows += drop_rows(clean, perturbation, level, strength, perturbed["prompts"])
+        perturbed = evaluate_split(segmenter, PerturbedSplit(split, perturbation, strength), prompts, settings=plain)
+        rows += drop_rows(clean.prompts, perturbation, level, strength, perturbed.prompts)
         if _report(progress, stop, done, len(runs)):
             break
-    if out_dir is not None:
-        write_csv(Path(out_dir) / "robustness.csv", rows, ROBUSTNESS_FIELDS)
-        write_atomic(Path(out_dir) / "robustness.png", plot_drops(rows))
     return rows
 
 

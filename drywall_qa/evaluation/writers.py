@@ -11,17 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from drywall_qa.atomic import write_atomic
-from drywall_qa.data import Sample
-from drywall_qa.file_names import safe_name
-from drywall_qa.metrics import ImageScores, crack_score_names
-from drywall_qa.robustness import (
+from drywall_qa.core.atomic import write_atomic
+from drywall_qa.core.file_names import safe_name
+from drywall_qa.core.imaging import write_png
+from drywall_qa.core.segmenter import Prediction
+from drywall_qa.core.visualisation import panel
+from drywall_qa.data.coco import Sample
+from drywall_qa.evaluation.metrics import ImageScores, crack_score_names
+from drywall_qa.evaluation.robustness import (
     REPORTED,
 )
-from drywall_qa.segmenter import Prediction
-from drywall_qa.visualisation import panel
 
 PANEL_GLOB = ("first_*.png", "worst_*.png")
 CSV_FIELDS = ("image", "prompt", "iou", "dice", "loss", "pred_area", "true_area", "pred_width", "true_width",
@@ -34,13 +34,6 @@ ROBUSTNESS_FIELDS = ("perturbation", "level", "strength", "label", "prompt",
 def csv_fields(tolerances: Sequence[int] | None) -> tuple[str, ...]:
     """The columns of per_image.csv: :data:`CSV_FIELDS`, then the crack scores at ``tolerances`` (none when None)."""
     return CSV_FIELDS if tolerances is None else (*CSV_FIELDS, *crack_score_names(tolerances))
-
-
-def write_png(path: Path, rgb: np.ndarray) -> None:
-    """Save an RGB uint8 array as a PNG with :func:`write_atomic`."""
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, format="PNG")
-    write_atomic(path, buffer.getvalue())
 
 
 class PanelWriter:

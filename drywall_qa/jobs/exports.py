@@ -17,8 +17,8 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from drywall_qa.atomic import write_atomic
-from drywall_qa.findings import BAND_NAMES
+from drywall_qa.core.atomic import write_atomic
+from drywall_qa.jobs.findings import BAND_NAMES
 from drywall_qa.jobs.runner import JobSettings
 from drywall_qa.jobs.sources import Refused
 

@@ -12,14 +12,14 @@ from PIL import Image, ImageDraw, ImageFont
 from pycocotools import mask as mask_utils
 from scipy import ndimage
 
-from drywall_qa.atomic import write_atomic
-from drywall_qa.evaluation import write_png
-from drywall_qa.file_names import safe_name
-from drywall_qa.findings import Finding, MeasureSettings, find_instances, measure
+from drywall_qa.core.atomic import write_atomic
+from drywall_qa.core.file_names import safe_name
+from drywall_qa.core.imaging import write_png
+from drywall_qa.core.prediction import Prediction
+from drywall_qa.core.visualisation import overlay as blend
+from drywall_qa.core.visualisation import palette
+from drywall_qa.jobs.findings import Finding, MeasureSettings, find_instances, measure
 from drywall_qa.jobs.labels import place_labels
-from drywall_qa.prediction import Prediction
-from drywall_qa.visualisation import overlay as blend
-from drywall_qa.visualisation import palette
 
 MASKS, OVERLAYS = "masks", "overlays"
 OVERLAY_QUALITY = 85
@@ -48,9 +48,7 @@ def prompt_record(prediction: Prediction, index: int, key: str, folder: Path,
     write_png(folder / mask_file, prediction.mask.astype(np.uint8) * 255)
     records = [{**finding.to_dict(), "segmentation": rle}
                for finding, rle in zip(findings, instance_rles(instances.labels, instances.count))]
-    return {"prompt": prediction.prompt, "threshold": prediction.threshold, "presence": prediction.presence,
-            "coverage": prediction.coverage, "view": prediction.view, "unknown_concept": prediction.unknown_concept,
-            "mask": mask_file, "specks": instances.specks, "findings": records}, findings
+    return {**prediction.to_dict(), "mask": mask_file, "specks": instances.specks, "findings": records}, findings
 
 
 def annotated_overlay(image: np.ndarray, predictions: Sequence[Prediction],

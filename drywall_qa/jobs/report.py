@@ -13,7 +13,7 @@ from pathlib import Path
 import jinja2
 from PIL import Image
 
-from drywall_qa.atomic import write_atomic
+from drywall_qa.core.atomic import write_atomic
 from drywall_qa.jobs.report_content import COUNT_HEADERS, TEXT_COLUMNS, ReportContent, finding_cells
 
 REPORT = "report.html"

@@ -17,11 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from drywall_qa.errors import InputError
-from drywall_qa.findings import BAND_NAMES
-from drywall_qa.imaging import short_path
+from drywall_qa.core.errors import InputError
+from drywall_qa.core.imaging import short_path
+from drywall_qa.core.visualisation import palette
+from drywall_qa.jobs.findings import BAND_NAMES
 from drywall_qa.jobs.runner import JobSettings
-from drywall_qa.visualisation import palette
 
 NOTES = "notes.json"
 

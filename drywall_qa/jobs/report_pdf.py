@@ -18,7 +18,7 @@ from fpdf.enums import XPos, YPos
 from fpdf.fonts import FontFace
 from PIL import Image
 
-from drywall_qa.atomic import write_atomic
+from drywall_qa.core.atomic import write_atomic
 from drywall_qa.jobs.report import shrunk
 from drywall_qa.jobs.report_content import COUNT_HEADERS, TEXT_COLUMNS, PhotoSection, ReportContent, finding_cells
 

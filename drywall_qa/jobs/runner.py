@@ -21,13 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from drywall_qa.atomic import write_atomic
-from drywall_qa.errors import InputError
-from drywall_qa.findings import MeasureSettings
-from drywall_qa.imaging import short_path
+from drywall_qa.core.atomic import write_atomic
+from drywall_qa.core.errors import InputError
+from drywall_qa.core.imaging import short_path
+from drywall_qa.core.segmenter import Segmenter
+from drywall_qa.jobs.findings import MeasureSettings
 from drywall_qa.jobs.photo import MASKS, OVERLAYS, annotated_overlay, prompt_record, write_jpeg
 from drywall_qa.jobs.sources import Photo
-from drywall_qa.segmenter import Segmenter
 
 JOB_FILE, RECORDS = "job.json", "photos"
 #: called after each photo with (photos done in this run, photos this run does)

@@ -18,9 +18,9 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from drywall_qa.errors import InputError
-from drywall_qa.file_names import safe_name
-from drywall_qa.imaging import load_image, path_problem, short_path
+from drywall_qa.core.errors import InputError
+from drywall_qa.core.file_names import safe_name
+from drywall_qa.core.imaging import load_image, path_problem, short_path
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 #: largest archive member read (uncompressed bytes): far above a 50 MP photo

@@ -1,5 +1,5 @@
 """Review decisions per image (:mod:`.decisions`) and the corrected split they export (:mod:`.export`); the command
-is ``python -m drywall_qa.review export``."""
+is ``drywall-qa review export``."""
 
 from drywall_qa.review.decisions import (
     DECISIONS,

@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from drywall_qa.atomic import write_atomic
-from drywall_qa.coco_checks import check_rle
-from drywall_qa.errors import InputError, shown
-from drywall_qa.imaging import MAX_PIXELS
+from drywall_qa.core.atomic import write_atomic
+from drywall_qa.core.errors import InputError, shown
+from drywall_qa.core.imaging import MAX_PIXELS
+from drywall_qa.data.checks import check_rle
 
 PREDICTION_CORRECT, PREDICTION_WRONG = "prediction_correct", "prediction_wrong"
 GROUND_TRUTH_WRONG, EXCLUDE_IMAGE = "ground_truth_wrong", "exclude_image"

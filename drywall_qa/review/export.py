@@ -8,8 +8,8 @@
 
 Boxes datasets (taping) stay boxes where untouched and become RLE where corrected: a brush edit or a prediction is
 not a rectangle, and a box around it would put back the area the reviewer removed. Every reader here
-(:class:`~drywall_qa.data.CocoSplit`: training, evaluation, the app) draws boxes and RLE into the same pixel mask, so a
-split may mix them.
+(:class:`~drywall_qa.data.coco.CocoSplit`: training, evaluation, the app) draws boxes and RLE into the same pixel
+mask, so a split may mix them.
 
 Images are hard-linked where the file system allows (no extra space, and the link stays valid if the original is
 moved or deleted; a link shares the file, so edit neither copy in place), copied otherwise; symlinks are avoided
@@ -33,10 +33,10 @@ from typing import Any
 
 from pycocotools import mask as mask_utils
 
-from drywall_qa.atomic import NEW_FILE_MODE
-from drywall_qa.coco_checks import ANNOTATION_FILE, read_json
-from drywall_qa.data import CocoSplit
-from drywall_qa.errors import InputError, shown
+from drywall_qa.core.atomic import NEW_FILE_MODE
+from drywall_qa.core.errors import InputError, shown
+from drywall_qa.data.checks import ANNOTATION_FILE, read_json
+from drywall_qa.data.coco import CocoSplit
 from drywall_qa.review.decisions import EXCLUDE_IMAGE, GROUND_TRUTH_WRONG, Decision, read_decisions
 
 DECISION_FIELDS = ("image", "decision", "action", "mask_source", "reviewer", "updated", "comment")

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from drywall_qa.atomic import write_atomic
+from drywall_qa.core.atomic import write_atomic
 
 STATE_FILE = "training_state.pt"
 

@@ -9,9 +9,9 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from drywall_qa.backends import DEFAULT_CLIPSEG
-from drywall_qa.data import split_dir
-from drywall_qa.errors import InputError
+from drywall_qa.core.backends import DEFAULT_CLIPSEG
+from drywall_qa.core.errors import InputError
+from drywall_qa.data.coco import split_dir
 from drywall_qa.training.augment import AugmentConfig
 from drywall_qa.training.checkpoint import STATE_FILE
 from drywall_qa.training.history import CURVES_FILE, HISTORY_FILE

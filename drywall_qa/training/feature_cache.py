@@ -17,10 +17,10 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
-from drywall_qa.atomic import write_atomic
-from drywall_qa.backends import Backend, Features
-from drywall_qa.errors import InputError
-from drywall_qa.imaging import load_image
+from drywall_qa.core.atomic import write_atomic
+from drywall_qa.core.backends import Backend, Features
+from drywall_qa.core.errors import InputError
+from drywall_qa.core.imaging import load_image
 
 
 class FeatureCache:

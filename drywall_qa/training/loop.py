@@ -26,11 +26,11 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
-from drywall_qa.backends import Backend, Features, load_backend, new_backend
-from drywall_qa.data import DATASETS, CocoSplit, DatasetSpec, split_dir
-from drywall_qa.errors import InputError
-from drywall_qa.postprocess import PostprocessSettings
-from drywall_qa.segmenter import Segmenter
+from drywall_qa.core.backends import Backend, Features, load_backend, new_backend
+from drywall_qa.core.errors import InputError
+from drywall_qa.core.postprocess import PostprocessSettings
+from drywall_qa.core.segmenter import Segmenter
+from drywall_qa.data.coco import DATASETS, CocoSplit, DatasetSpec, split_dir
 from drywall_qa.training.augment import AugmentConfig
 from drywall_qa.training.checkpoint import STATE_FILE, load_training_state, replace_directory, save_training_state
 from drywall_qa.training.config import (

@@ -15,7 +15,7 @@ from PIL import Image
 from scipy import ndimage
 from torch.utils.data import Dataset, Sampler
 
-from drywall_qa.data import CocoSplit, DatasetSpec
+from drywall_qa.data.coco import CocoSplit, DatasetSpec
 from drywall_qa.training.augment import AugmentConfig, augment
 
 #: prompts for things absent from every training image; a negative pair teaches the model to answer "nothing".

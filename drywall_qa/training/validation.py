@@ -8,9 +8,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from drywall_qa.data import CocoSplit, DatasetSpec
-from drywall_qa.evaluation import evaluate_split
-from drywall_qa.segmenter import Segmenter
+from drywall_qa.core.segmenter import Segmenter
+from drywall_qa.data.coco import CocoSplit, DatasetSpec
+from drywall_qa.evaluation import EvaluationSettings, evaluate_split
 
 #: prompts for nothing in either dataset, never used in training (see samples.DISTRACTOR_PROMPTS)
 UNRELATED_PROMPTS = ("segment window", "segment person", "segment sky")
@@ -34,11 +34,11 @@ def validate(segmenter: Segmenter, valid: dict[str, tuple[DatasetSpec, CocoSplit
     datasets' / unrelated prompts as negatives."""
     report = {}
     for name, (spec, split) in valid.items():
-        metrics = evaluate_split(segmenter, split, spec.prompts, threshold=None, out_dir=None, limit=limit, panels=0,
-                                 tolerances=None)
+        result = evaluate_split(segmenter, split, spec.prompts,
+                                settings=EvaluationSettings(limit=limit, tolerances=None))
         negatives = [p for other, (s, _) in valid.items() if other != name for p in s.prompts] + list(UNRELATED_PROMPTS)
-        report[name] = {"prompts": metrics["prompts"],
-                        "thresholds": {p: sweep["best_threshold"] for p, sweep in metrics["threshold_sweep"].items()},
+        report[name] = {"prompts": result.prompts,
+                        "thresholds": {p: sweep["best_threshold"] for p, sweep in result.threshold_sweep.items()},
                         "cross": cross_prompt_scores(segmenter, split, negatives, limit)}
     return report
 

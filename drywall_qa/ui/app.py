@@ -1,5 +1,5 @@
 """The app: model box on top, then the Inspect, Review, Evaluate and Jobs tabs; queue and launch settings for Spaces;
-its command line (started by :func:`drywall_qa.ui.launcher.main`)."""
+its command line (started by :func:`drywall_qa.cli.app.main`)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import gradio as gr
 from PIL import Image
 
 import drywall_qa
-from drywall_qa.cli_args import (
+from drywall_qa.cli.args import (
     add_engine_argument,
     count_arg,
     existing_folder_arg,
@@ -23,10 +23,10 @@ from drywall_qa.cli_args import (
     positive_float_arg,
     threads_arg,
 )
-from drywall_qa.data import data_roots
-from drywall_qa.engine import set_threads
-from drywall_qa.errors import InputError
-from drywall_qa.imaging import MAX_PIXELS
+from drywall_qa.core.engine import set_threads
+from drywall_qa.core.errors import InputError
+from drywall_qa.core.imaging import MAX_PIXELS
+from drywall_qa.data.coco import data_roots
 from drywall_qa.ui.evaluate_tab import EvaluateTab
 from drywall_qa.ui.inspect_tab import InspectTab
 from drywall_qa.ui.jobs_tab import JobsTab
@@ -82,9 +82,9 @@ class AppConfig:
     roots: list[Path] = field(default_factory=data_roots)
     out_dir: Path = Path("outputs")
     device: str | None = None
-    #: CPU threads per model call, both engines (None: half the cores, :func:`~drywall_qa.engine.default_threads`)
+    #: CPU threads per model call, both engines (None: half the cores, :func:`~drywall_qa.core.engine.default_threads`)
     threads: int | None = MODEL_THREADS
-    #: what runs the models: auto, torch or onnxruntime (:mod:`drywall_qa.engine`)
+    #: what runs the models: auto, torch or onnxruntime (:mod:`drywall_qa.core.engine`)
     engine: str = "auto"
     #: folders whose checkpoints clients may load (besides the aliases and ``model``)
     models_dirs: list[Path] = field(default_factory=lambda: [Path("runs")])
@@ -154,7 +154,7 @@ class ModelBox:
         with gr.Row():
             choice = gr.Dropdown(self.choices, value=self.startup, label="Model", scale=2)
             folder = gr.Textbox(label="Checkpoint folder", visible=False, scale=2,
-                                placeholder="e.g. runs/lite/best (written by python -m train)")
+                                placeholder="e.g. runs/lite/best (written by drywall-qa train)")
             with gr.Column(scale=3):
                 info = gr.Markdown(status, elem_id="model-status")
                 load = gr.Button("Load", size="sm", min_width=90)

@@ -11,7 +11,6 @@ ends; a failed run removes it. Stop is not a failure: the images scored so far a
 from __future__ import annotations
 
 import functools
-import json
 import os
 import shutil
 import threading
@@ -24,10 +23,15 @@ from typing import Any, NamedTuple
 
 import gradio as gr
 
-from drywall_qa.atomic import write_atomic
-from drywall_qa.errors import InputError
-from drywall_qa.evaluation import evaluate_robustness, evaluate_split, mark_stopped, robustness_passes
-from drywall_qa.robustness import LEVELS, PERTURBATIONS
+from drywall_qa.core.errors import InputError
+from drywall_qa.evaluation import (
+    EvaluationSettings,
+    PanelWriter,
+    evaluate_robustness,
+    evaluate_split,
+    robustness_passes,
+)
+from drywall_qa.evaluation.robustness import LEVELS, PERTURBATIONS
 from drywall_qa.ui.evaluation_views import (
     DROP_HEADERS,
     HEADERS,
@@ -57,7 +61,7 @@ class EvaluateForm(SplitForm):
 
     #: panels drawn: the first N and the worst N images
     panels: float | None = None
-    #: names of :data:`~drywall_qa.robustness.PERTURBATIONS` for the robustness report
+    #: names of :data:`~drywall_qa.evaluation.robustness.PERTURBATIONS` for the robustness report
     perturbations: Sequence[str] | None = None
     #: a split folder of images without the prompts' targets, for the presence AUROC
     negatives: str | None = None
@@ -168,22 +172,23 @@ class EvaluateTab:
         partial.mkdir(parents=True)
         stop = functools.partial(self._stopped, session)
         try:
-            metrics = evaluate_split(model, split, prompts, cutoff, partial, limit=total, panels=panels,
-                                     progress=self._reporter(progress, "Evaluating"), dataset=dataset_name(split),
-                                     negatives=negative_split, stop=stop)
-            if perturbations and not metrics["partial"]:
-                metrics["robustness"] = evaluate_robustness(model, split, prompts, perturbations, cutoff, total,
-                                                            metrics["prompts"], partial,
-                                                            self._reporter(progress, "Robustness"), stop)
-                passes, done = robustness_passes(perturbations), len(metrics["robustness"]) // len(prompts)
+            settings = EvaluationSettings(threshold=cutoff, limit=total, dataset=dataset_name(split))
+            result = evaluate_split(model, split, prompts, settings=settings, negatives=negative_split,
+                                    panels=PanelWriter(partial / "panels", panels),
+                                    progress=self._reporter(progress, "Evaluating"), stop=stop)
+            if perturbations and not result.partial:
+                result.robustness = evaluate_robustness(model, split, prompts, perturbations, result,
+                                                        settings=settings,
+                                                        progress=self._reporter(progress, "Robustness"), stop=stop)
+                passes, done = robustness_passes(perturbations), len(result.robustness) // len(prompts)
                 if done < passes:
-                    mark_stopped(metrics, done, passes, "perturbed passes")
-                write_atomic(partial / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-            final = unique_path(final.with_name(f"{final.name}-stopped") if metrics["partial"] else final)
+                    result.mark_stopped(done, passes, "perturbed passes")
+            result.write(partial)
+            final = unique_path(final.with_name(f"{final.name}-stopped") if result.partial else final)
             os.replace(partial, final)
         finally:
             shutil.rmtree(partial, ignore_errors=True)
-        return final, metrics
+        return final, result.to_dict()
 
     def build(self, model_key: gr.State) -> None:
         """Lay out the tab and wire its events (inside a ``gr.Blocks`` context)."""

@@ -11,10 +11,10 @@ import gradio as gr
 import pandas as pd
 from matplotlib.figure import Figure
 
-from drywall_qa.metrics import TOLERANCES
-from drywall_qa.presence import describe_auroc
-from drywall_qa.robustness import drops_figure
-from drywall_qa.visualisation import palette
+from drywall_qa.core.presence import describe_auroc
+from drywall_qa.core.visualisation import palette
+from drywall_qa.evaluation.metrics import TOLERANCES
+from drywall_qa.evaluation.robustness import drops_figure
 
 SCORES = ("miou", "dice", "pooled_iou", "precision", "recall", "loss")
 
@@ -32,7 +32,7 @@ DROP_HEADERS = ["Perturbation", "Prompt", "mIoU", "mIoU drop", "Dice drop", "Poo
 def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
     """One row per prompt: the aggregate scores (mIoU with its 95 % interval over source photos), the crack-aware
     ones (clDice, tolerance F1 at the run's distances), the threshold used, the sweep's best threshold and the
-    presence AUROC with its class counts (``n/a`` below :data:`~drywall_qa.presence.MIN_AUROC_CLASS` images of a
+    presence AUROC with its class counts (``n/a`` below :data:`~drywall_qa.core.presence.MIN_AUROC_CLASS` images of a
     class)."""
     tolerances = metrics.get("tolerances") or ()
     crack = ["cldice", *(f"tol_f1_{d}px" for d in tolerances)]

@@ -1,8 +1,8 @@
-"""Downloads of an Inspect run: one PNG mask per prompt and a JSON summary with COCO RLE masks."""
+"""Downloads of an Inspect run: one PNG mask per prompt and a JSON summary with COCO RLE masks, drawn at the
+threshold the user chose (the encodings are the :class:`~drywall_qa.core.result.Result`'s)."""
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 import tempfile
@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
-from pycocotools import mask as mask_utils
 
-from drywall_qa.file_names import safe_name
+from drywall_qa.core.file_names import safe_name
+from drywall_qa.core.result import coco_rle, mask_png
 
 #: scratch folders of downloads older than this are deleted when a new one is made
 SCRATCH_TTL_S = 3600
@@ -63,19 +62,6 @@ def mask_file_names(image_name: str, prompts: Sequence[str]) -> list[str]:
             name, n = f"{stem}-{n}.png", n + 1
         names.append(name)
     return names
-
-
-def mask_png(mask: np.ndarray) -> bytes:
-    """A boolean mask as an 8-bit grayscale PNG, 0 background / 255 foreground."""
-    buffer = io.BytesIO()
-    Image.fromarray(np.asarray(mask, bool).astype(np.uint8) * 255, mode="L").save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def coco_rle(mask: np.ndarray) -> dict[str, Any]:
-    """COCO compressed RLE ``{"size": [h, w], "counts": str}`` (decode with ``pycocotools.mask.decode``)."""
-    rle = mask_utils.encode(np.asfortranarray(np.asarray(mask, np.uint8)))
-    return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
 def result_json(image_name: str, model: str, prompts: Sequence[str], thresholds: Sequence[float],

@@ -19,10 +19,10 @@ from typing import Any, NamedTuple
 import gradio as gr
 import numpy as np
 
-from drywall_qa.backends.feature_cache import FeatureCache
-from drywall_qa.imaging import load_image
-from drywall_qa.segmenter import Prediction, borrowed_settings_note, unknown_concept_note
-from drywall_qa.tiling import TILING_MODES
+from drywall_qa.core.backends.feature_cache import FeatureCache
+from drywall_qa.core.imaging import load_image
+from drywall_qa.core.segmenter import Prediction
+from drywall_qa.core.tiling import TILING_MODES
 from drywall_qa.ui.forms import handler, named_inputs
 from drywall_qa.ui.inspect_views import InspectResult, Rendered, render, semantic_picture
 from drywall_qa.ui.messages import escape_md, guarded
@@ -42,8 +42,8 @@ DROPPED = ("This run is not kept for re-rendering (released for newer runs, or t
 
 def raw_upload(component: gr.Image) -> gr.Image:
     """Make ``component`` hand the uploaded file's path to callbacks without decoding it, so a broken upload reaches
-    :func:`drywall_qa.imaging.load_image` and gets its message instead of gradio's bare error. (An instance attribute,
-    not a subclass: gradio writes a ``.pyi`` next to the module of every component subclass it sees.)"""
+    :func:`drywall_qa.core.imaging.load_image` and gets its message instead of gradio's bare error. (An instance
+    attribute, not a subclass: gradio writes a ``.pyi`` next to the module of every component subclass it sees.)"""
     component.preprocess = lambda payload: None if payload is None else payload.path
     return component
 
@@ -67,7 +67,8 @@ class InspectForm:
     example: VisualForm = field(default_factory=VisualForm)
     #: draw mask borders only
     outline: bool = False
-    #: ``auto`` (each prompt's scale policy), ``off`` (whole photo) or ``on`` (windows): see :mod:`drywall_qa.tiling`
+    #: ``auto`` (each prompt's scale policy), ``off`` (whole photo) or ``on`` (windows): see
+    #: :mod:`drywall_qa.core.tiling`
     tiling: str = "auto"
     #: the session's last run (its key in the result store), whose encoded photo a run on the same photo reuses
     result: str | None = None
@@ -119,21 +120,20 @@ class InspectTab:
         visual = self.visual.prompt(form.example, fallback_text=texts[0] if texts else None)
         model = self.models.get(form.model)
         conditions, skipped = with_example(model, texts, visual)
-        notes += skipped + model.prompt_notes(texts)
+        notes += skipped
         features = self.photo_features(form.result, (model.key, id(model.segmenter), _digest(array)))
         hits, start = features.hits, time.perf_counter()
         predictions = model.predict(array, conditions, tiling=form.tiling, features=features,
                                     progress=lambda done, total: progress((done, total), desc="Windows"))
         latency_ms = 1000 * (time.perf_counter() - start)
+        notes += predictions.notes()
         if features.hits > hits:
             notes.append("photo already encoded: its features were reused")
-        notes += [borrowed_settings_note(p) for p in predictions if p.borrowed_settings]
-        notes += [unknown_concept_note(p, model.family) for p in predictions if p.unknown_concept]
         prompts, views = [p.prompt for p in predictions], _views(predictions)
         result = InspectResult(array, Path(name).stem, model.name, prompts,
                                [p.probabilities for p in predictions], [p.threshold for p in predictions],
                                latency_ms, [p.presence for p in predictions], [p.shape for p in predictions],
-                               [model.presence_calibrated(p) for p in predictions],
+                               [p.presence_calibrated for p in predictions],
                                [p.unknown_concept for p in predictions]).compact()
         result.features = self._keep(features, result.nbytes())
         height, width = result.size

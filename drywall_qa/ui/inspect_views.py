@@ -11,12 +11,12 @@ from typing import Any, NamedTuple
 import numpy as np
 from PIL import Image
 
-from drywall_qa.presence import describe_presence
-from drywall_qa.semantic import render_semantic, semantic_map
-from drywall_qa.shapes import PIXELS, threshold_mask
+from drywall_qa.core.presence import describe_presence
+from drywall_qa.core.shapes import PIXELS, threshold_mask
+from drywall_qa.core.visualisation import RGB, outlines, overlay, palette
+from drywall_qa.evaluation.semantic import render_semantic, semantic_map
 from drywall_qa.ui.exports import scratch_dir, write_downloads
 from drywall_qa.ui.widgets import for_display
-from drywall_qa.visualisation import RGB, outlines, overlay, palette
 
 #: background of the per-prompt mask tiles
 MASK_BACKGROUND: RGB = (24, 24, 24)
@@ -49,7 +49,7 @@ class InspectResult:
     latency_ms: float
     #: presence probability per prompt (threshold-independent)
     presence: list[float]
-    #: output shape per prompt (:mod:`drywall_qa.shapes`); empty: pixels
+    #: output shape per prompt (:mod:`drywall_qa.core.shapes`); empty: pixels
     shapes: list[str] = field(default_factory=list)
     #: whether each prompt's presence went through a calibration the checkpoint holds; empty: none did
     calibrated: list[bool] = field(default_factory=list)
@@ -82,7 +82,7 @@ class InspectResult:
 
     def verdicts(self, coverages: Sequence[float]) -> list[str]:
         """Each prompt's presence in words, agreeing with its mask's ``coverages`` (see
-        :func:`~drywall_qa.presence.describe_presence`); "unreliable" for a prompt of an unknown concept."""
+        :func:`~drywall_qa.core.presence.describe_presence`); "unreliable" for a prompt of an unknown concept."""
         calibrated = self.calibrated or [False] * len(self.prompts)
         unknown = self.unknown or [False] * len(self.prompts)
         return [UNRELIABLE if strange else describe_presence(p, c, found=coverage > 0)

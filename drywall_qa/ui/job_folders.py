@@ -13,8 +13,8 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from drywall_qa.atomic import write_atomic
-from drywall_qa.errors import InputError
+from drywall_qa.core.atomic import write_atomic
+from drywall_qa.core.errors import InputError
 from drywall_qa.jobs import Job, JobSettings, Photo, Refused, collect
 from drywall_qa.jobs.report_content import NOTES, read_notes
 from drywall_qa.jobs.runner import JOB_FILE
@@ -75,7 +75,7 @@ def job_photos(folder: Path) -> tuple[list[Photo], list[Refused]]:
     photos, refused = collect(sorted(uploads.iterdir()))
     if len(photos) > MAX_JOB_PHOTOS:
         raise InputError("photos", f"{len(photos)} photos uploaded; a job holds at most {MAX_JOB_PHOTOS}",
-                         "split the visit into several jobs, or run `python -m drywall_qa.inspect` on your machine")
+                         "split the visit into several jobs, or run `drywall-qa job` on your machine")
     return photos, refused
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from drywall_qa.errors import InputError
+from drywall_qa.core.errors import InputError
 from drywall_qa.evaluation import robustness_passes
 
 #: model passes (image × prompt, counting every perturbed copy and negative image) one request may ask for; about
@@ -26,5 +26,5 @@ def check_job_size(images: int, negatives: int, prompts: int, perturbations: Seq
         raise InputError("job size", f"{images} images × {prompts} prompts × {1 + robustness_passes(perturbations)} "
                          f"passes{f' + {negatives} negative images' if negatives else ''} = {passes:,} model passes, "
                          f"the limit per request is {MAX_JOB_PASSES:,}",
-                         "use fewer images, prompts or perturbations, or run `python -m drywall_qa.evaluate` "
+                         "use fewer images, prompts or perturbations, or run `drywall-qa evaluate` "
                          "on your own machine")

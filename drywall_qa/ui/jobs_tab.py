@@ -20,12 +20,12 @@ from typing import Any, NamedTuple
 
 import gradio as gr
 
-from drywall_qa.errors import InputError
-from drywall_qa.findings import DEFAULT_MIN_AREA, MeasureSettings
+from drywall_qa.core.errors import InputError
+from drywall_qa.core.tiling import TILING_MODES
 from drywall_qa.jobs import Finished, Job, JobSettings, finish
+from drywall_qa.jobs.findings import DEFAULT_MIN_AREA, MeasureSettings
 from drywall_qa.jobs.report import REPORT
 from drywall_qa.jobs.report_pdf import PDF
-from drywall_qa.tiling import TILING_MODES
 from drywall_qa.ui.forms import handler, named_inputs
 from drywall_qa.ui.inspect_tab import DEFAULT_PROMPTS
 from drywall_qa.ui.job_folders import (

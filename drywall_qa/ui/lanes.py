@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from drywall_qa.errors import DrywallQAError
+from drywall_qa.core.errors import DrywallQAError
 
 
 class ServerBusy(DrywallQAError):

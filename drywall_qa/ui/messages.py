@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from drywall_qa.errors import DrywallQAError
+from drywall_qa.core.errors import DrywallQAError
 
 log = logging.getLogger("drywall_qa.ui")
 Outputs = TypeVar("Outputs", bound=tuple)

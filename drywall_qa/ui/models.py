@@ -1,7 +1,7 @@
 """Model selection: the bundled model, CLIPSeg from the hub or a local checkpoint folder, loaded once and shared.
 
 Sessions share loaded models through :class:`ModelCache`. A :class:`SharedModel` runs one prediction at a time,
-because a :class:`~drywall_qa.segmenter.Segmenter`'s prompt-embedding cache is not made for concurrent use.
+because a :class:`~drywall_qa.core.segmenter.Segmenter`'s prompt-embedding cache is not made for concurrent use.
 """
 
 from __future__ import annotations
@@ -14,14 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from drywall_qa.backends import BUNDLED_DIR, BUNDLED_NAME, DEFAULT_CLIPSEG
-from drywall_qa.backends.checks import reason
-from drywall_qa.backends.feature_cache import FeatureCache
-from drywall_qa.errors import InputError, ModelLoadError
-from drywall_qa.imaging import path_problem
-from drywall_qa.segmenter import Condition, Prediction, Segmenter, truncation_note
+from drywall_qa.core.backends import BUNDLED_DIR, BUNDLED_NAME, DEFAULT_CLIPSEG
+from drywall_qa.core.backends.checks import reason
+from drywall_qa.core.backends.feature_cache import FeatureCache
+from drywall_qa.core.errors import InputError, ModelLoadError
+from drywall_qa.core.imaging import path_problem
+from drywall_qa.core.result import Result
+from drywall_qa.core.segmenter import Condition, Segmenter, truncation_note
+from drywall_qa.core.views import Progress
 from drywall_qa.ui.messages import escape_md
-from drywall_qa.views import Progress
 
 #: dropdown value meaning "use the folder typed in the text box"
 FOLDER = "folder"
@@ -75,10 +76,10 @@ def model_key(choice: str | None, folder: str | None, models_dirs: Sequence[Path
     if choice == FOLDER:
         if not folder or not folder.strip():
             raise InputError("checkpoint folder", "no folder given",
-                             "type the folder written by `python -m train` or save_pretrained")
+                             "type the folder written by `drywall-qa train` or save_pretrained")
         problem = path_problem(folder.strip())
         if problem:
-            raise InputError("checkpoint folder", problem, "type the folder written by `python -m train`")
+            raise InputError("checkpoint folder", problem, "type the folder written by `drywall-qa train`")
         path = Path(folder.strip()).expanduser().resolve()
         if not any(path.is_relative_to(Path(root).resolve()) for root in models_dirs):
             offered = ", ".join(str(root) for root in models_dirs) or "none"
@@ -116,13 +117,9 @@ class SharedModel:
     def family(self) -> str:
         return self.segmenter.backend.family
 
-    def presence_calibrated(self, prediction: Prediction) -> bool:
-        """Whether the prediction's presence went through a calibration the checkpoint holds."""
-        return prediction.settings_from in self.segmenter.backend.settings.presence
-
     def predict(self, image: np.ndarray, prompts: Sequence[Condition], threshold: float | None = None,
                 tiling: str = "auto", progress: Progress | None = None,
-                features: FeatureCache | None = None) -> list[Prediction]:
+                features: FeatureCache | None = None) -> Result:
         with self._lock:
             return self.segmenter.predict(image, prompts, threshold, tiling=tiling, progress=progress,
                                           features=features)
@@ -191,7 +188,7 @@ class ModelCache:
         except ModelLoadError as err:
             if key in {"lite", "default"} and not BUNDLED_DIR.is_dir():
                 raise ModelLoadError(f"the bundled model is not installed ({BUNDLED_DIR} is missing) — start the app "
-                                     "with --model DIR (a checkpoint folder from `python -m train`) or choose "
+                                     "with --model DIR (a checkpoint folder from `drywall-qa train`) or choose "
                                      "another model") from err
             raise
         except (OSError, ValueError, RuntimeError) as err:  # transformers' and torch's own (e.g. out of memory)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from drywall_qa.data import DATASETS
-from drywall_qa.errors import InputError
-from drywall_qa.segmenter import clean_prompt
+from drywall_qa.core.errors import InputError
+from drywall_qa.core.segmenter import clean_prompt
+from drywall_qa.data.coco import DATASETS
 
 #: most prompts one request may run (each costs a decoder pass)
 MAX_PROMPTS = 8

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
+from drywall_qa.core.visualisation import FN_COLOR, FP_COLOR, TP_COLOR
 from drywall_qa.ui.forms import handler, named_inputs
 from drywall_qa.ui.review_fix import ADD, BRUSH_OPACITY, FIX_HELP, REMOVE
 from drywall_qa.ui.review_forms import (
@@ -30,7 +31,6 @@ from drywall_qa.ui.review_table import ANY, DECISION_FILTERS, LABELS, columns
 from drywall_qa.ui.splits import discover_splits, open_split, split_prompts
 from drywall_qa.ui.visual_box import raw_editor
 from drywall_qa.ui.widgets import prompt_inputs, split_input, threshold_inputs
-from drywall_qa.visualisation import FN_COLOR, FP_COLOR, TP_COLOR
 
 if TYPE_CHECKING:
     from drywall_qa.ui.review_tab import ReviewTab
@@ -40,7 +40,7 @@ KEYS_HELP = ("<small>Keys (outside text boxes): <b>1</b>–<b>4</b> decide · <b
 
 
 def error_legend() -> str:
-    """The error map's colours, as drawn by :func:`drywall_qa.visualisation.error_map`."""
+    """The error map's colours, as drawn by :func:`drywall_qa.core.visualisation.error_map`."""
     items = [(TP_COLOR, "true positive"), (FP_COLOR, "false positive"), (FN_COLOR, "missed (false negative)")]
     swatches = " · ".join(f'<span style="color:rgb{color}">■</span> {name}' for color, name in items)
     return f"<small>Errors: {swatches}. Comparing two models: model A left, B right.</small>"

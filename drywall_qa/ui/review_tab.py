@@ -15,8 +15,9 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from drywall_qa.data import Sample
-from drywall_qa.errors import InputError
+from drywall_qa.core.errors import InputError
+from drywall_qa.core.visualisation import GT_COLOR, error_map, overlay, palette
+from drywall_qa.data.coco import Sample
 from drywall_qa.evaluation import predictions_over
 from drywall_qa.review import DECISIONS, GROUND_TRUTH_WRONG, DecisionStore, decode_mask
 from drywall_qa.ui.job_limits import check_job_size
@@ -59,7 +60,6 @@ from drywall_qa.ui.review_table import (
 )
 from drywall_qa.ui.splits import discover_splits, open_split, split_name
 from drywall_qa.ui.widgets import for_display, threshold_value, whole_number
-from drywall_qa.visualisation import GT_COLOR, error_map, overlay, palette
 
 DEFAULT_LIMIT = 20
 

@@ -10,8 +10,8 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from drywall_qa.data import ANNOTATION_FILE, DATASETS, CocoSplit
-from drywall_qa.errors import InputError
+from drywall_qa.core.errors import InputError
+from drywall_qa.data.coco import ANNOTATION_FILE, DATASETS, CocoSplit
 
 _HINT = "choose a split from the list (data folders come from --data-root or DRYWALL_QA_DATA)"
 _OUTSIDE = "is outside the configured data folders"

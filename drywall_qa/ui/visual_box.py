@@ -1,6 +1,6 @@
 """Inspect's "Visual prompt" box: segment things like an example. The example is an image with the object marked —
 painted in an image editor or taken from a dataset annotation — turned into a
-:class:`~drywall_qa.visual_prompts.VisualPrompt` with the paper's prompt engineering (crop / blur / darken) and
+:class:`~drywall_qa.core.visual_prompts.VisualPrompt` with the paper's prompt engineering (crop / blur / darken) and
 an optional mix with a text prompt (α). Only the CLIPSeg backend reads example images; with another model the box
 and the run's status say so instead of failing.
 """
@@ -15,14 +15,14 @@ from typing import Any, NamedTuple
 import gradio as gr
 import numpy as np
 
-from drywall_qa.errors import InputError
-from drywall_qa.imaging import load_image
+from drywall_qa.core.errors import InputError
+from drywall_qa.core.imaging import load_image
+from drywall_qa.core.visual_prompts import STEPS, VisualPrompt, load_mask
 from drywall_qa.ui.forms import handler, named_inputs
 from drywall_qa.ui.messages import error_message, escape_md, guarded
 from drywall_qa.ui.models import ModelCache, SharedModel
 from drywall_qa.ui.splits import discover_splits, open_split, split_name
 from drywall_qa.ui.widgets import split_input
-from drywall_qa.visual_prompts import STEPS, VisualPrompt, load_mask
 
 OFF, DRAWN, DATASET = "off", "drawn", "dataset"
 SOURCES = [("Off", OFF), ("Paint over an example image", DRAWN), ("Annotated image of a split", DATASET)]
@@ -45,7 +45,7 @@ class VisualForm:
     #: the split of an annotated example, and the image's number in it
     split: str | None = None
     index: float | None = 0
-    #: ticked engineering steps (of :data:`~drywall_qa.visual_prompts.STEPS`)
+    #: ticked engineering steps (of :data:`~drywall_qa.core.visual_prompts.STEPS`)
     steps: Sequence[str] | None = STEPS
     #: weight of the example against ``text``
     alpha: float = 1.0
@@ -74,8 +74,8 @@ def engineering(steps: Sequence[str] | None) -> str:
 
 def raw_editor(component: gr.ImageEditor) -> gr.ImageEditor:
     """Make ``component`` hand its files (paths, or bytes for canvas blobs) to callbacks undecoded, so every image
-    goes through :func:`~drywall_qa.imaging.load_image`'s checks (pixel limit, formats) instead of gradio's decoder —
-    and nothing is decoded while the visual prompt is off."""
+    goes through :func:`~drywall_qa.core.imaging.load_image`'s checks (pixel limit, formats) instead of gradio's
+    decoder — and nothing is decoded while the visual prompt is off."""
     def undecoded(payload: Any) -> dict[str, Any] | None:
         if payload is None:
             return None

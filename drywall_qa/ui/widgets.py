@@ -9,8 +9,8 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from drywall_qa.errors import InputError
-from drywall_qa.imaging import resize_mask
+from drywall_qa.core.errors import InputError
+from drywall_qa.core.imaging import resize_mask
 from drywall_qa.ui.prompts import KNOWN_PROMPTS, MAX_PROMPTS
 
 #: longest side of images sent to the browser (downloads keep the input size)

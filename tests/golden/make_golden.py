@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from drywall_qa.data import DATASETS
-from drywall_qa.segmenter import Segmenter
+from drywall_qa.core.segmenter import Segmenter
+from drywall_qa.data.coco import DATASETS
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE.parents[1] / "examples"
