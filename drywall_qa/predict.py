@@ -17,33 +17,30 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from tqdm import tqdm
 
 from drywall_qa import visual_prompts
 from drywall_qa.atomic import write_atomic
-from drywall_qa.cli_args import add_model_arguments, engine_from_args, folder_arg, path_arg
+from drywall_qa.cli_args import add_model_arguments, description, engine_from_args, folder_arg, path_arg
 from drywall_qa.errors import InputError, ModelLoadError
-from drywall_qa.evaluation import write_png
 from drywall_qa.file_names import safe_name
 from drywall_qa.imaging import load_image, short_path
-from drywall_qa.presence import describe_presence
-from drywall_qa.segmenter import (
-    Condition,
-    Prediction,
-    Segmenter,
-    borrowed_settings_note,
-    truncation_note,
-    unknown_concept_note,
-)
-from drywall_qa.semantic import render_semantic, semantic_map
+
+if TYPE_CHECKING:
+    from drywall_qa.segmenter import Condition, Prediction
+
+# torch and the model code are imported where they are first needed, so a bad argument is refused before they load
 
 
 def write_outputs(image: np.ndarray, predictions: Sequence[Prediction], out_dir: Path, semantic: bool,
                   calibrated: Sequence[str] = ()) -> dict:
     """Write the masks, ``predictions.json`` and (``semantic``) the label map and its picture; return the JSON.
     ``calibrated``: the prompts whose presence is calibrated (a prediction's ``settings_from`` counts)."""
+    from drywall_qa.evaluation import write_png
+    from drywall_qa.semantic import render_semantic, semantic_map
+
     (out_dir / "masks").mkdir(parents=True, exist_ok=True)
     report: dict = {"predictions": []}
     for index, prediction in enumerate(predictions):
@@ -69,7 +66,7 @@ def write_outputs(image: np.ndarray, predictions: Sequence[Prediction], out_dir:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m drywall_qa.predict", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m drywall_qa.predict", description=description(__doc__))
     parser.add_argument("image", type=path_arg, help="image to segment")
     parser.add_argument("--prompts", nargs="+", help="text prompts (the first is mixed with a visual prompt "
                         "when --alpha < 1)")
@@ -83,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _write(args: argparse.Namespace, image: np.ndarray, example: visual_prompts.VisualPrompt | None,
            predictions: Sequence[Prediction], calibrated: Sequence[str]) -> None:
     """Fill ``--out``: the engineered example image (a visual prompt), then :func:`write_outputs`."""
+    from drywall_qa.evaluation import write_png
+
     args.out.mkdir(parents=True, exist_ok=True)
     if example is not None and not example.text_only:
         write_png(args.out / "support.png", example.support())
@@ -91,6 +90,8 @@ def _write(args: argparse.Namespace, image: np.ndarray, example: visual_prompts.
 
 def _window_progress() -> Callable[[int, int], None]:
     """A progress bar over the windows of a tiled prediction (shown on a terminal, once windows run)."""
+    from tqdm import tqdm
+
     bar: list[tqdm] = []
 
     def update(done: int, total: int) -> None:
@@ -107,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.prompts is None and args.support is None and args.support_split is None:
         parser.error("give --prompts and/or a visual prompt (--support/--support-split)")
+    from drywall_qa.presence import describe_presence
+    from drywall_qa.segmenter import Segmenter, borrowed_settings_note, truncation_note, unknown_concept_note
+
     try:
         prompts: list[Condition] = list(args.prompts or [])
         example = visual_prompts.from_arguments(args, prompts[0] if prompts else None)
