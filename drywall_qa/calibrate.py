@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from drywall_qa import scale_choice
-from drywall_qa.cli_args import add_engine_arguments, count_arg, engine_from_args, path_arg
+from drywall_qa.cli_args import add_engine_arguments, count_arg, description, engine_from_args, path_arg
 from drywall_qa.data import DATASETS, CocoSplit, data_root, source_group, split_dir
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.evaluation import Progress, Split, predictions_over
@@ -187,7 +187,7 @@ def _print_scales(scores: Mapping[str, Mapping[ScalePolicy, float]], chosen: Map
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m drywall_qa.calibrate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m drywall_qa.calibrate", description=description(__doc__))
     parser.add_argument("--model", required=True, type=path_arg, help="checkpoint folder (the calibration is stored in "
                         f"its {SETTINGS_FILE})")
     parser.add_argument("--data-root", type=path_arg, help="folder holding the datasets (default: $DRYWALL_QA_DATA, "

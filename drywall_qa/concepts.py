@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from drywall_qa.cli_args import description
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.segmenter import Segmenter
 
@@ -100,7 +101,7 @@ def report(rows: Sequence[Row], stored: float | None, ceiling: float | None) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m drywall_qa.concepts", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m drywall_qa.concepts", description=description(__doc__))
     parser.add_argument("--model", help="checkpoint folder or alias (default: the bundled model)")
     args = parser.parse_args(argv)
     try:

@@ -21,7 +21,7 @@ from typing import Any
 
 from drywall_qa import visual_prompts
 from drywall_qa.atomic import write_atomic
-from drywall_qa.cli_args import add_model_arguments, count_arg, engine_from_args, folder_arg, path_arg
+from drywall_qa.cli_args import add_model_arguments, count_arg, description, engine_from_args, folder_arg, path_arg
 from drywall_qa.data import DATASETS, CocoSplit, get_dataset
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.evaluation import evaluate_robustness, evaluate_split, prompt_label
@@ -35,7 +35,7 @@ from drywall_qa.segmenter import Condition, Segmenter, truncation_note, unknown_
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m drywall_qa.evaluate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m drywall_qa.evaluate", description=description(__doc__))
     parser.add_argument("--split", required=True, type=path_arg,
                         help="split folder holding _annotations.coco.json and the images, or the .json file itself")
     parser.add_argument("--dataset", choices=sorted(DATASETS), help="use this dataset's registered prompts")

@@ -15,7 +15,14 @@ from collections.abc import Sequence
 
 from tqdm import tqdm
 
-from drywall_qa.cli_args import add_model_arguments, count_arg, engine_from_args, folder_arg, positive_float_arg
+from drywall_qa.cli_args import (
+    add_model_arguments,
+    count_arg,
+    description,
+    engine_from_args,
+    folder_arg,
+    positive_float_arg,
+)
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.findings import DEFAULT_MIN_AREA, MM_BANDS, PX_BANDS, MeasureSettings
 from drywall_qa.imaging import short_path
@@ -28,7 +35,7 @@ PROG = "python -m drywall_qa.inspect"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=PROG, description=description(__doc__))
     parser.add_argument("photos", nargs="+", help="image files, folders, glob patterns or .zip archives")
     parser.add_argument("--prompts", nargs="+", required=True, help="text prompts, e.g. 'segment crack'")
     parser.add_argument("--out", required=True, type=folder_arg, help="job folder (new, or a job's to resume)")

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from drywall_qa.calibrate import collect, held_out_score
-from drywall_qa.cli_args import add_engine_arguments, count_arg, engine_from_args, path_arg
+from drywall_qa.cli_args import add_engine_arguments, count_arg, description, engine_from_args, path_arg
 from drywall_qa.data import DATASETS, CocoSplit, data_root, split_dir
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.metrics import ThresholdSweep
@@ -45,7 +45,7 @@ def selection_cost(sweeps: Mapping[str, Mapping[str, ThresholdSweep]],
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=PROG, description=description(__doc__))
     parser.add_argument("--models", required=True, nargs="+", type=path_arg, help="checkpoint folders to choose among")
     parser.add_argument("--data-root", type=path_arg, help="folder holding the datasets (default: $DRYWALL_QA_DATA, "
                         "./data or ../shared/data)")

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from drywall_qa.atomic import write_atomic
-from drywall_qa.cli_args import add_model_arguments, count_arg, engine_from_args, folder_arg, path_arg
+from drywall_qa.cli_args import add_model_arguments, count_arg, description, engine_from_args, folder_arg, path_arg
 from drywall_qa.data import DATASETS, CocoSplit, data_root, split_dir
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.evaluation import Progress, Split, predictions_over, write_png
@@ -185,7 +185,7 @@ def evaluate_semantic(segmenter: Segmenter, classes: Sequence[SemanticClass], th
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m drywall_qa.semantic", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m drywall_qa.semantic", description=description(__doc__))
     parser.add_argument("--data-root", type=path_arg, help="folder holding the datasets (default: $DRYWALL_QA_DATA, "
                         "./data or ../shared/data)")
     parser.add_argument("--split", default="valid", help="split name in every dataset (default valid)")

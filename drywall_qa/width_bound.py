@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from drywall_qa.backends.base import Backend
-from drywall_qa.cli_args import count_arg, path_arg
+from drywall_qa.cli_args import count_arg, description, path_arg
 from drywall_qa.data import CocoSplit
 from drywall_qa.errors import InputError, ModelLoadError
 from drywall_qa.metrics import score_masks
@@ -153,7 +153,7 @@ def probe_widths(backend: Backend, train: CocoSplit, target: CocoSplit, train_it
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m drywall_qa.width_bound", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m drywall_qa.width_bound", description=description(__doc__))
     parser.add_argument("--split", type=path_arg, required=True, help="COCO split folder whose masks to redraw")
     parser.add_argument("--limit", type=count_arg(1), help="use only the first N images of --split")
     parser.add_argument("--probe-train", type=path_arg, help="COCO split to fit the width probe on")

@@ -228,3 +228,12 @@ def test_predict_refuses_a_bad_argument_before_loading_torch(argv: list[str]) ->
     assert json.loads(done.stdout.strip().splitlines()[-1]) == [2, False], done.stderr[-2000:]
     assert "Traceback" not in done.stderr
 
+
+def test_help_descriptions_are_plain_text() -> None:
+    from drywall_qa.cli_args import description
+
+    doc = "Runs a job (see :mod:`drywall_qa.jobs`, :meth:`~a.B.c`) into ``report.html``.\n\nMore."
+    assert description(doc) == "Runs a job (see drywall_qa.jobs, a.B.c) into report.html."
+    from drywall_qa.inspect import build_parser
+
+    assert "`" not in build_parser().format_help()
