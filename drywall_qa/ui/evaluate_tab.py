@@ -44,7 +44,15 @@ from drywall_qa.ui.models import ModelCache, SharedModel
 from drywall_qa.ui.prompts import parse_prompts
 from drywall_qa.ui.retention import PARTIAL_PREFIX, Retention, prune_evaluations
 from drywall_qa.ui.splits import ConfinedSplit, dataset_name, discover_splits, open_split, split_prompts, split_slug
-from drywall_qa.ui.widgets import prompt_inputs, split_input, threshold_inputs, threshold_value, whole_number
+from drywall_qa.ui.widgets import (
+    bound_image_limit,
+    image_limit_input,
+    prompt_inputs,
+    split_input,
+    threshold_inputs,
+    threshold_value,
+    whole_number,
+)
 
 DEFAULT_LIMIT = 20
 DEFAULT_PANELS = 4
@@ -190,8 +198,7 @@ class EvaluateTab:
         choices = discover_splits(self.roots)
         with gr.Row():
             split = split_input(choices, "evaluate-split")
-            limit = gr.Slider(1, self.max_images, min(DEFAULT_LIMIT, self.max_images), step=1,
-                              label="Images", info="the first N images of the split", elem_id="evaluate-limit")
+            limit = image_limit_input(choices, self.roots, self.max_images, DEFAULT_LIMIT, "Images", "evaluate-limit")
             panels = gr.Slider(0, MAX_PANELS, DEFAULT_PANELS, step=1, label="Panels",
                                info="first N and worst N images drawn")
         with gr.Accordion("Prompts and threshold", open=False):
@@ -221,6 +228,7 @@ class EvaluateTab:
                         file_count="multiple", interactive=False)
         split.change(lambda value: split_prompts(value, self.roots) or gr.skip(), split, selected,
                      api_visibility="private")
+        bound_image_limit(split, limit, self.roots, self.max_images)
         form = named_inputs(model=model_key, split=split, selected=selected, typed=typed, tuned=tuned,
                             threshold=threshold, limit=limit, panels=panels, perturbations=perturbations,
                             negatives=negatives)
