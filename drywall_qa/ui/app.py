@@ -243,4 +243,8 @@ def serve(argv: list[str] | None = None, prog: str = "drywall-qa-app") -> None:
     config = AppConfig(model=args.model, roots=args.roots or data_roots(), out_dir=args.out, device=args.device,
                        threads=args.threads or None, engine=args.engine, models_dirs=args.models_dirs or [Path("runs")],
                        state_mb=args.state_mb, retention=Retention(args.keep_evaluations, args.keep_evaluations_mb))
-    launch(build_app(config), config, host=args.host, port=args.port)
+    demo = build_app(config)
+    # quiet: gradio's start-up lines end with a hint about share=True, an option this app does not offer
+    launch(demo, config, host=args.host, port=args.port, quiet=True, prevent_thread_lock=True)
+    print(f"drywall-qa app on {demo.local_url} (Ctrl+C to stop)", flush=True)
+    demo.block_thread()
