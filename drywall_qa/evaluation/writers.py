@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from drywall_qa.atomic import write_atomic
-from drywall_qa.data import Sample
+from drywall_qa.data import Sample, source_group
 from drywall_qa.file_names import safe_name
 from drywall_qa.metrics import ImageScores, crack_score_names
 from drywall_qa.robustness import (
@@ -63,7 +63,9 @@ class PanelWriter:
         if not (first or worst):
             return
         titled = [(f"{p.prompt} · IoU {s.iou:.2f}", p.mask) for p, s in zip(predictions, scores)]
-        rendered, stem = panel(sample.image, sample.mask, titled), safe_name(Path(sample.file_name).stem)
+        name = f"#{index + 1} {source_group(Path(sample.file_name).name)}"     # the hash would push the number out
+        rendered = panel(sample.image, sample.mask, titled, name=name)
+        stem = safe_name(Path(sample.file_name).stem)
         if first:
             write_png(self.directory / f"first_{index:03d}_{stem}.png", rendered)
         if worst and len(self._worst) < self.n:
