@@ -68,6 +68,10 @@ CSS = """
 .dq-swatch {display: inline-block; width: 14px; height: 14px; border-radius: 3px; border: 1px solid #0003}
 .dq-missing .dq-coverage {color: #b45309; font-weight: 600}
 #inspect-masks .caption-label {white-space: normal; overflow: visible; text-overflow: clip}
+#evaluate-panels .thumbnail-item {aspect-ratio: auto; height: auto}
+#evaluate-panels .thumbnail-item img {height: auto}
+#evaluate-panels .grid-wrap {padding-top: 36px}
+#evaluate-table *, #jobs-findings *, #jobs-counts * {font-family: var(--font)}
 """
 HEADER = """## drywall-qa · promptable segmentation for drywall QA
 **Inspect** a photo with prompts such as *segment crack* or *segment taping area*, **Review** predictions against a
