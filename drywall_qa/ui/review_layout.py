@@ -122,7 +122,8 @@ def build_review(tab: ReviewTab, model_key: gr.State) -> None:
                                             threshold=threshold, limit=limit, compare=compare),
                  outputs=Scored(status, table, page_line, session, review_file, decision_filter, prompt_filter,
                                 iou_min, iou_max, page),
-                 concurrency_id="batch", concurrency_limit=tab.lane.capacity + 1, api_name="score_split")
+                 concurrency_id="batch", concurrency_limit=tab.lane.capacity + 1, show_progress_on=table,
+                 api_name="score_split")
     gr.on([decision_filter.input, prompt_filter.input, iou_min.input, iou_max.input, page.input],
           handler(tab.view, MoveForm), inputs_kwargs=named_inputs(row=row, view=view),
           outputs=Viewed(status, table, page_line), trigger_mode="always_last", api_visibility="private")
