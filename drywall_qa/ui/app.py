@@ -72,6 +72,7 @@ CSS = """
 #evaluate-panels .thumbnail-item img {height: auto}
 #evaluate-panels .grid-wrap {padding-top: 36px}
 #evaluate-table *, #jobs-findings *, #jobs-counts * {font-family: var(--font)}
+#evaluate-table th * {word-break: normal; overflow-wrap: normal}
 """
 HEADER = """## drywall-qa · promptable segmentation for drywall QA
 **Inspect** a photo with prompts such as *segment crack* or *segment taping area*, **Review** predictions against a

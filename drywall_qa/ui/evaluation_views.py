@@ -17,12 +17,13 @@ from drywall_qa.presence import describe_auroc
 from drywall_qa.robustness import drops_figure
 from drywall_qa.visualisation import palette
 
-SCORES = ("miou", "dice", "pooled_iou", "precision", "recall", "loss")
+#: the mask scores shown, as the CLI's table (the training loss stays in metrics.json)
+SCORES = ("miou", "dice", "pooled_iou", "precision", "recall")
 
 
 def metric_headers(tolerances: Sequence[int] = TOLERANCES) -> list[str]:
     """The metrics table's columns: the mask scores, then clDice and the tolerance F1 at each distance."""
-    return ["Prompt", "mIoU", "mIoU 95 %", "Dice", "Pooled IoU", "Precision", "Recall", "Loss", "clDice",
+    return ["Prompt", "mIoU", "mIoU 95 %", "Dice", "Pooled IoU", "Precision", "Recall", "clDice",
             *(f"F1 {d}px" for d in tolerances), "Threshold", "Best threshold", "Presence AUROC"]
 
 
