@@ -214,7 +214,7 @@ def test_dozens_of_prompts_are_capped_in_the_api(lite: Segmenter) -> None:
 def cli(clipseg: Segmenter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
     """``drywall-qa predict wall.png --prompts …`` on the loaded tiny CLIPSeg: ``(exit code, stderr,
     predictions.json or None)``."""
-    monkeypatch.setattr("drywall_qa.cli.predict.Segmenter.load", lambda *args, **kwargs: clipseg)
+    monkeypatch.setattr("drywall_qa.core.segmenter.Segmenter.load", lambda *args, **kwargs: clipseg)
     image, out = tmp_path / "wall.png", tmp_path / "out"
     Image.fromarray(noise(24, 24)).save(image)
 

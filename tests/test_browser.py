@@ -2,9 +2,10 @@
 
 Covers the issue's flows — two prompts on an uploaded photo, Review by keyboard and a ground truth fixed with the
 brush, exported and re-scored, an evaluation of 3 images, a broken upload — and writes 1280×800 screenshots of each
-tab to ``docs/``. The app runs the bundled model when it is installed (so the screenshots show real predictions),
-else the tiny random checkpoint; Review and Evaluate use the real cracks/valid split when the data is present, else a
-tiny generated split (the brush fix always uses the tiny split).
+tab to ``docs/``. Layout facts are asserted at that size: tables without a clipped column, one progress bar per
+run, sliders bounded by the split. The app runs the bundled model when it is installed (so the screenshots show real
+predictions), else the tiny random checkpoint; Review and Evaluate use the real cracks/valid split when the data is
+present, else a tiny generated split (the brush fix always uses the tiny split).
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from drywall_qa.core.backends import BUNDLED_DIR
-from tests.app_server import serve_app
+from tests.app_server import AppServer, serve_app
 from tests.helpers import make_split
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -46,10 +48,15 @@ def roots(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
 
 
 @pytest.fixture(scope="module")
-def server(roots: list[Path], tiny_lite_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def app(roots: list[Path], tiny_lite_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     model = BUNDLED_DIR if (BUNDLED_DIR / "config.json").is_file() else tiny_lite_dir
-    with serve_app(model, tmp_path_factory.mktemp("browser_out"), roots, timeout_s=START_TIMEOUT_S) as app:
-        yield app.url
+    with serve_app(model, tmp_path_factory.mktemp("browser_out"), roots, timeout_s=START_TIMEOUT_S) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def server(app: AppServer) -> str:
+    return app.url
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +96,24 @@ def set_slider(page, elem_id: str, value: int) -> None:
     box.press("Enter")
 
 
+def overflowing(page, selector: str) -> list[str]:
+    """The elements inside ``selector`` whose content is wider than their box (a cut-off column, a clipped name)."""
+    return page.evaluate("""selector => [...document.querySelectorAll(`${selector} *`)]
+        .filter(e => e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1)
+        .map(e => `${e.tagName}.${e.className}: ${e.scrollWidth} > ${e.clientWidth}`)""", selector)
+
+
+def visible_progress(page, tab: str) -> list[str]:
+    """The ids of the outputs under the progress texts shown in ``tab`` (its elem_id) right now."""
+    return page.evaluate("""tab => [...document.querySelectorAll(`#${tab} .progress-text`)]
+        .filter(e => e.getBoundingClientRect().height > 0).map(e => (e.closest('[id]') || {}).id)""", tab)
+
+
+def test_start_up_prints_the_address_without_a_share_hint(app: AppServer) -> None:
+    log = app.log_tail(20_000)
+    assert f"drywall-qa app on {app.url}" in log and "share=True" not in log
+
+
 def test_segment_button_is_above_the_fold(page) -> None:
     button = page.locator("#inspect-run").bounding_box()
     assert button["y"] + button["height"] <= VIEWPORT["height"]
@@ -108,6 +133,26 @@ def test_inspect_two_prompts_shows_overlay_and_coverage(page) -> None:
     files = page.inner_text("#inspect-files").replace("\n.", ".")      # the list shows stem and extension apart
     assert "seam_and_crack__segment_crack.png" in files and "seam_and_crack__masks.json" in files
     screenshot(page, "inspect.png", "body")
+
+
+def test_a_12_mp_photo_shows_one_progress_bar_its_whole_status_and_distinct_downloads(page, tmp_path: Path) -> None:
+    """A Roboflow-named 4000×3000 photo: the progress shows once (on the overlay) while the windows run; the status
+    is read in full above the legend; the downloads differ where the list shows them."""
+    photo = tmp_path / "1040-dat_png_jpg.rf.69f0a1b2c3d4e5f60718293a4b5c6d7e.jpg"
+    Image.open(REPO / "examples" / "seam_and_crack.png").convert("RGB").resize((4000, 3000)).save(photo, quality=90)
+    page.set_input_files("#inspect-image input[type=file]", str(photo))
+    page.wait_for_selector("#inspect-image img")
+    page.click("#inspect-run")
+    page.wait_for_function("() => document.querySelector('#tab-inspect .progress-text') !== null")
+    assert visible_progress(page, "tab-inspect") == ["inspect-overlay"]
+    page.locator("#inspect-status").get_by_text(" ms").wait_for()
+    status = page.evaluate("""() => { const s = document.querySelector('#inspect-status');
+        return [s.scrollHeight - s.clientHeight, s.getBoundingClientRect().bottom,
+                document.querySelector('#inspect-legend').getBoundingClientRect().top]; }""")
+    assert status[0] <= 1 and status[1] <= status[2]
+    files = page.inner_text("#inspect-files").replace("\n.", ".")
+    assert "1040-dat_png_jpg__segment_crack.png" in files and "1040-dat_png_jpg__segment_taping_area.png" in files
+    assert overflowing(page, "#inspect-files") == []
 
 
 def test_inspect_broken_upload_shows_a_message(page) -> None:
@@ -147,6 +192,21 @@ def review_cell(page, row: int, column: int):
     return page.locator(f'#review-table [data-testid="cell-{row}-{column}"]')
 
 
+def slider_maximum(page, elem_id: str) -> int:
+    return int(page.locator(f"#{elem_id} input[type=number]").get_attribute("max"))
+
+
+def test_image_sliders_stop_at_the_split_size(page, roots: list[Path]) -> None:
+    from drywall_qa.data.coco import CocoSplit
+    from drywall_qa.ui.splits import discover_splits
+
+    size = len(CocoSplit(discover_splits(roots)[0][1]))       # the split each tab opens on
+    for tab, elem_id in (("Review", "review-limit"), ("Evaluate", "evaluate-limit")):
+        open_tab(page, tab)
+        assert slider_maximum(page, elem_id) == size
+        sync_api.expect(page.locator(f"#{elem_id}")).to_contain_text(f"of the split's {size} images")
+
+
 def test_review_goes_through_images_with_the_keyboard_alone(page) -> None:
     open_tab(page, "Review")
     set_slider(page, "review-limit", 5)
@@ -178,6 +238,7 @@ def test_review_brush_fix_export_and_rescore_changes_the_iou(page) -> None:
     page.locator("#review-split input").click()
     page.get_by_role("option", name=re.compile("browser_data")).click()
     set_slider(page, "review-limit", 4)
+    sync_api.expect(page.locator("#review-limit input[type=number]")).to_have_attribute("max", "4")
     page.click("#review-run")
     page.locator("#review-status").get_by_text("Scored 4").wait_for()
     image, before = review_cell(page, 0, 0).inner_text().strip(), float(review_cell(page, 0, 2).inner_text())
@@ -208,15 +269,27 @@ def test_review_brush_fix_export_and_rescore_changes_the_iou(page) -> None:
 
 
 def test_evaluate_three_images_shows_the_table(page) -> None:
+    """The table's last column in view at 1280 and 1400 px, the progress shown once, the panels one per row."""
     open_tab(page, "Evaluate")
     set_slider(page, "evaluate-limit", 3)
     page.click("#evaluate-run")
+    page.wait_for_function("() => document.querySelector('#tab-evaluate .progress-text') !== null")
+    assert set(visible_progress(page, "tab-evaluate")) <= {"evaluate-table"}
     page.locator("#evaluate-status").get_by_text("Evaluated 3").wait_for()
     table = page.inner_text("#evaluate-table")
-    assert "segment crack" in table and "mIoU" in table
+    assert "segment crack" in table and "mIoU" in table and "Presence AUROC" in table
+    assert "presence AUROC n/a for segment crack" in page.inner_text("#evaluate-status")
     sync_api.expect(page.locator("#evaluate-plot img")).to_be_visible()
-    sync_api.expect(page.locator("#evaluate-panels img").first).to_be_visible()
+    panel = page.locator("#evaluate-panels img").first
+    sync_api.expect(panel).to_be_visible()
+    box = panel.bounding_box()
+    assert box["width"] > 1000 and box["width"] / box["height"] > 2     # a row across the tab, no square cell
+    for width in (1400, VIEWPORT["width"]):
+        page.set_viewport_size({"width": width, "height": VIEWPORT["height"]})
+        page.wait_for_timeout(300)
+        assert overflowing(page, "#evaluate-table") == [], width
     screenshot(page, "evaluate.png", "#evaluate-split")
+    screenshot(page, "evaluate-panels.png", "#evaluate-panels")
 
 
 def test_uploads_after_an_example_still_go_through_the_loader(page) -> None:

@@ -1,6 +1,7 @@
-"""The Jobs tab in headless Chromium: three photos uploaded and run as a job, the findings table shown, the report
-downloaded, a note saved into it; a 1280×800 screenshot goes to docs/jobs.png. The app runs the bundled model when it
-is installed (so the screenshot shows real findings), else the tiny random checkpoint."""
+"""The Jobs tab in headless Chromium: three photos uploaded and run as a job, the findings table shown whole at
+1280 px with counts that add up, the report downloaded, a note saved into it; a 1280×800 screenshot goes to
+docs/jobs.png and the PDF report's first page, rendered, to docs/report-page.png. The app runs the bundled model when
+it is installed (so the pictures show real findings), else the tiny random checkpoint."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from drywall_qa.core.backends import BUNDLED_DIR
 from tests.app_server import serve_app
+from tests.test_browser import overflowing
 from tests.test_jobs_report import CHROMIUM, DEMOS, REPO, pytestmark, sync_api  # noqa: F401 — pytestmark marks
 
 VIEWPORT = {"width": 1280, "height": 800}
@@ -37,8 +40,14 @@ def test_jobs_tab_runs_three_photos_and_offers_the_report(server: str, tmp_path:
         sync_api.expect(page.locator("#jobs-photos")).to_contain_text(DEMOS[2].removesuffix(".png"))
         page.click("#jobs-run")
         page.locator("#jobs-status").get_by_text("Job done: 3 photos").wait_for()
-        sync_api.expect(page.locator("#jobs-findings")).to_contain_text("mean_width")
+        sync_api.expect(page.locator("#jobs-findings")).to_contain_text("max px")
         sync_api.expect(page.locator("#jobs-counts")).to_contain_text("segment taping area")
+        assert overflowing(page, "#jobs-findings") == [] and overflowing(page, "#jobs-counts") == []
+        for row in range(2):                                  # a prompt's instances = its bands + its ones not thin
+            cells = [page.locator(f'#jobs-counts [data-testid="cell-{row}-{column}"]').inner_text().strip()
+                     for column in range(7)]
+            numbers = [int(cell) for cell in cells[1:]]
+            assert numbers[0] == sum(numbers[1:]), cells
         page.locator("#jobs-photo input").click()
         page.get_by_role("option", name=DEMOS[0]).click()
         sync_api.expect(page.locator("#jobs-overlay img")).to_be_visible()
@@ -51,10 +60,21 @@ def test_jobs_tab_runs_three_photos_and_offers_the_report(server: str, tmp_path:
         download.value.save_as(report)
         text = report.read_text()
         assert all(name in text for name in DEMOS) and "Fill and sand before painting." in text
+        with page.expect_download() as download:
+            page.locator("#jobs-files a[download=\"report.pdf\"]").click()
+        render_first_page(download.value.path(), REPO / "docs" / "report-page.png")
         page.evaluate("document.querySelector('#tab-jobs').scrollIntoView({block: 'start'})")
         page.wait_for_timeout(400)
         page.screenshot(path=str(REPO / "docs" / "jobs.png"))
         browser.close()
+
+
+def render_first_page(pdf: Path, png: Path) -> None:
+    """The PDF's first page (the summary) rendered at 100 dpi, checked not blank, saved as ``png``."""
+    pdfium = pytest.importorskip("pypdfium2", reason="pypdfium2 renders the PDF: pip install -r requirements-dev.txt")
+    image = pdfium.PdfDocument(pdf)[0].render(scale=100 / 72).to_pil().convert("RGB")
+    assert (np.asarray(image.convert("L")) < 200).mean() > 0.002
+    image.save(png)
 
 
 def test_a_line_drawn_on_a_photo_sets_mm_per_pixel(server: str) -> None:

@@ -5,6 +5,7 @@ output folder that is a file, a damaged checkpoint."""
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import subprocess
 import sys
@@ -215,3 +216,24 @@ def test_visual_prompt_alpha_must_be_a_fraction(capsys: pytest.CaptureFixture[st
     with pytest.raises(SystemExit):
         parser.parse_args(["--alpha", "nan"])
     assert "argument --alpha: nan: not a number from 0 to 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["x.png", "--prompts", "crack", "--threshold", "7", "--out", "out"],
+                                  ["x.png", "--out", "out"]])
+def test_predict_refuses_a_bad_argument_before_loading_torch(argv: list[str]) -> None:
+    """A typo is answered without the seconds of importing torch and the model code (a fresh interpreter)."""
+    code = ("import sys, json; from drywall_qa.cli.predict import main\n"
+            f"try: main({argv!r})\nexcept SystemExit as e: print(json.dumps([e.code, 'torch' in sys.modules]))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [2, False], done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+
+
+def test_help_descriptions_are_plain_text() -> None:
+    from drywall_qa.cli.args import description
+
+    doc = "Runs a job (see :mod:`drywall_qa.jobs`, :meth:`~a.B.c`) into ``report.html``.\n\nMore."
+    assert description(doc) == "Runs a job (see drywall_qa.jobs, a.B.c) into report.html."
+    from drywall_qa.cli.job import build_parser
+
+    assert "`" not in build_parser().format_help()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import torch
 
 from drywall_qa.core.backends import load_backend, repeat_features
 from drywall_qa.core.backends.clipseg import ClipSegBackend
+from drywall_qa.core.backends.hub import PROXY_VARIABLES, hub_reachable
 from drywall_qa.core.errors import ModelLoadError
 
 PROMPTS = ["segment crack", "segment joint/tape", "a", "segment the drywall seam between two boards"]
@@ -109,3 +111,48 @@ def test_incomplete_directory_is_named(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match=str(tmp_path)) as info:
         load_backend(tmp_path)
     assert "save_pretrained" in str(info.value)
+
+
+@pytest.fixture
+def closed_hub(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The hub's address pointed at a local port that nothing listens on, as on a machine without a network."""
+    from huggingface_hub import constants
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return constants.ENDPOINT
+
+
+def test_hub_reachable_asks_the_endpoint_once(closed_hub: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import constants
+
+    assert not hub_reachable()
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{listening.getsockname()[1]}")
+        assert hub_reachable()
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+        assert not hub_reachable()
+
+
+def test_no_network_reads_the_cache_only_and_says_so(closed_hub: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a hub, from_pretrained is asked for local files only (no retries against the network)."""
+    from transformers import CLIPSegForImageSegmentation
+
+    asked = []
+    real = CLIPSegForImageSegmentation.from_pretrained.__func__
+
+    def spy(cls, source, **kwargs):
+        asked.append(kwargs.get("local_files_only"))
+        return real(cls, source, **kwargs)
+
+    monkeypatch.setattr(CLIPSegForImageSegmentation, "from_pretrained", classmethod(spy))
+    with pytest.raises(ModelLoadError) as info:
+        ClipSegBackend.from_pretrained("drywall-qa-tests/no-such-clipseg")
+    assert asked == [True] and f"{closed_hub} cannot be reached" in str(info.value)

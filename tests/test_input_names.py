@@ -14,9 +14,8 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from drywall_qa.core.errors import InputError
-from drywall_qa.core.file_names import safe_name
 from drywall_qa.core.imaging import load_image, path_problem, short_path
-from drywall_qa.ui.exports import mask_file_names, write_downloads
+from drywall_qa.ui.exports import download_stem, mask_file_names, write_downloads
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -88,7 +87,7 @@ def test_large_uncompressed_text_chunk_within_limits_loads() -> None:
 def test_download_names_are_safe_and_bounded(tmp_path: Path, image_name: str) -> None:
     names = mask_file_names(image_name, ["segment crack", "p" * 500, "p" * 500, "\0"])
     assert len(set(names)) == 4
-    for name in [*names, f"{safe_name(image_name)}__masks.json"]:
+    for name in [*names, f"{download_stem(image_name)}__masks.json"]:
         assert len(name.encode()) <= 200 and path_problem(name) is None
         assert name.isascii() and not name.startswith(("-", ".")) and "/" not in name and "\\" not in name
     masks = [np.ones((2, 2), bool)] * 4

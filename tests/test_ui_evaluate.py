@@ -52,10 +52,10 @@ def test_run_scores_the_first_images_and_offers_downloads(tab: EvaluateTab, tiny
     assert [Path(f).name for f in files] == ["metrics.json", "per_image.csv", "per_source.csv"]
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["num_images"] == 3 and list(metrics["prompts"]) == PROMPTS and metrics["dataset"] == "cracks"
-    assert table["mIoU"][0] == pytest.approx(metrics["prompts"][PROMPTS[0]]["miou"], abs=1e-4)
+    assert table["mIoU"][0] == pytest.approx(metrics["prompts"][PROMPTS[0]]["miou"], abs=5e-4)
     assert table["mIoU 95 %"][0] == "[{:.3f}, {:.3f}]".format(*metrics["intervals"]["prompts"][PROMPTS[0]]["miou"])
     assert len(gallery) == 4 and all(Path(path).is_file() for path, _ in gallery)   # 2 worst + 2 first
-    assert gallery[0][1].startswith("worst")
+    assert gallery[0][1].startswith("worst 1 · ") and gallery[2][1].startswith("first 1 · ")
     assert drops["visible"] is False and drops_plot["visible"] is False      # no robustness report asked for
 
 
@@ -139,7 +139,9 @@ def test_robustness_report_and_presence_auroc_against_negatives(tab: EvaluateTab
     assert metrics["negatives"]["num_images"] == 2
     for prompt, auroc in zip(table["Prompt"], table["Presence AUROC"]):           # 2 with / 2 without: too few
         assert metrics["presence"][prompt]["negatives"] == 2 and metrics["presence"][prompt]["auroc"] is None
-        assert auroc.startswith("n/a — add a negatives split (") and "/ 2 without the target" in auroc
+        assert auroc == "n/a"
+    assert f"presence AUROC n/a for {', '.join(PROMPTS)}: add a negatives split (" in status.replace("\\", "")
+    assert "/ 2 without the target" in status
     assert [Path(f).name for f in files] == ["metrics.json", "per_image.csv", "per_source.csv", "robustness.csv",
                                              "robustness.png"]
     rows = list(csv.DictReader((folder / "robustness.csv").open()))
@@ -149,7 +151,7 @@ def test_robustness_report_and_presence_auroc_against_negatives(tab: EvaluateTab
     shown = drops["value"]
     assert drops["visible"] is True and drops_plot["visible"] is True and len(shown) == 4
     for _, row in shown.iterrows():          # drop = clean mIoU (metrics table) − perturbed mIoU
-        assert row["mIoU drop"] == pytest.approx(table_by_prompt[row["Prompt"]] - row["mIoU"], abs=2e-4)
+        assert row["mIoU drop"] == pytest.approx(table_by_prompt[row["Prompt"]] - row["mIoU"], abs=7e-4)
     assert calls[-2:] == [(((done, 2),), {"desc": "Robustness"}) for done in (1, 2)]      # one per perturbed pass
 
 

@@ -188,6 +188,14 @@ def test_mask_file_names_stay_unique_and_safe() -> None:
     assert names == ["my_wall__segment_joint_tape.png", "my_wall__segment_joint_tape-2.png", "my_wall__unicode.png"]
 
 
+def test_download_names_drop_the_roboflow_hash_and_keep_the_prompt_short_behind() -> None:
+    """One photo's downloads differ within their first 50 characters, which the browser's file list shows."""
+    stem = "1040-dat_png_jpg.rf.69f0a1b2c3d4e5f60718293a4b5c6d7ea"
+    names = mask_file_names(stem, ["segment crack", "segment taping area"])
+    assert names == ["1040-dat_png_jpg__segment_crack.png", "1040-dat_png_jpg__segment_taping_area.png"]
+    assert mask_file_names("w" * 100, ["segment crack"]) == ["w" * 32 + "__segment_crack.png"]
+
+
 def test_outlines_keep_overlapping_masks_visible(tab: InspectTab, tiny_lite_dir: Path, photo: Path) -> None:
     from drywall_qa.core.visualisation import outlines
 

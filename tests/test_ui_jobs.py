@@ -61,18 +61,23 @@ def test_run_measures_uploads_and_a_zip_and_offers_downloads(tab: JobsTab, tiny_
     torn = tmp_path / "up" / "torn.jpg"
     torn.write_bytes((REPO / "examples" / DEMOS[0]).read_bytes()[:3000])
     calls = []
-    status, problems, counts, findings, files, picker, job = run(
+    status, problems, counts, findings, details, files, picker, job = run(
         tab, tiny_lite_dir, [*photos, str(walls), str(torn)], progress=lambda *a, **k: calls.append((a, k)))
     assert status.startswith("Job done: 4 photos (4 photos in ") and "3 measured" in status
     assert "- torn.jpg: the image is truncated or corrupt" in problems
-    assert list(counts["prompt"]) == PROMPTS and list(counts.columns[2:]) == ["hairline", "fine", "medium", "wide"]
-    assert list(findings.columns) == list(COLUMNS)
+    assert list(counts["prompt"]) == PROMPTS
+    assert list(counts.columns[1:]) == ["instances", "hairline", "fine", "medium", "wide", "not thin"]
+    assert (counts.iloc[:, 2:].sum(axis=1) == counts["instances"]).all()       # each row adds up
+    assert list(details.columns) == list(COLUMNS) and len(details) == len(findings)
+    assert list(findings.columns) == ["photo", "prompt", "#", "length px", "width px", "max px", "band"]
+    assert (findings["band"] == "not thin").sum() == (details["width_band"] == "").sum()
     assert [a[0] for a, _ in calls] == [(1, 4), (2, 4), (3, 4), (4, 4)]
     assert "1 photos done, 3 left, ETA " in calls[0][1]["desc"] and calls[-1][1]["desc"].endswith("ETA none")
     folder = tab.out_dir / "jobs" / job
     assert [Path(f) for f in files] == [folder / "report.html", folder / "report.pdf", folder / f"{job}.zip"]
     rows = list(csv.DictReader((folder / "findings.csv").open()))
     assert len(rows) == len(findings) and {r["photo"] for r in rows} <= {*DEMOS[:2], f"walls.zip/level2/{DEMOS[2]}"}
+    assert set(findings["prompt"]) <= {"crack", "taping area"}
     assert picker["choices"] == [("Whole job", JOB_NOTE), *((n, n) for n in sorted(
         [*DEMOS[:2], f"walls.zip/level2/{DEMOS[2]}"]))]
     with zipfile.ZipFile(files[-1]) as archive:
@@ -85,12 +90,12 @@ def test_run_measures_uploads_and_a_zip_and_offers_downloads(tab: JobsTab, tiny_
 def test_stop_keeps_the_photos_done_and_run_continues_the_job(tab: JobsTab, tiny_lite_dir: Path,
                                                               tmp_path: Path) -> None:
     photos = uploads(tmp_path / "up")
-    status, _, _, findings, files, _, job = run(tab, tiny_lite_dir, photos,
+    status, _, _, findings, _, files, _, job = run(tab, tiny_lite_dir, photos,
                                                 progress=lambda *a, **k: tab.stop(SimpleNamespace(session_hash="s1")))
     assert status.startswith("Stopped after 1 of 3 photos") and "press Run job again" in status
     assert set(findings["photo"]) <= {DEMOS[1]} and Path(files[0]).is_file()
     assert tab.stop(SimpleNamespace(session_hash="s1")) == "No job of this session is running."
-    status, _, _, _, _, _, again = run(tab, tiny_lite_dir, photos, job=job)
+    status, *_, again = run(tab, tiny_lite_dir, photos, job=job)
     assert again == job and status.startswith("Job done: 3 photos (2 photos in ") and "1 done earlier" in status
     status, *_, other = run(tab, tiny_lite_dir, photos, job=job, min_area=10)     # other settings: a new job
     assert other != job and "Job done: 3 photos (3 photos in " in status
@@ -127,9 +132,9 @@ def test_notes_go_into_the_report_and_the_zip(tab: JobsTab, tiny_lite_dir: Path,
 def test_bad_input_gives_a_message_and_keeps_the_sessions_job(tab: JobsTab, tiny_lite_dir: Path, tmp_path: Path,
                                                               extra: dict, message: str) -> None:
     form = {"photos": uploads(tmp_path / "up", DEMOS[:1]), "job": "20250101-000000-abcdef", **extra}
-    status, problems, counts, findings, files, picker, job = run(tab, tiny_lite_dir, **form)
+    status, problems, counts, findings, details, files, picker, job = run(tab, tiny_lite_dir, **form)
     assert status.startswith("**Error:**") and message in status.replace("\\", "")
-    assert (problems, counts, findings, files, picker) == (None,) * 5 and job == "20250101-000000-abcdef"
+    assert (problems, counts, findings, details, files, picker) == (None,) * 6 and job == "20250101-000000-abcdef"
     assert not (tab.out_dir / "jobs").exists()
 
 
@@ -163,3 +168,13 @@ def test_old_job_folders_beyond_the_retention_are_removed(models: ModelCache, ti
     *_, first = run(tab, tiny_lite_dir, photos)
     *_, second = run(tab, tiny_lite_dir, photos, min_area=10)
     assert [p.name for p in (tab.out_dir / "jobs").iterdir()] == [second] != [first]
+
+
+def test_long_photo_names_keep_their_ends_in_the_findings_table() -> None:
+    from drywall_qa.ui.job_views import short_label, short_prompt
+
+    name = "1040-dat_png_jpg.rf.69f0a1b2c3d4e5f6.jpg"
+    assert short_label(name) == "1040-dat_png…3d4e5f6.jpg" and len(short_label(name)) == 24
+    assert short_label("wall.jpg") == "wall.jpg"
+    assert (short_prompt("segment taping area"), short_prompt("segment"), short_prompt("crack")) == (
+        "taping area", "segment", "crack")

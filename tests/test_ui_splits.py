@@ -151,3 +151,16 @@ def test_dataset_name_maps_the_folder_to_the_registry(tmp_path: Path) -> None:
 def test_within_resolves_dot_dot(root: Path) -> None:
     assert within(root / "cracks" / "valid", [root])
     assert not within(root / "cracks" / ".." / "..", [root])
+
+
+def test_image_sliders_stop_at_the_split_size(root: Path) -> None:
+    """Review and Evaluate offer 1 to the split's size (at most the app's cap), the value kept within."""
+    from drywall_qa.ui.widgets import image_limit_input, image_limits
+
+    valid = str(root / "cracks" / "valid")
+    assert image_limits(valid, 20, [root], 2000) == {"maximum": 2, "value": 2,
+                                                     "info": "the first N of the split's 2 images"}
+    assert image_limits(valid, 1, [root], 1)["info"] == "the first N of the split's 2 images; at most 1 here"
+    assert image_limits(str(root / "missing"), 20, [root], 2000) == {}
+    slider = image_limit_input([("valid", valid)], [root], 2000, 20, "Images", "limit")
+    assert (slider.minimum, slider.maximum, slider.value) == (1, 2, 2)

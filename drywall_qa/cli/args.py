@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +22,16 @@ from drywall_qa.data.coco import CocoSplit
 
 #: most CPU threads a command may ask torch for (above any core count; stops typos such as 8000)
 MAX_THREADS = 1024
+
+
+#: a reST role with its target (``:mod:`a.b```, ``:meth:`~a.B.c```) or a literal (````x````)
+_MARKUP = re.compile(r":[a-z]+:`~?([^`]+)`|``([^`]+)``")
+
+
+def description(doc: str) -> str:
+    """A command's ``--help`` description: the first paragraph of its module docstring, with the reST markup that
+    documentation tools read (roles, double back-quotes) reduced to plain text."""
+    return _MARKUP.sub(lambda m: m.group(1) or m.group(2), doc.split("\n\n")[0])
 
 
 def _number_arg(kind: type[int] | type[float], wanted: str, accept: Callable[[float], bool],

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Mapping
 
 from drywall_qa.calibration.calibrate import choose_outputs, choose_scales, collect, fit_calibration, store_calibration
-from drywall_qa.cli.args import add_engine_arguments, count_arg, engine_from_args, path_arg
+from drywall_qa.cli.args import add_engine_arguments, count_arg, description, engine_from_args, path_arg
 from drywall_qa.core.errors import InputError, ModelLoadError
 from drywall_qa.core.postprocess import SETTINGS_FILE
 from drywall_qa.core.segmenter import Segmenter
@@ -41,7 +41,7 @@ def _print_scales(scores: Mapping[str, Mapping[ScalePolicy, float]], chosen: Map
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="drywall-qa calibrate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="drywall-qa calibrate", description=description(__doc__))
     parser.add_argument("--model", required=True, type=path_arg, help="checkpoint folder (the calibration is stored in "
                         f"its {SETTINGS_FILE})")
     parser.add_argument("--data-root", type=path_arg, help="folder holding the datasets (default: $DRYWALL_QA_DATA, "

@@ -11,12 +11,13 @@ import argparse
 import sys
 
 from drywall_qa.calibration.concepts import measure, report
+from drywall_qa.cli.args import description
 from drywall_qa.core.errors import InputError, ModelLoadError
 from drywall_qa.core.segmenter import Segmenter
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="drywall-qa concepts", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="drywall-qa concepts", description=description(__doc__))
     parser.add_argument("--model", help="checkpoint folder or alias (default: the bundled model)")
     args = parser.parse_args(argv)
     try:

@@ -22,6 +22,7 @@ from drywall_qa.cli.args import (
     add_model_arguments,
     add_visual_prompt_arguments,
     count_arg,
+    description,
     engine_from_args,
     folder_arg,
     path_arg,
@@ -40,7 +41,7 @@ from drywall_qa.evaluation.robustness import (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="drywall-qa evaluate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="drywall-qa evaluate", description=description(__doc__))
     parser.add_argument("--split", required=True, type=path_arg,
                         help="split folder holding _annotations.coco.json and the images, or the .json file itself")
     parser.add_argument("--dataset", choices=sorted(DATASETS), help="use this dataset's registered prompts")

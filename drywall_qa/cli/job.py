@@ -15,7 +15,14 @@ from collections.abc import Sequence
 
 from tqdm import tqdm
 
-from drywall_qa.cli.args import add_model_arguments, count_arg, engine_from_args, folder_arg, positive_float_arg
+from drywall_qa.cli.args import (
+    add_model_arguments,
+    count_arg,
+    description,
+    engine_from_args,
+    folder_arg,
+    positive_float_arg,
+)
 from drywall_qa.core.errors import InputError, ModelLoadError
 from drywall_qa.core.imaging import short_path
 from drywall_qa.core.segmenter import Segmenter, clean_prompt, select_device
@@ -28,7 +35,7 @@ PROG = "drywall-qa job"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=PROG, description=description(__doc__))
     parser.add_argument("photos", nargs="+", help="image files, folders, glob patterns or .zip archives")
     parser.add_argument("--prompts", nargs="+", required=True, help="text prompts, e.g. 'segment crack'")
     parser.add_argument("--out", required=True, type=folder_arg, help="job folder (new, or a job's to resume)")

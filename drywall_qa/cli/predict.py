@@ -16,13 +16,14 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from tqdm import tqdm
 
 from drywall_qa.cli.args import (
     add_model_arguments,
     add_visual_prompt_arguments,
+    description,
     engine_from_args,
     folder_arg,
     path_arg,
@@ -30,16 +31,20 @@ from drywall_qa.cli.args import (
 )
 from drywall_qa.core.errors import InputError, ModelLoadError
 from drywall_qa.core.imaging import load_image, short_path, write_png
-from drywall_qa.core.presence import describe_presence
-from drywall_qa.core.result import Result
-from drywall_qa.core.segmenter import Condition, Segmenter
-from drywall_qa.core.visual_prompts import VisualPrompt
-from drywall_qa.evaluation.semantic import render_semantic, semantic_map
+
+if TYPE_CHECKING:
+    from drywall_qa.core.result import Result
+    from drywall_qa.core.segmenter import Condition
+    from drywall_qa.core.visual_prompts import VisualPrompt
+
+# torch and the model code are imported where they are first needed, so a bad argument is refused before they load
 
 
 def write_outputs(result: Result, out_dir: Path, semantic: bool) -> None:
     """Write the masks and ``predictions.json`` (:meth:`Result.save`) and, with ``semantic``, the label map and its
     picture (named in ``predictions.json``)."""
+    from drywall_qa.evaluation.semantic import render_semantic, semantic_map
+
     extra = {}
     if semantic:
         labels = semantic_map([p.probabilities for p in result], [p.mask for p in result])
@@ -52,7 +57,7 @@ def write_outputs(result: Result, out_dir: Path, semantic: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="drywall-qa predict", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="drywall-qa predict", description=description(__doc__))
     parser.add_argument("image", type=path_arg, help="image to segment")
     parser.add_argument("--prompts", nargs="+", help="text prompts (the first is mixed with a visual prompt "
                         "when --alpha < 1)")
@@ -73,6 +78,8 @@ def _write(args: argparse.Namespace, example: VisualPrompt | None, result: Resul
 
 def _window_progress() -> Callable[[int, int], None]:
     """A progress bar over the windows of a tiled prediction (shown on a terminal, once windows run)."""
+    from tqdm import tqdm
+
     bar: list[tqdm] = []
 
     def update(done: int, total: int) -> None:
@@ -89,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.prompts is None and args.support is None and args.support_split is None:
         parser.error("give --prompts and/or a visual prompt (--support/--support-split)")
+    from drywall_qa.core.presence import describe_presence
+    from drywall_qa.core.segmenter import Segmenter
+
     try:
         prompts: list[Condition] = list(args.prompts or [])
         example = visual_prompt_from_arguments(args, prompts[0] if prompts else None)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from drywall_qa.cli.args import path_arg
+from drywall_qa.cli.args import description, path_arg
 from drywall_qa.core.errors import InputError
 from drywall_qa.review.export import export_split
 
@@ -22,7 +22,7 @@ PROG = "drywall-qa review"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=PROG, description=description(__doc__))
     commands = parser.add_subparsers(dest="command", required=True)
     export = commands.add_parser("export", help="write the corrected split", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -11,14 +11,14 @@ from pathlib import Path
 
 from drywall_qa.calibration.calibrate import collect
 from drywall_qa.calibration.selection import PROG, selection_cost
-from drywall_qa.cli.args import add_engine_arguments, count_arg, engine_from_args, path_arg
+from drywall_qa.cli.args import add_engine_arguments, count_arg, description, engine_from_args, path_arg
 from drywall_qa.core.errors import InputError, ModelLoadError
 from drywall_qa.core.segmenter import Segmenter
 from drywall_qa.data.coco import DATASETS, CocoSplit, data_root, split_dir
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=PROG, description=description(__doc__))
     parser.add_argument("--models", required=True, nargs="+", type=path_arg, help="checkpoint folders to choose among")
     parser.add_argument("--data-root", type=path_arg, help="folder holding the datasets (default: $DRYWALL_QA_DATA, "
                         "./data or ../shared/data)")

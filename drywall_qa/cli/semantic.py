@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from drywall_qa.cli.args import add_model_arguments, count_arg, engine_from_args, folder_arg, path_arg
+from drywall_qa.cli.args import add_model_arguments, count_arg, description, engine_from_args, folder_arg, path_arg
 from drywall_qa.core.errors import InputError, ModelLoadError
 from drywall_qa.core.segmenter import Segmenter
 from drywall_qa.data.coco import DATASETS, CocoSplit, data_root, split_dir
@@ -19,7 +19,7 @@ from drywall_qa.evaluation.semantic import SemanticClass, evaluate_semantic
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="drywall-qa semantic", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="drywall-qa semantic", description=description(__doc__))
     parser.add_argument("--data-root", type=path_arg, help="folder holding the datasets (default: $DRYWALL_QA_DATA, "
                         "./data or ../shared/data)")
     parser.add_argument("--split", default="valid", help="split name in every dataset (default valid)")

@@ -13,14 +13,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from drywall_qa.calibration.width_bound import PROBE_SCALES, Redraw, fixed_width_bounds, mean_iou, probe_widths, redraws
-from drywall_qa.cli.args import count_arg, path_arg
+from drywall_qa.cli.args import count_arg, description, path_arg
 from drywall_qa.core.errors import InputError, ModelLoadError
 from drywall_qa.core.segmenter import Segmenter
 from drywall_qa.data.coco import CocoSplit
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="drywall-qa width-bound", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="drywall-qa width-bound", description=description(__doc__))
     parser.add_argument("--split", type=path_arg, required=True, help="COCO split folder whose masks to redraw")
     parser.add_argument("--limit", type=count_arg(1), help="use only the first N images of --split")
     parser.add_argument("--probe-train", type=path_arg, help="COCO split to fit the width probe on")

@@ -11,9 +11,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:          # torch is imported by whoever passes tensors; the command lines parse without it
+    import torch
 
 MEAN, MAX, SELECT = "mean", "max", "select"
 #: how the maps of several passes are combined
@@ -36,7 +39,7 @@ class PassFusion:
         if done == 0 or self.modes[prompt] == SELECT:
             return new
         if self.modes[prompt] == MAX:
-            return torch.maximum(new, old)
+            return new.maximum(old)
         return (new + old * done) / (done + 1)
 
 

@@ -109,10 +109,11 @@ def titled(tile: np.ndarray, title: str, band: int) -> np.ndarray:
 
 
 def panel(image: np.ndarray, truth: np.ndarray | None, predictions: Sequence[tuple[str, np.ndarray]],
-          height: int = 320) -> np.ndarray:
-    """Tiles ``[Input | Ground truth | title 1 | title 2 | …]`` side by side, each scaled to ``height`` with its
-    title on a top band. With ``truth``, predictions are drawn as :func:`error_map` s over the image; without it
-    the ground-truth tile is left out and predictions are plain overlays."""
+          height: int = 320, name: str = "Input") -> np.ndarray:
+    """Tiles ``[name | Ground truth | title 1 | title 2 | …]`` side by side, each scaled to ``height`` with its
+    title on a top band; ``name`` titles the image itself. With ``truth``, predictions are drawn as
+    :func:`error_map` s over the image; without it the ground-truth tile is left out and predictions are plain
+    overlays."""
     image = _as_rgb(image)
     small = panel_image(image, height)
     size = small.shape[:2]
@@ -120,7 +121,7 @@ def panel(image: np.ndarray, truth: np.ndarray | None, predictions: Sequence[tup
     def shrink(mask: np.ndarray) -> np.ndarray:
         return resize_mask(_check_mask(mask, image.shape), size)
 
-    tiles = [("Input", small)]
+    tiles = [(name, small)]
     if truth is not None:
         truth = shrink(truth)
         tiles.append(("Ground truth", overlay(small, [truth], [GT_COLOR])))

@@ -17,7 +17,7 @@ from drywall_qa.core.file_names import safe_name
 from drywall_qa.core.imaging import write_png
 from drywall_qa.core.segmenter import Prediction
 from drywall_qa.core.visualisation import panel
-from drywall_qa.data.coco import Sample
+from drywall_qa.data.coco import Sample, source_group
 from drywall_qa.evaluation.metrics import ImageScores, crack_score_names
 from drywall_qa.evaluation.robustness import (
     REPORTED,
@@ -56,7 +56,9 @@ class PanelWriter:
         if not (first or worst):
             return
         titled = [(f"{p.prompt} · IoU {s.iou:.2f}", p.mask) for p, s in zip(predictions, scores)]
-        rendered, stem = panel(sample.image, sample.mask, titled), safe_name(Path(sample.file_name).stem)
+        name = f"#{index + 1} {source_group(Path(sample.file_name).name)}"     # the hash would push the number out
+        rendered = panel(sample.image, sample.mask, titled, name=name)
+        stem = safe_name(Path(sample.file_name).stem)
         if first:
             write_png(self.directory / f"first_{index:03d}_{stem}.png", rendered)
         if worst and len(self._worst) < self.n:

@@ -68,6 +68,11 @@ CSS = """
 .dq-swatch {display: inline-block; width: 14px; height: 14px; border-radius: 3px; border: 1px solid #0003}
 .dq-missing .dq-coverage {color: #b45309; font-weight: 600}
 #inspect-masks .caption-label {white-space: normal; overflow: visible; text-overflow: clip}
+#evaluate-panels .thumbnail-item {aspect-ratio: auto; height: auto}
+#evaluate-panels .thumbnail-item img {height: auto}
+#evaluate-panels .grid-wrap {padding-top: 36px}
+#evaluate-table *, #jobs-findings *, #jobs-counts * {font-family: var(--font)}
+#evaluate-table th * {word-break: normal; overflow-wrap: normal}
 """
 HEADER = """## drywall-qa · promptable segmentation for drywall QA
 **Inspect** a photo with prompts such as *segment crack* or *segment taping area*, **Review** predictions against a
@@ -243,4 +248,8 @@ def serve(argv: list[str] | None = None, prog: str = "drywall-qa-app") -> None:
     config = AppConfig(model=args.model, roots=args.roots or data_roots(), out_dir=args.out, device=args.device,
                        threads=args.threads or None, engine=args.engine, models_dirs=args.models_dirs or [Path("runs")],
                        state_mb=args.state_mb, retention=Retention(args.keep_evaluations, args.keep_evaluations_mb))
-    launch(build_app(config), config, host=args.host, port=args.port)
+    demo = build_app(config)
+    # quiet: gradio's start-up lines end with a hint about share=True, an option this app does not offer
+    launch(demo, config, host=args.host, port=args.port, quiet=True, prevent_thread_lock=True)
+    print(f"drywall-qa app on {demo.local_url} (Ctrl+C to stop)", flush=True)
+    demo.block_thread()

@@ -35,6 +35,7 @@ from drywall_qa.evaluation.robustness import LEVELS, PERTURBATIONS
 from drywall_qa.ui.evaluation_views import (
     DROP_HEADERS,
     HEADERS,
+    auroc_notes,
     metrics_table,
     panel_files,
     robustness_outputs,
@@ -48,7 +49,15 @@ from drywall_qa.ui.models import ModelCache, SharedModel
 from drywall_qa.ui.prompts import parse_prompts
 from drywall_qa.ui.retention import PARTIAL_PREFIX, Retention, prune_evaluations
 from drywall_qa.ui.splits import ConfinedSplit, dataset_name, discover_splits, open_split, split_prompts, split_slug
-from drywall_qa.ui.widgets import prompt_inputs, split_input, threshold_inputs, threshold_value, whole_number
+from drywall_qa.ui.widgets import (
+    bound_image_limit,
+    image_limit_input,
+    prompt_inputs,
+    split_input,
+    threshold_inputs,
+    threshold_value,
+    whole_number,
+)
 
 DEFAULT_LIMIT = 20
 DEFAULT_PANELS = 4
@@ -153,7 +162,7 @@ class EvaluateTab:
         status = _headline(metrics, len(split), len(prompts), model.name, final.name)
         if negative_split is not None:
             status += f" · {metrics['negatives']['num_images']} negative images for the presence AUROC"
-        notes += [note for note in (skipped_note(split), skipped_note(negative_split)) if note]
+        notes += [note for note in (skipped_note(split), skipped_note(negative_split), auroc_notes(metrics)) if note]
         if notes:
             status += " · " + escape_md("; ".join(notes))
         return Evaluated(status, metrics_table(metrics), sweep_figure(metrics), panel_files(final),
@@ -195,8 +204,7 @@ class EvaluateTab:
         choices = discover_splits(self.roots)
         with gr.Row():
             split = split_input(choices, "evaluate-split")
-            limit = gr.Slider(1, self.max_images, min(DEFAULT_LIMIT, self.max_images), step=1,
-                              label="Images", info="the first N images of the split", elem_id="evaluate-limit")
+            limit = image_limit_input(choices, self.roots, self.max_images, DEFAULT_LIMIT, "Images", "evaluate-limit")
             panels = gr.Slider(0, MAX_PANELS, DEFAULT_PANELS, step=1, label="Panels",
                                info="first N and worst N images drawn")
         with gr.Accordion("Prompts and threshold", open=False):
@@ -215,23 +223,26 @@ class EvaluateTab:
             run = gr.Button("Evaluate", variant="primary", elem_id="evaluate-run", scale=3)
             stop = gr.Button("Stop", variant="stop", scale=1)
         status = gr.Markdown(elem_id="evaluate-status")
-        table = gr.Dataframe(headers=HEADERS, interactive=False, elem_id="evaluate-table")
+        table = gr.Dataframe(headers=HEADERS, interactive=False, wrap=True, elem_id="evaluate-table")
         plot = gr.Plot(label="Threshold sweep", elem_id="evaluate-plot")
         drops = gr.Dataframe(headers=DROP_HEADERS, interactive=False, visible=False, elem_id="evaluate-robustness",
                              label="Robustness: scores under each perturbation and their drop from the clean run")
         drops_plot = gr.Plot(label="mIoU drop per perturbation", visible=False, elem_id="evaluate-robustness-plot")
-        gallery = gr.Gallery(label="Panels: worst first, then the first images", columns=2, height="auto",
-                             object_fit="contain", elem_id="evaluate-panels")
+        # one panel per row: a panel is a strip of 3-4 tiles, unreadable when shrunk into a square grid cell
+        gallery = gr.Gallery(label="Panels, worst first: the photo, its ground truth, each prompt's errors (green hit, "
+                             "red extra, blue missed)", columns=1,
+                             height="auto", object_fit="contain", elem_id="evaluate-panels")
         files = gr.File(label="metrics.json, per_image.csv, per_source.csv (and robustness.csv / .png)",
                         file_count="multiple", interactive=False)
         split.change(lambda value: split_prompts(value, self.roots) or gr.skip(), split, selected,
                      api_visibility="private")
+        bound_image_limit(split, limit, self.roots, self.max_images)
         form = named_inputs(model=model_key, split=split, selected=selected, typed=typed, tuned=tuned,
                             threshold=threshold, limit=limit, panels=panels, perturbations=perturbations,
                             negatives=negatives)
         run.click(handler(self.run, EvaluateForm), inputs_kwargs=form,
                   outputs=Evaluated(status, table, plot, gallery, files, drops, drops_plot), concurrency_id="batch",
-                  concurrency_limit=self.lane.capacity + 1, api_name="evaluate")
+                  concurrency_limit=self.lane.capacity + 1, show_progress_on=table, api_name="evaluate")
         stop.click(self.stop, None, status, queue=False, api_name="stop_evaluation")
 
 

@@ -13,15 +13,17 @@ from matplotlib.figure import Figure
 
 from drywall_qa.core.presence import describe_auroc
 from drywall_qa.core.visualisation import palette
+from drywall_qa.data.coco import source_group
 from drywall_qa.evaluation.metrics import TOLERANCES
 from drywall_qa.evaluation.robustness import drops_figure
 
-SCORES = ("miou", "dice", "pooled_iou", "precision", "recall", "loss")
+#: the mask scores shown, as the CLI's table (the training loss stays in metrics.json)
+SCORES = ("miou", "dice", "pooled_iou", "precision", "recall")
 
 
 def metric_headers(tolerances: Sequence[int] = TOLERANCES) -> list[str]:
     """The metrics table's columns: the mask scores, then clDice and the tolerance F1 at each distance."""
-    return ["Prompt", "mIoU", "mIoU 95 %", "Dice", "Pooled IoU", "Precision", "Recall", "Loss", "clDice",
+    return ["Prompt", "mIoU", "mIoU 95 %", "Dice", "Pooled IoU", "Precision", "Recall", "clDice",
             *(f"F1 {d}px" for d in tolerances), "Threshold", "Best threshold", "Presence AUROC"]
 
 
@@ -39,11 +41,27 @@ def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
     rows = []
     for prompt, m in metrics["prompts"].items():
         best = metrics["threshold_sweep"][prompt]["best_threshold"]
-        scores = [round(m[k], 4) for k in SCORES]
+        scores = [round(m[k], 3) for k in SCORES]
         rows.append([prompt, scores[0], _interval(metrics["intervals"]["prompts"][prompt], "miou"), *scores[1:],
-                     *(round(m[k], 4) if k in m else None for k in crack),
-                     m["threshold"], best, describe_auroc(metrics.get("presence", {}).get(prompt))])
+                     *(round(m[k], 3) if k in m else None for k in crack),
+                     m["threshold"], best, _auroc_cell(metrics.get("presence", {}).get(prompt))])
     return pd.DataFrame(rows, columns=metric_headers(tolerances))
+
+
+def _auroc_cell(summary: dict[str, float | int | None] | None) -> str:
+    """The presence AUROC, or ``n/a``; why it is missing is said once below the table (:func:`auroc_notes`)."""
+    return "n/a" if summary is None or summary["auroc"] is None else f"{summary['auroc']:.3f}"
+
+
+def auroc_notes(metrics: dict[str, Any]) -> str:
+    """Why the presence AUROC is n/a, once per reason with the prompts it holds for and their class counts
+    (:func:`~drywall_qa.core.presence.describe_auroc`); empty when every prompt has one."""
+    missing: dict[str, list[str]] = {}
+    for prompt in metrics["prompts"]:
+        summary = metrics.get("presence", {}).get(prompt)
+        if summary is None or summary["auroc"] is None:
+            missing.setdefault(describe_auroc(summary).removeprefix("n/a — "), []).append(prompt)
+    return "; ".join(f"presence AUROC n/a for {', '.join(prompts)}: {why}" for why, prompts in missing.items())
 
 
 def _interval(bounds: dict[str, list[float]] | None, score: str) -> str:
@@ -84,10 +102,16 @@ def sweep_figure(metrics: dict[str, Any]) -> Figure:
 
 
 def panel_files(out_dir: Path) -> list[tuple[str, str]]:
-    """Gallery items: worst panels first, then the first images, captioned by their file names."""
+    """Gallery items: worst panels first, then the first images, captioned ``worst 1 · <photo>`` by their file names
+    (a Roboflow export's hash left out)."""
     panels = out_dir / "panels"
     files = sorted(panels.glob("worst_*.png")) + sorted(panels.glob("first_*.png"))
-    return [(str(f), f.stem.replace("_", " ", 2)) for f in files]
+    return [(str(f), _caption(f.stem)) for f in files]
+
+
+def _caption(stem: str) -> str:
+    kind, rank, name = stem.split("_", 2)
+    return f"{kind} {int(rank) + 1} · {source_group(name)}"
 
 
 def robustness_outputs(rows: list[dict[str, Any]] | None) -> tuple[dict, dict]:

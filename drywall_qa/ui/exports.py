@@ -17,6 +17,7 @@ import numpy as np
 
 from drywall_qa.core.file_names import safe_name
 from drywall_qa.core.result import coco_rle, mask_png
+from drywall_qa.data.coco import source_group
 
 #: scratch folders of downloads older than this are deleted when a new one is made
 SCRATCH_TTL_S = 3600
@@ -52,11 +53,23 @@ def _due_for_pruning(root: Path) -> bool:
         return True
 
 
+#: longest image part of a download name, so the prompt after it stays in view in the browser's file list
+MAX_IMAGE_STEM = 32
+
+
+def download_stem(image_name: str) -> str:
+    """The image's part of the download names: a Roboflow export's name without its ``.rf.<hash>`` tail
+    (:func:`~drywall_qa.data.coco.source_group`), safe for files and at most :data:`MAX_IMAGE_STEM` characters. Long
+    names left the prompt out of view, and one photo's downloads looked alike."""
+    return safe_name(source_group(image_name))[:MAX_IMAGE_STEM].rstrip("._-") or "image"
+
+
 def mask_file_names(image_name: str, prompts: Sequence[str]) -> list[str]:
-    """``{image}__{prompt}.png`` per prompt, made unique when two prompts reduce to the same safe name."""
+    """``{image}__{prompt}.png`` per prompt (:func:`download_stem`), made unique when two prompts reduce to the same
+    safe name."""
     names: list[str] = []
     for prompt in prompts:
-        stem = f"{safe_name(image_name)}__{safe_name(prompt, 'prompt')}"
+        stem = f"{download_stem(image_name)}__{safe_name(prompt, 'prompt')}"
         name, n = f"{stem}.png", 2
         while name in names:
             name, n = f"{stem}-{n}.png", n + 1
@@ -83,7 +96,7 @@ def write_downloads(folder: Path, image_name: str, model: str, prompts: Sequence
     for name, mask in zip(mask_file_names(image_name, prompts), masks):
         (folder / name).write_bytes(mask_png(mask))
         paths.append(folder / name)
-    summary = folder / f"{safe_name(image_name)}__masks.json"
+    summary = folder / f"{download_stem(image_name)}__masks.json"
     summary.write_text(json.dumps(result_json(image_name, model, prompts, thresholds, masks), indent=2) + "\n",
                        encoding="utf-8")
     return [*paths, summary]

@@ -234,7 +234,7 @@ class InspectTab:
                             threshold=threshold, opacity=opacity, example=visual, outline=outline, tiling=tiling,
                             result=result)
         gr.on([button.click, typed.submit], handler(self.run, InspectForm), inputs_kwargs=form,
-              outputs=Segmented(status, *rendered, result), concurrency_id="model",
+              outputs=Segmented(status, *rendered, result), concurrency_id="model", show_progress_on=shown,
               api_name="segment").then(**show_semantic)
         # a plain value, not gr.Examples' prop update: that would replace the photo box with a fresh gr.Image for
         # the session, without the raw_upload hook, and later uploads would skip load_image

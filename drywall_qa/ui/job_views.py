@@ -1,4 +1,7 @@
-"""What the Jobs tab shows of a job: its findings and counts as tables, unreadable photos, progress with an ETA."""
+"""What the Jobs tab shows of a job: its findings and counts as tables, unreadable photos, progress with an ETA.
+
+The findings table fits the tab's column at 1280 px: the columns an inspector reads first, short photo and prompt
+names; every column of ``findings.csv`` is one click away (:func:`findings_tables`)."""
 
 from __future__ import annotations
 
@@ -15,19 +18,53 @@ from drywall_qa.ui.messages import escape_md, without_server_paths
 
 #: findings rows sent to the browser; findings.csv holds them all
 MAX_TABLE_ROWS = 500
-COUNT_HEADERS = ["prompt", *report_content.COUNT_HEADERS]
+#: the instances without a width band: blobs and specks, whose skeleton says nothing about a width
+NOT_BANDED = "not thin"
+COUNT_HEADERS = ["prompt", *report_content.COUNT_HEADERS, NOT_BANDED]
+#: the findings.csv columns the tab shows first, in this order
+KEY_COLUMNS = ("photo", "prompt", "instance", "length", "mean_width", "max_width", "width_band")
+#: longest photo name shown in the key table; longer ones keep their start and end around an ellipsis
+MAX_NAME = 24
 
 
-def findings_table(records: Sequence[dict], settings: JobSettings) -> tuple[pd.DataFrame, int]:
-    """The first :data:`MAX_TABLE_ROWS` rows of ``findings.csv`` and how many there are in all."""
+def findings_tables(records: Sequence[dict], settings: JobSettings) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """``(key, full, count)``: the key columns of the first :data:`MAX_TABLE_ROWS` findings with short names, the
+    same rows with every column of ``findings.csv``, and how many findings there are in all."""
     rows = findings_rows(records, settings)
-    return pd.DataFrame(rows[:MAX_TABLE_ROWS], columns=list(COLUMNS)), len(rows)
+    full = pd.DataFrame(rows[:MAX_TABLE_ROWS], columns=list(COLUMNS))
+    unit = settings.measure.unit
+    headers = {"instance": "#", "length": f"length {unit}", "mean_width": f"width {unit}",
+               "max_width": f"max {unit}", "width_band": "band"}
+    key = full[list(KEY_COLUMNS)].rename(columns=headers)
+    key["photo"], key["prompt"] = key["photo"].map(short_label), key["prompt"].map(short_prompt)
+    key["band"] = key["band"].replace("", NOT_BANDED)
+    for column in list(headers.values())[1:4]:
+        key[column] = key[column].map(lambda value: value if value == "" else round(value, 1))
+    return key, full, len(rows)
+
+
+def short_label(name: str, limit: int = MAX_NAME) -> str:
+    """``name``, or its start and end around an ellipsis when longer than ``limit`` characters."""
+    if len(name) <= limit:
+        return name
+    tail = (limit - 1) // 2
+    return f"{name[:limit - 1 - tail]}…{name[-tail:]}"
+
+
+def short_prompt(prompt: str) -> str:
+    """A prompt without its leading ``segment`` (``segment taping area`` → ``taping area``)."""
+    rest = prompt.removeprefix("segment ").strip()
+    return rest or prompt
 
 
 def counts_table(counts: dict) -> pd.DataFrame:
-    """Instances per prompt and width band, from the job's summary."""
-    return pd.DataFrame([[prompt, total, *(counts["bands"][prompt][band] for band in BAND_NAMES)]
-                         for prompt, total in counts["instances"].items()], columns=COUNT_HEADERS)
+    """Instances per prompt and width band, from the job's summary, and the instances not banded (only thin ones
+    are: :data:`NOT_BANDED`), so each row adds up."""
+    rows = []
+    for prompt, total in counts["instances"].items():
+        banded = [counts["bands"][prompt][band] for band in BAND_NAMES]
+        rows.append([prompt, total, *banded, total - sum(banded)])
+    return pd.DataFrame(rows, columns=COUNT_HEADERS)
 
 
 def problems_markdown(counts: dict) -> str:

@@ -46,9 +46,10 @@ from drywall_qa.ui.job_scale import build_scale_box
 from drywall_qa.ui.job_views import (
     COUNT_HEADERS,
     MAX_TABLE_ROWS,
+    NOT_BANDED,
     counts_table,
     duration,
-    findings_table,
+    findings_tables,
     photo_reporter,
     problems_markdown,
 )
@@ -99,6 +100,7 @@ class JobRan(NamedTuple):
     problems: str | None
     counts: Any
     findings: Any
+    details: Any
     downloads: list[str] | None
     photo: Any
     job: str | None
@@ -184,15 +186,15 @@ class JobsTab:
     def _shown(self, job: Job, finished: Finished, status: str, notes: Sequence[str] = ()) -> JobRan:
         """The tab's outputs for a job whose exports were just written."""
         records, counts = finished
-        table, rows = findings_table(records, job.settings)
+        table, details, rows = findings_tables(records, job.settings)
         if rows > MAX_TABLE_ROWS:
             notes = [*notes, f"the first {MAX_TABLE_ROWS} of {rows} findings are shown; all are in findings.csv"]
         if notes:
             status += " · " + escape_md("; ".join(notes))
         names = [record["name"] for record in records if "error" not in record]
         picker = gr.update(choices=[("Whole job", JOB_NOTE), *((n, n) for n in names)], value=JOB_NOTE)
-        return JobRan(status, problems_markdown(counts), counts_table(counts), table, _downloads(job.folder), picker,
-                      job.folder.name)
+        return JobRan(status, problems_markdown(counts), counts_table(counts), table, details,
+                      _downloads(job.folder), picker, job.folder.name)
 
     def show_note(self, form: NoteForm) -> tuple[str, str | None]:
         """The picked photo's note and overlay (the whole job's note and no overlay for :data:`JOB_NOTE`)."""
@@ -242,8 +244,12 @@ class JobsTab:
                 status = gr.Markdown(elem_id="jobs-status")
                 problems = gr.Markdown(elem_id="jobs-problems")
                 counts = gr.Dataframe(headers=COUNT_HEADERS, interactive=False, elem_id="jobs-counts",
-                                      label="Findings per prompt and width band")
-                findings = gr.Dataframe(interactive=False, elem_id="jobs-findings", label="Findings", max_height=360)
+                                      label=f"Findings per prompt and width band (only thin ones, such as cracks and "
+                                      f"joints, have a width: the others are counted as {NOT_BANDED})")
+                findings = gr.Dataframe(interactive=False, elem_id="jobs-findings", max_height=360,
+                                        label="Findings (width: the mean along the instance; max: its widest point)")
+                with gr.Accordion("All columns of findings.csv (area, orientation, score, box)", open=False):
+                    details = gr.Dataframe(interactive=False, elem_id="jobs-findings-all", max_height=360)
                 files = gr.File(label="report.html, report.pdf and the job folder as a zip", file_count="multiple",
                                 interactive=False, elem_id="jobs-files")
                 with gr.Accordion("Inspector's notes (go into the report)", open=True):
@@ -256,8 +262,9 @@ class JobsTab:
         form = named_inputs(model=model_key, photos=photos, selected=selected, typed=typed, tuned=tuned,
                             threshold=threshold, mm_per_pixel=scale, min_area=min_area, tiling=tiling, job=job)
         run.click(handler(self.run, JobsForm), inputs_kwargs=form,
-                  outputs=JobRan(status, problems, counts, findings, files, photo, job), concurrency_id="batch",
-                  concurrency_limit=self.lane.capacity + 1, api_name="run_job")
+                  outputs=JobRan(status, problems, counts, findings, details, files, photo, job),
+                  concurrency_id="batch", concurrency_limit=self.lane.capacity + 1, show_progress_on=findings,
+                  api_name="run_job")
         stop.click(self.stop, None, status, queue=False, api_name="stop_job")
         notes = named_inputs(job=job, photo=photo, note=note)
         photo.change(handler(self.show_note, NoteForm), inputs_kwargs=notes, outputs=[note, overlay],

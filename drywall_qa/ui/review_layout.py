@@ -28,9 +28,9 @@ from drywall_qa.ui.review_forms import (
 )
 from drywall_qa.ui.review_keys import DECISION_ID, NEXT_ID
 from drywall_qa.ui.review_table import ANY, DECISION_FILTERS, LABELS, columns
-from drywall_qa.ui.splits import discover_splits, open_split, split_prompts
+from drywall_qa.ui.splits import discover_splits, split_prompts
 from drywall_qa.ui.visual_box import raw_editor
-from drywall_qa.ui.widgets import prompt_inputs, split_input, threshold_inputs
+from drywall_qa.ui.widgets import bound_image_limit, image_limit_input, prompt_inputs, split_input, threshold_inputs
 
 if TYPE_CHECKING:
     from drywall_qa.ui.review_tab import ReviewTab
@@ -46,21 +46,13 @@ def error_legend() -> str:
     return f"<small>Errors: {swatches}. Comparing two models: model A left, B right.</small>"
 
 
-def _limit_for(tab: ReviewTab, value: str | None) -> dict:
-    """The image slider's range for the split chosen: up to its size."""
-    try:
-        return gr.update(maximum=max(1, min(tab.max_images, len(open_split(value, tab.roots)))))
-    except Exception:  # noqa: BLE001 — the Score button reports a split that cannot be opened
-        return gr.skip()
-
-
 def build_review(tab: ReviewTab, model_key: gr.State) -> None:
     """Lay out ``tab`` and wire its events (inside a ``gr.Blocks`` context)."""
     choices = discover_splits(tab.roots)
     with gr.Row():
         split = split_input(choices, "review-split")
-        limit = gr.Slider(1, tab.max_images, min(20, tab.max_images), step=1, label="Images to score",
-                          info="the first N images of the split", elem_id="review-limit")
+        limit = image_limit_input(choices, tab.roots, tab.max_images, 20, "Images to score",
+                                  "review-limit")
     with gr.Accordion("Prompts, threshold and a second model to compare", open=False):
         selected, typed = prompt_inputs(split_prompts(choices[0][1], tab.roots) if choices else [])
         tuned, threshold = threshold_inputs()
@@ -124,13 +116,14 @@ def build_review(tab: ReviewTab, model_key: gr.State) -> None:
 
     split.change(lambda value: split_prompts(value, tab.roots) or gr.skip(), split, selected,
                  api_visibility="private")
-    split.change(lambda value: _limit_for(tab, value), split, limit, api_visibility="private")
+    bound_image_limit(split, limit, tab.roots, tab.max_images)
     button.click(handler(tab.score, ScoreForm),
                  inputs_kwargs=named_inputs(model=model_key, split=split, selected=selected, typed=typed, tuned=tuned,
                                             threshold=threshold, limit=limit, compare=compare),
                  outputs=Scored(status, table, page_line, session, review_file, decision_filter, prompt_filter,
                                 iou_min, iou_max, page),
-                 concurrency_id="batch", concurrency_limit=tab.lane.capacity + 1, api_name="score_split")
+                 concurrency_id="batch", concurrency_limit=tab.lane.capacity + 1, show_progress_on=table,
+                 api_name="score_split")
     gr.on([decision_filter.input, prompt_filter.input, iou_min.input, iou_max.input, page.input],
           handler(tab.view, MoveForm), inputs_kwargs=named_inputs(row=row, view=view),
           outputs=Viewed(status, table, page_line), trigger_mode="always_last", api_visibility="private")

@@ -130,6 +130,14 @@ def dataset_prompts(split: CocoSplit) -> list[str]:
     return list(DATASETS[name].prompts) if name else []
 
 
+def split_size(value: str | None, roots: Sequence[Path]) -> int | None:
+    """How many images the split ``value`` names holds; None when it cannot be opened."""
+    try:
+        return len(open_split(value, roots))
+    except Exception:  # noqa: BLE001 — only bounds a slider; the run button reports why the split is unusable
+        return None
+
+
 def split_prompts(value: str | None, roots: Sequence[Path]) -> list[str]:
     """:func:`dataset_prompts` of the split ``value`` names; empty when it cannot be opened (the tab's run button
     then reports why)."""

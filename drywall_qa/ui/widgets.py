@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -12,6 +13,7 @@ from PIL import Image
 from drywall_qa.core.errors import InputError
 from drywall_qa.core.imaging import resize_mask
 from drywall_qa.ui.prompts import KNOWN_PROMPTS, MAX_PROMPTS
+from drywall_qa.ui.splits import split_size
 
 #: longest side of images sent to the browser (downloads keep the input size)
 DISPLAY_SIDE = 1024
@@ -44,6 +46,36 @@ def split_input(choices: list[tuple[str, str]], elem_id: str) -> gr.Dropdown:
     info = None if choices else "no data folder found: start with --data-root DIR or set DRYWALL_QA_DATA"
     return gr.Dropdown(choices, value=choices[0][1] if choices else None, label="Split", info=info,
                        elem_id=elem_id)
+
+
+def image_limit_input(choices: list[tuple[str, str]], roots: Sequence[Path], cap: int, default: int, label: str,
+                      elem_id: str) -> gr.Slider:
+    """How many of the split's first images to score: 1 up to the first split's size (at most ``cap``)."""
+    bounds = image_limits(choices[0][1] if choices else None, default, roots, cap)
+    top = bounds.get("maximum", cap)
+    return gr.Slider(1, top, min(default, top), step=1, label=label, elem_id=elem_id,
+                     info=bounds.get("info", "the first N images of the split"))
+
+
+def image_limits(split: str | None, current: float | None, roots: Sequence[Path], cap: int) -> dict:
+    """The image slider's maximum, value and info for the split chosen: up to its size (at most ``cap``), the value
+    kept within; empty when the split cannot be opened (the run button then says why)."""
+    size = split_size(split, roots)
+    if size is None:
+        return {}
+    top = max(1, min(cap, size))
+    capped = "" if size <= cap else f"; at most {cap} here"
+    return {"maximum": top, "value": min(top, max(1, int(current or top))),
+            "info": f"the first N of the split's {size} images{capped}"}
+
+
+def bound_image_limit(split: gr.Dropdown, limit: gr.Slider, roots: Sequence[Path], cap: int) -> None:
+    """Re-bound ``limit`` to each split chosen in ``split``."""
+    def bounded(value: str | None, current: float | None) -> dict:
+        bounds = image_limits(value, current, roots, cap)
+        return gr.update(**bounds) if bounds else gr.skip()
+
+    split.change(bounded, [split, limit], limit, api_visibility="private")
 
 
 def for_display(image: np.ndarray, masks: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -14,6 +14,7 @@ from transformers import CLIPSegForImageSegmentation, CLIPSegProcessor, CLIPToke
 
 from drywall_qa.core.backends.base import Backend, Features
 from drywall_qa.core.backends.checks import MAX_INPUT_SIZE, check_positive_ints, reason
+from drywall_qa.core.backends.hub import hub_endpoint, hub_reachable
 from drywall_qa.core.errors import InputError, ModelLoadError
 from drywall_qa.core.postprocess import PostprocessSettings
 
@@ -38,12 +39,14 @@ class ClipSegBackend(Backend):
 
     @classmethod
     def from_pretrained(cls, id_or_dir: str | Path, device: str | torch.device | None = None) -> ClipSegBackend:
-        """Load model and processor from a hub id or a directory written by ``save_pretrained`` (``None``: CPU)."""
+        """Load model and processor from a hub id or a directory written by ``save_pretrained`` (``None``: CPU).
+        A hub id is read from the local cache alone when the hub cannot be reached, so no network fails at once."""
+        online = not Path(id_or_dir).is_dir() and hub_reachable()
         try:
-            model = CLIPSegForImageSegmentation.from_pretrained(str(id_or_dir))
-            processor = CLIPSegProcessor.from_pretrained(str(id_or_dir))
+            model = CLIPSegForImageSegmentation.from_pretrained(str(id_or_dir), local_files_only=not online)
+            processor = CLIPSegProcessor.from_pretrained(str(id_or_dir), local_files_only=not online)
         except (OSError, ValueError, RuntimeError, SafetensorError) as err:
-            raise ModelLoadError(_load_failure(str(id_or_dir), err)) from err
+            raise ModelLoadError(_load_failure(str(id_or_dir), err, online)) from err
         size = processor.image_processor.size
         check_positive_ints({"height": size["height"], "width": size["width"]},
                             dict.fromkeys(("height", "width"), (0, 32, MAX_INPUT_SIZE)),
@@ -134,12 +137,14 @@ class ClipSegBackend(Backend):
         self.processor.save_pretrained(directory)
 
 
-def _load_failure(source: str, err: BaseException) -> str:
-    """One actionable message for a checkpoint that cannot be loaded."""
+def _load_failure(source: str, err: BaseException, online: bool) -> str:
+    """One actionable message for a checkpoint that cannot be loaded (``online``: the hub was reachable)."""
     if Path(source).is_dir():
         return (f"cannot load CLIPSeg checkpoint '{source}' ({reason(err)}): the directory lacks or has damaged model "
                 "weights or processor files — pass `--model DIR` with a directory written by save_pretrained "
                 "(config.json, model.safetensors, processor and tokenizer files)")
-    return (f"cannot load CLIPSeg checkpoint '{source}': it is not in the local Hugging Face cache and the hub "
-            "cannot be reached (or the id does not exist) — download it where there is internet and save it with "
-            "save_pretrained, then pass that directory with `--model DIR`")
+    where = ("the hub answered but the id could not be loaded from it (check the id)" if online else
+             f"it is not in the local Hugging Face cache and {hub_endpoint()} cannot be reached (offline, or "
+             "HF_HUB_OFFLINE is set)")
+    return (f"cannot load CLIPSeg checkpoint '{source}': {where} — download it where there is internet and save it "
+            "with save_pretrained, then pass that directory with `--model DIR`")
