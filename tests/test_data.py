@@ -437,7 +437,7 @@ def test_data_tests_skip_for_a_folder_without_the_splits(tmp_path: Path, monkeyp
 
 
 def test_an_oversized_annotation_file_is_refused_unread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from drywall_qa.data.coco import checks as coco_checks
+    from drywall_qa.data import checks as coco_checks
 
     folder = tmp_path / "split"
     folder.mkdir()
