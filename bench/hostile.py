@@ -32,9 +32,9 @@ from PIL import Image
 
 from bench.clients import Client, MemoryMonitor, Request, wall_photos
 from bench.load import TYPED_PROMPTS, resolve_model
+from drywall_qa.testing.app_server import REPO, AppServer, serve_app
+from drywall_qa.testing.splits import make_split
 from drywall_qa.ui.prompts import KNOWN_PROMPTS
-from tests.app_server import REPO, AppServer, serve_app
-from tests.helpers import make_split
 
 PROMPTS = ["segment crack"]
 FLOOD, FLOOD_ANSWER_S = 65, 10.0

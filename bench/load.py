@@ -4,8 +4,8 @@
 Run from the repository root: ``python -m bench.load [--model DIR|tiny] [--clients 8] [--requests 25]``.
 
 Model: the bundled ``drywall_qa/weights/drywall-qa-lite`` by default; ``--model DIR`` for a checkpoint folder, or
-``--model tiny`` for a tiny random drywall-qa-lite built with ``tests/tiny_lite.py`` (its model call is nearly free, so
-the figures show the app's own cost per request).
+``--model tiny`` for a tiny random drywall-qa-lite built with ``drywall_qa/testing/tiny_lite.py`` (its model call is
+nearly free, so the figures show the app's own cost per request).
 Requests: a generated 640×640 JPEG wall photo and 1–3 prompts each (registered prompts ticked, a free-text one
 typed), the model's tuned thresholds, like a user pressing Segment. Phases, in one run against one server process:
 
@@ -47,8 +47,8 @@ import numpy as np
 
 from bench.clients import IMAGE_SIDE, Client, MemoryMonitor, Outcome, Request, wall_photos
 from drywall_qa.core.backends import BUNDLED_DIR
+from drywall_qa.testing.app_server import AppServer, serve_app
 from drywall_qa.ui.prompts import KNOWN_PROMPTS
-from tests.app_server import AppServer, serve_app
 
 #: typed (free-text) prompts mixed with the registered ones
 TYPED_PROMPTS = ("segment hole in the wall", "segment screw head", "segment water stain")
@@ -102,7 +102,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def resolve_model(model: str, scratch: Path) -> str:
     if model == "tiny":
-        from tests.tiny_lite import make_tiny_lite
+        from drywall_qa.testing.tiny_lite import make_tiny_lite
 
         return str(make_tiny_lite(scratch / "tiny-lite"))
     if not (Path(model) / "config.json").is_file():

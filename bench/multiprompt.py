@@ -7,8 +7,9 @@ vision tower: patch 16, 12 layers, hidden 768, trained at 224 and run at 352 wit
 text tower 12 layers, hidden 512, vocabulary 49408; reduce_dim 64, extract layers (3, 6, 9), complex transposed
 convolution) with random weights, because nothing may be downloaded here. Speed does not depend on the weights.
 Tokenizer: CLIP's BPE vocabulary cannot be downloaded either, so the character-level byte-BPE tokenizer of
-``tests/tiny_clipseg.py`` is used; its ids are valid in the 49408-token embedding. It spells a prompt with ~3× more
-tokens than CLIP's BPE, which makes the (already small) text-tower cost slightly larger for both pipelines.
+``drywall_qa/testing/tiny_clipseg.py`` is used; its ids are valid in the 49408-token embedding. It spells a prompt
+with ~3× more tokens than CLIP's BPE, which makes the (already small) text-tower cost slightly larger for both
+pipelines.
 
 Naive: ``model(**processor(text=p, images=image))`` one prompt at a time, as the published examples do: the image
 is preprocessed and the whole vision tower runs once per prompt. Segmenter: one partial vision pass per image,
@@ -32,7 +33,7 @@ from transformers import CLIPSegConfig, CLIPSegForImageSegmentation
 
 from drywall_qa.core.backends.clipseg import ClipSegBackend
 from drywall_qa.core.segmenter import Segmenter
-from tests.tiny_clipseg import make_processor, make_tokenizer, token_config
+from drywall_qa.testing.tiny_clipseg import make_processor, make_tokenizer, token_config
 
 PROMPTS = ["segment crack", "segment wall crack", "segment taping area", "segment joint/tape", "segment drywall seam"]
 IMAGE_SIDE = 640

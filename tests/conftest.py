@@ -58,14 +58,14 @@ def one_thread():
 
 @pytest.fixture(scope="session")
 def tiny_clipseg_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.tiny_clipseg import make_tiny_clipseg
+    from drywall_qa.testing.tiny_clipseg import make_tiny_clipseg
 
     return make_tiny_clipseg(tmp_path_factory.mktemp("tiny_clipseg"))
 
 
 @pytest.fixture(scope="session")
 def tiny_lite_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.tiny_lite import make_tiny_lite
+    from drywall_qa.testing.tiny_lite import make_tiny_lite
 
     return make_tiny_lite(tmp_path_factory.mktemp("tiny_lite"))
 

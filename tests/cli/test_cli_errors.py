@@ -33,7 +33,7 @@ from drywall_qa.core.errors import InputError
 from drywall_qa.training.loop import TrainConfig
 from drywall_qa.ui.app import parse_args as app_args
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(("parse", "text", "message"), [

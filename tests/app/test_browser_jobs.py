@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from drywall_qa.core.backends import BUNDLED_DIR
-from tests.app_server import serve_app
-from tests.test_browser import overflowing
-from tests.test_jobs_report import CHROMIUM, DEMOS, REPO, pytestmark, sync_api  # noqa: F401 — pytestmark marks
+from drywall_qa.testing.app_server import serve_app
+from tests.app.test_browser import overflowing
+from tests.jobs.test_jobs_report import CHROMIUM, DEMOS, REPO, pytestmark, sync_api  # noqa: F401 — pytestmark marks
 
 VIEWPORT = {"width": 1280, "height": 800}
 STEP_TIMEOUT_MS = 120_000

@@ -20,7 +20,7 @@ from drywall_qa.ui.evaluate_tab import EvaluateForm, EvaluateTab
 from drywall_qa.ui.models import ModelCache
 from tests.helpers import make_split
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 #: each payload is large enough that the writer spends nearly all its time inside write_atomic
 PAYLOAD_BYTES = 8 * 2**20
 #: acknowledged writes to wait for before the kill

@@ -1,4 +1,5 @@
-"""The README's CPU fine-tuning demo, shortened: the tiny demo CLIPSeg (``python -m tests.tiny_clipseg DIR --demo``)
+"""The README's CPU fine-tuning demo, shortened: the tiny demo CLIPSeg (``python -m drywall_qa.testing.tiny_clipseg
+DIR --demo``)
 fine-tuned on the real cracks images scores a higher mean validation Dice after its last epoch than after its first.
 Skipped without the real data.
 """
@@ -11,8 +12,8 @@ import pytest
 import torch
 
 from drywall_qa.cli.train import main
+from drywall_qa.testing import tiny_clipseg
 from drywall_qa.training.history import read_history
-from tests import tiny_clipseg
 
 EPOCHS = 3
 

@@ -33,7 +33,7 @@ from drywall_qa.data.coco import (
 
 H, W = 20, 30
 RNG = np.random.default_rng(1)
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _image(image_id: int, name: str | None = None, height: int = H, width: int = W) -> dict[str, Any]:

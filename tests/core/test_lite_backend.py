@@ -11,7 +11,7 @@ from drywall_qa.core.backends.base import repeat_features
 from drywall_qa.core.backends.lite import LiteBackend, LiteConfig, LiteModel
 from drywall_qa.core.postprocess import PostprocessSettings
 from drywall_qa.core.segmenter import Segmenter
-from tests.tiny_lite import TINY_LITE
+from drywall_qa.testing.tiny_lite import TINY_LITE
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from drywall_qa.core.backends import BUNDLED_DIR
-from tests.app_server import AppServer, serve_app
+from drywall_qa.testing.app_server import AppServer, serve_app
 from tests.helpers import make_split
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -26,7 +26,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not 
 pytestmark = pytest.mark.skipif(not CHROMIUM.is_file(),
                                 reason="Chromium not found at /usr/bin/chromium: apt-get install -y chromium")
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]

@@ -21,7 +21,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not 
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
               pytest.mark.skipif(not CHROMIUM.is_file(),
                                  reason="Chromium not found at /usr/bin/chromium: apt-get install -y chromium")]
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEMOS = ["seam_and_crack.png", "hairline_crack.png", "horizontal_seam.png"]
 
 

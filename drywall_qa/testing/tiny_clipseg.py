@@ -6,7 +6,7 @@ the last extract layer (which inference must skip).
 
 ``--demo`` writes a variant for the CPU fine-tuning demo on the real data (README): its decoder can learn from the
 frozen random features (see :func:`demo_config` and :func:`reset_decoder`).
-``python -m tests.tiny_clipseg DIR [--demo]`` writes either to ``DIR``.
+``python -m drywall_qa.testing.tiny_clipseg DIR [--demo]`` writes either to ``DIR``.
 """
 
 from __future__ import annotations
@@ -115,7 +115,8 @@ def make_tiny_clipseg(directory: Path, demo: bool = False) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.tiny_clipseg", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m drywall_qa.testing.tiny_clipseg",
+    description=__doc__.splitlines()[0])
     parser.add_argument("directory", type=Path, help="where to write the checkpoint")
     parser.add_argument("--demo", action="store_true", help="the CPU fine-tuning demo's checkpoint")
     args = parser.parse_args(argv)

@@ -21,8 +21,8 @@ from drywall_qa.evaluation.intervals import (
     resample_weights,
 )
 from drywall_qa.evaluation.metrics import ImageScores
+from tests.evaluation.test_evaluate import ScriptedSegmenter
 from tests.helpers import evaluate_to_dict, make_split
-from tests.test_evaluate import ScriptedSegmenter
 
 
 def scores(iou: float, cldice: float = 0.0) -> ImageScores:

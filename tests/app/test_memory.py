@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 #: 16 threads allocate 2.4 MB buffers at once (like request workers), then the process reports its arena count
 PROBE = """
 import ctypes, sys, threading

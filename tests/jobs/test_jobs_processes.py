@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import torch.distributed
 
-from tests.test_jobs import PROMPTS, make_photos, outputs
+from tests.jobs.test_jobs import PROMPTS, make_photos, outputs
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
 
 

@@ -21,7 +21,7 @@ from drywall_qa.ui.jobs_tab import JobsForm, JobsTab, NoteForm
 from drywall_qa.ui.models import ModelCache
 from drywall_qa.ui.retention import Retention
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PROMPTS = ["segment crack", "segment taping area"]
 DEMOS = ["seam_and_crack.png", "hairline_crack.png", "horizontal_seam.png"]
 

@@ -24,7 +24,7 @@ from drywall_qa.evaluation import CSV_FIELDS, EvaluationResult, EvaluationSettin
 from drywall_qa.evaluation.metrics import TOLERANCES, crack_score_names, mean_width
 from tests.helpers import MIXED_SIZES, evaluate_to_dict, make_mixed_split, make_split
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 METRIC_KEYS = {"loss", "miou", "dice", "pooled_iou", "precision", "recall", "threshold",
                *crack_score_names(TOLERANCES)}
 SCORE_KEYS = METRIC_KEYS | {"shape", "mask_verdict_disagreements", "masks_with_low_presence",

@@ -14,7 +14,7 @@ from drywall_qa.core.backends import load_backend
 from drywall_qa.data.coco import DATASETS
 from drywall_qa.training.history import read_history
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ["--limit", "8", "--epochs", "1", "--samples-per-epoch", "8", "--batch-size", "4"]
 #: what each stage must train from, and settings of its own that the smoke arguments do not override
 STAGES = {

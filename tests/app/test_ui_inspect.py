@@ -21,7 +21,7 @@ from drywall_qa.ui.models import ModelCache
 from drywall_qa.ui.prompts import MAX_PROMPT_CHARS, MAX_PROMPTS, parse_prompts
 from drywall_qa.ui.result_store import ResultStore
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "seam_and_crack.png"
 PROMPTS = ["segment crack", "segment taping area"]
 
