@@ -32,9 +32,9 @@ from PIL import Image
 
 from bench.clients import Client, MemoryMonitor, Request, wall_photos
 from bench.load import TYPED_PROMPTS, resolve_model
+from drywall_qa.app.prompts import KNOWN_PROMPTS
 from drywall_qa.testing.app_server import REPO, AppServer, serve_app
 from drywall_qa.testing.splits import make_split
-from drywall_qa.ui.prompts import KNOWN_PROMPTS
 
 PROMPTS = ["segment crack"]
 FLOOD, FLOOD_ANSWER_S = 65, 10.0

@@ -46,9 +46,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.clients import IMAGE_SIDE, Client, MemoryMonitor, Outcome, Request, wall_photos
+from drywall_qa.app.prompts import KNOWN_PROMPTS
 from drywall_qa.core.backends import BUNDLED_DIR
 from drywall_qa.testing.app_server import AppServer, serve_app
-from drywall_qa.ui.prompts import KNOWN_PROMPTS
 
 #: typed (free-text) prompts mixed with the registered ones
 TYPED_PROMPTS = ("segment hole in the wall", "segment screw head", "segment water stain")

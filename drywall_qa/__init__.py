@@ -2,7 +2,7 @@
 
 Layers: :mod:`drywall_qa.core` (segmenter, backends, views, post-processing, the result object); the feature packages
 ``data``, ``evaluation``, ``calibration``, ``jobs``, ``review``, ``training`` and ``serving`` on top; the ``drywall-qa``
-command (:mod:`drywall_qa.cli`) and the web app (``drywall_qa.ui``) over them.
+command (:mod:`drywall_qa.cli`) and the web app (:mod:`drywall_qa.app`) over them.
 """
 
 from drywall_qa import _command_aliases

@@ -198,7 +198,7 @@ def slider_maximum(page, elem_id: str) -> int:
 
 def test_image_sliders_stop_at_the_split_size(page, roots: list[Path]) -> None:
     from drywall_qa.data.coco import CocoSplit
-    from drywall_qa.ui.splits import discover_splits
+    from drywall_qa.data.discovery import discover_splits
 
     size = len(CocoSplit(discover_splits(roots)[0][1]))       # the split each tab opens on
     for tab, elem_id in (("Review", "review-limit"), ("Evaluate", "evaluate-limit")):

@@ -16,8 +16,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from drywall_qa.ui.evaluate_tab import EvaluateForm, EvaluateTab
-from drywall_qa.ui.models import ModelCache
+from drywall_qa.app.evaluate.tab import EvaluateForm, EvaluateTab
+from drywall_qa.app.models import ModelCache
 from tests.helpers import make_split
 
 REPO = Path(__file__).resolve().parents[2]
@@ -110,7 +110,7 @@ def test_failed_rename_of_an_evaluation_keeps_the_previous_one(tiny_lite_dir: Pa
     def fail(*args: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("drywall_qa.ui.evaluate_tab.os.replace", fail)
+    monkeypatch.setattr("drywall_qa.app.evaluate.tab.os.replace", fail)
     status = evaluate()
     assert "No space left on device" in status
     assert list((tmp_path / "out" / "evaluations").iterdir()) == [kept]          # no partial folder left

@@ -9,8 +9,8 @@ import pytest
 
 from drywall_qa.core.errors import InputError
 from drywall_qa.evaluation.robustness import PERTURBATIONS
-from drywall_qa.ui.job_limits import MAX_JOB_PASSES, check_job_size, job_passes
-from drywall_qa.ui.lanes import HeavyLane, JobStopped, ServerBusy
+from drywall_qa.serving.lanes import HeavyLane, JobStopped, ServerBusy
+from drywall_qa.serving.limits import MAX_JOB_PASSES, check_job_size, job_passes
 
 
 def hold(lane: HeavyLane, client: str, release: threading.Event, entered: threading.Event) -> threading.Thread:

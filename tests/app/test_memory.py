@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 PROBE = """
 import ctypes, sys, threading
 if sys.argv[1] == "capped":
-    from drywall_qa.ui.memory import cap_malloc_arenas
+    from drywall_qa.serving.memory import cap_malloc_arenas
     assert cap_malloc_arenas()
 import numpy as np
 def work():

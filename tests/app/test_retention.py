@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from drywall_qa.ui.retention import Retention, prune_evaluations, prune_leftovers
+from drywall_qa.serving.retention import Retention, prune_evaluations, prune_leftovers
 
 
 def evaluation(folder: Path, name: str, size: int, age_s: int) -> Path:

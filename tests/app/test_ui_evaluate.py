@@ -12,9 +12,9 @@ from types import SimpleNamespace
 import pytest
 from matplotlib.figure import Figure
 
-from drywall_qa.ui.evaluate_tab import EvaluateForm, EvaluateTab
-from drywall_qa.ui.messages import escape_md
-from drywall_qa.ui.models import ModelCache
+from drywall_qa.app.evaluate.tab import EvaluateForm, EvaluateTab
+from drywall_qa.app.messages import escape_md
+from drywall_qa.app.models import ModelCache
 from tests.helpers import make_split
 
 PROMPTS = ["segment crack", "segment wall crack"]
@@ -161,7 +161,7 @@ def test_negatives_split_must_differ_from_the_evaluated_one(tab: EvaluateTab, ti
 
 
 def test_oversized_jobs_are_refused_before_any_work(tab: EvaluateTab, tiny_lite_dir: Path, monkeypatch) -> None:
-    from drywall_qa.ui import job_limits
+    from drywall_qa.serving import limits as job_limits
 
     monkeypatch.setattr(job_limits, "MAX_JOB_PASSES", 20)
     status, *outputs = run(tab, tiny_lite_dir, limit=5, perturbations=["blur"])     # 5 × 2 × 3 = 30 passes
@@ -172,7 +172,7 @@ def test_oversized_jobs_are_refused_before_any_work(tab: EvaluateTab, tiny_lite_
 
 def test_old_evaluations_beyond_the_retention_are_removed(models: ModelCache, tiny_lite_dir: Path,
                                                           tmp_path: Path) -> None:
-    from drywall_qa.ui.retention import Retention
+    from drywall_qa.serving.retention import Retention
 
     make_split(tmp_path / "data" / "cracks" / "valid", n=2)
     tab = EvaluateTab(models, [tmp_path / "data"], tmp_path / "out", retention=Retention(count=2))
@@ -182,7 +182,7 @@ def test_old_evaluations_beyond_the_retention_are_removed(models: ModelCache, ti
 
 
 def test_sweep_curves_of_synonyms_stay_apart() -> None:
-    from drywall_qa.ui.evaluation_views import sweep_figure
+    from drywall_qa.app.evaluate.views import sweep_figure
 
     sweep = {"thresholds": [0.1, 0.5, 0.9], "miou": [0.2, 0.5, 0.3], "dice": [0.3, 0.6, 0.4]}
     metrics = {"num_images": 3, "threshold_sweep": {"segment crack": sweep, "segment wall crack": sweep},

@@ -13,13 +13,13 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from drywall_qa.app.inspect.downloads import mask_file_names
+from drywall_qa.app.inspect.tab import InspectForm, InspectTab, ViewForm, raw_upload
+from drywall_qa.app.inspect.views import InspectResult, legend_html, render
+from drywall_qa.app.models import ModelCache
+from drywall_qa.app.prompts import MAX_PROMPT_CHARS, MAX_PROMPTS, parse_prompts
 from drywall_qa.core.visualisation import palette
-from drywall_qa.ui.exports import mask_file_names
-from drywall_qa.ui.inspect_tab import InspectForm, InspectTab, ViewForm, raw_upload
-from drywall_qa.ui.inspect_views import InspectResult, legend_html, render
-from drywall_qa.ui.models import ModelCache
-from drywall_qa.ui.prompts import MAX_PROMPT_CHARS, MAX_PROMPTS, parse_prompts
-from drywall_qa.ui.result_store import ResultStore
+from drywall_qa.serving.result_store import ResultStore
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "seam_and_crack.png"

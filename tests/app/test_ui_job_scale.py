@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from drywall_qa.ui.job_scale import ScaleForm, scale_from_drawing, set_scale, stroke_length
+from drywall_qa.app.jobs.scale import ScaleForm, scale_from_drawing, set_scale, stroke_length
 
 
 def stroke(size: tuple[int, int], start: tuple[float, float], end: tuple[float, float], width: int) -> bytes:

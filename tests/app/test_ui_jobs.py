@@ -14,12 +14,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from drywall_qa.app.jobs.tab import JobsForm, JobsTab, NoteForm
+from drywall_qa.app.models import ModelCache
+from drywall_qa.jobs import folders as job_folders
 from drywall_qa.jobs.exports import COLUMNS
-from drywall_qa.ui import job_folders
-from drywall_qa.ui.job_folders import JOB_NOTE
-from drywall_qa.ui.jobs_tab import JobsForm, JobsTab, NoteForm
-from drywall_qa.ui.models import ModelCache
-from drywall_qa.ui.retention import Retention
+from drywall_qa.jobs.folders import JOB_NOTE
+from drywall_qa.serving.retention import Retention
 
 REPO = Path(__file__).resolve().parents[2]
 PROMPTS = ["segment crack", "segment taping area"]
@@ -171,7 +171,7 @@ def test_old_job_folders_beyond_the_retention_are_removed(models: ModelCache, ti
 
 
 def test_long_photo_names_keep_their_ends_in_the_findings_table() -> None:
-    from drywall_qa.ui.job_views import short_label, short_prompt
+    from drywall_qa.app.jobs.views import short_label, short_prompt
 
     name = "1040-dat_png_jpg.rf.69f0a1b2c3d4e5f6.jpg"
     assert short_label(name) == "1040-dat_png…3d4e5f6.jpg" and len(short_label(name)) == 24

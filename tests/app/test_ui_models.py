@@ -8,12 +8,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from drywall_qa.app import models as models_module
+from drywall_qa.app.models import FOLDER, ModelCache, model_choices, model_key, startup_choice
+from drywall_qa.app.server import ModelBox
 from drywall_qa.core.backends import BUNDLED_DIR
 from drywall_qa.core.errors import InputError, ModelLoadError
 from drywall_qa.core.segmenter import Segmenter
-from drywall_qa.ui import models as models_module
-from drywall_qa.ui.app import ModelBox
-from drywall_qa.ui.models import FOLDER, ModelCache, model_choices, model_key, startup_choice
 
 
 @pytest.fixture
@@ -139,7 +139,7 @@ def test_a_failed_choice_puts_the_dropdown_back_on_the_model_in_use(tiny_lite_di
 
 
 def test_messages_to_clients_name_files_relative_to_server_folders(tmp_path: Path) -> None:
-    from drywall_qa.ui import messages
+    from drywall_qa.app import messages
 
     root = tmp_path / "data"
     try:

@@ -12,13 +12,10 @@ import gradio as gr
 import numpy as np
 import pytest
 
-from drywall_qa.data.coco import CocoSplit
-from drywall_qa.review import EXCLUDE_IMAGE, GROUND_TRUTH_WRONG, PREDICTION_CORRECT, PREDICTION_WRONG, read_decisions
-from drywall_qa.ui import review_table
-from drywall_qa.ui.evaluation_views import metrics_table
-from drywall_qa.ui.messages import escape_md
-from drywall_qa.ui.models import ModelCache
-from drywall_qa.ui.review_forms import (
+from drywall_qa.app.evaluate.views import metrics_table
+from drywall_qa.app.messages import escape_md
+from drywall_qa.app.models import ModelCache
+from drywall_qa.app.review.forms import (
     EDITED,
     PREDICTION,
     TRUTH,
@@ -29,9 +26,12 @@ from drywall_qa.ui.review_forms import (
     RowForm,
     ScoreForm,
 )
-from drywall_qa.ui.review_session import ReviewSession, short_name, short_names
-from drywall_qa.ui.review_tab import ReviewTab
-from drywall_qa.ui.review_table import ALL_PROMPTS, NO_ANNOTATION, UNDECIDED, ViewForm, rows_in_view
+from drywall_qa.app.review.tab import ReviewTab
+from drywall_qa.data.coco import CocoSplit
+from drywall_qa.review import EXCLUDE_IMAGE, GROUND_TRUTH_WRONG, PREDICTION_CORRECT, PREDICTION_WRONG, read_decisions
+from drywall_qa.review import table as review_table
+from drywall_qa.review.session import ReviewSession, short_name, short_names
+from drywall_qa.review.table import ALL_PROMPTS, NO_ANNOTATION, UNDECIDED, ViewForm, rows_in_view
 from tests.helpers import make_split
 
 PROMPTS = ["segment crack", "segment wall crack"]

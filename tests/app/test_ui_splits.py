@@ -10,7 +10,7 @@ from PIL import Image
 
 from drywall_qa.core.errors import InputError
 from drywall_qa.data.coco import DATASETS
-from drywall_qa.ui.splits import (
+from drywall_qa.data.discovery import (
     ConfinedSplit,
     dataset_name,
     discover_splits,
@@ -155,7 +155,7 @@ def test_within_resolves_dot_dot(root: Path) -> None:
 
 def test_image_sliders_stop_at_the_split_size(root: Path) -> None:
     """Review and Evaluate offer 1 to the split's size (at most the app's cap), the value kept within."""
-    from drywall_qa.ui.widgets import image_limit_input, image_limits
+    from drywall_qa.app.widgets import image_limit_input, image_limits
 
     valid = str(root / "cracks" / "valid")
     assert image_limits(valid, 20, [root], 2000) == {"maximum": 2, "value": 2,

@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from drywall_qa.app.inspect.tab import InspectForm, InspectTab, ViewForm
+from drywall_qa.app.inspect.views import InspectResult
+from drywall_qa.app.inspect.visual_box import DATASET, DRAWN, OFF, VisualForm
+from drywall_qa.app.models import ModelCache
 from drywall_qa.core.errors import InputError
 from drywall_qa.core.presence import describe_presence
 from drywall_qa.core.visual_prompts import VisualPrompt, engineer
 from drywall_qa.core.visualisation import palette
-from drywall_qa.ui.inspect_tab import InspectForm, InspectTab, ViewForm
-from drywall_qa.ui.inspect_views import InspectResult
-from drywall_qa.ui.models import ModelCache
-from drywall_qa.ui.splits import open_split
-from drywall_qa.ui.visual_box import DATASET, DRAWN, OFF, VisualForm
+from drywall_qa.data.discovery import open_split
 from tests.helpers import make_split
 
 #: the stored maps are 8-bit copies of float16 probabilities: half a step of each
@@ -157,7 +157,7 @@ def test_editor_hands_files_over_undecoded_and_bounds_its_canvas_uploads(tmp_pat
     from gradio.components.image_editor import EditorData
     from gradio.data_classes import FileData
 
-    from drywall_qa.ui.visual_box import MAX_LAYERS, MAX_PENDING_CANVASES, editor_example, raw_editor
+    from drywall_qa.app.inspect.visual_box import MAX_LAYERS, MAX_PENDING_CANVASES, editor_example, raw_editor
 
     bomb = tmp_path / "bomb.png"
     Image.new("1", (12000, 12000)).save(bomb)        # 144 MP in a few KB

@@ -32,15 +32,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from drywall_qa.app.inspect.tab import InspectForm, InspectTab
+from drywall_qa.app.models import ModelCache
+from drywall_qa.app.review.forms import ScoreForm
+from drywall_qa.app.review.tab import ReviewTab
 from drywall_qa.cli.predict import main as predict_main
 from drywall_qa.core.errors import InputError
 from drywall_qa.core.imaging import MAX_PIXELS, load_image
 from drywall_qa.core.segmenter import MAX_PROMPTS, Segmenter
 from drywall_qa.testing.app_server import AppServer, serve_app
-from drywall_qa.ui.inspect_tab import InspectForm, InspectTab
-from drywall_qa.ui.models import ModelCache
-from drywall_qa.ui.review_forms import ScoreForm
-from drywall_qa.ui.review_tab import ReviewTab
 from tests.helpers import make_split, png_header_only
 
 RNG = np.random.default_rng(11)

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from drywall_qa.app.server import parse_args as app_args
 from drywall_qa.cli.args import (
     count_arg,
     existing_folder_arg,
@@ -31,7 +32,6 @@ from drywall_qa.cli.predict import main as predict_main
 from drywall_qa.cli.train import parse_args as train_args
 from drywall_qa.core.errors import InputError
 from drywall_qa.training.loop import TrainConfig
-from drywall_qa.ui.app import parse_args as app_args
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -40,10 +40,10 @@ def test_importing_the_core_loads_neither_gradio_nor_pycocotools() -> None:
 
 
 def test_feature_packages_do_not_import_the_app_or_the_commands() -> None:
-    features = ("data", "evaluation", "calibration", "jobs", "review", "training")
+    features = ("data", "evaluation", "calibration", "jobs", "review", "training", "serving")
     wrong = {f"{path.relative_to(PACKAGE)}: {name}" for feature in features
              for path in (PACKAGE / feature).rglob("*.py") if path.name != "__main__.py"   # the command's alias
-             for name in _imports(path) if name.startswith(("drywall_qa.ui", "drywall_qa.cli", "gradio"))}
+             for name in _imports(path) if name.startswith(("drywall_qa.app", "drywall_qa.cli", "gradio"))}
     assert wrong == set()
 
 

@@ -13,10 +13,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from drywall_qa.app.models import ModelCache
 from drywall_qa.core.backends import BUNDLED_DIR, load_backend
 from drywall_qa.core.backends.checks import check_loaded
 from drywall_qa.core.errors import ModelLoadError
-from drywall_qa.ui.models import ModelCache
 
 NAN, INF = float("nan"), float("inf")
 

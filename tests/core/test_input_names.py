@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
+from drywall_qa.app.inspect.downloads import download_stem, mask_file_names, write_downloads
 from drywall_qa.core.errors import InputError
 from drywall_qa.core.imaging import load_image, path_problem, short_path
-from drywall_qa.ui.exports import download_stem, mask_file_names, write_downloads
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from drywall_qa.app.inspect.tab import InspectForm, InspectTab
+from drywall_qa.app.models import ModelCache
 from drywall_qa.core.backends import load_backend
 from drywall_qa.core.postprocess import DEFAULT_THRESHOLD, PostprocessSettings
 from drywall_qa.core.presence import presence_logit, presence_probability
@@ -17,8 +19,6 @@ from drywall_qa.core.shapes import BOXES, PIXELS, threshold_mask
 from drywall_qa.data.coco import DATASETS
 from drywall_qa.training.samples import DISTRACTOR_PROMPTS
 from drywall_qa.training.validation import UNRELATED_PROMPTS
-from drywall_qa.ui.inspect_tab import InspectForm, InspectTab
-from drywall_qa.ui.models import ModelCache
 
 REGISTERED = [p for spec in DATASETS.values() for p in spec.prompts]
 

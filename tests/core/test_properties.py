@@ -15,12 +15,12 @@ from hypothesis.extra.numpy import arrays
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from drywall_qa.app.widgets import DISPLAY_SIDE, for_display
 from drywall_qa.core.errors import InputError
 from drywall_qa.core.imaging import load_image, resize_mask, resize_probabilities
 from drywall_qa.core.result import coco_rle, mask_png
 from drywall_qa.core.visualisation import FN_COLOR, FP_COLOR, TP_COLOR, error_map, overlay
 from drywall_qa.evaluation.metrics import aggregate, bce_with_logits, score_image, score_masks, soft_target
-from drywall_qa.ui.widgets import DISPLAY_SIDE, for_display
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from drywall_qa.app.inspect.views import InspectResult
 from drywall_qa.calibration.calibrate import choose_outputs, held_out_miou
 from drywall_qa.core.backends import load_backend
 from drywall_qa.core.segmenter import Segmenter
 from drywall_qa.core.shapes import BOXES, PIXELS, shape_mask, threshold_mask
 from drywall_qa.data.coco import source_group
 from drywall_qa.evaluation.metrics import ThresholdSweep, score_masks
-from drywall_qa.ui.inspect_views import InspectResult
 
 
 def test_boxes_fill_each_connected_region_to_its_bounding_box() -> None:

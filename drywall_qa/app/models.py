@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from drywall_qa.app.messages import escape_md
 from drywall_qa.core.backends import BUNDLED_DIR, BUNDLED_NAME, DEFAULT_CLIPSEG
 from drywall_qa.core.backends.checks import reason
 from drywall_qa.core.backends.feature_cache import FeatureCache
@@ -22,7 +23,6 @@ from drywall_qa.core.imaging import path_problem
 from drywall_qa.core.result import Result
 from drywall_qa.core.segmenter import Condition, Segmenter, truncation_note
 from drywall_qa.core.views import Progress
-from drywall_qa.ui.messages import escape_md
 
 #: dropdown value meaning "use the folder typed in the text box"
 FOLDER = "folder"

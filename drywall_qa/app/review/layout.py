@@ -1,5 +1,5 @@
 """The Review tab's layout and events: scoring controls, the filtered and paged table, the image panels, the
-decision controls (keys 1–4 and n, :mod:`drywall_qa.ui.review_keys`), the ground-truth editor and the export."""
+decision controls (keys 1–4 and n, :mod:`drywall_qa.app.review.keys`), the ground-truth editor and the export."""
 
 from __future__ import annotations
 
@@ -10,11 +10,10 @@ from typing import Protocol
 
 import gradio as gr
 
-from drywall_qa.core.visualisation import FN_COLOR, FP_COLOR, TP_COLOR
-from drywall_qa.ui.forms import handler, named_inputs
-from drywall_qa.ui.lanes import HeavyLane
-from drywall_qa.ui.review_fix import ADD, BRUSH_OPACITY, FIX_HELP, REMOVE
-from drywall_qa.ui.review_forms import (
+from drywall_qa.app.forms import handler, named_inputs
+from drywall_qa.app.inspect.visual_box import raw_editor
+from drywall_qa.app.review.fix import ADD, BRUSH_OPACITY, FIX_HELP, REMOVE
+from drywall_qa.app.review.forms import (
     EDITED,
     PREDICTION,
     TRUTH,
@@ -30,11 +29,12 @@ from drywall_qa.ui.review_forms import (
     Shown,
     Viewed,
 )
-from drywall_qa.ui.review_keys import DECISION_ID, NEXT_ID
-from drywall_qa.ui.review_table import ANY, DECISION_FILTERS, LABELS, columns
-from drywall_qa.ui.splits import discover_splits, split_prompts
-from drywall_qa.ui.visual_box import raw_editor
-from drywall_qa.ui.widgets import bound_image_limit, image_limit_input, prompt_inputs, split_input, threshold_inputs
+from drywall_qa.app.review.keys import DECISION_ID, NEXT_ID
+from drywall_qa.app.widgets import bound_image_limit, image_limit_input, prompt_inputs, split_input, threshold_inputs
+from drywall_qa.core.visualisation import FN_COLOR, FP_COLOR, TP_COLOR
+from drywall_qa.data.discovery import discover_splits, split_prompts
+from drywall_qa.review.table import ANY, DECISION_FILTERS, LABELS, columns
+from drywall_qa.serving.lanes import HeavyLane
 
 KEYS_HELP = ("<small>Keys (outside text boxes): <b>1</b>–<b>4</b> decide · <b>n</b> next undecided · <b>Esc</b> "
              "leaves a text box</small>")
@@ -48,7 +48,7 @@ def error_legend() -> str:
 
 
 class ReviewCallbacks(Protocol):
-    """What the layout wires its events to: :class:`~drywall_qa.ui.review_tab.ReviewTab`."""
+    """What the layout wires its events to: :class:`~drywall_qa.app.review.tab.ReviewTab`."""
 
     roots: Sequence[Path]
     max_images: int

@@ -1,4 +1,4 @@
-"""The Review tab's forms (one per callback, see :mod:`drywall_qa.ui.forms`) and the outputs each callback fills."""
+"""The Review tab's forms (one per callback, see :mod:`drywall_qa.app.forms`) and the outputs each callback fills."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any, NamedTuple
 
 import gradio as gr
 
-from drywall_qa.ui.forms import SplitForm
-from drywall_qa.ui.messages import error_message
-from drywall_qa.ui.review_session import ReviewSession
-from drywall_qa.ui.review_table import ViewForm
+from drywall_qa.app.forms import SplitForm
+from drywall_qa.app.messages import error_message
+from drywall_qa.review.session import ReviewSession
+from drywall_qa.review.table import ViewForm
 
 #: where a corrected ground truth comes from (:data:`drywall_qa.review.MASK_SOURCES`) or an edit starts from
 PREDICTION, EDITED, TRUTH = "prediction", "edited", "truth"
@@ -131,7 +131,7 @@ class Exported(NamedTuple):
 
 
 def kept(outputs: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Like :func:`~drywall_qa.ui.messages.guarded`, but a failure leaves every output except the status as it was
+    """Like :func:`~drywall_qa.app.messages.guarded`, but a failure leaves every output except the status as it was
     (a key pressed before anything was scored must not empty the table)."""
 
     def decorate(callback: Callable[..., Any]) -> Callable[..., Any]:

@@ -10,10 +10,10 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
+from drywall_qa.app.prompts import KNOWN_PROMPTS, MAX_PROMPTS
 from drywall_qa.core.errors import InputError
 from drywall_qa.core.imaging import resize_mask
-from drywall_qa.ui.prompts import KNOWN_PROMPTS, MAX_PROMPTS
-from drywall_qa.ui.splits import split_size
+from drywall_qa.data.discovery import split_size
 
 #: longest side of images sent to the browser (downloads keep the input size)
 DISPLAY_SIDE = 1024

@@ -3,7 +3,7 @@ first), show one image, record a decision about it, fix its ground truth, and ex
 
 Decisions are per image (:mod:`drywall_qa.review`), kept in ``<out>/reviews/<dataset>__<split>-<digest>.json``, one
 file per split folder; files of the first review format (accept / reject per prompt) are read as decisions. The
-layout is :mod:`drywall_qa.ui.review_layout`; the table's filters and order :mod:`drywall_qa.ui.review_table`.
+layout is :mod:`drywall_qa.app.review.layout`; the table's filters and order :mod:`drywall_qa.review.table`.
 """
 
 from __future__ import annotations
@@ -15,18 +15,11 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from drywall_qa.core.errors import InputError
-from drywall_qa.core.visualisation import GT_COLOR, error_map, overlay, palette
-from drywall_qa.data.coco import Sample
-from drywall_qa.evaluation import predictions_over
-from drywall_qa.review import DECISIONS, GROUND_TRUTH_WRONG, DecisionStore, decode_mask
-from drywall_qa.ui.job_limits import check_job_size
-from drywall_qa.ui.lanes import HeavyLane, client_address
-from drywall_qa.ui.messages import escape_md, guarded, skipped_note
-from drywall_qa.ui.models import ModelCache
-from drywall_qa.ui.prompts import parse_prompts
-from drywall_qa.ui.review_fix import CORRECTED, compare_errors, edited_mask, editor_value, export_corrected
-from drywall_qa.ui.review_forms import (
+from drywall_qa.app.messages import escape_md, guarded, skipped_note
+from drywall_qa.app.models import ModelCache
+from drywall_qa.app.prompts import parse_prompts
+from drywall_qa.app.review.fix import CORRECTED, compare_errors, edited_mask, editor_value, export_corrected
+from drywall_qa.app.review.forms import (
     EDITED,
     PREDICTION,
     TRUTH,
@@ -44,9 +37,16 @@ from drywall_qa.ui.review_forms import (
     Viewed,
     kept,
 )
-from drywall_qa.ui.review_layout import build_review
-from drywall_qa.ui.review_session import ReviewSession, image_rows, review_slug
-from drywall_qa.ui.review_table import (
+from drywall_qa.app.review.layout import build_review
+from drywall_qa.app.widgets import for_display, threshold_value, whole_number
+from drywall_qa.core.errors import InputError
+from drywall_qa.core.visualisation import GT_COLOR, error_map, overlay, palette
+from drywall_qa.data.coco import Sample
+from drywall_qa.data.discovery import discover_splits, open_split, split_name
+from drywall_qa.evaluation import predictions_over
+from drywall_qa.review import DECISIONS, GROUND_TRUTH_WRONG, DecisionStore, decode_mask
+from drywall_qa.review.session import ReviewSession, image_rows, review_slug
+from drywall_qa.review.table import (
     ALL_PROMPTS,
     ANY,
     LABELS,
@@ -58,8 +58,8 @@ from drywall_qa.ui.review_table import (
     next_undecided,
     table,
 )
-from drywall_qa.ui.splits import discover_splits, open_split, split_name
-from drywall_qa.ui.widgets import for_display, threshold_value, whole_number
+from drywall_qa.serving.lanes import HeavyLane, client_address
+from drywall_qa.serving.limits import check_job_size
 
 DEFAULT_LIMIT = 20
 

@@ -14,7 +14,7 @@ import pandas as pd
 from drywall_qa.evaluation.intervals import paired_difference
 from drywall_qa.evaluation.metrics import TOLERANCES
 from drywall_qa.review import EXCLUDE_IMAGE, GROUND_TRUTH_WRONG, PREDICTION_CORRECT, PREDICTION_WRONG
-from drywall_qa.ui.review_session import ReviewSession
+from drywall_qa.review.session import ReviewSession
 
 ALL_PROMPTS = "(every prompt)"
 ANY, UNDECIDED = "any", "undecided"

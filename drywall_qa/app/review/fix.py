@@ -10,15 +10,15 @@ from typing import Any
 
 import numpy as np
 
+from drywall_qa.app.evaluate.tab import unique_path
+from drywall_qa.app.inspect.visual_box import editor_example
+from drywall_qa.app.widgets import for_display
 from drywall_qa.core.errors import InputError
 from drywall_qa.core.imaging import load_image, resize_mask
 from drywall_qa.core.visual_prompts import load_mask
 from drywall_qa.core.visualisation import error_map, overlay
 from drywall_qa.data.coco import CocoSplit
 from drywall_qa.review import ExportSummary, export_split
-from drywall_qa.ui.evaluate_tab import unique_path
-from drywall_qa.ui.visual_box import editor_example
-from drywall_qa.ui.widgets import for_display
 
 #: folder of the output folder that exported splits go to (the Review tab offers the splits found there)
 CORRECTED = "corrected"

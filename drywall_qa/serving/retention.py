@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-log = logging.getLogger("drywall_qa.ui")
+log = logging.getLogger("drywall_qa.app")
 
 #: prefix of an evaluation folder still being written (renamed into place when complete)
 PARTIAL_PREFIX = ".partial-"

@@ -14,12 +14,12 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
+from drywall_qa.app.forms import handler, named_inputs
+from drywall_qa.app.inspect.visual_box import raw_editor
+from drywall_qa.app.messages import error_message
 from drywall_qa.core.errors import InputError
 from drywall_qa.core.imaging import load_image
 from drywall_qa.core.visual_prompts import load_mask
-from drywall_qa.ui.forms import handler, named_inputs
-from drywall_qa.ui.messages import error_message
-from drywall_qa.ui.visual_box import raw_editor
 
 #: shortest stroke (photo pixels) a scale is taken from: shorter ones make the scale too uncertain
 MIN_STROKE_PX = 20

@@ -3,7 +3,7 @@ lane with a progress bar (photos done and left, ETA) and a Stop button; the find
 width band, unreadable photos with the reason, ``report.html``, ``report.pdf`` and a zip of the job folder to
 download, and notes per photo that go into the report.
 
-Each run writes into ``<out>/jobs/<time>-<id>/`` (:mod:`drywall_qa.ui.job_folders`), kept within the app's retention
+Each run writes into ``<out>/jobs/<time>-<id>/`` (:mod:`drywall_qa.jobs.folders`), kept within the app's retention
 like evaluations. Stop ends the run after the current photo and keeps the photos done; pressing Run again with the
 same uploads and settings continues that job, anything else starts a new one.
 """
@@ -20,15 +20,28 @@ from typing import Any, NamedTuple
 
 import gradio as gr
 
+from drywall_qa.app.forms import handler, named_inputs
+from drywall_qa.app.inspect.tab import DEFAULT_PROMPTS
+from drywall_qa.app.jobs.scale import build_scale_box
+from drywall_qa.app.jobs.views import (
+    COUNT_HEADERS,
+    MAX_TABLE_ROWS,
+    NOT_BANDED,
+    counts_table,
+    duration,
+    findings_tables,
+    photo_reporter,
+    problems_markdown,
+)
+from drywall_qa.app.messages import cleared, error_message, escape_md, guarded
+from drywall_qa.app.models import ModelCache
+from drywall_qa.app.prompts import parse_prompts
+from drywall_qa.app.widgets import prompt_inputs, threshold_inputs, threshold_value, whole_number
 from drywall_qa.core.errors import InputError
 from drywall_qa.core.tiling import TILING_MODES
 from drywall_qa.jobs import Finished, Job, JobSettings, finish
 from drywall_qa.jobs.findings import DEFAULT_MIN_AREA, MeasureSettings
-from drywall_qa.jobs.report import REPORT
-from drywall_qa.jobs.report_pdf import PDF
-from drywall_qa.ui.forms import handler, named_inputs
-from drywall_qa.ui.inspect_tab import DEFAULT_PROMPTS
-from drywall_qa.ui.job_folders import (
+from drywall_qa.jobs.folders import (
     JOB_NOTE,
     MAX_JOB_PHOTOS,
     copy_uploads,
@@ -42,24 +55,11 @@ from drywall_qa.ui.job_folders import (
     write_note,
     zip_job,
 )
-from drywall_qa.ui.job_scale import build_scale_box
-from drywall_qa.ui.job_views import (
-    COUNT_HEADERS,
-    MAX_TABLE_ROWS,
-    NOT_BANDED,
-    counts_table,
-    duration,
-    findings_tables,
-    photo_reporter,
-    problems_markdown,
-)
-from drywall_qa.ui.lanes import HeavyLane, JobStopped, client_address
-from drywall_qa.ui.messages import cleared, error_message, escape_md, guarded
-from drywall_qa.ui.models import ModelCache
-from drywall_qa.ui.prompts import parse_prompts
-from drywall_qa.ui.retention import Retention, prune_evaluations
-from drywall_qa.ui.stops import StopRequests, session_of
-from drywall_qa.ui.widgets import prompt_inputs, threshold_inputs, threshold_value, whole_number
+from drywall_qa.jobs.report import REPORT
+from drywall_qa.jobs.report_pdf import PDF
+from drywall_qa.serving.lanes import HeavyLane, JobStopped, client_address
+from drywall_qa.serving.retention import Retention, prune_evaluations
+from drywall_qa.serving.stops import StopRequests, session_of
 
 #: largest smallest-instance a user may set, in pixels
 MAX_MIN_AREA = 1_000_000

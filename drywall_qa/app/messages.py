@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from drywall_qa.core.errors import DrywallQAError
 
-log = logging.getLogger("drywall_qa.ui")
+log = logging.getLogger("drywall_qa.app")
 Outputs = TypeVar("Outputs", bound=tuple)
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~])")

@@ -10,11 +10,11 @@ from collections.abc import Callable, Sequence
 
 import pandas as pd
 
+from drywall_qa.app.messages import escape_md, without_server_paths
 from drywall_qa.jobs import report_content
 from drywall_qa.jobs.exports import COLUMNS, findings_rows
 from drywall_qa.jobs.findings import BAND_NAMES
 from drywall_qa.jobs.runner import JobSettings
-from drywall_qa.ui.messages import escape_md, without_server_paths
 
 #: findings rows sent to the browser; findings.csv holds them all
 MAX_TABLE_ROWS = 500

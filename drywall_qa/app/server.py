@@ -14,6 +14,13 @@ import gradio as gr
 from PIL import Image
 
 import drywall_qa
+from drywall_qa.app.evaluate.tab import EvaluateTab
+from drywall_qa.app.inspect.tab import InspectTab
+from drywall_qa.app.jobs.tab import JobsTab
+from drywall_qa.app.messages import error_message, escape_md, hide_server_paths
+from drywall_qa.app.models import FOLDER, ModelCache, model_choices, model_key, startup_choice
+from drywall_qa.app.review.keys import KEYS_JS
+from drywall_qa.app.review.tab import ReviewTab
 from drywall_qa.cli.args import (
     add_engine_argument,
     count_arg,
@@ -27,17 +34,10 @@ from drywall_qa.core.engine import set_threads
 from drywall_qa.core.errors import InputError
 from drywall_qa.core.imaging import MAX_PIXELS
 from drywall_qa.data.coco import data_roots
-from drywall_qa.ui.evaluate_tab import EvaluateTab
-from drywall_qa.ui.inspect_tab import InspectTab
-from drywall_qa.ui.jobs_tab import JobsTab
-from drywall_qa.ui.lanes import HeavyLane
-from drywall_qa.ui.messages import error_message, escape_md, hide_server_paths
-from drywall_qa.ui.models import FOLDER, ModelCache, model_choices, model_key, startup_choice
-from drywall_qa.ui.result_store import DEFAULT_BUDGET_MB, ResultStore
-from drywall_qa.ui.retention import Retention, prune_leftovers
-from drywall_qa.ui.review_keys import KEYS_JS
-from drywall_qa.ui.review_tab import ReviewTab
-from drywall_qa.ui.splits import discover_splits, open_split
+from drywall_qa.data.discovery import discover_splits, open_split
+from drywall_qa.serving.lanes import HeavyLane
+from drywall_qa.serving.result_store import DEFAULT_BUDGET_MB, ResultStore
+from drywall_qa.serving.retention import Retention, prune_leftovers
 
 
 def examples_dir() -> Path | None:

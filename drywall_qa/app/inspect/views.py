@@ -11,12 +11,12 @@ from typing import Any, NamedTuple
 import numpy as np
 from PIL import Image
 
+from drywall_qa.app.inspect.downloads import scratch_dir, write_downloads
+from drywall_qa.app.widgets import for_display
 from drywall_qa.core.presence import describe_presence
 from drywall_qa.core.shapes import PIXELS, threshold_mask
 from drywall_qa.core.visualisation import RGB, outlines, overlay, palette
 from drywall_qa.evaluation.semantic import render_semantic, semantic_map
-from drywall_qa.ui.exports import scratch_dir, write_downloads
-from drywall_qa.ui.widgets import for_display
 
 #: background of the per-prompt mask tiles
 MASK_BACKGROUND: RGB = (24, 24, 24)

@@ -15,14 +15,14 @@ from typing import Any, NamedTuple
 import gradio as gr
 import numpy as np
 
+from drywall_qa.app.forms import handler, named_inputs
+from drywall_qa.app.messages import error_message, escape_md, guarded
+from drywall_qa.app.models import ModelCache, SharedModel
+from drywall_qa.app.widgets import split_input
 from drywall_qa.core.errors import InputError
 from drywall_qa.core.imaging import load_image
 from drywall_qa.core.visual_prompts import STEPS, VisualPrompt, load_mask
-from drywall_qa.ui.forms import handler, named_inputs
-from drywall_qa.ui.messages import error_message, escape_md, guarded
-from drywall_qa.ui.models import ModelCache, SharedModel
-from drywall_qa.ui.splits import discover_splits, open_split, split_name
-from drywall_qa.ui.widgets import split_input
+from drywall_qa.data.discovery import discover_splits, open_split, split_name
 
 OFF, DRAWN, DATASET = "off", "drawn", "dataset"
 SOURCES = [("Off", OFF), ("Paint over an example image", DRAWN), ("Annotated image of a split", DATASET)]

@@ -16,8 +16,8 @@ import numpy as np
 from drywall_qa.core.errors import InputError
 from drywall_qa.core.prediction import Prediction
 from drywall_qa.data.coco import CocoSplit, Sample, source_group
+from drywall_qa.data.discovery import split_slug
 from drywall_qa.evaluation.metrics import TOLERANCES, crack_scores, score_masks, skeleton
-from drywall_qa.ui.splits import split_slug
 
 #: the scores of a row, per model: the mask scores, clDice and the tolerance F1 at each distance
 SCORE_KEYS = ("iou", "dice", "precision", "recall", "cldice", *(f"tol_f1_{d}px" for d in TOLERANCES))

@@ -23,16 +23,7 @@ from typing import Any, NamedTuple
 
 import gradio as gr
 
-from drywall_qa.core.errors import InputError
-from drywall_qa.evaluation import (
-    EvaluationSettings,
-    PanelWriter,
-    evaluate_robustness,
-    evaluate_split,
-    robustness_passes,
-)
-from drywall_qa.evaluation.robustness import LEVELS, PERTURBATIONS
-from drywall_qa.ui.evaluation_views import (
+from drywall_qa.app.evaluate.views import (
     DROP_HEADERS,
     HEADERS,
     auroc_notes,
@@ -41,15 +32,11 @@ from drywall_qa.ui.evaluation_views import (
     robustness_outputs,
     sweep_figure,
 )
-from drywall_qa.ui.forms import SplitForm, handler, named_inputs
-from drywall_qa.ui.job_limits import check_job_size
-from drywall_qa.ui.lanes import HeavyLane, JobStopped, client_address
-from drywall_qa.ui.messages import cleared, escape_md, guarded, skipped_note
-from drywall_qa.ui.models import ModelCache, SharedModel
-from drywall_qa.ui.prompts import parse_prompts
-from drywall_qa.ui.retention import PARTIAL_PREFIX, Retention, prune_evaluations
-from drywall_qa.ui.splits import ConfinedSplit, dataset_name, discover_splits, open_split, split_prompts, split_slug
-from drywall_qa.ui.widgets import (
+from drywall_qa.app.forms import SplitForm, handler, named_inputs
+from drywall_qa.app.messages import cleared, escape_md, guarded, skipped_note
+from drywall_qa.app.models import ModelCache, SharedModel
+from drywall_qa.app.prompts import parse_prompts
+from drywall_qa.app.widgets import (
     bound_image_limit,
     image_limit_input,
     prompt_inputs,
@@ -58,6 +45,26 @@ from drywall_qa.ui.widgets import (
     threshold_value,
     whole_number,
 )
+from drywall_qa.core.errors import InputError
+from drywall_qa.data.discovery import (
+    ConfinedSplit,
+    dataset_name,
+    discover_splits,
+    open_split,
+    split_prompts,
+    split_slug,
+)
+from drywall_qa.evaluation import (
+    EvaluationSettings,
+    PanelWriter,
+    evaluate_robustness,
+    evaluate_split,
+    robustness_passes,
+)
+from drywall_qa.evaluation.robustness import LEVELS, PERTURBATIONS
+from drywall_qa.serving.lanes import HeavyLane, JobStopped, client_address
+from drywall_qa.serving.limits import check_job_size
+from drywall_qa.serving.retention import PARTIAL_PREFIX, Retention, prune_evaluations
 
 DEFAULT_LIMIT = 20
 DEFAULT_PANELS = 4

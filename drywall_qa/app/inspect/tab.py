@@ -1,10 +1,10 @@
 """Inspect tab: one photo, several prompts → coloured overlay with legend (coverage and presence per prompt), a
 mask per prompt, downloads, and optionally a semantic map (one label per pixel). An example image with the object
-marked can prompt too (the "Visual prompt" box, :mod:`drywall_qa.ui.visual_box`).
+marked can prompt too (the "Visual prompt" box, :mod:`drywall_qa.app.inspect.visual_box`).
 
 Each run is kept compact (the photo at display size, each probability map as 8-bit at the input size) in a
-:class:`~drywall_qa.ui.result_store.ResultStore` shared by all sessions, and the session's ``gr.State`` holds its key;
-moving the threshold or opacity, or ticking the semantic map, re-renders from it without running the model again.
+:class:`~drywall_qa.serving.result_store.ResultStore` shared by all sessions, and the session's ``gr.State`` holds its
+key; moving the threshold or opacity, or ticking the semantic map, re-renders from it without running the model again.
 """
 
 from __future__ import annotations
@@ -19,18 +19,18 @@ from typing import Any, NamedTuple
 import gradio as gr
 import numpy as np
 
+from drywall_qa.app.forms import handler, named_inputs
+from drywall_qa.app.inspect.views import InspectResult, Rendered, render, semantic_picture
+from drywall_qa.app.inspect.visual_box import VisualBox, VisualForm, is_on, with_example
+from drywall_qa.app.messages import escape_md, guarded
+from drywall_qa.app.models import ModelCache
+from drywall_qa.app.prompts import parse_prompts
+from drywall_qa.app.widgets import prompt_inputs, threshold_inputs, threshold_value
 from drywall_qa.core.backends.feature_cache import FeatureCache
 from drywall_qa.core.imaging import load_image
 from drywall_qa.core.segmenter import Prediction
 from drywall_qa.core.tiling import TILING_MODES
-from drywall_qa.ui.forms import handler, named_inputs
-from drywall_qa.ui.inspect_views import InspectResult, Rendered, render, semantic_picture
-from drywall_qa.ui.messages import escape_md, guarded
-from drywall_qa.ui.models import ModelCache
-from drywall_qa.ui.prompts import parse_prompts
-from drywall_qa.ui.result_store import ResultStore
-from drywall_qa.ui.visual_box import VisualBox, VisualForm, is_on, with_example
-from drywall_qa.ui.widgets import prompt_inputs, threshold_inputs, threshold_value
+from drywall_qa.serving.result_store import ResultStore
 
 DEFAULT_PROMPTS = ("segment crack", "segment taping area")
 #: how long a session keeps the key of its last run (the run itself may be dropped earlier to save memory)
