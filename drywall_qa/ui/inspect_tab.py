@@ -22,6 +22,8 @@ import numpy as np
 from drywall_qa.backends.feature_cache import FeatureCache
 from drywall_qa.imaging import load_image
 from drywall_qa.segmenter import Prediction, borrowed_settings_note, unknown_concept_note
+from drywall_qa.serving.clients import client_address
+from drywall_qa.serving.scheduler import Caller, Priority, acting_for
 from drywall_qa.tiling import TILING_MODES
 from drywall_qa.ui.forms import handler, named_inputs
 from drywall_qa.ui.inspect_views import InspectResult, Rendered, render, semantic_picture
@@ -35,6 +37,9 @@ from drywall_qa.ui.widgets import prompt_inputs, threshold_inputs, threshold_val
 DEFAULT_PROMPTS = ("segment crack", "segment taping area")
 #: how long a session keeps the key of its last run (the run itself may be dropped earlier to save memory)
 STATE_TTL_S = 3600
+#: Segment requests inside their callback at once: their model work takes turns unit by unit, so more of them cost
+#: only their photos' memory, and small requests get in beside two large ones (one predicting, one waiting for it)
+IN_CALLBACK = 4
 #: shown instead of a re-render when the session's run is no longer kept
 DROPPED = ("This run is not kept for re-rendering (released for newer runs, or too large for the server's memory "
            "budget): press <b>Segment</b> again.")
@@ -108,9 +113,11 @@ class InspectTab:
         self.results = ResultStore() if results is None else results
 
     @guarded(Segmented)
-    def run(self, form: InspectForm, progress: gr.Progress = gr.Progress()) -> Segmented:
+    def run(self, form: InspectForm, request: gr.Request | None = None,
+            progress: gr.Progress = gr.Progress()) -> Segmented:
         """Segment the form's photo with its prompts (and example), keep the run for re-rendering and draw it; the
-        bar follows the windows of a tiled prediction."""
+        bar follows the windows of a tiled prediction. The model work is done for the request's client, at
+        interactive priority."""
         if form.image is None:
             return Segmented("Upload a photo or click an example first.", None, None, None, None, None)
         name = Path(form.image).name if isinstance(form.image, str) else "image"
@@ -119,11 +126,12 @@ class InspectTab:
         visual = self.visual.prompt(form.example, fallback_text=texts[0] if texts else None)
         model = self.models.get(form.model)
         conditions, skipped = with_example(model, texts, visual)
-        notes += skipped + model.prompt_notes(texts)
         features = self.photo_features(form.result, (model.key, id(model.segmenter), _digest(array)))
         hits, start = features.hits, time.perf_counter()
-        predictions = model.predict(array, conditions, tiling=form.tiling, features=features,
-                                    progress=lambda done, total: progress((done, total), desc="Windows"))
+        with acting_for(Caller(client_address(request), Priority.INTERACTIVE)):
+            notes += skipped + model.prompt_notes(texts)
+            predictions = model.predict(array, conditions, tiling=form.tiling, features=features,
+                                        progress=lambda done, total: progress((done, total), desc="Windows"))
         latency_ms = 1000 * (time.perf_counter() - start)
         if features.hits > hits:
             notes.append("photo already encoded: its features were reused")
@@ -234,7 +242,7 @@ class InspectTab:
                             threshold=threshold, opacity=opacity, example=visual, outline=outline, tiling=tiling,
                             result=result)
         gr.on([button.click, typed.submit], handler(self.run, InspectForm), inputs_kwargs=form,
-              outputs=Segmented(status, *rendered, result), concurrency_id="model",
+              outputs=Segmented(status, *rendered, result), concurrency_id="model", concurrency_limit=IN_CALLBACK,
               api_name="segment").then(**show_semantic)
         # a plain value, not gr.Examples' prop update: that would replace the photo box with a fresh gr.Image for
         # the session, without the raw_upload hook, and later uploads would skip load_image
