@@ -145,6 +145,29 @@ def test_missing_model_and_too_many_photos_are_refused(tab: JobsTab, tiny_lite_d
     (tmp_path / "two.zip").write_bytes(archive.getvalue())
     status, *_ = run(tab, tiny_lite_dir, [str(tmp_path / "two.zip")])
     assert "2 photos uploaded; a job holds at most 1" in status
+    assert list((tab.out_dir / "jobs").iterdir()) == []          # the refused job's uploads are gone at once
+
+
+def test_a_job_failing_before_any_photo_leaves_no_folder_and_one_with_photos_is_kept(
+        tab: JobsTab, tiny_lite_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    photos = uploads(tmp_path / "up", DEMOS[:2])
+    calls = []
+
+    def fail_second(job, segmenter, photo, image=None):
+        calls.append(photo.name)
+        if len(calls) == 2 or calls == ["fail"]:
+            raise OverflowError("cannot convert float infinity to integer")
+        return real(job, segmenter, photo, image)
+    real = job_folders.Job.run_photo
+    monkeypatch.setattr(job_folders.Job, "run_photo", fail_second)
+    status, *_, job = run(tab, tiny_lite_dir, photos)
+    assert "OverflowError" in status and job is None
+    kept = list((tab.out_dir / "jobs").iterdir())
+    assert len(kept) == 1 and len(list((kept[0] / "photos").glob("*.json"))) == 1   # one photo done: resumable
+    calls[:] = ["fail"]
+    shutil.rmtree(kept[0])
+    status, *_ = run(tab, tiny_lite_dir, photos)
+    assert "OverflowError" in status and list((tab.out_dir / "jobs").iterdir()) == []
 
 
 def test_stop_while_waiting_runs_nothing(tab: JobsTab, tiny_lite_dir: Path, tmp_path: Path) -> None:
@@ -163,3 +186,15 @@ def test_old_job_folders_beyond_the_retention_are_removed(models: ModelCache, ti
     *_, first = run(tab, tiny_lite_dir, photos)
     *_, second = run(tab, tiny_lite_dir, photos, min_area=10)
     assert [p.name for p in (tab.out_dir / "jobs").iterdir()] == [second] != [first]
+
+
+
+def test_retention_runs_when_a_job_starts_even_if_it_fails(models: ModelCache, tiny_lite_dir: Path,
+                                                           tmp_path: Path, monkeypatch) -> None:
+    tab = JobsTab(models, tmp_path / "out", retention=Retention(count=1))
+    for number in range(3):
+        (tab.out_dir / "jobs" / f"2020010{number}-000000-abcdef").mkdir(parents=True)
+    monkeypatch.setattr(job_folders.Job, "run_photo", lambda *a: 1 / 0)
+    status, *_ = run(tab, tiny_lite_dir, uploads(tmp_path / "up", DEMOS[:1]))
+    assert "ZeroDivisionError" in status
+    assert len(list((tab.out_dir / "jobs").iterdir())) == 1

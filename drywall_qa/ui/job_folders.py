@@ -10,14 +10,15 @@ import shutil
 import time
 import uuid
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from drywall_qa.atomic import write_atomic
 from drywall_qa.errors import InputError
 from drywall_qa.jobs import Job, JobSettings, Photo, Refused, collect
 from drywall_qa.jobs.report_content import NOTES, read_notes
-from drywall_qa.jobs.runner import JOB_FILE
+from drywall_qa.jobs.runner import JOB_FILE, RECORDS
 from drywall_qa.jobs.sources import unique_keys
 
 JOBS, UPLOADS = "jobs", "uploads"
@@ -59,6 +60,19 @@ def same_uploads(folder: Path, files: Sequence[str | Path]) -> bool:
     """Whether ``uploads/`` holds these files (by name and size): a run of them continues the job."""
     held = {p.name: p.stat().st_size for p in (folder / UPLOADS).iterdir()} if (folder / UPLOADS).is_dir() else {}
     return held == {name: Path(f).stat().st_size for name, f in zip(upload_names(files), files)}
+
+
+@contextmanager
+def discarded_on_failure(folder: Path, fresh: bool = True) -> Iterator[None]:
+    """Remove the job ``folder`` made for this run (``fresh``), uploads and all, when the body fails before any
+    photo was done: a refused or failed job keeps no copy of its uploads. A job with photos done is kept, to be run
+    on, and so is a job an earlier run made."""
+    try:
+        yield
+    except BaseException:
+        if fresh and not any((folder / RECORDS).glob("*.json")):
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def copy_uploads(folder: Path, files: Sequence[str | Path]) -> None:

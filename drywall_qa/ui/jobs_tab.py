@@ -32,6 +32,7 @@ from drywall_qa.ui.job_folders import (
     JOB_NOTE,
     MAX_JOB_PHOTOS,
     copy_uploads,
+    discarded_on_failure,
     existing_folder,
     job_photos,
     jobs_root,
@@ -157,13 +158,15 @@ class JobsTab:
                 notes += model.prompt_notes(prompts)
                 settings = JobSettings(tuple(prompts), model.name, threshold_value(form.tuned, form.threshold),
                                        form.tiling, measure)
+                prune_evaluations(jobs_root(self.out_dir), self.retention, keep=existing_folder(self.out_dir, form.job))
                 job = self._job(form.job, files, settings)
-                photos, refused = job_photos(job.folder)
-                earlier, start = len(photos) - len(job.pending(photos)), time.monotonic()
-                job.run(model, photos, photo_reporter(progress, earlier, len(photos)), stopped)
-                with self._writing:
-                    finished = finish(job, photos, refused)
-                    zip_job(job.folder)
+                with discarded_on_failure(job.folder, fresh=job.folder.name != form.job):
+                    photos, refused = job_photos(job.folder)
+                    earlier, start = len(photos) - len(job.pending(photos)), time.monotonic()
+                    job.run(model, photos, photo_reporter(progress, earlier, len(photos)), stopped)
+                    with self._writing:
+                        finished = finish(job, photos, refused)
+                        zip_job(job.folder)
                 prune_evaluations(jobs_root(self.out_dir), self.retention, keep=job.folder)
         except JobStopped:
             return cleared(JobRan, "Stopped while waiting for another job to finish; nothing was run.")
@@ -178,8 +181,9 @@ class JobsTab:
                 and open_job(folder).settings.to_dict() == settings.to_dict():
             return Job.open(folder, settings)
         folder = new_folder(self.out_dir)
-        copy_uploads(folder, files)
-        return Job.open(folder, settings)
+        with discarded_on_failure(folder):
+            copy_uploads(folder, files)
+            return Job.open(folder, settings)
 
     def _shown(self, job: Job, finished: Finished, status: str, notes: Sequence[str] = ()) -> JobRan:
         """The tab's outputs for a job whose exports were just written."""
