@@ -115,12 +115,17 @@ def test_notes_go_into_the_report_and_the_zip(tab: JobsTab, tiny_lite_dir: Path,
     assert tab.show_note(NoteForm(job, JOB_NOTE)) == ("Level 2, east wing.", None)
     assert tab.show_note(NoteForm("../../etc", JOB_NOTE)) == ("", None)
     assert tab.save_note(NoteForm(None, DEMOS[0], "x"))[0] == "Run a job first, then pick a photo."
+    status, _ = tab.save_note(NoteForm(job, JOB_NOTE, "x" * 10**6))
+    assert "note: 1,000,000 characters; the limit is 4,000" in status
+    assert json.loads((folder / "notes.json").read_text())["job"] == "Level 2, east wing."
 
 
 @pytest.mark.parametrize(("extra", "message"), [
     ({"photos": []}, "photos: none uploaded"),
-    ({"mm_per_pixel": -1.0}, "-1.0 is not a number of 0 or more"),
-    ({"mm_per_pixel": float("nan")}, "nan is not a number of 0 or more"),
+    ({"mm_per_pixel": -1.0}, "-1.0 is not a number from 0 to 1000"),
+    ({"mm_per_pixel": float("nan")}, "nan is not a number from 0 to 1000"),
+    ({"mm_per_pixel": 1e308}, "mm per pixel: 1e+308 is not a number from 0 to 1000"),
+    ({"threshold": float("nan")}, "threshold: nan is not a probability from 0 to 1"),
     ({"tiling": "sideways"}, "'sideways' is not one of auto, off, on"),
     ({"selected": [], "typed": ""}, "no prompt given"),
 ])

@@ -16,8 +16,9 @@ from contextlib import contextmanager
 
 from drywall_qa.errors import DrywallQAError, InputError
 
-#: most pixel-views one request may run: a 50 MP photo with 8 prompts of one view each
-MAX_WORK = 400_000_000
+#: most pixel-views one request may run: a 50 MP photo with 8 prompts of two views each (a tiled pass and a
+#: zoomed-out one)
+MAX_WORK = 800_000_000
 #: from here on a request is large and waits for any other large one: a 12 MP photo with 4 one-view prompts
 LARGE_WORK = 48_000_000
 #: longest a large request waits for the one before it

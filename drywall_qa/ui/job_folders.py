@@ -24,6 +24,8 @@ from drywall_qa.jobs.sources import unique_keys
 JOBS, UPLOADS = "jobs", "uploads"
 #: photos one job may hold (archives counted by their photos)
 MAX_JOB_PHOTOS = 500
+#: longest note of a photo or of the whole job, in characters (a page of text)
+MAX_NOTE_CHARS = 4000
 #: the note key of the whole job in the photo picker: no photo has this name, as every photo's ends in its suffix
 JOB_NOTE = "(job)"
 #: already compressed: stored in the zip as they are
@@ -99,7 +101,10 @@ def open_job(folder: Path) -> Job:
 
 
 def write_note(folder: Path, photo: str, text: str) -> None:
-    """Set a photo's note (or the whole job's, for :data:`JOB_NOTE`) in ``notes.json``; an empty one is removed."""
+    """Set a photo's note (or the whole job's, for :data:`JOB_NOTE`) in ``notes.json``; an empty one is removed;
+    :class:`InputError` past :data:`MAX_NOTE_CHARS`."""
+    if len(text) > MAX_NOTE_CHARS:
+        raise InputError("note", f"{len(text):,} characters; the limit is {MAX_NOTE_CHARS:,}", "shorten it")
     notes = read_notes(folder)
     if photo == JOB_NOTE:
         notes["job"] = text

@@ -10,7 +10,6 @@ same uploads and settings continues that job, anything else starts a new one.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Sequence
@@ -21,7 +20,7 @@ from typing import Any, NamedTuple
 import gradio as gr
 
 from drywall_qa.errors import InputError
-from drywall_qa.findings import DEFAULT_MIN_AREA, MeasureSettings
+from drywall_qa.findings import DEFAULT_MIN_AREA, MAX_MM_PER_PIXEL, MeasureSettings
 from drywall_qa.jobs import Finished, Job, JobSettings, finish
 from drywall_qa.jobs.report import REPORT
 from drywall_qa.jobs.report_pdf import PDF
@@ -108,8 +107,9 @@ class JobRan(NamedTuple):
 def measure_settings(form: JobsForm) -> MeasureSettings:
     """The measurement the form asks for; :class:`InputError` for a scale that is not a positive number."""
     scale = form.mm_per_pixel
-    if scale is not None and not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale >= 0):
-        raise InputError("mm per pixel", f"{scale!r:.40} is not a number of 0 or more", "leave it empty for pixels")
+    if scale is not None and not (isinstance(scale, (int, float)) and 0 <= scale <= MAX_MM_PER_PIXEL):
+        raise InputError("mm per pixel", f"{scale!r:.40} is not a number from 0 to {MAX_MM_PER_PIXEL:g}",
+                         "leave it empty for pixels")
     min_area = whole_number(form.min_area, "smallest instance", DEFAULT_MIN_AREA, 1, MAX_MIN_AREA)
     return MeasureSettings(min_area, float(scale) if scale else None)
 

@@ -35,8 +35,14 @@ def threshold_inputs(elem_id: str | None = None) -> tuple[gr.Checkbox, gr.Slider
 
 
 def threshold_value(tuned: bool, value: float | None) -> float | None:
-    """``None`` (the model's per-prompt thresholds) when ``tuned``, else the slider value."""
-    return None if tuned or value is None else float(value)
+    """``None`` (the model's per-prompt thresholds) when ``tuned``, else the slider value; :class:`InputError` for a
+    value that is not a probability (NaN, text, 7.5 from an API client)."""
+    if tuned or value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise InputError("threshold", f"{value!r:.40} is not a probability from 0 to 1",
+                         "use a value such as 0.5, or tick the model's tuned thresholds")
+    return float(value)
 
 
 def split_input(choices: list[tuple[str, str]], elem_id: str) -> gr.Dropdown:
