@@ -142,10 +142,11 @@ class InspectTab:
                                [p.probabilities for p in predictions], [p.threshold for p in predictions],
                                latency_ms, [p.presence for p in predictions], [p.shape for p in predictions],
                                [model.presence_calibrated(p) for p in predictions],
-                               [p.unknown_concept for p in predictions]).compact()
+                               [p.unknown_concept for p in predictions])
+        del predictions, array                 # the full-size masks and float maps: only the compact run is kept
+        result = result.compact(release=True)
         result.features = self._keep(features, result.nbytes())
         height, width = result.size
-        del predictions, array                 # the full-size float maps: only the compact run is kept
         status = (f"{len(prompts)} prompt{'s' * (len(prompts) > 1)} on {escape_md(name)} "
                   f"({width}×{height}) in **{latency_ms:.0f} ms** · {escape_md(views)} · {escape_md(model.name)}")
         if notes:
