@@ -237,10 +237,10 @@ class _Band:
         count = min(row, maps[0].shape[0]) - self.top if maps else 0
         if count <= 0:
             return
-        blended = self.sums[:, :count] / self.weights[:count].clamp(min=1e-12)
-        for prompt, (prob, out) in enumerate(zip(blended, maps)):
+        weights = self.weights[:count].clamp(min=1e-12)
+        for prompt, out in enumerate(maps):                 # one prompt at a time: small temporaries
             rows = torch.from_numpy(out[self.top:self.top + count])
-            rows.copy_(fusion.combine(prompt, prob, rows.float()))
+            rows.copy_(fusion.combine(prompt, self.sums[prompt, :count] / weights, rows.float()))
         self.sums[:, :-count] = self.sums[:, count:].clone()
         self.sums[:, -count:] = 0
         self.weights[:-count] = self.weights[count:].clone()
