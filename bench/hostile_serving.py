@@ -54,25 +54,25 @@ def _small_beside(world: World, heavy: Callable[[Client], object]) -> tuple[floa
 
 def case_small_beside_large_photo(world: World) -> str:
     from gradio_client import handle_file
-    wide = tiled_photo(world.photo, world.scratch / "wide.jpg", 6000, 4000)
+    wide = tiled_photo(world.photo, world.scratch / "wide.jpg", 4000, 3000)
     seconds, status = _small_beside(world, lambda c: c.client.submit(
         image=handle_file(wide), selected=list(KNOWN_PROMPTS), typed=EIGHT_TYPED, tiling="on", api_name="/segment"))
     assert "8 prompts" in status and seconds <= SMALL_ANSWER_S, f"{seconds:.1f} s; {status[:160]}"
-    return f"24 MP × 8 prompts tiled: a new client's /segment in {seconds:.2f} s"
+    return f"12 MP × 8 prompts tiled: a new client's /segment in {seconds:.2f} s"
 
 
 def case_small_beside_job(world: World) -> str:
     from gradio_client import handle_file
-    photos = [handle_file(tiled_photo(world.photo, world.scratch / f"job{i}.jpg", 4000, 3000)) for i in range(2)]
+    photos = [handle_file(tiled_photo(world.photo, world.scratch / f"job{i}.jpg", 3000, 2000)) for i in range(2)]
     seconds, status = _small_beside(world, lambda c: c.client.submit(
         photos=photos, selected=list(KNOWN_PROMPTS), typed=EIGHT_TYPED, tiling="on", api_name="/run_job"))
     assert "Job done" in status and seconds <= SMALL_ANSWER_S, f"{seconds:.1f} s; {status[:160]}"
-    return f"a job of 2 × 12 MP photos × 8 prompts: a new client's /segment in {seconds:.2f} s"
+    return f"a job of 2 × 6 MP photos × 8 prompts: a new client's /segment in {seconds:.2f} s"
 
 
 def case_two_large_photos(world: World) -> str:
     from gradio_client import handle_file
-    wide = handle_file(tiled_photo(world.photo, world.scratch / "wide2.jpg", 6000, 4000))
+    wide = handle_file(tiled_photo(world.photo, world.scratch / "wide2.jpg", 4000, 3000))
     memory = MemoryMonitor(world.server.process.pid)
     before = memory.settled(1.0)
     results: list[str] = []
@@ -86,13 +86,13 @@ def case_two_large_photos(world: World) -> str:
         thread.join(TIMEOUT_S)
     peak = memory.stop() - before
     assert len(results) == 2 and all("8 prompts" in r for r in results), [r[:120] for r in results]
-    return f"two 24 MP × 8-prompt requests at once: both answered, one predicting at a time; peak RSS +{peak:.0f} MiB"
+    return f"two 12 MP × 8-prompt requests at once: both answered, one predicting at a time; peak RSS +{peak:.0f} MiB"
 
 
 def case_forwarded_for(world: World) -> str:
     from gradio_client import Client as GradioClient
     from gradio_client import handle_file
-    photos = [handle_file(tiled_photo(world.photo, world.scratch / f"xff{i}.jpg", 4000, 3000)) for i in range(2)]
+    photos = [handle_file(tiled_photo(world.photo, world.scratch / "xff.jpg", 4000, 3000))]
     job = world.client().client.submit(photos=photos, selected=list(KNOWN_PROMPTS), typed=EIGHT_TYPED, tiling="on",
                                        api_name="/run_job")
     time.sleep(1.5)
