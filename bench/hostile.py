@@ -51,6 +51,8 @@ class World:
     roots: list[Path]
     out: Path
     photo: str
+    #: what the server runs: ``lite`` or a checkpoint folder (CLI cases use it too)
+    model: str = "lite"
 
     def client(self) -> Client:
         return Client(self.server.url, TIMEOUT_S)
@@ -266,20 +268,32 @@ CASES: list[tuple[str, Callable[[World], str]]] = [
 ]
 
 
+def all_cases() -> list[tuple[str, Callable[[World], str]]]:
+    """Every case in the order they run: the serving cases (:mod:`bench.hostile_serving`, which builds on this
+    module) before the last two, which fill the heavy lane and take the most memory."""
+    from bench.hostile_serving import SERVING_CASES
+
+    return [*CASES[:-2], *SERVING_CASES, *CASES[-2:]]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.hostile", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="lite", help="checkpoint folder, 'lite' (bundled, default) or 'tiny'")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    from bench.hostile_serving import plant
+
     failures = crashes = 0
     with tempfile.TemporaryDirectory(prefix="drywall-qa-hostile-") as scratch:
         scratch = Path(scratch)
         model = args.model if args.model == "lite" else resolve_model(args.model, scratch)
         roots, out = build_world(scratch)
+        plant(out)
         extra = ["--keep-evaluations", "2"]
+        cases = all_cases()
         with serve_app(model, scratch / "server", roots=roots, extra_args=extra) as server:
-            world = World(server, scratch, roots, out, wall_photos(scratch, count=1)[0])
-            for name, run in CASES:
+            world = World(server, scratch, roots, out, wall_photos(scratch, count=1)[0], model)
+            for name, run in cases:
                 try:
                     verdict = f"ok    {name}: {run(world)}"
                 except Exception as err:  # noqa: BLE001 — every failure is reported, whatever it is
@@ -290,7 +304,7 @@ def main(argv: list[str] | None = None) -> None:
                     crashes += 1
                     print(f"CRASH the server exited with {server.process.returncode}:\n{server.log_tail(800)}")
                     break
-    print(f"hostile_cases: {len(CASES)} failures: {failures} crashes: {crashes}")
+    print(f"hostile_cases: {len(cases)} failures: {failures} crashes: {crashes}")
 
 
 if __name__ == "__main__":

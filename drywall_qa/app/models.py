@@ -1,7 +1,9 @@
 """Model selection: the bundled model, CLIPSeg from the hub or a local checkpoint folder, loaded once and shared.
 
-Sessions share loaded models through :class:`ModelCache`. A :class:`SharedModel` runs one prediction at a time,
-because a :class:`~drywall_qa.core.segmenter.Segmenter`'s prompt-embedding cache is not made for concurrent use.
+Sessions share loaded models through :class:`ModelCache`. Every model's work goes through one
+:class:`~drywall_qa.serving.service.ModelService`: units of model work take turns (a
+:class:`~drywall_qa.core.segmenter.Segmenter`'s prompt-embedding cache is not made for concurrent use, and the CPU is
+shared), fairly between clients and interactive requests first.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from drywall_qa.core.imaging import path_problem
 from drywall_qa.core.result import Result
 from drywall_qa.core.segmenter import Condition, Segmenter, truncation_note
 from drywall_qa.core.views import Progress
+from drywall_qa.serving.service import ModelService
 
 #: dropdown value meaning "use the folder typed in the text box"
 FOLDER = "folder"
@@ -93,11 +96,11 @@ def model_key(choice: str | None, folder: str | None, models_dirs: Sequence[Path
 
 
 class SharedModel:
-    """A loaded :class:`Segmenter` shared by every session; predictions are serialised by a lock."""
+    """A loaded :class:`Segmenter` shared by every session; its model work is scheduled by ``service``."""
 
-    def __init__(self, key: str, segmenter: Segmenter) -> None:
+    def __init__(self, key: str, segmenter: Segmenter, service: ModelService | None = None) -> None:
         self.key, self.segmenter = key, segmenter
-        self._lock = threading.Lock()
+        self.service = service or ModelService()
 
     @property
     def name(self) -> str:
@@ -120,14 +123,12 @@ class SharedModel:
     def predict(self, image: np.ndarray, prompts: Sequence[Condition], threshold: float | None = None,
                 tiling: str = "auto", progress: Progress | None = None,
                 features: FeatureCache | None = None) -> Result:
-        with self._lock:
-            return self.segmenter.predict(image, prompts, threshold, tiling=tiling, progress=progress,
-                                          features=features)
+        return self.service.predict(self.segmenter, image, prompts, threshold, tiling, progress, features)
 
     def prompt_notes(self, prompts: Sequence[str]) -> list[str]:
         """A note for each text prompt longer than the model's token limit (it reads only the start). Under the
-        lock: a fast tokenizer must not be used by two threads at once."""
-        with self._lock:
+        model: a fast tokenizer must not be used by two threads at once."""
+        with self.service.scheduler.turn():
             truncated = self.segmenter.truncated(prompts)
         limit = self.segmenter.backend.max_prompt_tokens
         return [truncation_note(prompt, limit) for prompt, cut in zip(prompts, truncated) if cut]
@@ -147,9 +148,12 @@ class ModelCache:
     load."""
 
     def __init__(self, device: str | None = None, capacity: int = 2,
-                 loader: Callable[[str, str | None], Segmenter] | None = None, engine: str = "torch") -> None:
-        """``loader`` (key, device) → Segmenter; the default is :meth:`Segmenter.load` with ``engine``."""
+                 loader: Callable[[str, str | None], Segmenter] | None = None, engine: str = "torch",
+                 service: ModelService | None = None) -> None:
+        """``loader`` (key, device) → Segmenter; the default is :meth:`Segmenter.load` with ``engine``. ``service``
+        runs every model's predictions (one scheduler for the whole server)."""
         self.device, self.capacity = device, capacity
+        self.service = service or ModelService()
         self._loader = loader or partial(Segmenter.load, engine=engine)
         #: keys never evicted (the startup model: other sessions' choices must not unload it for everyone)
         self.pinned: set[str] = set()
@@ -170,7 +174,7 @@ class ModelCache:
                     self._models.move_to_end(key)
                     return self._models[key]
             try:
-                model = SharedModel(key, self._load(key))
+                model = SharedModel(key, self._load(key), self.service)
             except BaseException:
                 with self._lock:                      # a failed key keeps no lock behind (keys come from clients)
                     self._loading.pop(key, None)

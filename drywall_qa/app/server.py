@@ -35,6 +35,7 @@ from drywall_qa.core.errors import InputError
 from drywall_qa.core.imaging import MAX_PIXELS
 from drywall_qa.data.coco import data_roots
 from drywall_qa.data.discovery import discover_splits, open_split
+from drywall_qa.serving.clients import proxy_entry, trust_proxies
 from drywall_qa.serving.lanes import HeavyLane
 from drywall_qa.serving.result_store import DEFAULT_BUDGET_MB, ResultStore
 from drywall_qa.serving.retention import Retention, prune_leftovers
@@ -97,6 +98,8 @@ class AppConfig:
     state_mb: float = DEFAULT_BUDGET_MB
     #: evaluation folders kept in ``out_dir``
     retention: Retention = field(default_factory=Retention)
+    #: proxies (addresses or networks) whose ``X-Forwarded-For`` names the client; nobody's when empty
+    trusted_proxies: list[str] = field(default_factory=list)
 
 
 def example_images(roots: Sequence[Path], per_split: int = EXAMPLES_PER_SPLIT) -> list[str]:
@@ -204,11 +207,20 @@ def launch(demo: gr.Blocks, config: AppConfig, host: str | None = None, port: in
     (``GRADIO_SERVER_NAME``/``GRADIO_SERVER_PORT``, else 127.0.0.1:7860), which is what Spaces sets. Besides the
     output folder, gradio may serve the example images one by one (not the data folders they come from)."""
     set_threads(config.threads)
+    trust_proxies(config.trusted_proxies)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     served = [str(Path(config.out_dir).resolve()), *(str(Path(e).resolve()) for e in example_images(config.roots))]
     return demo.launch(server_name=host, server_port=port, max_file_size=MAX_FILE_SIZE, show_error=True,
                        allowed_paths=served, theme=gr.themes.Soft(), css=CSS, js=KEYS_JS,
                        footer_links=["gradio", "settings"], **kwargs)
+
+
+def proxy_arg(text: str) -> list[str]:
+    """``--trusted-proxies``: comma-separated addresses or networks."""
+    try:
+        return [proxy_entry(part) for part in text.split(",") if part.strip()]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 def parse_args(argv: list[str] | None = None, prog: str = "drywall-qa-app") -> argparse.Namespace:
@@ -232,6 +244,10 @@ def parse_args(argv: list[str] | None = None, prog: str = "drywall-qa-app") -> a
     parser.add_argument("--models-dir", action="append", type=folder_arg, dest="models_dirs", metavar="DIR",
                         help="folder of checkpoints that clients may load from the model box (repeatable; default "
                         "./runs). Other folders are refused to clients; --model DIR loads any at start-up.")
+    parser.add_argument("--trusted-proxies", type=proxy_arg, default=[], metavar="ADDR[,ADDR…]",
+                        help="reverse proxies (addresses or networks, e.g. 10.0.0.0/8) whose X-Forwarded-For header "
+                        "names the client; by default nobody's, loopback included, so each connecting address is "
+                        "one client")
     parser.add_argument("--state-mb", type=positive_float_arg, default=DEFAULT_BUDGET_MB,
                         help=f"memory for all sessions' Inspect runs kept for re-rendering (default "
                         f"{DEFAULT_BUDGET_MB} MB; the oldest are released beyond it)")
@@ -247,7 +263,8 @@ def serve(argv: list[str] | None = None, prog: str = "drywall-qa-app") -> None:
     args = parse_args(argv, prog)
     config = AppConfig(model=args.model, roots=args.roots or data_roots(), out_dir=args.out, device=args.device,
                        threads=args.threads or None, engine=args.engine, models_dirs=args.models_dirs or [Path("runs")],
-                       state_mb=args.state_mb, retention=Retention(args.keep_evaluations, args.keep_evaluations_mb))
+                       state_mb=args.state_mb, retention=Retention(args.keep_evaluations, args.keep_evaluations_mb),
+                       trusted_proxies=args.trusted_proxies)
     demo = build_app(config)
     # quiet: gradio's start-up lines end with a hint about share=True, an option this app does not offer
     launch(demo, config, host=args.host, port=args.port, quiet=True, prevent_thread_lock=True)

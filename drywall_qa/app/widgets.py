@@ -8,6 +8,7 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
+from gradio.context import Context
 from PIL import Image
 
 from drywall_qa.app.prompts import KNOWN_PROMPTS, MAX_PROMPTS
@@ -37,8 +38,14 @@ def threshold_inputs(elem_id: str | None = None) -> tuple[gr.Checkbox, gr.Slider
 
 
 def threshold_value(tuned: bool, value: float | None) -> float | None:
-    """``None`` (the model's per-prompt thresholds) when ``tuned``, else the slider value."""
-    return None if tuned or value is None else float(value)
+    """``None`` (the model's per-prompt thresholds) when ``tuned``, else the slider value; :class:`InputError` for a
+    value that is not a probability (NaN, text, 7.5 from an API client)."""
+    if tuned or value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise InputError("threshold", f"{value!r:.40} is not a probability from 0 to 1",
+                         "use a value such as 0.5, or tick the model's tuned thresholds")
+    return float(value)
 
 
 def split_input(choices: list[tuple[str, str]], elem_id: str) -> gr.Dropdown:
@@ -50,11 +57,19 @@ def split_input(choices: list[tuple[str, str]], elem_id: str) -> gr.Dropdown:
 
 def image_limit_input(choices: list[tuple[str, str]], roots: Sequence[Path], cap: int, default: int, label: str,
                       elem_id: str) -> gr.Slider:
-    """How many of the split's first images to score: 1 up to the first split's size (at most ``cap``)."""
-    bounds = image_limits(choices[0][1] if choices else None, default, roots, cap)
-    top = bounds.get("maximum", cap)
-    return gr.Slider(1, top, min(default, top), step=1, label=label, elem_id=elem_id,
-                     info=bounds.get("info", "the first N images of the split"))
+    """How many of the split's first images to score. The server accepts 1 to ``cap`` (an API client may name any
+    split; the run clamps to its size); each page shows 1 to the first split's size from its load on
+    (:func:`bound_image_limit` follows the splits chosen after)."""
+    slider = gr.Slider(1, cap, min(default, cap), step=1, label=label, elem_id=elem_id,
+                       info="the first N images of the split")
+    first = choices[0][1] if choices else None
+
+    def first_bounds(current: float | None) -> dict:
+        bounds = image_limits(first, current, roots, cap)
+        return gr.update(**bounds) if bounds else gr.skip()
+
+    Context.root_block.load(first_bounds, slider, slider, api_visibility="private")
+    return slider
 
 
 def image_limits(split: str | None, current: float | None, roots: Sequence[Path], cap: int) -> dict:

@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   tuple(args.width_bands) if args.width_bands else None)
     except ValueError as err:
         parser.error(str(err))
-    photos, refused = collect(args.photos)
+    photos, refused = collect(args.photos, skip=args.out)           # a resumed job's own outputs are no photos
     if not photos:
         problems = "; ".join(f"{r.name}: {r.reason}" for r in refused)
         print(f"{PROG}: error: no photos found ({problems})", file=sys.stderr)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 from collections import OrderedDict
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -28,8 +29,8 @@ from drywall_qa.core.prediction import (
 from drywall_qa.core.presence import presence_probability
 from drywall_qa.core.result import Result
 from drywall_qa.core.shapes import threshold_mask
-from drywall_qa.core.tiling import TILING_MODES, WHOLE, ScalePolicy
-from drywall_qa.core.views import Progress, ViewResult, predict_views
+from drywall_qa.core.tiling import TILING_MODES, WHOLE, ScalePolicy, passes
+from drywall_qa.core.views import Progress, Turn, ViewResult, predict_views
 from drywall_qa.core.visual_prompts import VisualPrompt
 
 __all__ = ["Segmenter", "Prediction", "Result", "Concept", "Condition", "MAX_PROMPTS", "clean_prompt", "select_device",
@@ -99,7 +100,7 @@ class Segmenter:
 
     def predict(self, image: ImageSource, prompts: Sequence[Condition] | Condition, threshold: float | None = None,
                 tiling: str = "auto", scale: ScalePolicy | None = None, progress: Progress | None = None,
-                features: FeatureCache | None = None) -> Result:
+                features: FeatureCache | None = None, turn: Turn = nullcontext) -> Result:
         """One prediction per prompt, at the image's size ``H×W``, as a :class:`~drywall_qa.core.result.Result`.
 
         ``threshold`` None uses the checkpoint's per-prompt threshold or 0.5. Each prompt is predicted from the
@@ -110,25 +111,39 @@ class Segmenter:
         is truncated to it and its prediction says so (``truncated``). ``features``: this photo's encoded views
         from an earlier call with the same model and ``tiling``/``scale``
         (:mod:`drywall_qa.core.backends.feature_cache`), reused and filled, so another prompt on the photo only runs
-        the decoder.
+        the decoder. ``turn``: entered around each unit of model work (the prompts' embeddings, then each view or
+        batch of windows), so a scheduler can let other requests' units run between them
+        (:mod:`drywall_qa.serving.scheduler`).
         """
         prompts = self._check_prompts(prompts)
         _check_threshold(threshold)
-        if tiling not in TILING_MODES:
-            raise InputError("tiling", f"{tiling!r} is not one of {', '.join(TILING_MODES)}", "use auto, off or on")
+        _check_tiling(tiling)
         array = load_image(image)
         labels = [p if isinstance(p, str) else p.label for p in prompts]
-        sources = [self.settings_source(label) if isinstance(p, str) or p.text_only else None
-                   for p, label in zip(prompts, labels)]
-        policies = [(scale or self.scale_policy(source)).forced(tiling) for source in sources]
-        with torch.inference_mode():
+        with turn(), torch.inference_mode():
+            sources = self._sources(prompts)
             embeddings = self._prompt_embeddings(prompts)
-        views = predict_views(self.backend, array, embeddings, policies, progress, features)
+            truncated, concepts = self.truncated(prompts), self.concepts(prompts)
+        policies = [(scale or self.scale_policy(source)).forced(tiling) for source in sources]
+        views = predict_views(self.backend, array, embeddings, policies, progress, features, turn)
         settings = [(source, *self.backend.settings.lookup(source, threshold)) for source in sources]
-        predictions = tuple(_prediction(*args) for args in
-                            zip(labels, views, policies, settings, self.truncated(prompts), self.concepts(prompts)))
+        predictions = tuple(_prediction(*args) for args in zip(labels, views, policies, settings, truncated, concepts))
         return Result(image=array, predictions=predictions, model=self.name, family=self.backend.family,
                       name=image_name(image), token_limit=self.backend.max_prompt_tokens)
+
+    def views(self, size: tuple[int, int], prompts: Sequence[Condition] | Condition, tiling: str = "auto") -> int:
+        """How many views :meth:`predict` runs for ``prompts`` on a photo of ``size`` (height, width), summed over
+        the prompts (:func:`~drywall_qa.core.tiling.passes`): the model work of a request is its pixels times this."""
+        checked = self._check_prompts(prompts)
+        _check_tiling(tiling)
+        policies = [self.scale_policy(source).forced(tiling) for source in self._sources(checked)]
+        return sum(len(passes(policy, *size)) for policy in policies)
+
+    def _sources(self, prompts: Sequence[Condition]) -> list[str | None]:
+        """Per checked prompt, the calibrated prompt whose settings it uses (:meth:`settings_source`; None for an
+        example image)."""
+        return [self.settings_source(p if isinstance(p, str) else p.label) if isinstance(p, str) or p.text_only
+                else None for p in prompts]
 
     def scale_policy(self, prompt: str | None) -> ScalePolicy:
         """The checkpoint's scale policy of a calibrated prompt, else the whole view (tiles of the backend's
@@ -257,3 +272,8 @@ def _weighted_keys(prompt: Condition) -> list[tuple[str | tuple, float]]:
 def _check_threshold(threshold: float | None) -> None:
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise InputError("threshold", f"{threshold} is outside [0, 1]", "use a probability such as 0.5")
+
+
+def _check_tiling(tiling: str) -> None:
+    if tiling not in TILING_MODES:
+        raise InputError("tiling", f"{tiling!r:.40} is not one of {', '.join(TILING_MODES)}", "use auto, off or on")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,9 @@ from drywall_qa.core.tiling import ScalePolicy, blend_weights, describe, passes,
 WINDOW_BATCH = 4
 #: called with (windows done, windows in all) as tiles are decoded
 Progress = Callable[[int, int], None]
+#: a turn on the model for one unit of work (:mod:`drywall_qa.serving.scheduler`): held around each backend call
+#: sequence, released between them
+Turn = Callable[[], AbstractContextManager]
 
 
 @dataclass
@@ -49,10 +53,12 @@ class ViewResult:
 
 
 def predict_views(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, policies: Sequence[ScalePolicy],
-                  progress: Progress | None = None, features: FeatureCache | None = None) -> list[ViewResult]:
+                  progress: Progress | None = None, features: FeatureCache | None = None,
+                  turn: Turn = nullcontext) -> list[ViewResult]:
     """Per prompt (row of ``embeddings`` ``[P, D]``), its probabilities under its policy: the maps of the views the
     policy runs (:func:`~drywall_qa.core.tiling.passes`) combined by its ``fusion`` (:mod:`drywall_qa.core.fusion`);
-    ``features``: the photo's encoded views, reused and filled (:mod:`drywall_qa.core.backends.feature_cache`).
+    ``features``: the photo's encoded views, reused and filled (:mod:`drywall_qa.core.backends.feature_cache`). Each
+    unit of model work (the whole view, one batch of ``WINDOW_BATCH`` windows) runs inside its own ``turn()``.
 
     A tiled policy whose windows would hold the whole photo in one runs as the whole view (the same pixels, shown
     at the model input's size); its result says "whole image".
@@ -63,7 +69,7 @@ def predict_views(backend: Backend, image: np.ndarray, embeddings: torch.Tensor,
     whole = [i for i, runs in enumerate(views) if None in runs]
     if whole:
         decided = Decidedness(len(whole), tuple(policies[i].fusion == SELECT for i in whole))
-        results = _whole_view(backend, image, embeddings[whole], decided, features)
+        results = _whole_view(backend, image, embeddings[whole], decided, (features, turn))
         for k, (i, (prob, logit)) in enumerate(zip(whole, results)):
             state.logits[i] = logit
             state.take(i, prob, presence_logit(logit), (decided.cost(k), None), policies[i].fusion)
@@ -80,7 +86,8 @@ def predict_views(backend: Backend, image: np.ndarray, embeddings: torch.Tensor,
         fusion = PassFusion([state.passes[i] for i in group], modes)
         decided = Decidedness(len(group), tuple(m == SELECT for m in modes))
         window_presence = _tiled_view(backend, image, embeddings[group], (window, side), grids[window], maps,
-                                      (fusion, decided), lambda n: progress and progress(done + n, total), features)
+                                      (fusion, decided), lambda n: progress and progress(done + n, total),
+                                      (features, turn))
         done += len(grids[window])
         for k, (i, prob, raw) in enumerate(zip(group, maps, window_presence)):
             state.take(i, prob, raw, (decided.cost(k), window), modes[k])
@@ -131,9 +138,11 @@ def _padded(backend: Backend, part: np.ndarray, side: int) -> np.ndarray:
 
 
 def _whole_view(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, decided: Decidedness,
-                cache: FeatureCache | None = None) -> list[tuple[np.ndarray, torch.Tensor]]:
+                model: tuple[FeatureCache | None, Turn]) -> list[tuple[np.ndarray, torch.Tensor]]:
     """``(probabilities H×W float16, logits over the photo)`` per prompt from the photo padded to a square and
-    shrunk to the model input (a square photo goes to ``preprocess`` as it is); counted into ``decided``."""
+    shrunk to the model input (a square photo goes to ``preprocess`` as it is); counted into ``decided``.
+    ``model``: the photo's feature cache and the turn the encoder and decoder run in."""
+    cache, turn = model
     height, width = image.shape[:2]
     side = backend.input_size
     if height == width:
@@ -143,7 +152,7 @@ def _whole_view(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, d
         rows, cols = max(1, round(height * scale)), max(1, round(width * scale))
         shrunk = np.asarray(Image.fromarray(image).resize((cols, rows), Image.Resampling.BILINEAR))
         pixels = backend.preprocess([_padded(backend, shrunk, side)])
-    with torch.inference_mode():
+    with turn(), torch.inference_mode():
         features = encoded(cache, ("whole", side), lambda: backend.encode_image(pixels))
         out = backend.decode(repeat_features(features, len(embeddings)), embeddings)
     results = []
@@ -158,10 +167,11 @@ def _whole_view(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, d
 
 def _tiled_view(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, scale: tuple[int, int],
                 grid: list[tuple[int, int]], maps: list[np.ndarray], fusion: tuple[PassFusion, Decidedness],
-                progress: Callable[[int], None], cache: FeatureCache | None = None) -> list[float]:
+                progress: Callable[[int], None], model: tuple[FeatureCache | None, Turn]) -> list[float]:
     """Blend every window's probabilities into ``maps`` (combined with what they already hold by ``fusion``'s
     first part, counted into its second), one window at a time; ``scale``: the window side and the model input side
-    it is shrunk to. Returns each prompt's highest presence logit over the windows' parts inside the photo."""
+    it is shrunk to; ``model``: the feature cache and the turn each batch of windows runs in. Returns each prompt's
+    highest presence logit over the windows' parts inside the photo."""
     height, width = image.shape[:2]
     window = scale[0]
     weights = torch.from_numpy(blend_weights(window))
@@ -169,7 +179,7 @@ def _tiled_view(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, s
     presence = [-np.inf] * len(embeddings)
     for start in range(0, len(grid), WINDOW_BATCH):
         chunk = grid[start:start + WINDOW_BATCH]
-        for (top, left), logits in zip(chunk, _decode_windows(backend, image, embeddings, scale, chunk, cache)):
+        for (top, left), logits in zip(chunk, _decode_windows(backend, image, embeddings, scale, chunk, model)):
             inside = _inside(logits, window, min(window, height - top), min(window, width - left))
             presence = [max(z, presence_logit(lg)) for z, lg in zip(presence, inside)]
             for prompt, part in enumerate(inside):
@@ -192,14 +202,15 @@ def _inside(logits: torch.Tensor, window: int, rows: int, cols: int) -> torch.Te
 
 
 def _decode_windows(backend: Backend, image: np.ndarray, embeddings: torch.Tensor, scale: tuple[int, int],
-                    chunk: list[tuple[int, int]], cache: FeatureCache | None = None) -> torch.Tensor:
+                    chunk: list[tuple[int, int]], model: tuple[FeatureCache | None, Turn]) -> torch.Tensor:
     """Logits ``[N, P, S, S]`` of the ``N`` windows at ``chunk`` (padded with the mean colour past the photo), each
-    shown to the model at ``scale``'s input side."""
+    shown to the model at ``scale``'s input side; the encoder and decoder run in one turn (``model``'s second)."""
     window, input_side = scale
+    cache, turn = model
     crops = []
     for top, left in chunk:
         crops.append(_padded(backend, image[top:top + window, left:left + window], window))
-    with torch.inference_mode():
+    with turn(), torch.inference_mode():
         features = encoded(cache, (scale, tuple(chunk)),
                            lambda: backend.encode_image(backend.preprocess(crops, input_side)))
         logits = backend.decode(repeat_features(features, len(embeddings)), embeddings.repeat(len(crops), 1))
@@ -226,10 +237,10 @@ class _Band:
         count = min(row, maps[0].shape[0]) - self.top if maps else 0
         if count <= 0:
             return
-        blended = self.sums[:, :count] / self.weights[:count].clamp(min=1e-12)
-        for prompt, (prob, out) in enumerate(zip(blended, maps)):
+        weights = self.weights[:count].clamp(min=1e-12)
+        for prompt, out in enumerate(maps):                 # one prompt at a time: small temporaries
             rows = torch.from_numpy(out[self.top:self.top + count])
-            rows.copy_(fusion.combine(prompt, prob, rows.float()))
+            rows.copy_(fusion.combine(prompt, self.sums[prompt, :count] / weights, rows.float()))
         self.sums[:, :-count] = self.sums[:, count:].clone()
         self.sums[:, -count:] = 0
         self.weights[:-count] = self.weights[count:].clone()

@@ -52,6 +52,10 @@ END_OFFSET = 0.5
 _EIGHT = np.ones((3, 3), bool)
 
 
+#: largest scale a job may measure with: a pixel a metre wide (larger ones overflow the measurements)
+MAX_MM_PER_PIXEL = 1000.0
+
+
 @dataclass(frozen=True)
 class MeasureSettings:
     """How masks are measured: ``min_area`` in pixels; ``mm_per_pixel`` None measures in pixels; ``bands``: the
@@ -66,8 +70,8 @@ class MeasureSettings:
     def __post_init__(self) -> None:
         if self.min_area < 1:
             raise ValueError(f"min_area must be at least 1, got {self.min_area}")
-        if self.mm_per_pixel is not None and not (math.isfinite(self.mm_per_pixel) and self.mm_per_pixel > 0):
-            raise ValueError(f"mm_per_pixel must be a finite number above 0, got {self.mm_per_pixel}")
+        if self.mm_per_pixel is not None and not 0 < self.mm_per_pixel <= MAX_MM_PER_PIXEL:
+            raise ValueError(f"mm_per_pixel must be above 0 and at most {MAX_MM_PER_PIXEL:g}, got {self.mm_per_pixel}")
         if self.bands is not None and (len(self.bands) != 3 or list(self.bands) != sorted(set(self.bands))
                                        or self.bands[0] <= 0):
             raise ValueError(f"bands must be 3 increasing limits above 0, got {self.bands}")

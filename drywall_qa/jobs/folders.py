@@ -10,19 +10,22 @@ import shutil
 import time
 import uuid
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from drywall_qa.core.atomic import write_atomic
 from drywall_qa.core.errors import InputError
 from drywall_qa.jobs import Job, JobSettings, Photo, Refused, collect
 from drywall_qa.jobs.report_content import NOTES, read_notes
-from drywall_qa.jobs.runner import JOB_FILE
+from drywall_qa.jobs.runner import JOB_FILE, RECORDS
 from drywall_qa.jobs.sources import unique_keys
 
 JOBS, UPLOADS = "jobs", "uploads"
 #: photos one job may hold (archives counted by their photos)
 MAX_JOB_PHOTOS = 500
+#: longest note of a photo or of the whole job, in characters (a page of text)
+MAX_NOTE_CHARS = 4000
 #: the note key of the whole job in the photo picker: no photo has this name, as every photo's ends in its suffix
 JOB_NOTE = "(job)"
 #: already compressed: stored in the zip as they are
@@ -61,6 +64,19 @@ def same_uploads(folder: Path, files: Sequence[str | Path]) -> bool:
     return held == {name: Path(f).stat().st_size for name, f in zip(upload_names(files), files)}
 
 
+@contextmanager
+def discarded_on_failure(folder: Path, fresh: bool = True) -> Iterator[None]:
+    """Remove the job ``folder`` made for this run (``fresh``), uploads and all, when the body fails before any
+    photo was done: a refused or failed job keeps no copy of its uploads. A job with photos done is kept, to be run
+    on, and so is a job an earlier run made."""
+    try:
+        yield
+    except BaseException:
+        if fresh and not any((folder / RECORDS).glob("*.json")):
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
 def copy_uploads(folder: Path, files: Sequence[str | Path]) -> None:
     """Copy the uploaded files into ``uploads/``."""
     (folder / UPLOADS).mkdir(exist_ok=True)
@@ -85,7 +101,10 @@ def open_job(folder: Path) -> Job:
 
 
 def write_note(folder: Path, photo: str, text: str) -> None:
-    """Set a photo's note (or the whole job's, for :data:`JOB_NOTE`) in ``notes.json``; an empty one is removed."""
+    """Set a photo's note (or the whole job's, for :data:`JOB_NOTE`) in ``notes.json``; an empty one is removed;
+    :class:`InputError` past :data:`MAX_NOTE_CHARS`."""
+    if len(text) > MAX_NOTE_CHARS:
+        raise InputError("note", f"{len(text):,} characters; the limit is {MAX_NOTE_CHARS:,}", "shorten it")
     notes = read_notes(folder)
     if photo == JOB_NOTE:
         notes["job"] = text

@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import os
 import zipfile
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -53,9 +54,10 @@ class Refused:
     reason: str
 
 
-def collect(sources: Sequence[str | Path]) -> tuple[list[Photo], list[Refused]]:
+def collect(sources: Sequence[str | Path], skip: Path | None = None) -> tuple[list[Photo], list[Refused]]:
     """The photos ``sources`` name, in the order given (a folder's and a pattern's sorted), each once, and what
-    was refused; all named relative to the deepest folder holding what ``sources`` name (see :func:`_name`)."""
+    was refused; all named relative to the deepest folder holding what ``sources`` name (see :func:`_name`).
+    Files inside ``skip`` (the job's own folder, when it lies among the photos) are not photos."""
     found: list[_Entry] = []
     refused: list[Refused] = []
     base = _base_folder([str(source) for source in sources])
@@ -65,8 +67,9 @@ def collect(sources: Sequence[str | Path]) -> tuple[list[Photo], list[Refused]]:
         refused += problems
     seen: set[tuple[Path, str | None]] = set()
     photos = []
+    outside = (lambda path: not path.is_relative_to(skip.resolve())) if skip is not None else (lambda path: True)
     for entry in found:
-        if (entry.path.resolve(), entry.member) not in seen:
+        if (entry.path.resolve(), entry.member) not in seen and outside(entry.path.resolve()):
             seen.add((entry.path.resolve(), entry.member))
             photos.append(entry)
     keys = unique_keys([entry.short for entry in photos])
@@ -175,16 +178,20 @@ def _archive(path: Path, base: Path | None) -> tuple[list[_Entry], list[Refused]
     if len(infos) > MAX_MEMBERS:
         return [], [Refused(label, f"lists {len(infos):,} members; the limit is {MAX_MEMBERS:,}")]
     entries, refused = [], []
+    counts = Counter(info.filename for info in infos)
     for info in infos:
         member = PurePosixPath(info.filename)
         if info.is_dir() or _hidden(member.parts) or member.suffix.lower() not in IMAGE_SUFFIXES:
             continue
         name = _name(path, base, info.filename)
-        if info.file_size > MAX_MEMBER_BYTES:
+        if counts[info.filename] > 1:
+            refused.append(Refused(name, f"the archive holds {counts[info.filename]} members of this name, so it "
+                                         "cannot tell which is meant; rename them and re-create the archive"))
+        elif info.file_size > MAX_MEMBER_BYTES:
             refused.append(Refused(name, f"{info.file_size:,} bytes uncompressed; the limit is {MAX_MEMBER_BYTES:,}"))
         else:
             entries.append(_Entry(name, info.filename, path, info.filename))
-    return entries, refused
+    return entries, list(dict.fromkeys(refused))               # a name held twice is refused once
 
 
 def _read_member(path: Path, member: str, name: str) -> bytes:

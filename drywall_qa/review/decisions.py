@@ -122,7 +122,8 @@ def _from_first_format(reviews: dict[str, Any], where: str) -> dict[str, dict[st
     for image, prompts in reviews.items():
         if not isinstance(prompts, dict) or not all(isinstance(e, dict) for e in prompts.values()):
             raise InputError(f"{where}.reviews[{shown(image)}]", "not an object of entries per prompt", _HINT)
-        entries = sorted(({**e, "prompt": p} for p, e in prompts.items() if e.get("decision") in _FIRST_FORMAT),
+        entries = sorted(({**e, "prompt": p} for p, e in prompts.items()
+                          if isinstance(e.get("decision"), str) and e["decision"] in _FIRST_FORMAT),
                          key=lambda e: str(e.get("updated", "")))
         history = [{**e, "decision": _FIRST_FORMAT[e["decision"]]} for e in entries]
         if history:
@@ -133,7 +134,8 @@ def _from_first_format(reviews: dict[str, Any], where: str) -> dict[str, dict[st
 def _parse(document: Any, path: Path) -> dict[str, dict[str, Any]]:
     """The checked entries of a decisions file's content, by image."""
     if isinstance(document, dict) and isinstance(document.get("reviews"), dict) and "images" not in document:
-        return _from_first_format(document["reviews"], str(path))
+        return {image: _check_entry(entry, f"{path}: reviews[{shown(image)}]")
+                for image, entry in _from_first_format(document["reviews"], str(path)).items()}
     if not isinstance(document, dict) or not isinstance(document.get("images"), dict):
         raise InputError(str(path), 'not a decisions file (no "images" object)', _HINT)
     if document.get("version", VERSION) != VERSION:
@@ -151,6 +153,11 @@ def _read_checked(path: Path) -> dict[str, dict[str, Any]]:
         raise InputError(str(path), "decisions file not found", "check the path") from None
     except (ValueError, UnicodeDecodeError) as err:
         raise InputError(str(path), f"not valid JSON ({err})", _HINT) from None
+    except RecursionError:
+        raise InputError(str(path), "nested too deeply to be a decisions file", _HINT) from None
+    except OSError as err:
+        raise InputError(str(path), f"cannot be read ({err.strerror or err})",
+                         "name a decisions file (reviews/<split>.json), not a folder") from None
     return _parse(document, path)
 
 

@@ -4,9 +4,11 @@ Gradio's queue has one size limit for every event together: jobs that wait there
 that Inspect needs. Heavy events therefore get enough gradio slots to enter their callback at once, and this lane
 decides there: ``running`` jobs run, up to ``waiting`` more wait in line (their Stop button still works), and one
 client — one network address, whatever session it claims — holds at most ``per_client`` of those places. Anything
-beyond is refused at once with a message, so the queue drains in milliseconds.
+beyond is refused at once with a message, so the queue drains in milliseconds. While a job runs, its model work is
+done for its client at batch priority (:mod:`drywall_qa.serving.scheduler`), so Inspect goes first.
 
-Behind a reverse proxy every client shares the proxy's address; the global bound still holds.
+Behind a reverse proxy every client shares the proxy's address unless the app trusts the proxy
+(:mod:`drywall_qa.serving.clients`); the global bound holds either way.
 """
 
 from __future__ import annotations
@@ -18,20 +20,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from drywall_qa.core.errors import DrywallQAError
+from drywall_qa.serving.budget import ServerBusy
+from drywall_qa.serving.clients import client_address
+from drywall_qa.serving.scheduler import Caller, Priority, acting_for
 
-
-class ServerBusy(DrywallQAError):
-    """The lane is full, or this client already holds its share of it."""
+__all__ = ["HeavyLane", "JobStopped", "ServerBusy", "client_address"]
 
 
 class JobStopped(DrywallQAError):
     """The user pressed Stop while the job was waiting or running."""
-
-
-def client_address(request: object | None) -> str:
-    """The network address of a gradio request's client (``"local"`` for a direct call without a request)."""
-    client = getattr(request, "client", None)
-    return str(getattr(client, "host", None) or "local")
 
 
 class HeavyLane:
@@ -57,12 +54,13 @@ class HeavyLane:
               waiting: Callable[[int], None] = lambda ahead: None) -> Iterator[None]:
         """Hold a place for ``client`` while the body runs: :class:`ServerBusy` at once when there is none, and
         :class:`JobStopped` when ``stopped()`` turns true while waiting. ``waiting(ahead)`` is told how many jobs are
-        ahead while it waits."""
+        ahead while it waits. The body's model work is done for ``client`` at batch priority."""
         self._enter(client)
         try:
             self._acquire(stopped, waiting)
             try:
-                yield
+                with acting_for(Caller(client, Priority.BATCH)):
+                    yield
             finally:
                 self._slots.release()
         finally:

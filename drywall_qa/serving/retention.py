@@ -24,11 +24,15 @@ class Retention:
 
 
 def leftovers(out_dir: Path) -> Iterator[Path]:
-    """Hidden ``.partial-*`` folders and ``.*.tmp`` files that a killed evaluation or atomic write left behind."""
+    """Hidden ``.partial-*`` folders and ``.*.tmp`` files that a killed evaluation or atomic write left behind,
+    job folders' temp files (their records, masks, overlays, notes and zip) included."""
     for folder in (Path(out_dir) / "evaluations", Path(out_dir) / "reviews"):
         if folder.is_dir():
             yield from (p for p in folder.iterdir() if p.name.startswith(PARTIAL_PREFIX) and p.is_dir())
             yield from (p for p in folder.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp"))
+    jobs = Path(out_dir) / "jobs"
+    if jobs.is_dir():
+        yield from (p for pattern in (".*.tmp", "*/.*.tmp", "*/*/.*.tmp") for p in jobs.glob(pattern) if p.is_file())
 
 
 def prune_leftovers(out_dir: Path) -> int:

@@ -192,10 +192,6 @@ def review_cell(page, row: int, column: int):
     return page.locator(f'#review-table [data-testid="cell-{row}-{column}"]')
 
 
-def slider_maximum(page, elem_id: str) -> int:
-    return int(page.locator(f"#{elem_id} input[type=number]").get_attribute("max"))
-
-
 def test_image_sliders_stop_at_the_split_size(page, roots: list[Path]) -> None:
     from drywall_qa.data.coco import CocoSplit
     from drywall_qa.data.discovery import discover_splits
@@ -203,7 +199,7 @@ def test_image_sliders_stop_at_the_split_size(page, roots: list[Path]) -> None:
     size = len(CocoSplit(discover_splits(roots)[0][1]))       # the split each tab opens on
     for tab, elem_id in (("Review", "review-limit"), ("Evaluate", "evaluate-limit")):
         open_tab(page, tab)
-        assert slider_maximum(page, elem_id) == size
+        sync_api.expect(page.locator(f"#{elem_id} input[type=number]")).to_have_attribute("max", str(size))
         sync_api.expect(page.locator(f"#{elem_id}")).to_contain_text(f"of the split's {size} images")
 
 

@@ -120,12 +120,17 @@ def test_notes_go_into_the_report_and_the_zip(tab: JobsTab, tiny_lite_dir: Path,
     assert tab.show_note(NoteForm(job, JOB_NOTE)) == ("Level 2, east wing.", None)
     assert tab.show_note(NoteForm("../../etc", JOB_NOTE)) == ("", None)
     assert tab.save_note(NoteForm(None, DEMOS[0], "x"))[0] == "Run a job first, then pick a photo."
+    status, _ = tab.save_note(NoteForm(job, JOB_NOTE, "x" * 10**6))
+    assert "note: 1,000,000 characters; the limit is 4,000" in status
+    assert json.loads((folder / "notes.json").read_text())["job"] == "Level 2, east wing."
 
 
 @pytest.mark.parametrize(("extra", "message"), [
     ({"photos": []}, "photos: none uploaded"),
-    ({"mm_per_pixel": -1.0}, "-1.0 is not a number of 0 or more"),
-    ({"mm_per_pixel": float("nan")}, "nan is not a number of 0 or more"),
+    ({"mm_per_pixel": -1.0}, "-1.0 is not a number from 0 to 1000"),
+    ({"mm_per_pixel": float("nan")}, "nan is not a number from 0 to 1000"),
+    ({"mm_per_pixel": 1e308}, "mm per pixel: 1e+308 is not a number from 0 to 1000"),
+    ({"threshold": float("nan")}, "threshold: nan is not a probability from 0 to 1"),
     ({"tiling": "sideways"}, "'sideways' is not one of auto, off, on"),
     ({"selected": [], "typed": ""}, "no prompt given"),
 ])
@@ -150,6 +155,29 @@ def test_missing_model_and_too_many_photos_are_refused(tab: JobsTab, tiny_lite_d
     (tmp_path / "two.zip").write_bytes(archive.getvalue())
     status, *_ = run(tab, tiny_lite_dir, [str(tmp_path / "two.zip")])
     assert "2 photos uploaded; a job holds at most 1" in status
+    assert list((tab.out_dir / "jobs").iterdir()) == []          # the refused job's uploads are gone at once
+
+
+def test_a_job_failing_before_any_photo_leaves_no_folder_and_one_with_photos_is_kept(
+        tab: JobsTab, tiny_lite_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    photos = uploads(tmp_path / "up", DEMOS[:2])
+    calls = []
+
+    def fail_second(job, segmenter, photo, image=None):
+        calls.append(photo.name)
+        if len(calls) == 2 or calls == ["fail"]:
+            raise OverflowError("cannot convert float infinity to integer")
+        return real(job, segmenter, photo, image)
+    real = job_folders.Job.run_photo
+    monkeypatch.setattr(job_folders.Job, "run_photo", fail_second)
+    status, *_, job = run(tab, tiny_lite_dir, photos)
+    assert "OverflowError" in status and job is None
+    kept = list((tab.out_dir / "jobs").iterdir())
+    assert len(kept) == 1 and len(list((kept[0] / "photos").glob("*.json"))) == 1   # one photo done: resumable
+    calls[:] = ["fail"]
+    shutil.rmtree(kept[0])
+    status, *_ = run(tab, tiny_lite_dir, photos)
+    assert "OverflowError" in status and list((tab.out_dir / "jobs").iterdir()) == []
 
 
 def test_stop_while_waiting_runs_nothing(tab: JobsTab, tiny_lite_dir: Path, tmp_path: Path) -> None:
@@ -178,3 +206,13 @@ def test_long_photo_names_keep_their_ends_in_the_findings_table() -> None:
     assert short_label("wall.jpg") == "wall.jpg"
     assert (short_prompt("segment taping area"), short_prompt("segment"), short_prompt("crack")) == (
         "taping area", "segment", "crack")
+
+def test_retention_runs_when_a_job_starts_even_if_it_fails(models: ModelCache, tiny_lite_dir: Path,
+                                                           tmp_path: Path, monkeypatch) -> None:
+    tab = JobsTab(models, tmp_path / "out", retention=Retention(count=1))
+    for number in range(3):
+        (tab.out_dir / "jobs" / f"2020010{number}-000000-abcdef").mkdir(parents=True)
+    monkeypatch.setattr(job_folders.Job, "run_photo", lambda *a: 1 / 0)
+    status, *_ = run(tab, tiny_lite_dir, uploads(tmp_path / "up", DEMOS[:1]))
+    assert "ZeroDivisionError" in status
+    assert len(list((tab.out_dir / "jobs").iterdir())) == 1

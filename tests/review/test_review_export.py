@@ -190,3 +190,32 @@ def test_failed_export_leaves_nothing(split: Path, tmp_path: Path, capsys: pytes
     assert main(["export", "--decisions", str(tmp_path / "missing.json"), "--split", str(split), "--out",
                  str(tmp_path / "out")]) == 2
     assert "missing.json: decisions file not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    ({"reviews": {"img 0.png": {"segment crack": {"decision": []}}}}, None),             # no decision: skipped
+    ({"reviews": {"img 0.png": {"segment crack": {"decision": {}}}}}, None),
+    ({"reviews": {"img 0.png": {"segment crack": {"decision": "reject", "comment": ["x"]}}}},
+     "reviews['img 0.png'].comment: ['x'] is not text"),
+    ({"reviews": {"img 0.png": {"segment crack": {"decision": "accept", "mask": "zzz"}}}},
+     "reviews['img 0.png'].mask: a corrected mask goes with ground_truth_wrong"),
+    ({"version": 2, "images": {"img 0.png": {"decision": "ground_truth_wrong", "mask": "zzz",
+                                             "mask_source": "edited"}}}, "images['img 0.png'].mask: not a compressed"),
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ("directory", "cannot be read (Is a directory)"),
+])
+def test_hand_edited_decision_files_give_one_line(split: Path, tmp_path: Path, content: object, problem: str | None,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "decisions.json"
+    if content == "directory":
+        path.mkdir()
+    else:
+        path.write_text(content if isinstance(content, str) else json.dumps(content))
+    code = main(["export", "--decisions", str(path), "--split", str(split), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    if problem is None:
+        assert code == 0 and err == ""
+    else:
+        assert code == 2 and err.count("\n") == 1 and problem in err, err
+        assert not (tmp_path / "out").exists()

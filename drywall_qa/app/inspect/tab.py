@@ -30,11 +30,16 @@ from drywall_qa.core.backends.feature_cache import FeatureCache
 from drywall_qa.core.imaging import load_image
 from drywall_qa.core.segmenter import Prediction
 from drywall_qa.core.tiling import TILING_MODES
+from drywall_qa.serving.clients import client_address
 from drywall_qa.serving.result_store import ResultStore
+from drywall_qa.serving.scheduler import Caller, Priority, acting_for
 
 DEFAULT_PROMPTS = ("segment crack", "segment taping area")
 #: how long a session keeps the key of its last run (the run itself may be dropped earlier to save memory)
 STATE_TTL_S = 3600
+#: Segment requests inside their callback at once: their model work takes turns unit by unit, so more of them cost
+#: only their photos' memory, and small requests get in beside two large ones (one predicting, one waiting for it)
+IN_CALLBACK = 4
 #: shown instead of a re-render when the session's run is no longer kept
 DROPPED = ("This run is not kept for re-rendering (released for newer runs, or too large for the server's memory "
            "budget): press <b>Segment</b> again.")
@@ -109,9 +114,11 @@ class InspectTab:
         self.results = ResultStore() if results is None else results
 
     @guarded(Segmented)
-    def run(self, form: InspectForm, progress: gr.Progress = gr.Progress()) -> Segmented:
+    def run(self, form: InspectForm, request: gr.Request | None = None,
+            progress: gr.Progress = gr.Progress()) -> Segmented:
         """Segment the form's photo with its prompts (and example), keep the run for re-rendering and draw it; the
-        bar follows the windows of a tiled prediction."""
+        bar follows the windows of a tiled prediction. The model work is done for the request's client, at
+        interactive priority."""
         if form.image is None:
             return Segmented("Upload a photo or click an example first.", None, None, None, None, None)
         name = Path(form.image).name if isinstance(form.image, str) else "image"
@@ -123,8 +130,9 @@ class InspectTab:
         notes += skipped
         features = self.photo_features(form.result, (model.key, id(model.segmenter), _digest(array)))
         hits, start = features.hits, time.perf_counter()
-        predictions = model.predict(array, conditions, tiling=form.tiling, features=features,
-                                    progress=lambda done, total: progress((done, total), desc="Windows"))
+        with acting_for(Caller(client_address(request), Priority.INTERACTIVE)):
+            predictions = model.predict(array, conditions, tiling=form.tiling, features=features,
+                                        progress=lambda done, total: progress((done, total), desc="Windows"))
         latency_ms = 1000 * (time.perf_counter() - start)
         notes += predictions.notes()
         if features.hits > hits:
@@ -134,10 +142,11 @@ class InspectTab:
                                [p.probabilities for p in predictions], [p.threshold for p in predictions],
                                latency_ms, [p.presence for p in predictions], [p.shape for p in predictions],
                                [p.presence_calibrated for p in predictions],
-                               [p.unknown_concept for p in predictions]).compact()
+                               [p.unknown_concept for p in predictions])
+        del predictions, array                 # the full-size masks and float maps: only the compact run is kept
+        result = result.compact(release=True)
         result.features = self._keep(features, result.nbytes())
         height, width = result.size
-        del predictions, array                 # the full-size float maps: only the compact run is kept
         status = (f"{len(prompts)} prompt{'s' * (len(prompts) > 1)} on {escape_md(name)} "
                   f"({width}×{height}) in **{latency_ms:.0f} ms** · {escape_md(views)} · {escape_md(model.name)}")
         if notes:
@@ -235,6 +244,7 @@ class InspectTab:
                             result=result)
         gr.on([button.click, typed.submit], handler(self.run, InspectForm), inputs_kwargs=form,
               outputs=Segmented(status, *rendered, result), concurrency_id="model", show_progress_on=shown,
+              concurrency_limit=IN_CALLBACK,
               api_name="segment").then(**show_semantic)
         # a plain value, not gr.Examples' prop update: that would replace the photo box with a fresh gr.Image for
         # the session, without the raw_upload hook, and later uploads would skip load_image

@@ -10,7 +10,6 @@ same uploads and settings continues that job, anything else starts a new one.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Sequence
@@ -40,11 +39,12 @@ from drywall_qa.app.widgets import prompt_inputs, threshold_inputs, threshold_va
 from drywall_qa.core.errors import InputError
 from drywall_qa.core.tiling import TILING_MODES
 from drywall_qa.jobs import Finished, Job, JobSettings, finish
-from drywall_qa.jobs.findings import DEFAULT_MIN_AREA, MeasureSettings
+from drywall_qa.jobs.findings import DEFAULT_MIN_AREA, MAX_MM_PER_PIXEL, MeasureSettings
 from drywall_qa.jobs.folders import (
     JOB_NOTE,
     MAX_JOB_PHOTOS,
     copy_uploads,
+    discarded_on_failure,
     existing_folder,
     job_photos,
     jobs_root,
@@ -109,8 +109,9 @@ class JobRan(NamedTuple):
 def measure_settings(form: JobsForm) -> MeasureSettings:
     """The measurement the form asks for; :class:`InputError` for a scale that is not a positive number."""
     scale = form.mm_per_pixel
-    if scale is not None and not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale >= 0):
-        raise InputError("mm per pixel", f"{scale!r:.40} is not a number of 0 or more", "leave it empty for pixels")
+    if scale is not None and not (isinstance(scale, (int, float)) and 0 <= scale <= MAX_MM_PER_PIXEL):
+        raise InputError("mm per pixel", f"{scale!r:.40} is not a number from 0 to {MAX_MM_PER_PIXEL:g}",
+                         "leave it empty for pixels")
     min_area = whole_number(form.min_area, "smallest instance", DEFAULT_MIN_AREA, 1, MAX_MIN_AREA)
     return MeasureSettings(min_area, float(scale) if scale else None)
 
@@ -159,13 +160,15 @@ class JobsTab:
                 notes += model.prompt_notes(prompts)
                 settings = JobSettings(tuple(prompts), model.name, threshold_value(form.tuned, form.threshold),
                                        form.tiling, measure)
+                prune_evaluations(jobs_root(self.out_dir), self.retention, keep=existing_folder(self.out_dir, form.job))
                 job = self._job(form.job, files, settings)
-                photos, refused = job_photos(job.folder)
-                earlier, start = len(photos) - len(job.pending(photos)), time.monotonic()
-                job.run(model, photos, photo_reporter(progress, earlier, len(photos)), stopped)
-                with self._writing:
-                    finished = finish(job, photos, refused)
-                    zip_job(job.folder)
+                with discarded_on_failure(job.folder, fresh=job.folder.name != form.job):
+                    photos, refused = job_photos(job.folder)
+                    earlier, start = len(photos) - len(job.pending(photos)), time.monotonic()
+                    job.run(model, photos, photo_reporter(progress, earlier, len(photos)), stopped)
+                    with self._writing:
+                        finished = finish(job, photos, refused)
+                        zip_job(job.folder)
                 prune_evaluations(jobs_root(self.out_dir), self.retention, keep=job.folder)
         except JobStopped:
             return cleared(JobRan, "Stopped while waiting for another job to finish; nothing was run.")
@@ -180,8 +183,9 @@ class JobsTab:
                 and open_job(folder).settings.to_dict() == settings.to_dict():
             return Job.open(folder, settings)
         folder = new_folder(self.out_dir)
-        copy_uploads(folder, files)
-        return Job.open(folder, settings)
+        with discarded_on_failure(folder):
+            copy_uploads(folder, files)
+            return Job.open(folder, settings)
 
     def _shown(self, job: Job, finished: Finished, status: str, notes: Sequence[str] = ()) -> JobRan:
         """The tab's outputs for a job whose exports were just written."""

