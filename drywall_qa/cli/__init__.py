@@ -1,7 +1,7 @@
 """The ``drywall-qa`` command: one subcommand per task, each a module of this package with its own ``main``.
 
     drywall-qa predict wall.jpg --prompts "segment crack" --out out/wall
-    drywall-qa job site-visit/ --out jobs/visit --mm-per-pixel 0.5
+    drywall-qa job site-visit/ --prompts "segment crack" --out jobs/visit --mm-per-pixel 0.5
     drywall-qa evaluate --split ../shared/data/cracks/valid --dataset cracks --out outputs/cracks
     drywall-qa app
 
