@@ -3,7 +3,7 @@
     python app.py                                  # bundled model, data from DRYWALL_QA_DATA / ./data / ../shared/data
     python app.py --model runs/lite/best --data-root ../shared/data --port 7860
 
-The same as the ``drywall-qa-app`` command (``python app.py --help`` lists the options).
+The same as ``drywall-qa app`` (``python app.py --help`` lists the options).
 """
 
 from drywall_qa.cli.app import main

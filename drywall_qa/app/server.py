@@ -223,7 +223,7 @@ def proxy_arg(text: str) -> list[str]:
         raise argparse.ArgumentTypeError(str(err)) from err
 
 
-def parse_args(argv: list[str] | None = None, prog: str = "drywall-qa-app") -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None, prog: str = "drywall-qa app") -> argparse.Namespace:
     """The app's options (``prog`` names the command in usage and error lines)."""
     parser = argparse.ArgumentParser(prog=prog, description="drywall-qa web app: inspect photos, review predictions "
                                      "against ground truth, evaluate splits.")
@@ -258,7 +258,7 @@ def parse_args(argv: list[str] | None = None, prog: str = "drywall-qa-app") -> a
     return parser.parse_args(argv)
 
 
-def serve(argv: list[str] | None = None, prog: str = "drywall-qa-app") -> None:
+def serve(argv: list[str] | None = None, prog: str = "drywall-qa app") -> None:
     """Build the app the command line asks for and serve it until interrupted."""
     args = parse_args(argv, prog)
     config = AppConfig(model=args.model, roots=args.roots or data_roots(), out_dir=args.out, device=args.device,

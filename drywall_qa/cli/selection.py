@@ -1,4 +1,4 @@
-"""What choosing among checkpoints on a validation split costs: ``drywall-qa selection``.
+"""What choosing among checkpoints on a validation split costs.
 
     drywall-qa selection --models drywall_qa/weights/drywall-qa-lite runs/a/last --data-root ../shared/data
 """

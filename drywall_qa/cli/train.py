@@ -1,4 +1,4 @@
-"""``drywall-qa train``: fine-tune CLIPSeg's decoder or train drywall-qa-lite on the Roboflow COCO datasets.
+"""Fine-tune CLIPSeg's decoder or train drywall-qa-lite on the Roboflow COCO datasets.
 
 Runs unchanged on one device or many: ``accelerate launch -m train ...`` or ``torchrun --nproc_per_node 2 -m train``.
 """
@@ -13,6 +13,7 @@ import sys
 from drywall_qa.cli.args import (
     count_arg,
     crop_fraction_arg,
+    description,
     folder_arg,
     fraction_arg,
     non_negative_float_arg,
@@ -30,7 +31,7 @@ PROG = "drywall-qa train"
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog=PROG, description=description(__doc__))
     p.add_argument("--dataset", required=True, choices=["taping", "cracks", "both"])
     p.add_argument("--data-root", required=True, type=path_arg,
                    help="folder holding one Roboflow COCO export per dataset")

@@ -175,7 +175,7 @@ def test_train_config_refuses_non_finite_numbers(tmp_path: Path, field: str, val
     (["--out", __file__], f"argument --out: {__file__}: is an existing file, not a folder"),
 ])
 def test_app_argument_errors(capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
-    assert _exit_message(capsys, app_args, *args).startswith(f"drywall-qa-app: error: {message}")
+    assert _exit_message(capsys, app_args, *args).startswith(f"drywall-qa app: error: {message}")
 
 
 @pytest.mark.parametrize("command", [
