@@ -11,6 +11,7 @@ present, else a tiny generated split (the brush fix always uses the tiny split).
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -110,7 +111,12 @@ def visible_progress(page, tab: str) -> list[str]:
 
 
 def test_start_up_prints_the_address_without_a_share_hint(app: AppServer) -> None:
-    log = app.log_tail(20_000)
+    # the server answers a moment before the line is printed: wait for it, boundedly
+    for _ in range(50):
+        log = app.log_tail(20_000)
+        if f"drywall-qa app on {app.url}" in log:
+            break
+        time.sleep(0.2)
     assert f"drywall-qa app on {app.url}" in log and "share=True" not in log
 
 

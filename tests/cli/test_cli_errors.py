@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from drywall_qa.app.server import parse_args as app_args
+from drywall_qa.cli.app import parse_args as app_args
 from drywall_qa.cli.args import (
     count_arg,
     existing_folder_arg,

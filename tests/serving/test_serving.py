@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import uvicorn
 
-from drywall_qa.app.server import parse_args
+from drywall_qa.cli.app import parse_args
 from drywall_qa.core.errors import InputError
 from drywall_qa.core.segmenter import Segmenter
 from drywall_qa.serving.budget import LargeRequests, ServerBusy
