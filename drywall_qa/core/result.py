@@ -1,7 +1,7 @@
 """What :meth:`Segmenter.predict <drywall_qa.core.segmenter.Segmenter.predict>` returns: one image and its prompts'
 predictions, with every way of handing them on — the notes a user should read, JSON with COCO RLE masks, a COCO
-results file, mask PNGs on disk and an overlay picture. The command line, the app, jobs and evaluation all read
-predictions through it, so a field added here reaches every output."""
+results file, mask PNGs on disk and an overlay picture. The command line, the app, jobs and evaluation all receive
+it, and their files share :meth:`Prediction.to_dict` and the encoders here."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from drywall_qa.core.atomic import write_atomic
-from drywall_qa.core.file_names import safe_name
+from drywall_qa.core.file_names import distinct_png_names, safe_name
 from drywall_qa.core.prediction import Prediction, borrowed_settings_note, truncation_note, unknown_concept_note
 from drywall_qa.core.visualisation import outlines, overlay
 
@@ -95,15 +95,10 @@ class Result(Sequence[Prediction]):
     def mask_names(self, numbered: bool = True) -> list[str]:
         """A PNG name per prompt, distinct even when two prompts reduce to the same safe name: ``NN_<prompt>.png``
         (``numbered``) or ``<image>__<prompt>.png``, which tells downloads of several photos apart."""
-        names: list[str] = []
-        for index, prediction in enumerate(self):
-            prompt = safe_name(prediction.prompt, "prompt")
-            stem = f"{index:02d}_{prompt}" if numbered else f"{safe_name(Path(self.name).stem)}__{prompt}"
-            name, n = f"{stem}.png", 2
-            while name in names:
-                name, n = f"{stem}-{n}.png", n + 1
-            names.append(name)
-        return names
+        prompts = [safe_name(prediction.prompt, "prompt") for prediction in self]
+        image = safe_name(Path(self.name).stem)
+        return distinct_png_names(f"{index:02d}_{prompt}" if numbered else f"{image}__{prompt}"
+                                  for index, prompt in enumerate(prompts))
 
     def save(self, folder: str | Path, extra: dict[str, Any] | None = None) -> list[Path]:
         """Write ``masks/NN_<prompt>.png`` (white = mask) and ``predictions.json`` (:meth:`to_json`, each record
@@ -132,7 +127,6 @@ def mask_png(mask: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.asarray(mask, bool).astype(np.uint8) * 255, mode="L").save(buffer, format="PNG")
     return buffer.getvalue()
-
 
 
 def coco_rle(mask: np.ndarray) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from drywall_qa.core.file_names import safe_name
+from drywall_qa.core.file_names import distinct_png_names, safe_name
 from drywall_qa.core.result import coco_rle, mask_png
 from drywall_qa.data.coco import source_group
 
@@ -67,14 +67,8 @@ def download_stem(image_name: str) -> str:
 def mask_file_names(image_name: str, prompts: Sequence[str]) -> list[str]:
     """``{image}__{prompt}.png`` per prompt (:func:`download_stem`), made unique when two prompts reduce to the same
     safe name."""
-    names: list[str] = []
-    for prompt in prompts:
-        stem = f"{download_stem(image_name)}__{safe_name(prompt, 'prompt')}"
-        name, n = f"{stem}.png", 2
-        while name in names:
-            name, n = f"{stem}-{n}.png", n + 1
-        names.append(name)
-    return names
+    stem = download_stem(image_name)
+    return distinct_png_names(f"{stem}__{safe_name(prompt, 'prompt')}" for prompt in prompts)
 
 
 def result_json(image_name: str, model: str, prompts: Sequence[str], thresholds: Sequence[float],
